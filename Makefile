@@ -1,0 +1,125 @@
+# libdsqlauth. GNU make. `make check` from a fresh clone installs missing
+# Debian packages (scripts/install-deps), configures, builds and tests.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+VERSION := 0.1.0
+SOVERSION := 0
+B ?= build
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := cc
+endif
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -pthread
+
+-include config.mk
+
+# Configure on first use; install-deps first so configure finds everything.
+config.mk: configure.ac config.mk.in scripts/install-deps
+	scripts/install-deps
+	autoreconf -fi
+	./configure --quiet CC="$(CC)"
+
+LIB_SRCS := $(sort $(wildcard lib/*.c lib/creds/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
+LIB_DEPS_CFLAGS = $(OPENSSL_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS) $(EXPAT_CFLAGS)
+LIB_DEPS_LIBS = $(OPENSSL_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(EXPAT_LIBS) -pthread
+
+ADAPTER_SRCS := $(sort $(wildcard adapters/libpq/*.c))
+ADAPTER_OBJS := $(ADAPTER_SRCS:%.c=$(B)/pic/%.o)
+
+SHLIB := $(B)/libdsqlauth.so.$(VERSION)
+SONAME := libdsqlauth.so.$(SOVERSION)
+STLIB := $(B)/libdsqlauth.a
+
+TOOLS := $(B)/dsql-token
+TEST_SRCS := $(sort $(wildcard test/check_*.c))
+TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
+BENCHES := $(B)/bench/token-bench
+
+.PHONY: all lib tools check bench install uninstall clean distclean demo
+all: lib tools
+
+lib: $(SHLIB) $(STLIB)
+
+$(B)/pic/%.o: %.c $(wildcard include/*.h include/dsqlauth/*.h lib/*.h) config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden $(LIB_DEPS_CFLAGS) $(LIBPQ_CFLAGS) -c $< -o $@
+
+$(SHLIB): $(LIB_OBJS) $(ADAPTER_OBJS) lib/libdsqlauth.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libdsqlauth.map \
+	  -Wl,--no-undefined $(LDFLAGS) -o $@ $(LIB_OBJS) $(ADAPTER_OBJS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
+	ln -sf libdsqlauth.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $(B)/libdsqlauth.so
+
+$(STLIB): $(LIB_OBJS) $(ADAPTER_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+ALL_LIBS = $(STLIB) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
+
+tools: $(TOOLS)
+$(B)/dsql-token: $(wildcard tools/dsql-token/*.c) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+
+$(B)/test/%: test/%.c test/testutil.h $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< \
+	  $(ALL_LIBS) $(CHECK_LIBS) $(CJSON_LIBS)
+
+check: all $(TESTS) $(SHLIB)
+	B=$(B) CC="$(CC)" test/run-tests $(TESTS)
+
+$(B)/bench/%: bench/%.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+dsqlauth.pc: dsqlauth.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: all dsqlauth.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/dsqlauth.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/dsqlauth/*.h $(DESTDIR)$(INCLUDEDIR)/dsqlauth/
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdsqlauth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdsqlauth.so
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
+	install -m 644 dsqlauth.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 644 doc/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 doc/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/dsqlauth.h
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/dsqlauth
+	rm -f $(DESTDIR)$(LIBDIR)/libdsqlauth.* $(DESTDIR)$(PKGCONFIGDIR)/dsqlauth.pc
+	rm -f $(foreach t,$(TOOLS),$(DESTDIR)$(BINDIR)/$(notdir $(t)))
+	rm -f $(foreach m,$(wildcard doc/man/*.1),$(DESTDIR)$(MANDIR)/man1/$(notdir $(m)))
+	rm -f $(foreach m,$(wildcard doc/man/*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
+
+clean:
+	rm -rf $(B) dsqlauth.pc
+
+distclean: clean
+	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4

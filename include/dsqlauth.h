@@ -1,0 +1,10 @@
+/* libdsqlauth: IAM authentication for Amazon Aurora DSQL. */
+#ifndef DSQLAUTH_H
+#define DSQLAUTH_H
+
+#include "dsqlauth/common.h"
+#include "dsqlauth/credentials.h"
+#include "dsqlauth/sigv4.h"
+#include "dsqlauth/token.h"
+
+#endif

@@ -1,0 +1,101 @@
+/* libdsqlauth: Aurora DSQL IAM authentication tokens. */
+#ifndef DSQLAUTH_TOKEN_H
+#define DSQLAUTH_TOKEN_H
+
+#include "common.h"
+#include "credentials.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DSQL_TOKEN_DEFAULT_EXPIRES 900u
+#define DSQL_TOKEN_MAX_EXPIRES 604800u
+#define DSQL_HOSTNAME_MAX 253u
+#define DSQL_REGION_MAX 64u
+
+typedef struct dsql_token_params {
+    int version;          /* DSQL_STRUCT_VERSION */
+    const char *hostname; /* cluster endpoint; a leading https:// is stripped */
+    const char *region;   /* NULL or "": discovered from the hostname */
+    const char *user;     /* NULL: "admin"; "admin" signs DbConnectAdmin */
+    uint32_t expires_in;  /* seconds, 1..604800; 0 means 900 */
+    int64_t now;          /* Unix seconds; 0 means the current time */
+} dsql_token_params;
+
+/* Sign a token with a freshly derived key. On success writes the token and
+ * a NUL to buf and its length (without the NUL) to *len. When cap is too
+ * small returns DSQL_EBUFSIZE, sets *len to the token length (so cap must be
+ * at least *len + 1) and writes nothing but an empty string. The expiry is
+ * clamped to the credentials' remaining lifetime. Pure and thread-safe. */
+DSQL_API dsql_status dsql_token_generate(const dsql_token_params *params,
+                                         const dsql_credentials *creds,
+                                         char *buf, size_t cap, size_t *len,
+                                         dsql_error *err);
+
+/* Region from "<id>.dsql[-suffix].<region>.on.aws"; copies it into buf.
+ * Returns DSQL_EINVAL when the hostname names no region. */
+DSQL_API dsql_status dsql_region_from_hostname(const char *hostname, char *buf,
+                                               size_t cap, dsql_error *err);
+
+/* A signer caches the derived signing key per (secret, date, region), so a
+ * token costs one HMAC chain instead of five. Share one signer between any
+ * number of threads; the hot path takes only an uncontended per-thread lock
+ * and allocates nothing. */
+typedef struct dsql_signer dsql_signer;
+DSQL_API dsql_signer *dsql_signer_new(dsql_error *err);
+DSQL_API dsql_status dsql_signer_token(dsql_signer *signer,
+                                       const dsql_token_params *params,
+                                       const dsql_credentials *creds,
+                                       char *buf, size_t cap, size_t *len,
+                                       dsql_error *err);
+/* Wipes every cached key. NULL is allowed. */
+DSQL_API void dsql_signer_free(dsql_signer *signer);
+
+/* What an adapter asks a token provider for. */
+typedef struct dsql_token_request {
+    int version;          /* DSQL_STRUCT_VERSION */
+    const char *hostname; /* the host the token is signed for */
+    const char *user;     /* database user */
+    const char *region;   /* NULL: the provider's region or the hostname's */
+    uint32_t expires_in;  /* 0: the provider's default */
+} dsql_token_request;
+
+/* The seam every adapter consumes: "give me a password for this host/user".
+ * token() follows dsql_token_generate's buffer contract. */
+typedef struct dsql_token_provider_vtable {
+    int version; /* DSQL_STRUCT_VERSION */
+    dsql_status (*token)(void *self, const dsql_token_request *req, char *buf,
+                         size_t cap, size_t *len, dsql_error *err);
+    void (*destroy)(void *self);
+} dsql_token_provider_vtable;
+
+typedef struct dsql_token_provider dsql_token_provider;
+
+DSQL_API dsql_token_provider *
+dsql_token_provider_new(const dsql_token_provider_vtable *vtable, void *self,
+                        dsql_error *err);
+DSQL_API dsql_status dsql_token_provider_token(dsql_token_provider *p,
+                                               const dsql_token_request *req,
+                                               char *buf, size_t cap,
+                                               size_t *len, dsql_error *err);
+DSQL_API void dsql_token_provider_free(dsql_token_provider *p);
+
+typedef struct dsql_token_provider_options {
+    int version;         /* DSQL_STRUCT_VERSION */
+    const char *region;  /* used when the request and hostname name none */
+    uint32_t expires_in; /* default token lifetime; 0 means 900 */
+} dsql_token_provider_options;
+
+/* Signer + the given credentials provider, of which it takes ownership (it
+ * is freed with the token provider, also when this call fails). options
+ * may be NULL. */
+DSQL_API dsql_token_provider *
+dsql_token_provider_signing(dsql_credentials_provider *creds,
+                            const dsql_token_provider_options *options,
+                            dsql_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

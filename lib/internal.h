@@ -1,0 +1,105 @@
+/* Internal helpers shared by the files in lib/. Not installed. */
+#ifndef DSQLAUTH_INTERNAL_H
+#define DSQLAUTH_INTERNAL_H
+
+/* The signer keeps SHA-256 states of the HMAC pads and copies them by
+ * assignment, which OpenSSL 3 can only do through the low-level SHA256_*
+ * API (EVP_MD_CTX_copy allocates on every copy). Those functions are
+ * deprecated in OpenSSL 3.0 but present in every 3.x build that does not
+ * set no-deprecated, including Debian's. */
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED
+#endif
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/sha.h>
+
+#include "dsqlauth.h"
+
+#if defined(__GNUC__)
+#define DSQL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DSQL_PRINTF(a, b)
+#endif
+
+/* mem.c: every allocation goes through the user-settable allocator. */
+void *dsql__malloc(size_t size);
+void *dsql__calloc(size_t n, size_t size);
+void *dsql__realloc(void *ptr, size_t size);
+void dsql__free(void *ptr);
+char *dsql__strdup(const char *s);
+char *dsql__strndup(const char *s, size_t n);
+/* Wipe then free a NUL-terminated secret string. */
+void dsql__free_secret(char *s);
+
+/* err.c: fill err (if any) and return status. */
+dsql_status dsql__error(dsql_error *err, dsql_status status, const char *fmt, ...)
+    DSQL_PRINTF(3, 4);
+void dsql__error_clear(dsql_error *err);
+
+/* log.c */
+void dsql__log(dsql_log_level level, const char *fmt, ...) DSQL_PRINTF(2, 3);
+int dsql__log_enabled(dsql_log_level level);
+
+/* utctime.c: "YYYYMMDD" and "YYYYMMDDTHHMMSSZ" for Unix time t (UTC). */
+void dsql__utc_format(int64_t t, char date[9], char datetime[17]);
+/* Parse "YYYY-MM-DDTHH:MM:SSZ" (fractional seconds and +00:00 accepted). */
+int dsql__utc_parse_iso8601(const char *s, int64_t *out);
+int64_t dsql__now(void);
+
+/* uri.c: RFC 3986 encoding, keeping A-Za-z0-9 - _ . ~ (and '/' if asked). */
+size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash);
+size_t dsql__uri_encode(char *dst, const char *s, size_t n, int keep_slash);
+/* Decode %XX in place-safe manner into dst (dst may equal s); returns length. */
+size_t dsql__uri_decode(char *dst, const char *s, size_t n);
+void dsql__hex(char *dst, const unsigned char *bytes, size_t n);
+
+/* hmac.c: HMAC-SHA256 with precomputed pad states (no allocation). */
+typedef struct dsql__hmac_key {
+    SHA256_CTX inner;
+    SHA256_CTX outer;
+} dsql__hmac_key;
+void dsql__hmac_key_init(dsql__hmac_key *k, const void *key, size_t len);
+void dsql__hmac_start(const dsql__hmac_key *k, SHA256_CTX *ctx);
+void dsql__hmac_finish(const dsql__hmac_key *k, SHA256_CTX *ctx,
+                       unsigned char out[32]);
+void dsql__hmac(const dsql__hmac_key *k, const void *msg, size_t n,
+                unsigned char out[32]);
+/* SigV4 signing key for (secret, date, region, service), as pad states. */
+void dsql__sigv4_derive_key(dsql__hmac_key *out, const char *secret,
+                            const char *date, const char *region,
+                            const char *service);
+void dsql__hmac_key_wipe(dsql__hmac_key *k);
+
+/* token.c: the token body, with the signing key supplied by the caller. */
+typedef struct dsql__token_input {
+    const char *host;   /* validated, scheme stripped */
+    size_t host_len;
+    const char *region;
+    const char *action;
+    uint32_t expires;
+    int64_t now;
+    char date[9];
+    char datetime[17];
+} dsql__token_input;
+dsql_status dsql__token_prepare(const dsql_token_params *params,
+                                const dsql_credentials *creds,
+                                dsql__token_input *in, char *region_buf,
+                                dsql_error *err);
+size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds);
+void dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
+                       const dsql__hmac_key *signing_key, char *buf);
+
+/* Provider handles: the public structs are opaque, defined here. */
+struct dsql_credentials_provider {
+    const dsql_credentials_provider_vtable *vtable;
+    void *self;
+};
+struct dsql_token_provider {
+    const dsql_token_provider_vtable *vtable;
+    void *self;
+};
+
+#endif

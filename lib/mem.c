@@ -1,0 +1,58 @@
+/* The allocator seam: lets embedders and the allocation-failure tests
+ * replace malloc/realloc/free for the whole library. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+static dsql_malloc_fn g_malloc = malloc;
+static dsql_realloc_fn g_realloc = realloc;
+static dsql_free_fn g_free = free;
+
+void dsql_set_allocator(dsql_malloc_fn m, dsql_realloc_fn r, dsql_free_fn f)
+{
+    g_malloc = m ? m : malloc;
+    g_realloc = r ? r : realloc;
+    g_free = f ? f : free;
+}
+
+void *dsql__malloc(size_t size) { return g_malloc(size ? size : 1); }
+
+void *dsql__calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = dsql__malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void *dsql__realloc(void *ptr, size_t size) { return g_realloc(ptr, size ? size : 1); }
+
+void dsql__free(void *ptr)
+{
+    if (ptr)
+        g_free(ptr);
+}
+
+char *dsql__strndup(const char *s, size_t n)
+{
+    char *p = dsql__malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+char *dsql__strdup(const char *s) { return dsql__strndup(s, strlen(s)); }
+
+void dsql__free_secret(char *s)
+{
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        dsql__free(s);
+    }
+}

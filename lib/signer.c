@@ -1,0 +1,125 @@
+/* The caching signer: derived SigV4 keys are kept per (secret, date,
+ * region), one cache slot per stripe. Threads are spread round-robin over
+ * the stripes, so each usually has a lock of its own and the hot path
+ * never waits on another thread. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#define STRIPES 16
+#define CACHED_SECRET_MAX 128
+
+typedef struct stripe {
+    pthread_mutex_t lock;
+    int valid;
+    size_t secret_len;
+    char secret[CACHED_SECRET_MAX];
+    char date[9];
+    char region[DSQL_REGION_MAX + 1];
+    dsql__hmac_key key;
+} __attribute__((aligned(64))) stripe;
+
+struct dsql_signer {
+    stripe stripes[STRIPES];
+};
+
+static unsigned this_thread_stripe(void)
+{
+    static atomic_uint next;
+    static _Thread_local unsigned id; /* 0 = not assigned yet */
+    if (id == 0)
+        id = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % STRIPES + 1;
+    return id - 1;
+}
+
+dsql_signer *dsql_signer_new(dsql_error *err)
+{
+    /* aligned storage: the allocator seam gives malloc alignment only, so
+     * over-allocate and keep the raw pointer just before the struct */
+    unsigned char *raw = dsql__malloc(sizeof(dsql_signer) + 64 + sizeof(void *));
+    if (!raw) {
+        dsql__error(err, DSQL_ENOMEM, "out of memory creating a signer");
+        return NULL;
+    }
+    uintptr_t at = ((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63;
+    dsql_signer *s = (dsql_signer *)at;
+    ((void **)at)[-1] = raw;
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < STRIPES; i++) {
+        if (pthread_mutex_init(&s->stripes[i].lock, NULL) != 0) {
+            while (i-- > 0)
+                pthread_mutex_destroy(&s->stripes[i].lock);
+            dsql__free(raw);
+            dsql__error(err, DSQL_EINTERNAL, "pthread_mutex_init failed");
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void dsql_signer_free(dsql_signer *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&s->stripes[i].lock);
+    void *raw = ((void **)s)[-1];
+    OPENSSL_cleanse(s, sizeof *s);
+    dsql__free(raw);
+}
+
+static int stripe_matches(const stripe *st, const char *secret, size_t secret_len,
+                          const dsql__token_input *in)
+{
+    return st->valid && st->secret_len == secret_len &&
+           memcmp(st->date, in->date, 8) == 0 && strcmp(st->region, in->region) == 0 &&
+           CRYPTO_memcmp(st->secret, secret, secret_len) == 0;
+}
+
+dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *params,
+                              const dsql_credentials *creds, char *buf, size_t cap,
+                              size_t *len, dsql_error *err)
+{
+    if (!signer)
+        return dsql__error(err, DSQL_EINVAL, "signer is NULL");
+    dsql__token_input in;
+    char region[DSQL_REGION_MAX + 1];
+    if (buf && cap)
+        buf[0] = '\0';
+    dsql_status status = dsql__token_prepare(params, creds, &in, region, err);
+    if (status != DSQL_OK)
+        return status;
+    size_t need = dsql__token_length(&in, creds);
+    if (len)
+        *len = need;
+    if (!buf || cap < need + 1)
+        return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
+                           need + 1, buf ? cap : 0);
+
+    const char *secret = creds->secret_access_key;
+    size_t secret_len = strlen(secret);
+    if (secret_len > CACHED_SECRET_MAX) { /* unusual: sign without caching */
+        dsql__hmac_key key;
+        dsql__sigv4_derive_key(&key, secret, in.date, in.region, "dsql");
+        dsql__token_write(&in, creds, &key, buf);
+        dsql__hmac_key_wipe(&key);
+        return DSQL_OK;
+    }
+    stripe *st = &signer->stripes[this_thread_stripe()];
+    pthread_mutex_lock(&st->lock);
+    if (!stripe_matches(st, secret, secret_len, &in)) {
+        dsql__sigv4_derive_key(&st->key, secret, in.date, in.region, "dsql");
+        OPENSSL_cleanse(st->secret, sizeof st->secret);
+        memcpy(st->secret, secret, secret_len);
+        st->secret_len = secret_len;
+        memcpy(st->date, in.date, 9);
+        strcpy(st->region, in.region);
+        st->valid = 1;
+    }
+    dsql__token_write(&in, creds, &st->key, buf);
+    pthread_mutex_unlock(&st->lock);
+    return DSQL_OK;
+}

@@ -1,0 +1,277 @@
+/* The DSQL token: a SigV4 presigned GET / for service "dsql", written
+ * straight into the caller's buffer while the canonical request is hashed
+ * from the same bytes. No allocation, no I/O. */
+#include "internal.h"
+#include "hostname.h"
+
+#include <string.h>
+#include <openssl/crypto.h>
+
+#define MAX_ACCESS_KEY_ID 128u
+#define MAX_SECRET 1024u
+#define MAX_SESSION_TOKEN (1024u * 1024u)
+#define MAX_TIME INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
+
+static const char EMPTY_SHA256[] =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* Appends to buf when it is non-NULL; always counts. */
+typedef struct writer {
+    char *buf;
+    size_t pos;
+} writer;
+
+static void put(writer *w, const char *s, size_t n)
+{
+    if (w->buf)
+        memcpy(w->buf + w->pos, s, n);
+    w->pos += n;
+}
+
+static void put_str(writer *w, const char *s) { put(w, s, strlen(s)); }
+
+static void put_encoded(writer *w, const char *s)
+{
+    size_t n = strlen(s);
+    if (w->buf)
+        w->pos += dsql__uri_encode(w->buf + w->pos, s, n, 0);
+    else
+        w->pos += dsql__uri_encoded_len(s, n, 0);
+}
+
+static void put_uint(writer *w, uint32_t v)
+{
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(w, tmp + sizeof tmp - n, n);
+}
+
+static int has_session_token(const dsql_credentials *c)
+{
+    return c->session_token && c->session_token[0];
+}
+
+static dsql_status check_region(const char *r, dsql_error *err)
+{
+    size_t n = strlen(r);
+    if (n > DSQL_REGION_MAX)
+        return dsql__error(err, DSQL_EINVAL, "region is longer than %u characters",
+                           DSQL_REGION_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char c = r[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return dsql__error(err, DSQL_EINVAL,
+                               "region contains an invalid character (byte 0x%02x) at "
+                               "position %zu; expected lowercase letters, digits and '-'",
+                               (unsigned char)c, i + 1);
+    }
+    return DSQL_OK;
+}
+
+static dsql_status check_credentials(const dsql_credentials *c, dsql_error *err)
+{
+    if (!c || !c->access_key_id || !c->access_key_id[0])
+        return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no access key id");
+    if (!c->secret_access_key || !c->secret_access_key[0])
+        return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no secret access key");
+    if (strlen(c->access_key_id) > MAX_ACCESS_KEY_ID)
+        return dsql__error(err, DSQL_ECREDENTIALS,
+                           "access key id is longer than %u characters", MAX_ACCESS_KEY_ID);
+    if (strlen(c->secret_access_key) > MAX_SECRET)
+        return dsql__error(err, DSQL_ECREDENTIALS,
+                           "secret access key is longer than %u characters", MAX_SECRET);
+    if (has_session_token(c) && strlen(c->session_token) > MAX_SESSION_TOKEN)
+        return dsql__error(err, DSQL_ECREDENTIALS,
+                           "session token is longer than %u bytes", MAX_SESSION_TOKEN);
+    return DSQL_OK;
+}
+
+dsql_status dsql__token_prepare(const dsql_token_params *p, const dsql_credentials *creds,
+                                dsql__token_input *in, char *region_buf, dsql_error *err)
+{
+    if (!p)
+        return dsql__error(err, DSQL_EINVAL, "token parameters are NULL");
+    if (p->version != DSQL_STRUCT_VERSION)
+        return dsql__error(err, DSQL_EINVAL, "token parameters have version %d; expected %d",
+                           p->version, DSQL_STRUCT_VERSION);
+    dsql_status st = dsql__hostname_check(p->hostname, &in->host, &in->host_len, err);
+    if (st != DSQL_OK)
+        return st;
+
+    if (p->region && p->region[0]) {
+        in->region = p->region;
+    } else {
+        const char *r;
+        size_t rlen;
+        if (!dsql__region_in_hostname(in->host, in->host_len, &r, &rlen))
+            return dsql__error(err, DSQL_EINVAL,
+                               "region is not set and hostname '%.*s' does not name one "
+                               "(<id>.dsql.<region>.on.aws)",
+                               (int)in->host_len, in->host);
+        if (rlen > DSQL_REGION_MAX)
+            return dsql__error(err, DSQL_EINVAL, "region in hostname is longer than %u "
+                               "characters", DSQL_REGION_MAX);
+        for (size_t i = 0; i < rlen; i++)
+            region_buf[i] = (r[i] >= 'A' && r[i] <= 'Z') ? (char)(r[i] + 32) : r[i];
+        region_buf[rlen] = '\0';
+        in->region = region_buf;
+    }
+    if ((st = check_region(in->region, err)) != DSQL_OK)
+        return st;
+
+    const char *user = p->user ? p->user : "admin";
+    if (!user[0])
+        return dsql__error(err, DSQL_EINVAL, "user is empty");
+    in->action = strcmp(user, "admin") == 0 ? "DbConnectAdmin" : "DbConnect";
+
+    uint32_t expires = p->expires_in ? p->expires_in : DSQL_TOKEN_DEFAULT_EXPIRES;
+    if (expires > DSQL_TOKEN_MAX_EXPIRES)
+        return dsql__error(err, DSQL_EINVAL, "expires_in %u is outside 1..%u", expires,
+                           DSQL_TOKEN_MAX_EXPIRES);
+    in->now = p->now ? p->now : dsql__now();
+    if (in->now < 0 || in->now > MAX_TIME)
+        return dsql__error(err, DSQL_EINVAL, "signing time %lld is outside years 1970..9999",
+                           (long long)in->now);
+
+    if ((st = check_credentials(creds, err)) != DSQL_OK)
+        return st;
+    if (creds->expiration) {
+        if (creds->expiration <= in->now)
+            return dsql__error(err, DSQL_EEXPIRED,
+                               "credentials for access key %.4s... expired %lld s ago",
+                               creds->access_key_id,
+                               (long long)(in->now - creds->expiration));
+        if (creds->expiration - in->now < (int64_t)expires) {
+            uint32_t left = (uint32_t)(creds->expiration - in->now);
+            dsql__log(DSQL_LOG_INFO,
+                      "token lifetime lowered from %u s to %u s: the credentials expire "
+                      "sooner",
+                      expires, left);
+            expires = left;
+        }
+    }
+    in->expires = expires;
+    dsql__utc_format(in->now, in->date, in->datetime);
+    return DSQL_OK;
+}
+
+/* Everything of the token before the signature; records the spans the
+ * canonical query reuses. */
+typedef struct spans {
+    size_t query_start, query_mid, token_start, token_end;
+} spans;
+
+static void write_unsigned(writer *w, const dsql__token_input *in,
+                           const dsql_credentials *c, spans *sp)
+{
+    put(w, in->host, in->host_len);
+    put(w, "/?", 2);
+    sp->query_start = w->pos;
+    put_str(w, "Action=");
+    put_str(w, in->action);
+    put_str(w, "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
+    put_encoded(w, c->access_key_id);
+    put(w, "%2F", 3);
+    put(w, in->date, 8);
+    put(w, "%2F", 3);
+    put_encoded(w, in->region);
+    put_str(w, "%2Fdsql%2Faws4_request&X-Amz-Date=");
+    put(w, in->datetime, 16);
+    put_str(w, "&X-Amz-Expires=");
+    put_uint(w, in->expires);
+    sp->query_mid = w->pos;
+    put_str(w, "&X-Amz-SignedHeaders=host");
+    sp->token_start = sp->token_end = w->pos;
+    if (has_session_token(c)) {
+        put_str(w, "&X-Amz-Security-Token=");
+        put_encoded(w, c->session_token);
+        sp->token_end = w->pos;
+    }
+    put_str(w, "&X-Amz-Signature=");
+}
+
+size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds)
+{
+    writer w = {NULL, 0};
+    spans sp;
+    write_unsigned(&w, in, creds, &sp);
+    return w.pos + 64;
+}
+
+static void hash_lower(SHA256_CTX *ctx, const char *s, size_t n)
+{
+    char chunk[64];
+    while (n) {
+        size_t k = n < sizeof chunk ? n : sizeof chunk;
+        for (size_t i = 0; i < k; i++)
+            chunk[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        SHA256_Update(ctx, chunk, k);
+        s += k;
+        n -= k;
+    }
+}
+
+void dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
+                       const dsql__hmac_key *signing_key, char *buf)
+{
+    writer w = {buf, 0};
+    spans sp;
+    write_unsigned(&w, in, creds, &sp);
+
+    /* Canonical request; the query is the sorted parameter list, which is
+     * the token's own order except that Security-Token sorts before
+     * SignedHeaders. Hosts are signed lowercase, as botocore does. */
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, "GET\n/\n", 6);
+    SHA256_Update(&ctx, buf + sp.query_start, sp.query_mid - sp.query_start);
+    SHA256_Update(&ctx, buf + sp.token_start, sp.token_end - sp.token_start);
+    SHA256_Update(&ctx, "&X-Amz-SignedHeaders=host\nhost:", 31);
+    hash_lower(&ctx, in->host, in->host_len);
+    SHA256_Update(&ctx, "\n\nhost\n", 7);
+    SHA256_Update(&ctx, EMPTY_SHA256, 64);
+    SHA256_Final(digest, &ctx);
+
+    char hex[64];
+    dsql__hex(hex, digest, sizeof digest);
+    dsql__hmac_start(signing_key, &ctx);
+    SHA256_Update(&ctx, "AWS4-HMAC-SHA256\n", 17);
+    SHA256_Update(&ctx, in->datetime, 16);
+    SHA256_Update(&ctx, "\n", 1);
+    SHA256_Update(&ctx, in->date, 8);
+    SHA256_Update(&ctx, "/", 1);
+    SHA256_Update(&ctx, in->region, strlen(in->region));
+    SHA256_Update(&ctx, "/dsql/aws4_request\n", 19);
+    SHA256_Update(&ctx, hex, 64);
+    dsql__hmac_finish(signing_key, &ctx, digest);
+    dsql__hex(buf + w.pos, digest, sizeof digest);
+    buf[w.pos + 64] = '\0';
+}
+
+dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_credentials *creds,
+                                char *buf, size_t cap, size_t *len, dsql_error *err)
+{
+    dsql__token_input in;
+    char region[DSQL_REGION_MAX + 1];
+    if (buf && cap)
+        buf[0] = '\0';
+    dsql_status st = dsql__token_prepare(params, creds, &in, region, err);
+    if (st != DSQL_OK)
+        return st;
+    size_t need = dsql__token_length(&in, creds);
+    if (len)
+        *len = need;
+    if (!buf || cap < need + 1)
+        return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
+                           need + 1, buf ? cap : 0);
+    dsql__hmac_key key;
+    dsql__sigv4_derive_key(&key, creds->secret_access_key, in.date, in.region, "dsql");
+    dsql__token_write(&in, creds, &key, buf);
+    dsql__hmac_key_wipe(&key);
+    return DSQL_OK;
+}
