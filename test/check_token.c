@@ -1,0 +1,496 @@
+/* DSQL tokens: every published known-answer token, the caching signer,
+ * edge cases and input validation. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+
+#include "testutil.h"
+
+#define TOKEN_CAP 200000
+
+static cJSON *vectors;
+
+static void load_vectors(void)
+{
+    char *text = test_read_file("dsql_tokens.json", NULL);
+    vectors = text ? cJSON_Parse(text) : NULL;
+    free(text);
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Every parameter of `want` appears in `got` with the same value and both
+ * have the same number of parameters and the same host part. */
+static void assert_same_params(const char *got, const char *want)
+{
+    const char *gq = strchr(got, '?'), *wq = strchr(want, '?');
+    ck_assert(gq && wq);
+    ck_assert_int_eq((int)(gq - got), (int)(wq - want));
+    ck_assert(strncmp(got, want, (size_t)(gq - got)) == 0);
+    int n_got = 1, n_want = 1;
+    for (const char *c = gq; *c; c++)
+        n_got += *c == '&';
+    for (const char *c = wq; *c; c++)
+        n_want += *c == '&';
+    ck_assert_int_eq(n_got, n_want);
+    char *copy = strdup(wq + 1);
+    for (char *tok = strtok(copy, "&"); tok; tok = strtok(NULL, "&")) {
+        char *eq = strchr(tok, '=');
+        ck_assert(eq);
+        *eq = '\0';
+        static char value[100000];
+        ck_assert_msg(test_query_param(got, tok, value, sizeof value), "missing %s", tok);
+        ck_assert_str_eq(value, eq + 1);
+    }
+    free(copy);
+}
+
+static int usable_count(void)
+{
+    int n = 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, vectors) n += cJSON_IsTrue(cJSON_GetObjectItem(v, "usable_as_kat"));
+    return n;
+}
+
+START_TEST(test_published_tokens)
+{
+    ck_assert_ptr_nonnull(vectors);
+    ck_assert_int_eq(usable_count(), 14);
+    cJSON *v;
+    int checked = 0;
+    char *buf = malloc(TOKEN_CAP);
+    dsql_signer *signer = dsql_signer_new(NULL);
+    cJSON_ArrayForEach(v, vectors)
+    {
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(v, "usable_as_kat")))
+            continue;
+        int admin = strcmp(jstr(v, "action"), "DbConnectAdmin") == 0;
+        dsql_token_params p = {DSQL_STRUCT_VERSION, jstr(v, "hostname"), jstr(v, "region"),
+                               admin ? "admin" : "app_user",
+                               (uint32_t)cJSON_GetObjectItem(v, "expires_in")->valuedouble,
+                               (int64_t)cJSON_GetObjectItem(v, "signing_time_unix")->valuedouble};
+        dsql_credentials c = {(char *)jstr(v, "access_key_id"),
+                              (char *)jstr(v, "secret_access_key"),
+                              (char *)jstr(v, "session_token"), 0};
+        size_t len;
+        dsql_error err;
+        ck_assert_msg(dsql_token_generate(&p, &c, buf, TOKEN_CAP, &len, &err) == DSQL_OK, "%s: %s",
+                      jstr(v, "id"), err.message);
+        ck_assert_uint_eq(len, strlen(buf));
+        char sig[65];
+        ck_assert(test_query_param(buf, "X-Amz-Signature", sig, sizeof sig));
+        ck_assert_msg(strcmp(sig, jstr(v, "x_amz_signature")) == 0, "%s: signature", jstr(v, "id"));
+        assert_same_params(buf, jstr(v, "expected_token"));
+        if (strncmp(jstr(v, "id"), "botocore", 8) == 0) /* botocore's order is ours */
+            ck_assert_str_eq(buf, jstr(v, "expected_token"));
+        /* the caching signer gives the same bytes */
+        static char again[TOKEN_CAP];
+        ck_assert_int_eq(dsql_signer_token(signer, &p, &c, again, sizeof again, &len, NULL), DSQL_OK);
+        ck_assert_str_eq(again, buf);
+        checked++;
+    }
+    ck_assert_int_eq(checked, 14);
+    dsql_signer_free(signer);
+    free(buf);
+}
+END_TEST
+
+/* The fast token path and the generic presigner are separate code; for
+ * any input their signatures must agree. */
+static void assert_matches_generic(const char *host, const char *region, const char *user,
+                                   uint32_t expires, int64_t now, const dsql_credentials *c)
+{
+    static char buf[TOKEN_CAP];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, host, region, user, expires, now};
+    dsql_error err;
+    ck_assert_msg(dsql_token_generate(&p, c, buf, sizeof buf, NULL, &err) == DSQL_OK, "%s",
+                  err.message);
+    char lower[256];
+    size_t i;
+    for (i = 0; host[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)((host[i] >= 'A' && host[i] <= 'Z') ? host[i] + 32 : host[i]);
+    lower[i] = '\0';
+    dsql_sigv4_pair q[] = {{"Action", strcmp(user, "admin") ? "DbConnect" : "DbConnectAdmin"}};
+    dsql_sigv4_pair h[] = {{"host", lower}};
+    dsql_sigv4_request r = {.version = DSQL_STRUCT_VERSION, .mode = DSQL_SIGV4_QUERY,
+                            .method = "GET", .path = "/", .query = q, .query_count = 1,
+                            .headers = h, .header_count = 1, .region = region,
+                            .service = "dsql", .time = now, .expires = expires};
+    dsql_sigv4_result res;
+    ck_assert_int_eq(dsql_sigv4_sign(&r, c, &res, NULL), DSQL_OK);
+    char sig[65];
+    ck_assert(test_query_param(buf, "X-Amz-Signature", sig, sizeof sig));
+    ck_assert_str_eq(sig, res.signature);
+    dsql_sigv4_result_clear(&res);
+}
+
+START_TEST(test_large_session_token_encoded)
+{
+    size_t n = 64 * 1024;
+    char *tok = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        tok[i] = "AB+/=z9"[i % 7];
+    tok[n] = '\0';
+    dsql_credentials c = {"AKIDEXAMPLE", "secret/with+slash", tok, 0};
+    assert_matches_generic("abc.dsql.us-east-1.on.aws", "us-east-1", "admin", 900, 1731001173, &c);
+    static char buf[TOKEN_CAP];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "abc.dsql.us-east-1.on.aws", NULL, NULL, 0,
+                           1731001173};
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    static char value[TOKEN_CAP];
+    ck_assert(test_query_param(buf, "X-Amz-Security-Token", value, sizeof value));
+    size_t want_len = 0;
+    for (size_t i = 0; i < n; i++)
+        want_len += strchr("+/=", tok[i]) ? 3 : 1;
+    ck_assert_uint_eq(strlen(value), want_len);
+    ck_assert(strncmp(value, "AB%2B%2F%3Dz9AB", 15) == 0);
+    free(tok);
+}
+END_TEST
+
+START_TEST(test_secrets_with_slash_and_plus)
+{
+    dsql_credentials c = {"AKIAEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL, 0};
+    assert_matches_generic("x.dsql.eu-west-1.on.aws", "eu-west-1", "app", 900, 1700000000, &c);
+    /* a secret longer than one SHA-256 block takes the hashed-key path */
+    char long_secret[300];
+    memset(long_secret, 'k', sizeof long_secret - 1);
+    long_secret[sizeof long_secret - 1] = '\0';
+    c.secret_access_key = long_secret;
+    assert_matches_generic("x.dsql.eu-west-1.on.aws", "eu-west-1", "app", 900, 1700000000, &c);
+}
+END_TEST
+
+static void assert_date(int64_t now, const char *want)
+{
+    dsql_credentials c = {"AKID", "SECRET", NULL, 0};
+    char buf[1024], date[32], credential[128];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, now};
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Date", date, sizeof date));
+    ck_assert_str_eq(date, want);
+    ck_assert(test_query_param(buf, "X-Amz-Credential", credential, sizeof credential));
+    char scope[64];
+    snprintf(scope, sizeof scope, "AKID%%2F%.8s%%2Fus-east-1%%2Fdsql%%2Faws4_request", want);
+    ck_assert_str_eq(credential, scope);
+    assert_matches_generic("a.dsql.us-east-1.on.aws", "us-east-1", "admin", 900, now, &c);
+}
+
+START_TEST(test_calendar_edges)
+{
+    assert_date(1, "19700101T000001Z"); /* 0 means "now" */
+    assert_date(951782400, "20000229T000000Z");   /* leap day of a 400-year */
+    assert_date(1709164800, "20240229T000000Z");  /* leap day */
+    assert_date(1709251199, "20240229T235959Z");
+    assert_date(1735689599, "20241231T235959Z");  /* year rollover */
+    assert_date(1735689600, "20250101T000000Z");
+    assert_date(4107542399, "21000228T235959Z");  /* 2100 is not a leap year */
+    assert_date(4107542400, "21000301T000000Z");
+    assert_date(253402300799, "99991231T235959Z");
+}
+END_TEST
+
+START_TEST(test_expiry_bounds)
+{
+    dsql_credentials c = {"AKID", "SECRET", NULL, 0};
+    char buf[1024], exp[16];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "u", 1, 1700000000};
+    dsql_error err;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
+    ck_assert_str_eq(exp, "1");
+    p.expires_in = 604800;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
+    ck_assert_str_eq(exp, "604800");
+    assert_matches_generic("a.dsql.us-east-1.on.aws", "us-east-1", "u", 604800, 1700000000, &c);
+    p.expires_in = 0;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
+    ck_assert_str_eq(exp, "900");
+    p.expires_in = 604801;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, &err), DSQL_EINVAL);
+    ck_assert_str_eq(err.message, "expires_in 604801 is outside 1..604800");
+    ck_assert_str_eq(buf, "");
+}
+END_TEST
+
+START_TEST(test_uppercase_hostname)
+{
+    dsql_credentials c = {"AKID", "SECRET", "TOKEN", 0};
+    char upper[1024], lower[1024];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "ABC.DSQL.US-EAST-1.ON.AWS", NULL, NULL, 0, 1700000000};
+    ck_assert_int_eq(dsql_token_generate(&p, &c, upper, sizeof upper, NULL, NULL), DSQL_OK);
+    ck_assert(strncmp(upper, "ABC.DSQL.US-EAST-1.ON.AWS/?Action=DbConnectAdmin&", 49) == 0);
+    p.hostname = "abc.dsql.us-east-1.on.aws";
+    ck_assert_int_eq(dsql_token_generate(&p, &c, lower, sizeof lower, NULL, NULL), DSQL_OK);
+    /* same region discovered (lowercased) and the same signature */
+    ck_assert_str_eq(strchr(upper, '?'), strchr(lower, '?'));
+    assert_matches_generic("ABC.DSQL.US-EAST-1.ON.AWS", "us-east-1", "admin", 900, 1700000000, &c);
+}
+END_TEST
+
+START_TEST(test_scheme_stripped)
+{
+    dsql_credentials c = {"AKID", "SECRET", NULL, 0};
+    char a[1024], b[1024];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "https://abc.dsql.us-east-1.on.aws/", NULL, NULL, 0,
+                           1700000000};
+    ck_assert_int_eq(dsql_token_generate(&p, &c, a, sizeof a, NULL, NULL), DSQL_OK);
+    p.hostname = "abc.dsql.us-east-1.on.aws";
+    ck_assert_int_eq(dsql_token_generate(&p, &c, b, sizeof b, NULL, NULL), DSQL_OK);
+    ck_assert_str_eq(a, b);
+    ck_assert(strncmp(a, "abc.dsql.us-east-1.on.aws/?", 27) == 0);
+}
+END_TEST
+
+static void assert_rejected(const char *host, const char *region, const char *user,
+                            const dsql_credentials *c, dsql_status want, const char *fragment)
+{
+    char buf[2048];
+    strcpy(buf, "sentinel");
+    dsql_token_params p = {DSQL_STRUCT_VERSION, host, region, user, 0, 1700000000};
+    dsql_error err;
+    ck_assert_int_eq(dsql_token_generate(&p, c, buf, sizeof buf, NULL, &err), want);
+    ck_assert_int_eq(err.status, want);
+    ck_assert_msg(strstr(err.message, fragment) != NULL, "'%s' not in '%s'", fragment, err.message);
+    ck_assert_str_eq(buf, "");
+}
+
+START_TEST(test_bad_input)
+{
+    dsql_credentials c = {"AKID", "SECRET", NULL, 0};
+    char long_host[300];
+    memset(long_host, 'a', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+    assert_rejected(NULL, "r", NULL, &c, DSQL_EINVAL, "hostname is empty");
+    assert_rejected("", "r", NULL, &c, DSQL_EINVAL, "hostname is empty");
+    assert_rejected("https://", "r", NULL, &c, DSQL_EINVAL, "hostname is empty");
+    assert_rejected(long_host, "r", NULL, &c, DSQL_EINVAL, "limit is 253");
+    assert_rejected("a..b", "r", NULL, &c, DSQL_EINVAL, "empty label");
+    assert_rejected("a.b.", "r", NULL, &c, DSQL_EINVAL, "ends with '.'");
+    assert_rejected("host:5432", "r", NULL, &c, DSQL_EINVAL, "contains ':'");
+    assert_rejected("bad host", "r", NULL, &c, DSQL_EINVAL, "invalid character (byte 0x20)");
+    assert_rejected("localhost", NULL, NULL, &c, DSQL_EINVAL, "region is not set");
+    assert_rejected("localhost", "US EAST", NULL, &c, DSQL_EINVAL, "region contains");
+    assert_rejected("localhost", "r", "", &c, DSQL_EINVAL, "user is empty");
+    dsql_credentials no_key = {NULL, "SECRET", NULL, 0};
+    assert_rejected("localhost", "r", NULL, &no_key, DSQL_ECREDENTIALS, "no access key id");
+    dsql_credentials no_secret = {"AKID", "", NULL, 0};
+    assert_rejected("localhost", "r", NULL, &no_secret, DSQL_ECREDENTIALS, "no secret access key");
+    assert_rejected("localhost", "r", NULL, NULL, DSQL_ECREDENTIALS, "no access key id");
+    dsql_credentials expired = {"AKID", "SECRET", NULL, 1699999999};
+    assert_rejected("localhost", "r", NULL, &expired, DSQL_EEXPIRED, "expired 1 s ago");
+}
+END_TEST
+
+START_TEST(test_buffer_too_small)
+{
+    dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    char big[1024];
+    size_t need;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, big, sizeof big, &need, NULL), DSQL_OK);
+    ck_assert_uint_eq(need, strlen(big));
+    char small[1024];
+    memset(small, 'x', sizeof small);
+    size_t reported = 0;
+    dsql_error err;
+    ck_assert_int_eq(dsql_token_generate(&p, &c, small, need, &reported, &err), DSQL_EBUFSIZE);
+    ck_assert_uint_eq(reported, need);
+    ck_assert_str_eq(small, "");
+    ck_assert_uint_eq((unsigned char)small[1], 'x'); /* nothing else written */
+    ck_assert_int_eq(dsql_token_generate(&p, &c, NULL, 0, &reported, &err), DSQL_EBUFSIZE);
+    ck_assert_uint_eq(reported, need);
+    ck_assert_int_eq(dsql_token_generate(&p, &c, small, need + 1, &reported, NULL), DSQL_OK);
+    ck_assert_str_eq(small, big);
+}
+END_TEST
+
+START_TEST(test_expiry_clamped_to_credentials)
+{
+    dsql_credentials c = {"AKID", "SECRET", "TOK", 1700000000 + 300};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
+    char buf[1024], exp[16];
+    ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
+    ck_assert_str_eq(exp, "300");
+}
+END_TEST
+
+START_TEST(test_region_discovery)
+{
+    static const struct { const char *host, *region; } ok[] = {
+        {"abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "us-east-1"},
+        {"x.dsql-fips.us-gov-west-1.on.aws", "us-gov-west-1"},
+        {"x.DSQL.EU-WEST-2.ON.AWS", "eu-west-2"},
+        {"https://x.dsql.ap-southeast-2.on.aws", "ap-southeast-2"},
+    };
+    static const char *bad[] = {"localhost", "x.dsql.on.aws", "dsql.us-east-1.on.aws",
+                                "x.notdsql.us-east-1.on.aws", "x.dsql.us-east-1.on.aws.evil.com",
+                                "127.0.0.1"};
+    char buf[DSQL_REGION_MAX + 1];
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        ck_assert_int_eq(dsql_region_from_hostname(ok[i].host, buf, sizeof buf, NULL), DSQL_OK);
+        ck_assert_str_eq(buf, ok[i].region);
+    }
+    dsql_error err;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(dsql_region_from_hostname(bad[i], buf, sizeof buf, &err), DSQL_EINVAL);
+        ck_assert_msg(strstr(err.message, "not an Aurora DSQL endpoint"), "%s", bad[i]);
+    }
+    ck_assert_int_eq(dsql_region_from_hostname("x.dsql.us-east-1.on.aws", buf, 5, NULL),
+                     DSQL_EBUFSIZE);
+}
+END_TEST
+
+/* --- token providers ------------------------------------------------- */
+
+static int fake_calls;
+static dsql_status fake_get(void *self, dsql_credentials *out, dsql_error *err)
+{
+    (void)self;
+    fake_calls++;
+    dsql_credentials c = {"AKIDFAKE", "fake-secret", NULL, 0};
+    return dsql_credentials_copy(out, &c, err);
+}
+static const dsql_credentials_provider_vtable FAKE = {DSQL_STRUCT_VERSION, fake_get, NULL};
+
+START_TEST(test_signing_provider_with_custom_credentials)
+{
+    fake_calls = 0;
+    dsql_credentials_provider *cp = dsql_credentials_provider_new(&FAKE, NULL, NULL);
+    ck_assert_ptr_nonnull(cp);
+    dsql_token_provider_options opt = {DSQL_STRUCT_VERSION, "eu-central-1", 60};
+    dsql_token_provider *tp = dsql_token_provider_signing(cp, &opt, NULL);
+    ck_assert_ptr_nonnull(tp);
+    char buf[2048], v[128];
+    size_t len;
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0};
+    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
+    ck_assert_int_eq(fake_calls, 1);
+    ck_assert(test_query_param(buf, "X-Amz-Credential", v, sizeof v));
+    ck_assert(strstr(v, "%2Feu-central-1%2Fdsql%2F") != NULL); /* provider region */
+    ck_assert(test_query_param(buf, "X-Amz-Expires", v, sizeof v));
+    ck_assert_str_eq(v, "60");
+    ck_assert(test_query_param(buf, "Action", v, sizeof v));
+    ck_assert_str_eq(v, "DbConnect");
+    /* a DSQL hostname's own region wins over the provider default */
+    req.hostname = "c.dsql.us-west-2.on.aws";
+    req.expires_in = 120;
+    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
+    ck_assert(test_query_param(buf, "X-Amz-Credential", v, sizeof v));
+    ck_assert(strstr(v, "%2Fus-west-2%2F") != NULL);
+    ck_assert(test_query_param(buf, "X-Amz-Expires", v, sizeof v));
+    ck_assert_str_eq(v, "120");
+    dsql_token_provider_free(tp);
+}
+END_TEST
+
+START_TEST(test_env_provider)
+{
+    dsql_credentials_provider *p = dsql_credentials_provider_env(NULL);
+    dsql_credentials c;
+    dsql_error err;
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_SESSION_TOKEN", "", 1);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_ECREDENTIALS);
+    ck_assert(strstr(err.message, "are not set"));
+    setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_ECREDENTIALS);
+    ck_assert(strstr(err.message, "AWS_SECRET_ACCESS_KEY is not"));
+    setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t", 1);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_OK);
+    ck_assert_str_eq(c.access_key_id, "AKIDENV");
+    ck_assert_ptr_null(c.session_token); /* empty counts as unset */
+    dsql_credentials_clear(&c);
+    ck_assert_ptr_null(c.secret_access_key);
+    setenv("AWS_SESSION_TOKEN", "tok", 1);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_OK);
+    ck_assert_str_eq(c.session_token, "tok");
+    dsql_credentials_clear(&c);
+    dsql_credentials_provider_free(p);
+}
+END_TEST
+
+typedef struct thread_arg {
+    dsql_signer *signer;
+    const char *want;
+    int mismatches;
+} thread_arg;
+
+static void *sign_many(void *arg)
+{
+    thread_arg *a = arg;
+    dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    char buf[1024];
+    for (int i = 0; i < 20000; i++) {
+        if (dsql_signer_token(a->signer, &p, &c, buf, sizeof buf, NULL, NULL) != DSQL_OK ||
+            strcmp(buf, a->want) != 0)
+            a->mismatches++;
+    }
+    return NULL;
+}
+
+START_TEST(test_signer_shared_by_threads)
+{
+    dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    char want[1024];
+    ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+    dsql_signer *s = dsql_signer_new(NULL);
+    pthread_t th[8];
+    thread_arg args[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (thread_arg){s, want, 0};
+        pthread_create(&th[i], NULL, sign_many, &args[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].mismatches, 0);
+    }
+    /* a new day or secret re-derives the key instead of reusing it */
+    char next_day[1024], again[1024];
+    p.now += 86400;
+    ck_assert_int_eq(dsql_signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql_token_generate(&p, &c, again, sizeof again, NULL, NULL), DSQL_OK);
+    ck_assert_str_eq(next_day, again);
+    c.secret_access_key = "OTHER";
+    ck_assert_int_eq(dsql_signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql_token_generate(&p, &c, again, sizeof again, NULL, NULL), DSQL_OK);
+    ck_assert_str_eq(next_day, again);
+    dsql_signer_free(s);
+}
+END_TEST
+
+static Suite *token_suite(void)
+{
+    load_vectors();
+    Suite *s = suite_create("token");
+    TCase *tc = tcase_create("token");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_published_tokens);
+    tcase_add_test(tc, test_large_session_token_encoded);
+    tcase_add_test(tc, test_secrets_with_slash_and_plus);
+    tcase_add_test(tc, test_calendar_edges);
+    tcase_add_test(tc, test_expiry_bounds);
+    tcase_add_test(tc, test_uppercase_hostname);
+    tcase_add_test(tc, test_scheme_stripped);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_buffer_too_small);
+    tcase_add_test(tc, test_expiry_clamped_to_credentials);
+    tcase_add_test(tc, test_region_discovery);
+    tcase_add_test(tc, test_signing_provider_with_custom_credentials);
+    tcase_add_test(tc, test_env_provider);
+    tcase_add_test(tc, test_signer_shared_by_threads);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(token_suite)
