@@ -75,7 +75,7 @@ ALL_LIBS = $(STLIB) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
 tools: $(TOOLS)
 $(B)/dsql-token: $(wildcard tools/dsql-token/*.c) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 
 $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 	@mkdir -p $(dir $@)

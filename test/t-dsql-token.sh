@@ -1,0 +1,56 @@
+#!/bin/sh
+# dsql-token CLI: output, exit codes, error messages, exec.
+set -u
+B=${B:-build}
+T=$B/dsql-token
+fail=0
+check() { # description, command...; the command must succeed
+    desc=$1; shift
+    if "$@"; then echo "ok   $desc"; else echo "FAIL $desc"; fail=1; fi
+}
+export AWS_ACCESS_KEY_ID=ACCESS_KEY AWS_SECRET_ACCESS_KEY=SECRET_KEY AWS_SESSION_TOKEN=SESSION_TOKEN
+unset AWS_PROFILE AWS_REGION AWS_DEFAULT_REGION
+
+out=$($T --hostname test.dsql.us-east-1.on.aws --time 2024-11-07T17:39:33Z)
+check "admin token equals botocore's published one" test "$out" = "test.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ACCESS_KEY%2F20241107%2Fus-east-1%2Fdsql%2Faws4_request&X-Amz-Date=20241107T173933Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=SESSION_TOKEN&X-Amz-Signature=5ac084bc7cabccc19a52a5d1b5c24b50d3ce143f43b659bd484c91aaf555e190"
+lines=$($T --hostname test.dsql.us-east-1.on.aws | wc -l)
+check "exactly one line on stdout" test "$lines" -eq 1
+out=$($T --hostname test.dsql.us-east-1.on.aws --user app --expires-in 60 --time 2024-11-07T17:39:33Z)
+check "non-admin user signs DbConnect" sh -c "echo '$out' | grep -q 'Action=DbConnect&'"
+check "expires-in is used" sh -c "echo '$out' | grep -q 'X-Amz-Expires=60&'"
+out=$($T --hostname localhost --region eu-west-1 --time 2024-11-07T17:39:33Z)
+check "explicit region for a non-DSQL host" sh -c "echo '$out' | grep -q '%2Feu-west-1%2Fdsql%2F'"
+
+expect_status() { # want, stderr-fragment, args...
+    want=$1; frag=$2; shift 2
+    err=$($T "$@" 2>&1 >/dev/null)
+    st=$?
+    if [ "$st" -eq "$want" ] && echo "$err" | grep -qF -- "$frag"; then
+        echo "ok   exit $want: $frag"
+    else
+        echo "FAIL $* -> exit $st, stderr '$err' (wanted $want, '$frag')"; fail=1
+    fi
+}
+expect_status 2 "--hostname is required"
+expect_status 2 "unknown option '--nope'" --nope
+expect_status 2 "--expires-in '0' is not" --hostname h --expires-in 0
+expect_status 2 "--expires-in '604801' is not" --hostname h --expires-in 604801
+expect_status 2 "--time 'yesterday' is not" --hostname h --time yesterday
+expect_status 2 "unexpected argument 'extra'" --hostname h extra
+expect_status 1 "region is not set" --hostname localhost
+expect_status 1 "invalid character" --hostname 'bad host' --region r
+expect_status 2 "exec needs a program" exec --hostname h
+AWS_SECRET_ACCESS_KEY= expect_status 1 "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not" --hostname a.dsql.us-east-1.on.aws
+
+err=$(AWS_SECRET_ACCESS_KEY=TOPSECRETVALUE $T --verbose --hostname localhost 2>&1 >/dev/null)
+check "no secret in stderr with --verbose" sh -c "! echo '$err' | grep -q TOPSECRETVALUE"
+
+check "--version" sh -c "$T --version | grep -q '^dsql-token [0-9]'"
+check "--help to stdout, exit 0" sh -c "$T --help | grep -q 'usage: dsql-token'"
+
+out=$(PGUSER= PGHOST= PGSSLMODE=require $T exec --hostname c.dsql.us-east-1.on.aws --user app -- sh -c 'echo "$PGHOST $PGUSER $PGDATABASE $PGSSLMODE ${PGPASSWORD%%/*}"')
+check "exec sets PG variables, keeps the user's" test "$out" = "c.dsql.us-east-1.on.aws app postgres require c.dsql.us-east-1.on.aws"
+$T exec --hostname c.dsql.us-east-1.on.aws -- sh -c 'exit 7'
+check "exec returns the program's status" test $? -eq 7
+
+exit $fail
