@@ -54,6 +54,33 @@ dsql_credentials_provider_static(const dsql_credentials *creds, dsql_error *err)
  * (or the reverse) is DSQL_ECREDENTIALS. */
 DSQL_API dsql_credentials_provider *dsql_credentials_provider_env(dsql_error *err);
 
+/* ECS task role / EKS Pod Identity credentials over HTTP, read from the
+ * environment at every get(): AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+ * (http://169.254.170.2 + the path) or else AWS_CONTAINER_CREDENTIALS_FULL_URI
+ * (plain http only for loopback, 169.254.170.2, 169.254.170.23 and
+ * [fd00:ec2::23]; https anywhere), with the Authorization header from
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (re-read at every get()) or
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN. Neither URI set: DSQL_ECREDENTIALS.
+ * Timeout AWS_METADATA_SERVICE_TIMEOUT (seconds, default 2), attempts
+ * AWS_METADATA_SERVICE_NUM_ATTEMPTS (default 3). */
+DSQL_API dsql_credentials_provider *dsql_credentials_provider_container(dsql_error *err);
+
+/* EC2 instance role credentials from IMDSv2: a session token (PUT
+ * /latest/api/token), the role name, then the role's credentials.
+ * AWS_EC2_METADATA_DISABLED=true makes get() fail at once;
+ * AWS_EC2_METADATA_SERVICE_ENDPOINT replaces http://169.254.169.254.
+ * Timeout AWS_METADATA_SERVICE_TIMEOUT (seconds, default 1) per request,
+ * attempts AWS_METADATA_SERVICE_NUM_ATTEMPTS (default 2). */
+DSQL_API dsql_credentials_provider *dsql_credentials_provider_imds(dsql_error *err);
+
+/* STS AssumeRoleWithWebIdentity (EKS IRSA and the like) from the
+ * environment, read at every get(): AWS_WEB_IDENTITY_TOKEN_FILE (re-read at
+ * every get()), AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME (optional). The STS
+ * region is AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1; the
+ * endpoint AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else
+ * https://sts.<region>.amazonaws.com. */
+DSQL_API dsql_credentials_provider *dsql_credentials_provider_web_identity(dsql_error *err);
+
 #ifdef __cplusplus
 }
 #endif
