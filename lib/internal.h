@@ -88,9 +88,29 @@ dsql_status dsql__token_prepare(const dsql_token_params *params,
                                 const dsql_credentials *creds,
                                 dsql__token_input *in, char *region_buf,
                                 dsql_error *err);
+/* The query text up to "X-Amz-Date=" and the canonical-request hash state
+ * after it: fixed per (action, key id, date, region), so the signer
+ * caches it next to the derived key. */
+#define DSQL__MAX_ACCESS_KEY_ID 128
+typedef struct dsql__token_prefix {
+    const char *action;
+    char access_key_id[DSQL__MAX_ACCESS_KEY_ID + 1];
+    size_t len;
+    char text[128 + 3 * DSQL__MAX_ACCESS_KEY_ID + DSQL_REGION_MAX];
+    SHA256_CTX canonical;
+} dsql__token_prefix;
+void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *in,
+                             const dsql_credentials *creds);
+int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_input *in,
+                               const dsql_credentials *creds);
 size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds);
-void dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
-                       const dsql__hmac_key *signing_key, char *buf);
+/* 0 when cap is surely enough, else the exact token length (without NUL). */
+size_t dsql__token_required(const dsql__token_input *in, const dsql_credentials *creds,
+                            size_t cap);
+/* Writes token + NUL into buf (large enough); returns the token length. */
+size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
+                         const dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
+                         char *buf);
 
 /* Provider handles: the public structs are opaque, defined here. */
 struct dsql_credentials_provider {

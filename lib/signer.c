@@ -20,6 +20,8 @@ typedef struct stripe {
     char date[9];
     char region[DSQL_REGION_MAX + 1];
     dsql__hmac_key key;
+    int prefix_valid;
+    dsql__token_prefix prefix;
 } __attribute__((aligned(64))) stripe;
 
 struct dsql_signer {
@@ -92,20 +94,27 @@ dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *para
     dsql_status status = dsql__token_prepare(params, creds, &in, region, err);
     if (status != DSQL_OK)
         return status;
-    size_t need = dsql__token_length(&in, creds);
-    if (len)
-        *len = need;
-    if (!buf || cap < need + 1)
+    size_t usable = buf ? cap : 0;
+    size_t need = dsql__token_required(&in, creds, usable);
+    if (need && usable < need + 1) {
+        if (len)
+            *len = need;
         return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
-                           need + 1, buf ? cap : 0);
+                           need + 1, usable);
+    }
+    size_t written;
 
     const char *secret = creds->secret_access_key;
     size_t secret_len = strlen(secret);
     if (secret_len > CACHED_SECRET_MAX) { /* unusual: sign without caching */
         dsql__hmac_key key;
+        dsql__token_prefix pre;
         dsql__sigv4_derive_key(&key, secret, in.date, in.region, "dsql");
-        dsql__token_write(&in, creds, &key, buf);
+        dsql__token_prefix_init(&pre, &in, creds);
+        written = dsql__token_write(&in, creds, &pre, &key, buf);
         dsql__hmac_key_wipe(&key);
+        if (len)
+            *len = written;
         return DSQL_OK;
     }
     stripe *st = &signer->stripes[this_thread_stripe()];
@@ -118,8 +127,15 @@ dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *para
         memcpy(st->date, in.date, 9);
         strcpy(st->region, in.region);
         st->valid = 1;
+        st->prefix_valid = 0;
     }
-    dsql__token_write(&in, creds, &st->key, buf);
+    if (!st->prefix_valid || !dsql__token_prefix_matches(&st->prefix, &in, creds)) {
+        dsql__token_prefix_init(&st->prefix, &in, creds);
+        st->prefix_valid = 1;
+    }
+    written = dsql__token_write(&in, creds, &st->prefix, &st->key, buf);
     pthread_mutex_unlock(&st->lock);
+    if (len)
+        *len = written;
     return DSQL_OK;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-#define MAX_ACCESS_KEY_ID 128u
+#define MAX_ACCESS_KEY_ID ((unsigned)DSQL__MAX_ACCESS_KEY_ID)
 #define MAX_SECRET 1024u
 #define MAX_SESSION_TOKEN (1024u * 1024u)
 #define MAX_TIME INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
@@ -165,12 +165,10 @@ typedef struct spans {
     size_t query_start, query_mid, token_start, token_end;
 } spans;
 
-static void write_unsigned(writer *w, const dsql__token_input *in,
-                           const dsql_credentials *c, spans *sp)
+/* "Action=...&X-Amz-Date=": the part of the query fixed for a given
+ * action, key id, date and region. */
+static void write_prefix(writer *w, const dsql__token_input *in, const dsql_credentials *c)
 {
-    put(w, in->host, in->host_len);
-    put(w, "/?", 2);
-    sp->query_start = w->pos;
     put_str(w, "Action=");
     put_str(w, in->action);
     put_str(w, "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
@@ -180,6 +178,20 @@ static void write_unsigned(writer *w, const dsql__token_input *in,
     put(w, "%2F", 3);
     put_encoded(w, in->region);
     put_str(w, "%2Fdsql%2Faws4_request&X-Amz-Date=");
+}
+
+/* Everything of the token before the signature; records the spans the
+ * canonical query reuses. pre == NULL only counts. */
+static void write_unsigned(writer *w, const dsql__token_input *in, const dsql_credentials *c,
+                           const dsql__token_prefix *pre, spans *sp)
+{
+    put(w, in->host, in->host_len);
+    put(w, "/?", 2);
+    sp->query_start = w->pos;
+    if (pre)
+        put(w, pre->text, pre->len);
+    else
+        write_prefix(w, in, c);
     put(w, in->datetime, 16);
     put_str(w, "&X-Amz-Expires=");
     put_uint(w, in->expires);
@@ -194,63 +206,103 @@ static void write_unsigned(writer *w, const dsql__token_input *in,
     put_str(w, "&X-Amz-Signature=");
 }
 
+void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *in,
+                             const dsql_credentials *c)
+{
+    writer w = {pre->text, 0};
+    write_prefix(&w, in, c);
+    pre->len = w.pos;
+    pre->action = in->action;
+    strcpy(pre->access_key_id, c->access_key_id); /* length checked by prepare */
+    SHA256_Init(&pre->canonical);
+    SHA256_Update(&pre->canonical, "GET\n/\n", 6);
+    SHA256_Update(&pre->canonical, pre->text, pre->len);
+}
+
+int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_input *in,
+                               const dsql_credentials *c)
+{
+    /* date and region are part of the signer's own cache key */
+    return pre->action == in->action && strcmp(pre->access_key_id, c->access_key_id) == 0;
+}
+
 size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds)
 {
     writer w = {NULL, 0};
     spans sp;
-    write_unsigned(&w, in, creds, &sp);
+    write_unsigned(&w, in, creds, NULL, &sp);
     return w.pos + 64;
 }
 
-static void hash_lower(SHA256_CTX *ctx, const char *s, size_t n)
-{
-    char chunk[64];
-    while (n) {
-        size_t k = n < sizeof chunk ? n : sizeof chunk;
-        for (size_t i = 0; i < k; i++)
-            chunk[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-        SHA256_Update(ctx, chunk, k);
-        s += k;
-        n -= k;
-    }
-}
-
-void dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
-                       const dsql__hmac_key *signing_key, char *buf)
+size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
+                         const dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
+                         char *buf)
 {
     writer w = {buf, 0};
     spans sp;
-    write_unsigned(&w, in, creds, &sp);
+    write_unsigned(&w, in, creds, pre, &sp);
 
     /* Canonical request; the query is the sorted parameter list, which is
      * the token's own order except that Security-Token sorts before
-     * SignedHeaders. Hosts are signed lowercase, as botocore does. */
+     * SignedHeaders. Hosts are signed lowercase, as botocore does. The
+     * pieces not already in buf are assembled on the stack so that the
+     * hash sees few, large updates. */
+    static const char headers_pre[] = "&X-Amz-SignedHeaders=host\nhost:";
+    static const char headers_post[] = "\n\nhost\n";
+    char tail[sizeof headers_pre + DSQL_HOSTNAME_MAX + sizeof headers_post + 64];
+    size_t t = sizeof headers_pre - 1;
+    memcpy(tail, headers_pre, t);
+    for (size_t i = 0; i < in->host_len; i++) {
+        char c = in->host[i];
+        tail[t++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    memcpy(tail + t, headers_post, sizeof headers_post - 1);
+    t += sizeof headers_post - 1;
+    memcpy(tail + t, EMPTY_SHA256, 64);
+    t += 64;
+
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256_CTX ctx;
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, "GET\n/\n", 6);
-    SHA256_Update(&ctx, buf + sp.query_start, sp.query_mid - sp.query_start);
-    SHA256_Update(&ctx, buf + sp.token_start, sp.token_end - sp.token_start);
-    SHA256_Update(&ctx, "&X-Amz-SignedHeaders=host\nhost:", 31);
-    hash_lower(&ctx, in->host, in->host_len);
-    SHA256_Update(&ctx, "\n\nhost\n", 7);
-    SHA256_Update(&ctx, EMPTY_SHA256, 64);
+    SHA256_CTX ctx = pre->canonical;
+    size_t rest = sp.query_start + pre->len;
+    SHA256_Update(&ctx, buf + rest, sp.query_mid - rest);
+    if (sp.token_end > sp.token_start)
+        SHA256_Update(&ctx, buf + sp.token_start, sp.token_end - sp.token_start);
+    SHA256_Update(&ctx, tail, t);
     SHA256_Final(digest, &ctx);
 
-    char hex[64];
-    dsql__hex(hex, digest, sizeof digest);
-    dsql__hmac_start(signing_key, &ctx);
-    SHA256_Update(&ctx, "AWS4-HMAC-SHA256\n", 17);
-    SHA256_Update(&ctx, in->datetime, 16);
-    SHA256_Update(&ctx, "\n", 1);
-    SHA256_Update(&ctx, in->date, 8);
-    SHA256_Update(&ctx, "/", 1);
-    SHA256_Update(&ctx, in->region, strlen(in->region));
-    SHA256_Update(&ctx, "/dsql/aws4_request\n", 19);
-    SHA256_Update(&ctx, hex, 64);
-    dsql__hmac_finish(signing_key, &ctx, digest);
+    /* string to sign */
+    char sts[17 + 16 + 1 + 8 + 1 + DSQL_REGION_MAX + 19 + 64];
+    size_t region_len = strlen(in->region);
+    size_t n = 0;
+    memcpy(sts, "AWS4-HMAC-SHA256\n", 17);
+    n += 17;
+    memcpy(sts + n, in->datetime, 16);
+    n += 16;
+    sts[n++] = '\n';
+    memcpy(sts + n, in->date, 8);
+    n += 8;
+    sts[n++] = '/';
+    memcpy(sts + n, in->region, region_len);
+    n += region_len;
+    memcpy(sts + n, "/dsql/aws4_request\n", 19);
+    n += 19;
+    dsql__hex(sts + n, digest, sizeof digest);
+    n += 64;
+    dsql__hmac(signing_key, sts, n, digest);
     dsql__hex(buf + w.pos, digest, sizeof digest);
     buf[w.pos + 64] = '\0';
+    return w.pos + 64;
+}
+
+size_t dsql__token_required(const dsql__token_input *in, const dsql_credentials *creds,
+                            size_t cap)
+{
+    /* Most callers pass a roomy buffer: an upper bound (every byte of the
+     * encoded values at its worst, 3 bytes) spares the exact counting pass. */
+    size_t bound = in->host_len + 256 + 3 * (strlen(creds->access_key_id) + strlen(in->region));
+    if (has_session_token(creds))
+        bound += 32 + 3 * strlen(creds->session_token);
+    return cap > bound ? 0 : dsql__token_length(in, creds);
 }
 
 dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_credentials *creds,
@@ -263,15 +315,21 @@ dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_cred
     dsql_status st = dsql__token_prepare(params, creds, &in, region, err);
     if (st != DSQL_OK)
         return st;
-    size_t need = dsql__token_length(&in, creds);
-    if (len)
-        *len = need;
-    if (!buf || cap < need + 1)
+    size_t usable = buf ? cap : 0;
+    size_t need = dsql__token_required(&in, creds, usable);
+    if (need && usable < need + 1) {
+        if (len)
+            *len = need;
         return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
-                           need + 1, buf ? cap : 0);
+                           need + 1, usable);
+    }
     dsql__hmac_key key;
+    dsql__token_prefix pre;
     dsql__sigv4_derive_key(&key, creds->secret_access_key, in.date, in.region, "dsql");
-    dsql__token_write(&in, creds, &key, buf);
+    dsql__token_prefix_init(&pre, &in, creds);
+    size_t written = dsql__token_write(&in, creds, &pre, &key, buf);
     dsql__hmac_key_wipe(&key);
+    if (len)
+        *len = written;
     return DSQL_OK;
 }
