@@ -6,5 +6,6 @@
 #include "dsqlauth/credentials.h"
 #include "dsqlauth/sigv4.h"
 #include "dsqlauth/token.h"
+#include "dsqlauth/config.h"
 
 #endif
