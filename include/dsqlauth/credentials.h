@@ -81,6 +81,63 @@ DSQL_API dsql_credentials_provider *dsql_credentials_provider_imds(dsql_error *e
  * https://sts.<region>.amazonaws.com. */
 DSQL_API dsql_credentials_provider *dsql_credentials_provider_web_identity(dsql_error *err);
 
+/* Credentials from a named profile in the shared files: AWS_CONFIG_FILE
+ * (default ~/.aws/config, sections `[profile x]`, bare only `[default]`) and
+ * AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials, sections `[x]`;
+ * it wins for the same key). profile NULL or "": AWS_PROFILE, else
+ * "default", looked up at every get(). Handles static keys (with
+ * aws_session_token), credential_process, role_arn with source_profile
+ * (any number of hops; a cycle is an error naming it) or credential_source
+ * (Environment, Ec2InstanceMetadata, EcsContainer), external_id,
+ * role_session_name, duration_seconds, web_identity_token_file, and SSO
+ * (sso_session or legacy sso_start_url, with the token cached by
+ * `aws sso login`). A missing profile is DSQL_ECONFIG; a profile without
+ * credential settings is DSQL_ECREDENTIALS. */
+DSQL_API dsql_credentials_provider *dsql_credentials_provider_profile(const char *profile,
+                                                                      dsql_error *err);
+
+/* Tries providers[0..n-1] in order and returns the first success. A
+ * provider failing with DSQL_ECREDENTIALS ("nothing here") passes on to the
+ * next; any other failure stops the chain and is returned. When all pass,
+ * the error lists every provider's message. Takes ownership of the n
+ * providers (freed with the chain, also when this call fails); the array
+ * itself stays the caller's. */
+DSQL_API dsql_credentials_provider *
+dsql_credentials_provider_chain(dsql_credentials_provider *const *providers, size_t n,
+                                dsql_error *err);
+
+/* The default chain, in botocore's order: environment keys (skipped when
+ * `profile` is given explicitly) -> the profile (role_arn / web identity /
+ * SSO / static keys / credential_process) -> AWS_WEB_IDENTITY_TOKEN_FILE ->
+ * container (ECS/EKS) -> EC2 IMDSv2. A provider that is configured but
+ * fails stops the chain with its error (a key id without a secret, an
+ * explicitly requested or AWS_PROFILE profile that does not exist, an
+ * expired SSO token). The result is already cached
+ * (dsql_credentials_provider_cached); profile NULL or "": AWS_PROFILE, else
+ * "default". */
+DSQL_API dsql_credentials_provider *dsql_credentials_provider_default(const char *profile,
+                                                                      dsql_error *err);
+
+/* Caches what `inner` returns (takes ownership; freed with the cache, also
+ * when this call fails). Credentials without an expiration are kept for
+ * ever. Within the advisory window (5 minutes before expiry) one caller
+ * refreshes while the others keep using the cached value, and a failed
+ * refresh keeps the still-valid credentials; within the mandatory window
+ * (1 minute) callers wait for the refresh and its failure is returned.
+ * Only one fetch runs at a time (single-flight); failures are not cached.
+ * Thread-safe. */
+DSQL_API dsql_credentials_provider *
+dsql_credentials_provider_cached(dsql_credentials_provider *inner, dsql_error *err);
+
+/* The region to use when a hostname names none: explicit_region when
+ * non-empty, else AWS_REGION, else AWS_DEFAULT_REGION, else the `region`
+ * of the profile (profile NULL or "": AWS_PROFILE, else "default") in the
+ * shared files. Copies it with its NUL into buf; DSQL_EBUFSIZE when cap is
+ * too small, DSQL_ECONFIG when none is set. Logs at debug level which
+ * source was used. */
+DSQL_API dsql_status dsql_resolve_region(const char *explicit_region, const char *profile,
+                                         char *buf, size_t cap, dsql_error *err);
+
 #ifdef __cplusplus
 }
 #endif

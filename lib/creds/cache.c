@@ -1,0 +1,185 @@
+/* A caching credentials provider: refresh ahead of expiry, single-flight.
+ *
+ *   expiry - advisory   : one caller refreshes, the others keep using the
+ *                         cached value; a failed refresh keeps it (warning)
+ *   expiry - mandatory  : callers wait for the one refresh; failure returned
+ *
+ * Only one inner get() runs at a time; callers that waited for a fetch
+ * that failed get its error (no second fetch for the same wait), the next
+ * call tries again: failures are never cached. */
+#include "cache.h"
+
+#include <pthread.h>
+#include <string.h>
+
+typedef struct cache {
+    dsql_credentials_provider *inner;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    dsql_credentials creds;
+    int have;
+    int fetching;
+    uint64_t gen;     /* completed fetches */
+    uint64_t started; /* started fetches */
+    dsql_status last_st;
+    dsql_error last_err;
+    int64_t advisory, mandatory;
+} cache;
+
+static const dsql_credentials_provider_vtable CACHE_VTABLE;
+
+static void copy_error(dsql_error *dst, const dsql_error *src)
+{
+    if (dst)
+        *dst = *src;
+}
+
+static dsql_status cache_get(void *self, dsql_credentials *out, dsql_error *err)
+{
+    cache *c = self;
+    dsql_status st;
+    int advisory_fetch = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        int64_t now = dsql__now();
+        if (c->have) {
+            int64_t exp = c->creds.expiration;
+            if (exp == 0 || now < exp - c->advisory) {
+                st = dsql_credentials_copy(out, &c->creds, err);
+                pthread_mutex_unlock(&c->mu);
+                return st;
+            }
+            if (now < exp - c->mandatory) {
+                if (c->fetching) { /* someone refreshes; the value is still good */
+                    st = dsql_credentials_copy(out, &c->creds, err);
+                    pthread_mutex_unlock(&c->mu);
+                    return st;
+                }
+                advisory_fetch = 1;
+                break;
+            }
+        }
+        if (!c->fetching)
+            break;
+        uint64_t g = c->gen;
+        while (c->fetching && c->gen == g)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->gen != g && c->last_st != DSQL_OK) {
+            st = c->last_st;
+            copy_error(err, &c->last_err);
+            pthread_mutex_unlock(&c->mu);
+            return st;
+        }
+    }
+    c->fetching = 1;
+    c->started++;
+    pthread_mutex_unlock(&c->mu);
+
+    dsql_credentials fresh;
+    dsql_error e;
+    memset(&e, 0, sizeof e);
+    st = dsql_credentials_provider_get(c->inner, &fresh, &e);
+    int64_t now = dsql__now();
+    if (st == DSQL_OK && fresh.expiration != 0 && fresh.expiration <= now) {
+        dsql_credentials_clear(&fresh);
+        st = dsql__error(&e, DSQL_EEXPIRED,
+                         "cached provider: the provider returned credentials that have "
+                         "already expired");
+    }
+
+    pthread_mutex_lock(&c->mu);
+    c->fetching = 0;
+    c->gen++;
+    c->last_st = st;
+    c->last_err = e;
+    if (st == DSQL_OK) {
+        dsql_credentials_clear(&c->creds);
+        c->creds = fresh;
+        c->have = 1;
+        if (fresh.expiration)
+            dsql__log(DSQL_LOG_DEBUG, "cached provider: new credentials valid for %lld s",
+                      (long long)(fresh.expiration - now));
+        st = dsql_credentials_copy(out, &c->creds, err);
+    } else if (advisory_fetch && c->have && now < c->creds.expiration) {
+        dsql__log(DSQL_LOG_WARN,
+                  "cached provider: refresh failed (%s); using the cached credentials, "
+                  "which expire in %lld s",
+                  e.message, (long long)(c->creds.expiration - now));
+        c->last_st = DSQL_OK; /* nobody waits on an advisory refresh */
+        st = dsql_credentials_copy(out, &c->creds, err);
+    } else {
+        copy_error(err, &e);
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+static void cache_destroy(void *self)
+{
+    cache *c = self;
+    dsql_credentials_provider_free(c->inner);
+    dsql_credentials_clear(&c->creds);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    dsql__free(c);
+}
+
+static const dsql_credentials_provider_vtable CACHE_VTABLE = {DSQL_STRUCT_VERSION, cache_get,
+                                                              cache_destroy};
+
+dsql_credentials_provider *dsql_credentials_provider_cached(dsql_credentials_provider *inner,
+                                                            dsql_error *err)
+{
+    if (!inner) {
+        dsql__error(err, DSQL_EINVAL, "cached provider: inner provider is NULL");
+        return NULL;
+    }
+    cache *c = dsql__calloc(1, sizeof *c);
+    if (!c) {
+        dsql_credentials_provider_free(inner);
+        dsql__error(err, DSQL_ENOMEM, "out of memory creating a cached provider");
+        return NULL;
+    }
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        dsql__free(c);
+        dsql_credentials_provider_free(inner);
+        dsql__error(err, DSQL_ENOMEM, "cached provider: cannot create a mutex");
+        return NULL;
+    }
+    if (pthread_cond_init(&c->cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        dsql__free(c);
+        dsql_credentials_provider_free(inner);
+        dsql__error(err, DSQL_ENOMEM, "cached provider: cannot create a condition variable");
+        return NULL;
+    }
+    c->inner = inner;
+    c->advisory = DSQL__CACHE_ADVISORY_S;
+    c->mandatory = DSQL__CACHE_MANDATORY_S;
+    dsql_credentials_provider *p = dsql_credentials_provider_new(&CACHE_VTABLE, c, err);
+    if (!p)
+        cache_destroy(c);
+    return p;
+}
+
+void dsql__cached_set_windows(dsql_credentials_provider *p, int64_t advisory_s,
+                              int64_t mandatory_s)
+{
+    if (!p || p->vtable != &CACHE_VTABLE)
+        return;
+    cache *c = p->self;
+    c->advisory = advisory_s;
+    c->mandatory = mandatory_s;
+}
+
+uint64_t dsql__cached_fetches(dsql_credentials_provider *p)
+{
+    if (!p || p->vtable != &CACHE_VTABLE)
+        return 0;
+    cache *c = p->self;
+    pthread_mutex_lock(&c->mu);
+    uint64_t n = c->started;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
