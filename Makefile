@@ -51,7 +51,7 @@ TEST_SRCS := $(sort $(wildcard test/check_*.c))
 TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
 BENCHES := $(B)/bench/token-bench
 
-.PHONY: all lib tools check bench install uninstall clean distclean demo
+.PHONY: all lib tools check bench install uninstall clean distclean demo valgrind
 all: lib tools
 
 lib: $(SHLIB) $(STLIB)
@@ -76,6 +76,14 @@ tools: $(TOOLS)
 $(B)/dsql-token: $(wildcard tools/dsql-token/*.c) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+
+# dsql-local: the local DSQL stand-in (tools/dsql-local, not part of the .so)
+TOOLS += $(B)/dsql-local
+DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c))
+$(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) \
+	  -o $@ $(DSQL_LOCAL_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
 
 $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 	@mkdir -p $(dir $@)
@@ -123,3 +131,11 @@ clean:
 
 distclean: clean
 	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
+
+# valgrind memcheck over the core test programs (no fork, so valgrind sees
+# the tests themselves); any error or leak fails.
+VALGRIND_TESTS ?= $(filter $(B)/test/check_sigv4 $(B)/test/check_token $(B)/test/check_config $(B)/test/check_profile,$(TESTS))
+valgrind: $(VALGRIND_TESTS)
+	@for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
+	  CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    $$t || exit 1; done
