@@ -1,0 +1,221 @@
+/* dsql-local: a throwaway PostgreSQL 15 cluster under <state>/pg, Unix
+ * socket only, trust auth, REPEATABLE READ by default. When we run as root
+ * the server runs as the unprivileged "postgres" (or "nobody") user. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "local.h"
+
+#ifndef DL_PG_BINDIR
+#define DL_PG_BINDIR "/usr/lib/postgresql/15/bin"
+#endif
+
+static const char *pg_bindir(void)
+{
+    const char *d = getenv("DSQL_LOCAL_PG_BINDIR");
+    return d && *d ? d : DL_PG_BINDIR;
+}
+
+/* uid/gid the server runs as: ourselves unless we are root. */
+static int server_ids(uid_t *uid, gid_t *gid)
+{
+    struct passwd *pw;
+
+    *uid = getuid();
+    *gid = getgid();
+    if (*uid != 0)
+        return 0;
+    pw = getpwnam("postgres");
+    if (!pw)
+        pw = getpwnam("nobody");
+    if (!pw)
+        return -1;
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return 0;
+}
+
+/* Child side of spawn: drop privileges, stdio to logfd, exec. */
+static void exec_as(char *const argv[], uid_t uid, gid_t gid, int logfd,
+                    int die_with_parent)
+{
+    int nullfd = open("/dev/null", O_RDONLY);
+
+    if (nullfd >= 0)
+        dup2(nullfd, 0);
+    dup2(logfd, 1);
+    dup2(logfd, 2);
+    setsid();
+    if (getuid() == 0) {
+        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+            _exit(126);
+    }
+    /* after setuid: a credential change clears the parent-death signal */
+    if (die_with_parent)
+        prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+static pid_t spawn(char *const argv[], uid_t uid, gid_t gid, int logfd,
+                   int die_with_parent)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_as(argv, uid, gid, logfd, die_with_parent);
+    return pid;
+}
+
+static int append_conf(const char *path, const char *sock_dir)
+{
+    FILE *fp = fopen(path, "a");
+    if (!fp)
+        return -1;
+    fprintf(fp,
+            "\n# dsql-local\n"
+            "listen_addresses = ''\n"
+            "unix_socket_directories = '%s'\n"
+            "unix_socket_permissions = 0700\n"
+            "default_transaction_isolation = 'repeatable read'\n"
+            "max_connections = 300\n"
+            "shared_buffers = 32MB\n"
+            "fsync = off\n"
+            "synchronous_commit = off\n"
+            "full_page_writes = off\n"
+            "logging_collector = off\n"
+            "log_min_messages = warning\n",
+            sock_dir);
+    return fclose(fp);
+}
+
+/* The postmaster writes "ready" on line 8 of postmaster.pid when it
+ * accepts connections. */
+static int server_ready(const char *data_dir)
+{
+    char path[700], line[128];
+    FILE *fp;
+    int n = 0, ready = 0;
+
+    if (snprintf(path, sizeof path, "%s/postmaster.pid", data_dir) >= (int)sizeof path)
+        return 0;
+    fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof line, fp))
+        if (++n == 8 && strncmp(line, "ready", 5) == 0)
+            ready = 1;
+    fclose(fp);
+    return ready;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
+                     size_t errcap)
+{
+    char data_dir[600], conf[640], logpath[600], bin[600];
+    uid_t uid;
+    gid_t gid;
+    int logfd, status, i;
+    pid_t pid;
+
+    memset(c, 0, sizeof *c);
+    c->pid = -1;
+    if (server_ids(&uid, &gid) != 0) {
+        snprintf(err, errcap, "no unprivileged user (postgres, nobody) to run PostgreSQL as");
+        return -1;
+    }
+    snprintf(c->dir, sizeof c->dir, "%s/pg", state_dir);
+    snprintf(c->sock_dir, sizeof c->sock_dir, "%s/pg", state_dir);
+    snprintf(data_dir, sizeof data_dir, "%s/data", c->dir);
+    snprintf(logpath, sizeof logpath, "%s/postgres.log", state_dir);
+    if (mkdir(c->dir, 0700) != 0 || (getuid() == 0 && chown(c->dir, uid, gid) != 0)) {
+        snprintf(err, errcap, "cannot create %s: %s", c->dir, strerror(errno));
+        return -1;
+    }
+    logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (logfd < 0 || (getuid() == 0 && fchown(logfd, uid, gid) != 0)) {
+        snprintf(err, errcap, "cannot create %s", logpath);
+        if (logfd >= 0)
+            close(logfd);
+        return -1;
+    }
+    snprintf(bin, sizeof bin, "%s/initdb", pg_bindir());
+    {
+        char *argv[] = {bin, "-D", data_dir, "-U", "admin", "-A", "trust",
+                        "-E", "UTF8", "--no-sync", "--no-instructions",
+                        "--locale=C", NULL};
+        pid = spawn(argv, uid, gid, logfd, 1);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
+        snprintf(err, errcap, "initdb failed (see %s)", logpath);
+        close(logfd);
+        return -1;
+    }
+    snprintf(conf, sizeof conf, "%s/postgresql.conf", data_dir);
+    if (append_conf(conf, c->sock_dir) != 0) {
+        snprintf(err, errcap, "cannot write %s", conf);
+        close(logfd);
+        return -1;
+    }
+    snprintf(bin, sizeof bin, "%s/postgres", pg_bindir());
+    {
+        char *argv[] = {bin, "-D", data_dir, NULL};
+        c->pid = spawn(argv, uid, gid, logfd, 1);
+    }
+    close(logfd);
+    if (c->pid < 0) {
+        snprintf(err, errcap, "cannot start postgres");
+        return -1;
+    }
+    for (i = 0; i < 600; i++) { /* 30 s */
+        if (server_ready(data_dir))
+            return 0;
+        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = -1;
+            snprintf(err, errcap, "postgres exited during startup (see %s)", logpath);
+            return -1;
+        }
+        sleep_ms(50);
+    }
+    snprintf(err, errcap, "postgres did not become ready (see %s)", logpath);
+    dl_cluster_stop(c);
+    return -1;
+}
+
+void dl_cluster_stop(dl_cluster *c)
+{
+    int i, status;
+
+    if (c->pid <= 0)
+        return;
+    kill(c->pid, SIGINT); /* fast shutdown */
+    for (i = 0; i < 200; i++) {
+        if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
+            c->pid = -1;
+            return;
+        }
+        sleep_ms(50);
+    }
+    kill(c->pid, SIGQUIT);
+    sleep_ms(500);
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, &status, 0);
+    c->pid = -1;
+}

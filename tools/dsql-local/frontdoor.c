@@ -1,0 +1,287 @@
+/* dsql-local: the front door. Before TLS: SSLRequest, GSSENCRequest,
+ * CancelRequest, direct TLS, refused plaintext startups. After TLS: the
+ * startup packet, the SNI check, the cleartext password and the token. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/crypto.h>
+
+#include "gateway.h"
+
+/* Reads toward c->pre until `need` bytes are there: 1 done, 0 wait, -1 gone. */
+static int raw_fill(conn *c, size_t need)
+{
+    while (c->pre_have < need) {
+        ssize_t n = recv(c->fd, c->pre + c->pre_have, need - c->pre_have, 0);
+        if (n > 0)
+            c->pre_have += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        else
+            return -1;
+    }
+    return 1;
+}
+
+static void raw_refuse(conn *c, const char *sqlstate, const char *msg)
+{
+    unsigned char buf[512];
+    size_t n = dl_error_response(buf, sizeof buf, sqlstate, msg);
+    ssize_t w = send(c->fd, buf, n, MSG_NOSIGNAL);
+
+    (void)w; /* best effort: the client may already be gone */
+    c->gw->n_refused++;
+    dl_log("conn %lu: refused before TLS: %s", c->id, msg);
+    conn_free(c);
+}
+
+static void raw_discard(conn *c)
+{
+    unsigned char scratch[4096];
+
+    while (c->discard_left > 0) {
+        size_t want = c->discard_left < sizeof scratch ? c->discard_left : sizeof scratch;
+        ssize_t n = recv(c->fd, scratch, want, 0);
+        if (n > 0) {
+            c->discard_left -= (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        } else if (!(n < 0 && errno == EINTR)) {
+            conn_free(c);
+            return;
+        }
+    }
+    raw_refuse(c, "28000",
+               "unable to accept connection, TLS is required (use sslmode=require or stronger)");
+}
+
+void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    unsigned char first;
+    uint32_t len, code;
+    int r;
+
+    (void)fd;
+    (void)what;
+    if (c->state == S_DISCARD) {
+        raw_discard(c);
+        return;
+    }
+    if (c->pre_have == 0) {
+        ssize_t n = recv(c->fd, &first, 1, MSG_PEEK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n <= 0) {
+            conn_free(c);
+            return;
+        }
+        if (first == 0x16) { /* a TLS ClientHello: direct TLS */
+            if (conn_start_tls(c) != 0)
+                conn_free(c);
+            return;
+        }
+    }
+    r = raw_fill(c, 8);
+    if (r <= 0) {
+        if (r < 0)
+            conn_free(c);
+        return;
+    }
+    len = dl_be32(c->pre);
+    code = dl_be32(c->pre + 4);
+    if (len == 8 && code == PG_SSL_REQUEST) {
+        if (send(c->fd, "S", 1, MSG_NOSIGNAL) != 1 || conn_start_tls(c) != 0)
+            conn_free(c);
+        return;
+    }
+    if (len == 8 && code == PG_GSSENC_REQUEST) {
+        if (send(c->fd, "N", 1, MSG_NOSIGNAL) != 1)
+            conn_free(c);
+        c->pre_have = 0; /* an SSLRequest or a startup packet follows */
+        return;
+    }
+    if (len == 16 && code == PG_CANCEL_REQUEST) {
+        r = raw_fill(c, 16);
+        if (r == 0)
+            return;
+        if (r > 0)
+            cancel_relay(c->gw, c->pre);
+        conn_free(c);
+        return;
+    }
+    if (code == PG_PROTO_V3 && len > 8 && len <= DL_MAX_PACKET) {
+        c->state = S_DISCARD;
+        c->discard_left = len - 8;
+        raw_discard(c);
+        return;
+    }
+    if (len < 8 || len > DL_MAX_PACKET) {
+        raw_refuse(c, "08P01", "invalid startup packet length");
+        return;
+    }
+    raw_refuse(c, "08P01", "unsupported frontend protocol or request code");
+}
+
+static void send_auth_request(conn *c)
+{
+    static const unsigned char cleartext[9] = {'R', 0, 0, 0, 8, 0, 0, 0, 3};
+    bufferevent_write(c->client, cleartext, sizeof cleartext);
+}
+
+static int known_host(const dl_config *cfg, const char *sni)
+{
+    int i;
+    for (i = 0; i < cfg->nhosts; i++)
+        if (strcasecmp(cfg->hosts[i], sni) == 0)
+            return 1;
+    return 0;
+}
+
+static int on_startup(conn *c, struct evbuffer *in)
+{
+    unsigned char hdr[8];
+    uint32_t len, code;
+    const char *user, *sni;
+    SSL *ssl = bufferevent_openssl_get_ssl(c->client);
+
+    if (evbuffer_copyout(in, hdr, 8) < 8)
+        return 0;
+    len = dl_be32(hdr);
+    code = dl_be32(hdr + 4);
+    if (len < 8 || len > DL_MAX_PACKET) {
+        conn_fail(c, "08P01", "invalid startup packet length");
+        return -1;
+    }
+    if (evbuffer_get_length(in) < len)
+        return 0;
+    if (code == PG_CANCEL_REQUEST && len == 16) {
+        unsigned char pkt[16];
+        evbuffer_remove(in, pkt, 16);
+        cancel_relay(c->gw, pkt);
+        conn_free(c);
+        return -1;
+    }
+    if (code != PG_PROTO_V3) {
+        conn_fail(c, "08P01", "unsupported frontend protocol or request code");
+        return -1;
+    }
+    c->startup = malloc(len);
+    if (!c->startup) {
+        conn_fail(c, "53200", "out of memory");
+        return -1;
+    }
+    c->startup_len = len;
+    evbuffer_remove(in, c->startup, len);
+    if (!dl_startup_valid(c->startup, len)) {
+        conn_fail(c, "08P01", "invalid startup packet layout");
+        return -1;
+    }
+    user = dl_startup_param(c->startup, len, "user");
+    if (!user || !*user) {
+        conn_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
+        return -1;
+    }
+    snprintf(c->user, sizeof c->user, "%.63s", user);
+    sni = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    if (!sni || !*sni) {
+        conn_fail(c, "28000", "unable to accept connection, sni was not received");
+        return -1;
+    }
+    if (!known_host(c->gw->cfg, sni)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "unable to accept connection, no cluster is named %.253s", sni);
+        conn_fail(c, "28000", msg);
+        return -1;
+    }
+    c->state = S_PASSWORD;
+    send_auth_request(c);
+    return 1;
+}
+
+static const char *expected_region(const dl_config *cfg, const char *sni,
+                                   char *buf, size_t cap)
+{
+    if (dsql_region_from_hostname(sni, buf, cap, NULL) == DSQL_OK)
+        return buf;
+    return cfg->region;
+}
+
+static int on_password(conn *c, struct evbuffer *in)
+{
+    unsigned char hdr[5];
+    uint32_t len;
+    char *token, reason[400], msg[600], region[DSQL_REGION_MAX + 1];
+    SSL *ssl = bufferevent_openssl_get_ssl(c->client);
+    dl_verify_in vin;
+    int rc;
+
+    if (evbuffer_copyout(in, hdr, 5) < 5)
+        return 0;
+    len = dl_be32(hdr + 1);
+    if (hdr[0] != 'p') {
+        conn_fail(c, "08P01", "expected a password response");
+        return -1;
+    }
+    if (len < 5 || len - 4 > DL_MAX_PACKET) {
+        snprintf(msg, sizeof msg, "IAM authentication failed for user \"%s\": password packet is too large", c->user);
+        conn_fail(c, "28P01", msg);
+        return -1;
+    }
+    if (evbuffer_get_length(in) < (size_t)len + 1)
+        return 0;
+    evbuffer_drain(in, 5);
+    token = malloc(len - 4);
+    if (!token) {
+        conn_fail(c, "53200", "out of memory");
+        return -1;
+    }
+    evbuffer_remove(in, token, len - 4);
+    memset(&vin, 0, sizeof vin);
+    vin.token = token;
+    vin.token_len = strnlen(token, len - 4);
+    vin.sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    vin.user = c->user;
+    vin.region = expected_region(c->gw->cfg, vin.sni, region, sizeof region);
+    vin.keys_file = c->gw->keys_file;
+    vin.now = (int64_t)time(NULL);
+    vin.clock_skew = c->gw->cfg->clock_skew;
+    rc = dl_verify_token(&vin, reason, sizeof reason);
+    OPENSSL_cleanse(token, len - 4);
+    free(token);
+    if (rc != 0) {
+        snprintf(msg, sizeof msg, "IAM authentication failed for user \"%s\": %s", c->user, reason);
+        conn_fail(c, "28P01", msg);
+        return -1;
+    }
+    dl_log("conn %lu: user \"%s\" authenticated for %s", c->id, c->user, vin.sni);
+    conn_start_backend(c);
+    return -1;
+}
+
+void frontdoor_read_cb(struct bufferevent *bev, void *arg)
+{
+    conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    int r = 1;
+
+    /* S_BACKEND: pipelined bytes wait in the input buffer for the relay */
+    while (r > 0) {
+        if (c->state == S_STARTUP)
+            r = on_startup(c, in);
+        else if (c->state == S_PASSWORD)
+            r = on_password(c, in);
+        else
+            r = 0;
+    }
+}

@@ -1,0 +1,434 @@
+/* dsql-local: the TLS gateway on 127.0.0.1, built on libevent bufferevents
+ * with the OpenSSL filter. Owns connections, timers and the byte relay;
+ * what is said at the door is in frontdoor.c. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <openssl/err.h>
+
+#include "gateway.h"
+
+#define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
+
+static void conn_unlink(conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->gw->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+void conn_free(conn *c)
+{
+    conn_unlink(c);
+    if (c->raw_ev)
+        event_free(c->raw_ev);
+    if (c->auth_timer)
+        event_free(c->auth_timer);
+    if (c->life_timer)
+        event_free(c->life_timer);
+    if (c->close_timer)
+        event_free(c->close_timer);
+    if (c->client)
+        bufferevent_free(c->client); /* closes fd, frees the SSL */
+    else if (c->fd >= 0)
+        close(c->fd);
+    if (c->backend)
+        bufferevent_free(c->backend);
+    free(c->startup);
+    free(c);
+}
+
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
+}
+
+static void closing_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    conn_free(arg);
+}
+
+static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    conn_free(arg);
+}
+
+/* Flush what is queued for the client, then close (at most 5 s). */
+static void conn_close_after_flush(conn *c)
+{
+    struct timeval five = {5, 0};
+
+    c->state = S_CLOSING;
+    if (c->backend) {
+        bufferevent_free(c->backend);
+        c->backend = NULL;
+    }
+    if (!c->client || evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
+        conn_free(c);
+        return;
+    }
+    bufferevent_disable(c->client, EV_READ);
+    bufferevent_setcb(c->client, NULL, closing_write_cb, closing_event_cb, c);
+    bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+    if (!c->close_timer)
+        c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
+    if (c->close_timer)
+        evtimer_add(c->close_timer, &five);
+}
+
+void conn_fail(conn *c, const char *sqlstate, const char *message)
+{
+    unsigned char buf[1024];
+    size_t n = dl_error_response(buf, sizeof buf, sqlstate, message);
+
+    c->gw->n_refused++;
+    dl_log("conn %lu: refused (%s): %s", c->id, sqlstate, message);
+    bufferevent_write(c->client, buf, n);
+    conn_close_after_flush(c);
+}
+
+static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    dl_log("conn %lu: login did not finish in time", c->id);
+    if (c->client && c->tls_up && (c->state == S_STARTUP || c->state == S_PASSWORD))
+        conn_fail(c, "08006", "unable to accept connection, authentication timed out");
+    else
+        conn_free(c);
+}
+
+static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    dl_log("conn %lu: maximum connection duration reached, closing", c->id);
+    conn_free(c);
+}
+
+/* ---- relay ---- */
+
+static void relay_read_cb(struct bufferevent *from, void *arg)
+{
+    conn *c = arg;
+    struct bufferevent *to = from == c->client ? c->backend : c->client;
+    struct evbuffer *out = bufferevent_get_output(to);
+
+    evbuffer_add_buffer(out, bufferevent_get_input(from));
+    if (evbuffer_get_length(out) >= RELAY_HIGH)
+        bufferevent_disable(from, EV_READ);
+}
+
+static void relay_write_cb(struct bufferevent *to, void *arg)
+{
+    conn *c = arg;
+    struct bufferevent *from = to == c->client ? c->backend : c->client;
+
+    if (c->state == S_RELAY)
+        bufferevent_enable(from, EV_READ);
+}
+
+static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    conn *c = arg;
+
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (bev == c->backend) {
+        /* backend gone (or died): deliver what it said, then close */
+        if (what & BEV_EVENT_ERROR)
+            dl_log("conn %lu: backend connection error", c->id);
+        bufferevent_free(c->backend);
+        c->backend = NULL;
+        conn_close_after_flush(c);
+    } else {
+        conn_free(c);
+    }
+}
+
+static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    conn *c = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->auth_timer) {
+            event_free(c->auth_timer);
+            c->auth_timer = NULL;
+        }
+        c->state = S_RELAY;
+        c->gw->n_ok++;
+        bufferevent_write(c->backend, c->startup, c->startup_len);
+        free(c->startup);
+        c->startup = NULL;
+        bufferevent_setcb(c->client, relay_read_cb, relay_write_cb, relay_event_cb, c);
+        bufferevent_setcb(c->backend, relay_read_cb, relay_write_cb, relay_event_cb, c);
+        bufferevent_enable(c->backend, EV_READ | EV_WRITE);
+        bufferevent_enable(c->client, EV_READ | EV_WRITE);
+        if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
+            relay_read_cb(c->client, c);
+        return;
+    }
+    dl_log("conn %lu: cannot reach PostgreSQL", c->id);
+    conn_fail(c, "08006", "unable to accept connection, the database is not available");
+}
+
+void conn_start_backend(conn *c)
+{
+    struct sockaddr_un sa;
+
+    c->state = S_BACKEND;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", c->gw->pg_socket) >= (int)sizeof sa.sun_path) {
+        conn_fail(c, "08006", "unable to accept connection, the database is not available");
+        return;
+    }
+    c->backend = bufferevent_socket_new(c->gw->base, -1,
+                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->backend) {
+        conn_fail(c, "53200", "out of memory");
+        return;
+    }
+    bufferevent_setcb(c->backend, NULL, NULL, backend_event_cb, c);
+    if (bufferevent_socket_connect(c->backend, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        /* on an immediate failure the event callback may not run */
+        if (c->state == S_BACKEND)
+            conn_fail(c, "08006", "unable to accept connection, the database is not available");
+    }
+}
+
+int cancel_relay(struct dl_gateway *gw, const unsigned char pkt[16])
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+
+    if (fd < 0)
+        return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", gw->pg_socket) < (int)sizeof sa.sun_path &&
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        send(fd, pkt, 16, MSG_NOSIGNAL) == 16)
+        rc = 0;
+    close(fd);
+    dl_log("cancel request relayed%s", rc == 0 ? "" : " (failed)");
+    return rc;
+}
+
+/* ---- TLS ---- */
+
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    conn *c = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_up = 1;
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (!c->tls_up)
+            dl_log("conn %lu: TLS handshake failed", c->id);
+        conn_free(c);
+    }
+}
+
+int conn_start_tls(conn *c)
+{
+    SSL *ssl = SSL_new(c->gw->ssl_ctx);
+
+    if (!ssl)
+        return -1;
+    if (c->raw_ev) {
+        event_free(c->raw_ev);
+        c->raw_ev = NULL;
+    }
+    c->client = bufferevent_openssl_socket_new(c->gw->base, c->fd, ssl,
+                                               BUFFEREVENT_SSL_ACCEPTING,
+                                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->client) {
+        SSL_free(ssl);
+        return -1;
+    }
+    c->fd = -1;
+    c->state = S_STARTUP; /* bytes only arrive once the handshake is done */
+    bufferevent_setcb(c->client, frontdoor_read_cb, NULL, tls_event_cb, c);
+    bufferevent_setwatermark(c->client, EV_READ, 0, DL_MAX_PACKET + 64);
+    bufferevent_enable(c->client, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char pg[] = "postgresql";
+    unsigned int i = 0;
+
+    (void)ssl;
+    (void)arg;
+    while (i < inlen) {
+        unsigned int n = in[i];
+        if (i + 1 + n > inlen)
+            break;
+        if (n == sizeof pg - 1 && memcmp(in + i + 1, pg, n) == 0) {
+            *out = in + i + 1;
+            *outlen = (unsigned char)n;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+static SSL_CTX *make_ssl_ctx(const char *cert_dir, char *err, size_t errcap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char cert[600], key[600];
+
+    snprintf(cert, sizeof cert, "%s/server.pem", cert_dir);
+    snprintf(key, sizeof key, "%s/server.key", cert_dir);
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errcap, "cannot set up TLS with %s", cert);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    return ctx;
+}
+
+/* ---- listener ---- */
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    struct dl_gateway *gw = arg;
+    conn *c = calloc(1, sizeof *c);
+    struct timeval auth = {gw->cfg->auth_timeout, 0};
+    struct timeval life = {gw->cfg->max_conn_seconds, 0};
+    int one = 1;
+
+    (void)l;
+    (void)sa;
+    (void)salen;
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->gw = gw;
+    c->fd = fd;
+    c->id = ++gw->n_accepted;
+    c->next = gw->conns;
+    if (gw->conns)
+        gw->conns->prev = c;
+    gw->conns = c;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->raw_ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, frontdoor_raw_cb, c);
+    c->auth_timer = evtimer_new(gw->base, auth_timeout_cb, c);
+    c->life_timer = evtimer_new(gw->base, life_timeout_cb, c);
+    if (!c->raw_ev || !c->auth_timer || !c->life_timer) {
+        conn_free(c);
+        return;
+    }
+    event_add(c->raw_ev, NULL);
+    evtimer_add(c->auth_timer, &auth);
+    evtimer_add(c->life_timer, &life);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    dl_log("accept failed: %s", strerror(errno));
+}
+
+dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
+                           const char *cert_dir, const char *keys_file,
+                           const char *pg_sock_dir, char *err, size_t errcap)
+{
+    struct dl_gateway *gw = calloc(1, sizeof *gw);
+    struct sockaddr_in sin;
+    socklen_t slen = sizeof sin;
+
+    if (!gw) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    gw->base = base;
+    gw->cfg = cfg;
+    snprintf(gw->keys_file, sizeof gw->keys_file, "%s", keys_file);
+    if (snprintf(gw->pg_socket, sizeof gw->pg_socket, "%s/.s.PGSQL.5432", pg_sock_dir) >= 108) {
+        snprintf(err, errcap, "the state directory path is too long for a Unix socket");
+        free(gw);
+        return NULL;
+    }
+    gw->ssl_ctx = make_ssl_ctx(cert_dir, err, errcap);
+    if (!gw->ssl_ctx) {
+        free(gw);
+        return NULL;
+    }
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((unsigned short)cfg->port);
+    gw->listener = evconnlistener_new_bind(
+        base, accept_cb, gw,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 1024,
+        (struct sockaddr *)&sin, sizeof sin);
+    if (!gw->listener) {
+        snprintf(err, errcap, "cannot listen on 127.0.0.1:%d: %s", cfg->port, strerror(errno));
+        SSL_CTX_free(gw->ssl_ctx);
+        free(gw);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(gw->listener, accept_error_cb);
+    if (getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&sin, &slen) == 0)
+        gw->port = ntohs(sin.sin_port);
+    return gw;
+}
+
+int dl_gateway_port(const dl_gateway *gw)
+{
+    return gw->port;
+}
+
+void dl_gateway_free(dl_gateway *gw)
+{
+    if (!gw)
+        return;
+    if (gw->listener)
+        evconnlistener_free(gw->listener);
+    while (gw->conns)
+        conn_free(gw->conns);
+    dl_log("gateway stopped: %lu connections, %lu logged in, %lu refused",
+           gw->n_accepted, gw->n_ok, gw->n_refused);
+    SSL_CTX_free(gw->ssl_ctx);
+    free(gw);
+}

@@ -1,0 +1,100 @@
+/* dsql-local: a local Aurora DSQL stand-in. Shared declarations. */
+#ifndef DSQL_LOCAL_H
+#define DSQL_LOCAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DL_MAX_HOSTS 8
+#define DL_MAX_PACKET (64u * 1024u) /* startup and password packets */
+
+#if defined(__GNUC__)
+#define DL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DL_PRINTF(a, b)
+#endif
+
+typedef struct dl_config {
+    const char *hosts[DL_MAX_HOSTS]; /* hosts[0] is the cluster name */
+    int nhosts;
+    const char *region;            /* NULL: from hosts[0] */
+    int port;                      /* 0: any free port */
+    int max_conn_seconds;          /* connections are closed after this */
+    int auth_timeout;              /* seconds to finish TLS + login */
+    int clock_skew;                /* allowed X-Amz-Date skew, seconds */
+    const char *state_dir;         /* NULL: default / mkdtemp */
+    const char *keys_file;         /* NULL: generated */
+    const char *log_file;          /* NULL: <state>/dsql-local.log */
+    int temporary;                 /* generate a session token */
+} dl_config;
+
+/* util.c */
+void dl_log(const char *fmt, ...) DL_PRINTF(1, 2);
+void dl_log_open(const char *path);
+int dl_random_string(char *buf, size_t n, const char *alphabet);
+int dl_rmtree(const char *path);
+int dl_write_file(const char *path, const char *data, size_t len, int mode);
+
+/* keys.c: the key table, "ACCESS_KEY_ID SECRET [SESSION_TOKEN]" a line. */
+typedef struct dl_key {
+    char akid[129];
+    char secret[129];
+    char session[4097]; /* "" when long-term */
+} dl_key;
+int dl_keys_generate(const char *path, int temporary, dl_key *out);
+/* 1 found, 0 not found, -1 file unreadable. */
+int dl_keys_lookup(const char *path, const char *akid, dl_key *out);
+int dl_keys_first(const char *path, dl_key *out);
+
+/* certs.c: CA + server certificate for the hosts, PEM files in dir. */
+int dl_certs_make(const char *dir, const char *const *hosts, int nhosts,
+                  char *err, size_t errcap);
+
+/* cluster.c: throwaway PostgreSQL under dir/pg. */
+typedef struct dl_cluster {
+    char dir[512];     /* dir/pg */
+    char sock_dir[512];
+    pid_t pid;
+} dl_cluster;
+int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
+                     size_t errcap);
+void dl_cluster_stop(dl_cluster *c);
+
+/* verify.c: the IAM token check. On failure *sqlstate and reason are set. */
+typedef struct dl_verify_in {
+    const char *token;
+    size_t token_len;
+    const char *sni;       /* TLS server name */
+    const char *user;      /* startup user */
+    const char *region;    /* expected region */
+    const char *keys_file;
+    int64_t now;
+    int clock_skew;
+} dl_verify_in;
+int dl_verify_token(const dl_verify_in *in, char *reason, size_t cap);
+
+/* wire.c: PostgreSQL protocol helpers. */
+#define PG_PROTO_V3 196608u
+#define PG_SSL_REQUEST 80877103u
+#define PG_GSSENC_REQUEST 80877104u
+#define PG_CANCEL_REQUEST 80877102u
+uint32_t dl_be32(const unsigned char *p);
+/* Finds a startup parameter; returns NULL when absent or malformed. */
+const char *dl_startup_param(const unsigned char *pkt, size_t len,
+                             const char *name);
+int dl_startup_valid(const unsigned char *pkt, size_t len);
+/* Builds an ErrorResponse (severity FATAL) into buf; returns its length. */
+size_t dl_error_response(unsigned char *buf, size_t cap, const char *sqlstate,
+                         const char *message);
+
+/* gateway.c */
+struct event_base;
+typedef struct dl_gateway dl_gateway;
+dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
+                           const char *cert_dir, const char *keys_file,
+                           const char *pg_sock_dir, char *err, size_t errcap);
+int dl_gateway_port(const dl_gateway *gw);
+void dl_gateway_free(dl_gateway *gw);
+
+#endif

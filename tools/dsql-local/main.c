@@ -1,0 +1,391 @@
+/* dsql-local: command line. `start` runs the stand-in as a daemon and
+ * prints the environment a client needs, `stop` ends it, `run -- CMD`
+ * wraps one command with a private instance. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dsqlauth.h"
+#include "local.h"
+#include "server.h"
+
+static void usage(FILE *fp)
+{
+    fputs("usage: dsql-local start [options]\n"
+          "       dsql-local stop [--state-dir DIR]\n"
+          "       dsql-local run [options] -- COMMAND [ARGS...]\n"
+          "\n"
+          "A local Aurora DSQL stand-in: a throwaway PostgreSQL behind a TLS gateway\n"
+          "on 127.0.0.1 that accepts only valid IAM authentication tokens.\n"
+          "\n"
+          "  --hostname NAME            cluster name (repeat for extra names; default\n"
+          "                             <26 chars>.dsql.<region>.on.aws)\n"
+          "  --region REGION            region of the default name (us-east-1)\n"
+          "  --port N                   gateway port on 127.0.0.1 (0: a free one)\n"
+          "  --max-connection-duration SECONDS   default 3600\n"
+          "  --auth-timeout SECONDS     time to finish TLS and login (default 30)\n"
+          "  --clock-skew SECONDS       allowed X-Amz-Date skew (default 300)\n"
+          "  --keys FILE                key table: ACCESS_KEY_ID SECRET [SESSION_TOKEN]\n"
+          "                             a line (default: one generated key)\n"
+          "  --temporary-credentials    generate a key with a session token\n"
+          "  --state-dir DIR            where state lives (start/stop default\n"
+          "                             $TMPDIR/dsql-local-<uid>; run: a new temp dir)\n"
+          "  --log FILE                 gateway log (default DIR/dsql-local.log)\n"
+          "  --help, --version\n",
+          fp);
+}
+
+static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "dsql-local: %s '%s' is not a number in %d..%d\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int valid_hostname(const char *h)
+{
+    size_t n = strlen(h), i;
+    if (n == 0 || n > DSQL_HOSTNAME_MAX)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char ch = h[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Returns the index of the first non-option argument, or -1 on error. */
+static int parse_options(int argc, char **argv, int i, dl_config *cfg)
+{
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--") == 0)
+            return i + 1;
+        if (strcmp(a, "--temporary-credentials") == 0) {
+            cfg->temporary = 1;
+            continue;
+        }
+        if (a[0] != '-')
+            return i;
+        if (!v) {
+            fprintf(stderr, "dsql-local: %s needs a value\n", a);
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--hostname") == 0) {
+            if (!valid_hostname(v)) {
+                fprintf(stderr, "dsql-local: --hostname '%s' is not a valid host name\n", v);
+                return -1;
+            }
+            if (cfg->nhosts == DL_MAX_HOSTS) {
+                fprintf(stderr, "dsql-local: at most %d --hostname\n", DL_MAX_HOSTS);
+                return -1;
+            }
+            cfg->hosts[cfg->nhosts++] = v;
+        } else if (strcmp(a, "--region") == 0) {
+            if (!valid_hostname(v)) {
+                fprintf(stderr, "dsql-local: --region '%s' is not valid\n", v);
+                return -1;
+            }
+            cfg->region = v;
+        } else if (strcmp(a, "--port") == 0) {
+            if (parse_int(a, v, 0, 65535, &cfg->port) != 0)
+                return -1;
+        } else if (strcmp(a, "--max-connection-duration") == 0) {
+            if (parse_int(a, v, 1, 7 * 86400, &cfg->max_conn_seconds) != 0)
+                return -1;
+        } else if (strcmp(a, "--auth-timeout") == 0) {
+            if (parse_int(a, v, 1, 3600, &cfg->auth_timeout) != 0)
+                return -1;
+        } else if (strcmp(a, "--clock-skew") == 0) {
+            if (parse_int(a, v, 0, 86400, &cfg->clock_skew) != 0)
+                return -1;
+        } else if (strcmp(a, "--keys") == 0) {
+            cfg->keys_file = v;
+        } else if (strcmp(a, "--state-dir") == 0) {
+            cfg->state_dir = v;
+        } else if (strcmp(a, "--log") == 0) {
+            cfg->log_file = v;
+        } else {
+            fprintf(stderr, "dsql-local: unknown option '%s'\n", a);
+            return -1;
+        }
+    }
+    return i;
+}
+
+static void default_state_dir(char *buf, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/dsql-local-%ld", tmp && *tmp ? tmp : "/tmp", (long)getuid());
+}
+
+/* Reads the server's report: "OK\n<env lines>END\n" or "ERR msg\n". */
+static int read_report(int fd, char *buf, size_t cap)
+{
+    size_t have = 0;
+
+    while (have + 1 < cap) {
+        ssize_t n = read(fd, buf + have, cap - 1 - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        if (strstr(buf, "END\n") || (strncmp(buf, "ERR", 3) == 0 && strchr(buf, '\n')))
+            break;
+    }
+    buf[have] = '\0';
+    if (strncmp(buf, "OK\n", 3) == 0 && strstr(buf, "END\n"))
+        return 0;
+    if (strncmp(buf, "ERR ", 4) == 0)
+        fprintf(stderr, "dsql-local: %s", buf + 4);
+    else
+        fprintf(stderr, "dsql-local: the server did not start (see its log)\n");
+    return -1;
+}
+
+/* Forks the server. The child never returns. */
+static pid_t spawn_server(const dl_config *cfg, int die_with_parent, int *report_fd)
+{
+    int p[2];
+    pid_t pid;
+
+    if (pipe(p) != 0)
+        return -1;
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        if (die_with_parent)
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+        _exit(dl_server_main(cfg, p[1]));
+    }
+    close(p[1]);
+    *report_fd = p[0];
+    return pid;
+}
+
+static int cmd_start(dl_config *cfg)
+{
+    char dir[512], report[16384];
+    int fd, rc;
+    pid_t pid;
+
+    if (!cfg->state_dir) {
+        default_state_dir(dir, sizeof dir);
+        cfg->state_dir = dir;
+    }
+    pid = spawn_server(cfg, 0, &fd);
+    if (pid < 0) {
+        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+        return 1;
+    }
+    rc = read_report(fd, report, sizeof report);
+    close(fd);
+    if (rc != 0) {
+        waitpid(pid, NULL, 0);
+        return 1;
+    }
+    *strstr(report, "END\n") = '\0';
+    fputs(strchr(report, '\n') + 1, stdout);
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int cmd_stop(dl_config *cfg)
+{
+    char dir[512], path[600];
+    const char *env = getenv("DSQL_LOCAL_STATE_DIR");
+    FILE *fp;
+    long pid = 0;
+    int i;
+
+    if (cfg->state_dir)
+        snprintf(dir, sizeof dir, "%s", cfg->state_dir);
+    else if (env && *env)
+        snprintf(dir, sizeof dir, "%s", env);
+    else
+        default_state_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
+    fp = fopen(path, "r");
+    if (!fp || fscanf(fp, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "dsql-local: not running (no %s)\n", path);
+        if (fp)
+            fclose(fp);
+        return 1;
+    }
+    fclose(fp);
+    if (kill((pid_t)pid, SIGTERM) != 0) {
+        fprintf(stderr, "dsql-local: process %ld is gone; removing %s\n", pid, path);
+        unlink(path);
+        return 1;
+    }
+    /* the server removes its pid file last, after PostgreSQL has stopped */
+    for (i = 0; i < 600; i++) {
+        if (access(path, F_OK) != 0)
+            return 0;
+        sleep_ms(50);
+    }
+    fprintf(stderr, "dsql-local: process %ld did not stop in 30 s\n", pid);
+    return 1;
+}
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill((pid_t)child_pid, sig);
+}
+
+/* Puts "export NAME='value'" and "unset NAME" lines into our environment. */
+static void apply_env(char *lines)
+{
+    char *save = NULL, *line;
+
+    for (line = strtok_r(lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "unset ", 6) == 0) {
+            unsetenv(line + 6);
+        } else if (strncmp(line, "export ", 7) == 0) {
+            char *eq = strchr(line, '='), *val;
+            size_t n;
+            if (!eq)
+                continue;
+            *eq = '\0';
+            val = eq + 1;
+            n = strlen(val);
+            if (n >= 2 && val[0] == '\'' && val[n - 1] == '\'') {
+                val[n - 1] = '\0';
+                val++;
+            }
+            setenv(line + 7, val, 1);
+        }
+    }
+}
+
+static int cmd_run(dl_config *cfg, char **cmd)
+{
+    char report[16384];
+    int fd, status = 0, rc;
+    pid_t server, child;
+    struct sigaction sa;
+
+    server = spawn_server(cfg, 1, &fd);
+    if (server < 0) {
+        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+        return 125;
+    }
+    rc = read_report(fd, report, sizeof report);
+    close(fd);
+    if (rc != 0) {
+        waitpid(server, NULL, 0);
+        return 125;
+    }
+    apply_env(strchr(report, '\n') + 1);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    child = fork();
+    if (child == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        execvp(cmd[0], cmd);
+        fprintf(stderr, "dsql-local: cannot run %s: %s\n", cmd[0], strerror(errno));
+        _exit(127);
+    }
+    if (child < 0) {
+        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+        rc = 125;
+    } else {
+        child_pid = child;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
+        child_pid = 0;
+        rc = WIFEXITED(status) ? WEXITSTATUS(status)
+             : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+    }
+    kill(server, SIGTERM);
+    while (waitpid(server, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    dl_config cfg;
+    const char *verb;
+    int i;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_conn_seconds = 3600;
+    cfg.auth_timeout = 30;
+    cfg.clock_skew = 300;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    verb = argv[1];
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(verb, "--version") == 0) {
+        printf("dsql-local %s\n", dsql_version());
+        return 0;
+    }
+    if (strcmp(verb, "start") != 0 && strcmp(verb, "stop") != 0 && strcmp(verb, "run") != 0) {
+        fprintf(stderr, "dsql-local: unknown command '%s' (start, stop or run)\n", verb);
+        return 2;
+    }
+    i = parse_options(argc, argv, 2, &cfg);
+    if (i < 0)
+        return 2;
+    if (strcmp(verb, "run") == 0) {
+        if (i >= argc) {
+            fprintf(stderr, "dsql-local: run needs a command after --\n");
+            return 2;
+        }
+        return cmd_run(&cfg, argv + i);
+    }
+    if (i < argc) {
+        fprintf(stderr, "dsql-local: unexpected argument '%s'\n", argv[i]);
+        return 2;
+    }
+    return strcmp(verb, "start") == 0 ? cmd_start(&cfg) : cmd_stop(&cfg);
+}

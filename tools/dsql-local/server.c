@@ -1,0 +1,314 @@
+/* dsql-local: the server process. Makes the state directory, keys,
+ * certificates and the cluster, runs the gateway until told to stop, then
+ * removes everything it made. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "dsqlauth.h"
+#include "server.h"
+
+typedef struct server {
+    const dl_config *cfg;
+    char dir[512];
+    int created_dir;
+    char keys[600];
+    int generated_keys;
+    char log[600];
+    dl_cluster cluster;
+    struct event_base *base;
+} server;
+
+static void report(int fd, const char *text)
+{
+    size_t off = 0, len = strlen(text);
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        off += (size_t)n;
+    }
+}
+
+static int pid_alive_in(const char *dir)
+{
+    char path[600];
+    FILE *fp;
+    long pid = 0;
+
+    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
+    fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    if (fscanf(fp, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(fp);
+    return pid > 1 && kill((pid_t)pid, 0) == 0;
+}
+
+static int make_state_dir(server *s, char *err, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (s->cfg->state_dir) {
+        snprintf(s->dir, sizeof s->dir, "%s", s->cfg->state_dir);
+        if (mkdir(s->dir, 0700) == 0) {
+            s->created_dir = 1;
+        } else if (errno != EEXIST) {
+            snprintf(err, cap, "cannot create %s: %s", s->dir, strerror(errno));
+            return -1;
+        } else if (pid_alive_in(s->dir)) {
+            if (snprintf(err, cap, "already running in %s (dsql-local stop --state-dir %s)",
+                         s->dir, s->dir) >= (int)cap)
+                snprintf(err, cap, "already running in %s", s->dir);
+            return -1;
+        } else {
+            char pg[600];
+            snprintf(pg, sizeof pg, "%s/pg", s->dir);
+            dl_rmtree(pg); /* left over from a killed server */
+        }
+    } else {
+        snprintf(s->dir, sizeof s->dir, "%s/dsql-local.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(s->dir)) {
+            snprintf(err, cap, "cannot create a directory in %s: %s",
+                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
+            return -1;
+        }
+        s->created_dir = 1;
+    }
+    /* the server user must be able to reach <dir>/pg */
+    if (getuid() == 0 && chmod(s->dir, 0711) != 0) {
+        snprintf(err, cap, "cannot chmod %s", s->dir);
+        return -1;
+    }
+    return 0;
+}
+
+static void cleanup(server *s)
+{
+    static const char *const files[] = {"pg", "ca.pem", "server.pem", "server.key",
+                                        "postgres.log", NULL};
+    char path[700];
+    int i;
+
+    dl_cluster_stop(&s->cluster);
+    if (s->created_dir) {
+        dl_rmtree(s->dir);
+        return;
+    }
+    for (i = 0; files[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->dir, files[i]);
+        dl_rmtree(path);
+    }
+    if (s->generated_keys)
+        unlink(s->keys);
+    if (!s->cfg->log_file)
+        unlink(s->log);
+    snprintf(path, sizeof path, "%s/dsql-local.pid", s->dir);
+    unlink(path); /* last: `dsql-local stop` waits for it */
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    server *s = arg;
+    (void)what;
+    dl_log("signal %d: stopping", (int)sig);
+    event_base_loopbreak(s->base);
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    server *s = arg;
+    int status;
+    pid_t pid;
+
+    (void)sig;
+    (void)what;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == s->cluster.pid) {
+            dl_log("PostgreSQL exited (status %d); logins will fail", status);
+            s->cluster.pid = -1;
+        }
+    }
+}
+
+/* Appends "export NAME='value'\n"; values here never hold a quote. */
+static void add_export(char *buf, size_t cap, const char *name, const char *value)
+{
+    size_t off = strlen(buf);
+    snprintf(buf + off, cap - off, "export %s='%s'\n", name, value);
+}
+
+static void build_report(server *s, const char *const *hosts, const char *region,
+                         int port, const dl_key *key, char *buf, size_t cap)
+{
+    char num[16], path[600];
+
+    snprintf(buf, cap, "OK\n");
+    add_export(buf, cap, "PGHOST", hosts[0]);
+    add_export(buf, cap, "PGHOSTADDR", "127.0.0.1");
+    snprintf(num, sizeof num, "%d", port);
+    add_export(buf, cap, "PGPORT", num);
+    add_export(buf, cap, "PGSSLMODE", "verify-full");
+    snprintf(path, sizeof path, "%s/ca.pem", s->dir);
+    add_export(buf, cap, "PGSSLROOTCERT", path);
+    add_export(buf, cap, "PGUSER", "admin");
+    add_export(buf, cap, "PGDATABASE", "postgres");
+    add_export(buf, cap, "AWS_REGION", region);
+    add_export(buf, cap, "AWS_ACCESS_KEY_ID", key->akid);
+    add_export(buf, cap, "AWS_SECRET_ACCESS_KEY", key->secret);
+    if (key->session[0])
+        add_export(buf, cap, "AWS_SESSION_TOKEN", key->session);
+    else
+        snprintf(buf + strlen(buf), cap - strlen(buf), "unset AWS_SESSION_TOKEN\n");
+    add_export(buf, cap, "DSQL_LOCAL_STATE_DIR", s->dir);
+    snprintf(buf + strlen(buf), cap - strlen(buf), "END\n");
+}
+
+static void quiet_stdio(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+}
+
+int dl_server_main(const dl_config *cfg, int report_fd)
+{
+    static char text[16384];
+    server s;
+    char err[700], idbuf[32], hostbuf[300], regbuf[DSQL_REGION_MAX + 1];
+    const char *hosts[DL_MAX_HOSTS];
+    const char *region;
+    dl_config run_cfg = *cfg;
+    dl_gateway *gw = NULL;
+    struct event *sigs[4] = {0};
+    dl_key key;
+    int i, n;
+
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.cluster.pid = -1;
+    quiet_stdio();
+    signal(SIGPIPE, SIG_IGN);
+    if (make_state_dir(&s, err, sizeof err) != 0)
+        goto fail_early;
+    if (cfg->log_file)
+        snprintf(s.log, sizeof s.log, "%s", cfg->log_file);
+    else
+        snprintf(s.log, sizeof s.log, "%s/dsql-local.log", s.dir);
+    dl_log_open(s.log);
+
+    /* names and region */
+    for (i = 0; i < cfg->nhosts; i++)
+        hosts[i] = cfg->hosts[i];
+    n = cfg->nhosts;
+    if (n == 0) {
+        dl_random_string(idbuf, 26, "abcdefghijklmnopqrstuvwxyz0123456789");
+        snprintf(hostbuf, sizeof hostbuf, "%s.dsql.%s.on.aws", idbuf,
+                 cfg->region ? cfg->region : "us-east-1");
+        hosts[n++] = hostbuf;
+    }
+    if (cfg->region)
+        region = cfg->region;
+    else if (dsql_region_from_hostname(hosts[0], regbuf, sizeof regbuf, NULL) == DSQL_OK)
+        region = regbuf;
+    else
+        region = "us-east-1";
+    for (i = 0; i < n; i++)
+        run_cfg.hosts[i] = hosts[i];
+    run_cfg.nhosts = n;
+    run_cfg.region = region;
+
+    /* keys */
+    if (cfg->keys_file) {
+        snprintf(s.keys, sizeof s.keys, "%s", cfg->keys_file);
+        if (dl_keys_first(s.keys, &key) != 1) {
+            snprintf(err, sizeof err, "no key in %s (ACCESS_KEY_ID SECRET [SESSION_TOKEN] a line)", s.keys);
+            goto fail;
+        }
+    } else {
+        snprintf(s.keys, sizeof s.keys, "%s/keys", s.dir);
+        s.generated_keys = 1;
+        if (dl_keys_generate(s.keys, cfg->temporary, &key) != 0) {
+            snprintf(err, sizeof err, "cannot write %s", s.keys);
+            goto fail;
+        }
+    }
+    if (dl_certs_make(s.dir, hosts, n, err, sizeof err) != 0)
+        goto fail;
+    if (dl_cluster_start(&s.cluster, s.dir, err, sizeof err) != 0)
+        goto fail;
+    s.base = event_base_new();
+    if (!s.base) {
+        snprintf(err, sizeof err, "cannot create the event loop");
+        goto fail;
+    }
+    gw = dl_gateway_new(s.base, &run_cfg, s.dir, s.keys, s.cluster.sock_dir, err, sizeof err);
+    if (!gw)
+        goto fail;
+    sigs[0] = evsignal_new(s.base, SIGTERM, on_stop_signal, &s);
+    sigs[1] = evsignal_new(s.base, SIGINT, on_stop_signal, &s);
+    sigs[2] = evsignal_new(s.base, SIGHUP, on_stop_signal, &s);
+    sigs[3] = evsignal_new(s.base, SIGCHLD, on_sigchld, &s);
+    for (i = 0; i < 4; i++)
+        if (sigs[i])
+            evsignal_add(sigs[i], NULL);
+    {
+        char pidpath[600], pidtext[32];
+        snprintf(pidpath, sizeof pidpath, "%s/dsql-local.pid", s.dir);
+        snprintf(pidtext, sizeof pidtext, "%ld\n", (long)getpid());
+        if (dl_write_file(pidpath, pidtext, strlen(pidtext), 0644) != 0) {
+            snprintf(err, sizeof err, "cannot write %s", pidpath);
+            goto fail;
+        }
+    }
+    dl_log("serving %s (%s) on 127.0.0.1:%d, max connection duration %d s",
+           hosts[0], region, dl_gateway_port(gw), cfg->max_conn_seconds);
+    build_report(&s, hosts, region, dl_gateway_port(gw), &key, text, sizeof text);
+    OPENSSL_cleanse(&key, sizeof key);
+    report(report_fd, text);
+    OPENSSL_cleanse(text, sizeof text);
+    close(report_fd);
+
+    event_base_dispatch(s.base);
+
+    dl_gateway_free(gw);
+    for (i = 0; i < 4; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    event_base_free(s.base);
+    cleanup(&s);
+    return 0;
+
+fail:
+    dl_log("cannot start: %s", err);
+    dl_gateway_free(gw);
+    for (i = 0; i < 4; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    if (s.base)
+        event_base_free(s.base);
+    cleanup(&s);
+fail_early:
+    OPENSSL_cleanse(&key, sizeof key);
+    snprintf(text, sizeof text, "ERR %s\n", err);
+    report(report_fd, text);
+    close(report_fd);
+    return 1;
+}

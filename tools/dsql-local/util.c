@@ -1,0 +1,103 @@
+/* dsql-local: logging, random names, small file helpers. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "local.h"
+
+static FILE *log_fp;
+
+void dl_log_open(const char *path)
+{
+    FILE *fp = fopen(path, "ae");
+    if (fp) {
+        setvbuf(fp, NULL, _IOLBF, 0);
+        if (log_fp && log_fp != stderr)
+            fclose(log_fp);
+        log_fp = fp;
+    }
+}
+
+void dl_log(const char *fmt, ...)
+{
+    FILE *fp = log_fp ? log_fp : stderr;
+    char stamp[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    va_list ap;
+
+    gmtime_r(&t, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(fp, "%s dsql-local[%ld]: ", stamp, (long)getpid());
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fputc('\n', fp);
+}
+
+int dl_random_string(char *buf, size_t n, const char *alphabet)
+{
+    size_t alen = strlen(alphabet), i;
+    unsigned char r[256];
+
+    if (n > sizeof r || RAND_bytes(r, (int)n) != 1)
+        return -1;
+    /* alphabets here are at most 64 long; 256 % alen bias is irrelevant */
+    for (i = 0; i < n; i++)
+        buf[i] = alphabet[r[i] % alen];
+    buf[n] = '\0';
+    return 0;
+}
+
+int dl_rmtree(const char *path)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *e;
+    char sub[4096];
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path);
+    d = opendir(path);
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= sizeof sub)
+            continue;
+        dl_rmtree(sub);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+int dl_write_file(const char *path, const char *data, size_t len, int mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    size_t off = 0;
+
+    if (fd < 0)
+        return -1;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    return close(fd);
+}
