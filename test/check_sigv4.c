@@ -42,6 +42,8 @@ typedef struct parsed_request {
     dsql_sigv4_pair headers[16];
     size_t n_headers;
     char *body;
+    char *owned[16]; /* continuation-joined header values */
+    size_t n_owned;
 } parsed_request;
 
 /* request.txt: "METHOD target HTTP/1.1", header lines (indented lines
@@ -76,14 +78,16 @@ static void parse_request(char *text, parsed_request *r)
         char *end = strchr(p, '\n');
         char *next = end ? end + 1 : p + strlen(p);
         if (*p == ' ' || *p == '\t') { /* continuation: join with the newline kept */
-            char *prev = (char *)r->headers[r->n_headers - 1].value;
-            size_t n = strlen(prev);
-            char *joined = malloc(n + (size_t)(next - p) + 2);
+            const char *prev = r->headers[r->n_headers - 1].value;
+            size_t n = strlen(prev), m = end ? (size_t)(end - p) : strlen(p);
+            char *joined = malloc(n + m + 2);
+            ck_assert_ptr_nonnull(joined);
             memcpy(joined, prev, n);
             joined[n] = '\n';
-            memcpy(joined + n + 1, p, (size_t)(end ? end - p : (long)strlen(p)));
-            joined[n + 1 + (end ? end - p : (long)strlen(p))] = '\0';
+            memcpy(joined + n + 1, p, m);
+            joined[n + 1 + m] = '\0';
             r->headers[r->n_headers - 1].value = joined;
+            r->owned[r->n_owned++] = joined;
         } else {
             if (end)
                 *end = '\0';
@@ -187,6 +191,8 @@ START_TEST(test_suite_case)
 
     dsql_sigv4_result_clear(&res);
     ck_assert_ptr_null(res.query);
+    for (size_t i = 0; i < r.n_owned; i++)
+        free(r.owned[i]);
     cJSON_Delete(ctx);
     free(context), free(request), free(want_creq), free(want_sts), free(want_sig),
         free(want_signed);
