@@ -250,6 +250,70 @@ START_TEST(test_rejects_bad_requests)
 }
 END_TEST
 
+/* Fail the n-th allocation for every n until signing succeeds: each
+ * failure must be DSQL_ENOMEM with nothing leaked and an empty result. */
+static long alloc_countdown, live_allocations;
+static void *failing_malloc(size_t n)
+{
+    if (alloc_countdown > 0 && --alloc_countdown == 0)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        live_allocations++;
+    return p;
+}
+static void *failing_realloc(void *p, size_t n)
+{
+    if (alloc_countdown > 0 && --alloc_countdown == 0)
+        return NULL;
+    if (!p)
+        live_allocations++;
+    return realloc(p, n);
+}
+static void counting_free(void *p)
+{
+    if (p)
+        live_allocations--;
+    free(p);
+}
+
+START_TEST(test_allocation_failures)
+{
+    dsql_credentials creds = {"AKID", "SECRET", "TOKEN/+=", 0};
+    dsql_sigv4_pair headers[] = {{"Host", "h"}, {"X-Dup", "a"}, {"x-dup", " b  c "}};
+    dsql_sigv4_pair query[] = {{"b", "2"}, {"a", "%20x"}};
+    dsql_sigv4_request req = {.version = DSQL_STRUCT_VERSION, .method = "GET",
+                              .path = "/a/./b/../c//", .normalize_path = 1, .query = query,
+                              .query_count = 2, .headers = headers, .header_count = 3,
+                              .region = "r", .service = "s", .time = 1, .expires = 60};
+    for (int mode = 0; mode < 2; mode++) {
+        req.mode = mode ? DSQL_SIGV4_HEADER : DSQL_SIGV4_QUERY;
+        dsql_set_allocator(failing_malloc, failing_realloc, counting_free);
+        dsql_status st = DSQL_ENOMEM;
+        long n;
+        for (n = 1; st == DSQL_ENOMEM && n < 10000; n++) {
+            dsql_sigv4_result res;
+            dsql_error err;
+            alloc_countdown = n;
+            live_allocations = 0;
+            st = dsql_sigv4_sign(&req, &creds, &res, &err);
+            if (st == DSQL_ENOMEM) {
+                ck_assert_ptr_null(res.canonical_request);
+                ck_assert_ptr_null(res.query);
+                ck_assert_ptr_null(res.authorization);
+            } else {
+                ck_assert_int_eq(st, DSQL_OK);
+                dsql_sigv4_result_clear(&res);
+            }
+            ck_assert_msg(live_allocations == 0, "leak after failing allocation %ld", n);
+        }
+        dsql_set_allocator(NULL, NULL, NULL);
+        ck_assert_int_eq(st, DSQL_OK);
+        ck_assert_int_gt(n, 10); /* the loop really exercised failures */
+    }
+}
+END_TEST
+
 static Suite *sigv4_suite(void)
 {
     load_case_names();
@@ -259,6 +323,7 @@ static Suite *sigv4_suite(void)
     tcase_add_loop_test(tc, test_suite_case, 0, n_cases);
     tcase_add_test(tc, test_header_mode_vanilla);
     tcase_add_test(tc, test_rejects_bad_requests);
+    tcase_add_test(tc, test_allocation_failures);
     suite_add_tcase(s, tc);
     return s;
 }
