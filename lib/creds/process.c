@@ -174,7 +174,7 @@ static dsql_status parse_output(const char *prog, const char *text, size_t len,
     else if (!secret || !secret[0])
         st = dsql__error(err, DSQL_EPARSE,
                          "credential_process %s: output has no SecretAccessKey", prog);
-    else if (exp && dsql__utc_parse_iso8601(exp, &expiration) != 0)
+    else if (exp && !dsql__utc_parse_iso8601(exp, &expiration))
         st = dsql__error(err, DSQL_EPARSE,
                          "credential_process %s: Expiration is not an ISO 8601 UTC time", prog);
     else if (exp && expiration <= dsql__now())

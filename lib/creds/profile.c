@@ -99,11 +99,7 @@ static dsql_status sso_check(const dsql__profiles *set, const dsql__section *s,
                 return dsql__error(err, DSQL_ECONFIG, "profile `%s`: SSO profile has no %s",
                                    s->name, need[i]);
     }
-    if (!account)
-        return dsql__error(err, DSQL_ECONFIG,
-                           "profile `%s`: SSO profile has no sso_account_id / sso_role_name",
-                           s->name);
-    return DSQL_OK;
+    return DSQL_OK; /* sso_account_id / sso_role_name are checked when run */
 }
 
 /* The base source of one profile; *absent when it has no credential settings. */
@@ -386,6 +382,10 @@ static dsql_status sso_creds(const dsql__profile_plan *plan, dsql_credentials *o
                              dsql_error *err)
 {
     const dsql__section *s = plan->base_profile, *ss = plan->sso_session;
+    if (!get(s, "sso_account_id"))
+        return dsql__error(err, DSQL_ECONFIG,
+                           "profile `%s`: SSO profile has no sso_account_id / sso_role_name",
+                           s->name);
     const char *key = ss ? ss->name : get(s, "sso_start_url");
     const char *region = ss ? get(ss, "sso_region") : get(s, "sso_region");
     char *path = sso_cache_path(key);
@@ -420,7 +420,7 @@ static dsql_status sso_creds(const dsql__profile_plan *plan, dsql_credentials *o
                          "SSO (profile `%s`): the cached token file has no accessToken / "
                          "expiresAt; run `aws sso login`",
                          s->name);
-    } else if (dsql__utc_parse_iso8601(exp->valuestring, &expires) != 0) {
+    } else if (!dsql__utc_parse_iso8601(exp->valuestring, &expires)) {
         st = dsql__error(err, DSQL_EPARSE,
                          "SSO (profile `%s`): the cached token's expiresAt is not an ISO 8601 "
                          "time; run `aws sso login`",
