@@ -1,0 +1,1134 @@
+/* The HTTP credential providers (container, IMDSv2, STS AssumeRole and
+ * AssumeRoleWithWebIdentity, SSO) against test/aws_test_server.py on
+ * 127.0.0.1: success paths, and every injected fault giving a specific
+ * status and a message naming the provider and the cause. No secret may
+ * appear in an error message or a log line. */
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "testutil.h"
+#include "aws_server.h"
+#include "creds/remote.h"
+
+#define AKID "ASIATESTACCESSKEY"
+#define SECRET "test/secret+access/key"
+#define TOKEN "test-session-token"
+
+/* ---- log capture and the secrets check ------------------------------- */
+
+static char logbuf[65536];
+static size_t loglen;
+
+static void capture_log(dsql_log_level level, const char *msg, void *ud)
+{
+    (void)level, (void)ud;
+    size_t n = strlen(msg);
+    if (loglen + n + 2 < sizeof logbuf) {
+        memcpy(logbuf + loglen, msg, n);
+        loglen += n;
+        logbuf[loglen++] = '\n';
+        logbuf[loglen] = '\0';
+    }
+}
+
+static const char *const secrets[] = {SECRET, TOKEN, "source-secret", "web-identity-jwt",
+                                      "sso-access-token", "imds-token-", "container-auth-tok",
+                                      "src-session-tok"};
+
+static void assert_no_secrets(const dsql_error *err)
+{
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        ck_assert_msg(!strstr(logbuf, secrets[i]), "secret %s in the log:\n%s", secrets[i],
+                      logbuf);
+        if (err)
+            ck_assert_msg(!strstr(err->message, secrets[i]), "secret %s in error: %s",
+                          secrets[i], err->message);
+    }
+}
+
+static void setup(void)
+{
+    loglen = 0;
+    logbuf[0] = '\0';
+    dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
+    ck_assert_int_eq(aws_server_config(NULL), 0);
+}
+
+static void configf(const char *fmt, ...) DSQL_PRINTF(1, 2);
+static void configf(const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(aws_server_config(buf) == 0, "config %s", buf);
+}
+
+#define ASSERT_MSG_HAS(err, s)                                                                 \
+    ck_assert_msg(strstr((err).message, (s)), "message \"%s\" lacks \"%s\"", (err).message, (s))
+
+/* Runs provider p once; returns the status, fills err/creds. */
+static dsql_status run(dsql_credentials_provider *(*make)(dsql_error *), dsql_credentials *c,
+                       dsql_error *err)
+{
+    dsql_credentials_provider *p = make(err);
+    ck_assert_ptr_nonnull(p);
+    memset(err, 0, sizeof *err);
+    dsql_status st = dsql_credentials_provider_get(p, c, err);
+    dsql_credentials_provider_free(p);
+    assert_no_secrets(err);
+    return st;
+}
+
+static void assert_test_creds(const dsql_credentials *c, int64_t expires_in)
+{
+    ck_assert_str_eq(c->access_key_id, AKID);
+    ck_assert_str_eq(c->secret_access_key, SECRET);
+    ck_assert_str_eq(c->session_token, TOKEN);
+    int64_t d = c->expiration - (dsql__now() + expires_in);
+    ck_assert_msg(d >= -5 && d <= 5, "expiration off by %lld s", (long long)d);
+}
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert(bind(s, (struct sockaddr *)&a, sizeof a) == 0);
+    ck_assert(getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+}
+
+/* ---- HTTP seam -------------------------------------------------------- */
+
+START_TEST(test_url_parts)
+{
+    char *scheme, *host, *hh, *path;
+    ck_assert_int_eq(dsql__http_url_parts("https://sts.amazonaws.com/", &scheme, &host, &hh,
+                                          &path, NULL),
+                     DSQL_OK);
+    ck_assert_str_eq(scheme, "https");
+    ck_assert_str_eq(host, "sts.amazonaws.com");
+    ck_assert_str_eq(hh, "sts.amazonaws.com");
+    ck_assert_str_eq(path, "/");
+    dsql__free(scheme), dsql__free(host), dsql__free(hh), dsql__free(path);
+    ck_assert_int_eq(dsql__http_url_parts("http://127.0.0.1:8080", NULL, NULL, &hh, &path, NULL),
+                     DSQL_OK);
+    ck_assert_str_eq(hh, "127.0.0.1:8080");
+    ck_assert_str_eq(path, "/");
+    dsql__free(hh), dsql__free(path);
+    ck_assert_int_eq(dsql__http_url_parts("http://[::1]:80/x", NULL, &host, &hh, NULL, NULL),
+                     DSQL_OK);
+    ck_assert_str_eq(host, "[::1]");
+    ck_assert_str_eq(hh, "[::1]");
+    dsql__free(host), dsql__free(hh);
+    dsql_error err;
+    ck_assert_int_eq(dsql__http_url_parts("ftp://x/", NULL, NULL, NULL, NULL, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql__http_url_parts("not a url", NULL, NULL, NULL, NULL, &err),
+                     DSQL_EINVAL);
+    ck_assert(dsql__http_content_type_is("application/json; charset=utf-8", "application/json"));
+    ck_assert(dsql__http_content_type_is("Application/JSON", "application/json"));
+    ck_assert(!dsql__http_content_type_is("application/jsonx", "application/json"));
+    ck_assert(!dsql__http_content_type_is(NULL, "application/json"));
+}
+END_TEST
+
+START_TEST(test_http_https_to_plain_server_fails_tls)
+{
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/_control/stats", aws_server_port);
+    dsql__http_request req = {.what = "probe", .method = "GET", .url = url, .timeout_ms = 2000};
+    dsql__http_response resp;
+    dsql_error err;
+    dsql_status st = dsql__http_perform(&req, &resp, &err);
+    ck_assert_int_eq(st, DSQL_ETLS);
+    ASSERT_MSG_HAS(err, "probe");
+    ASSERT_MSG_HAS(err, "127.0.0.1");
+}
+END_TEST
+
+START_TEST(test_http_body_cap)
+{
+    configf("{\"faults\":{\"ecs\":{\"body\":\"%s\"}}}", "0123456789abcdef0123456789abcdef");
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/x", aws_server_url);
+    dsql__http_request req = {.what = "probe", .method = "GET", .url = url, .max_body = 16};
+    dsql__http_response resp;
+    dsql_error err;
+    ck_assert_int_eq(dsql__http_perform(&req, &resp, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "larger than 16 bytes");
+    req.max_body = 32;
+    ck_assert_int_eq(dsql__http_perform(&req, &resp, &err), DSQL_OK);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_uint_eq(resp.body_len, 32);
+    ck_assert_str_eq(resp.content_type, "application/json");
+    dsql__http_response_clear(&resp);
+}
+END_TEST
+
+START_TEST(test_http_header_injection_refused)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/x", aws_server_url);
+    dsql__http_header h = {"X-Test", "a\r\nX-Evil: 1"};
+    dsql__http_request req = {.what = "probe", .method = "GET", .url = url, .headers = &h,
+                              .header_count = 1};
+    dsql__http_response resp;
+    dsql_error err;
+    ck_assert_int_eq(dsql__http_perform(&req, &resp, &err), DSQL_EINVAL);
+    ck_assert_int_eq(aws_server_count("ecs"), 0);
+}
+END_TEST
+
+/* ---- container ---------------------------------------------------------- */
+
+static void container_env(void)
+{
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/creds", aws_server_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.5", 1);
+}
+
+START_TEST(test_container_ok)
+{
+    container_env();
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("ecs"), 1);
+}
+END_TEST
+
+START_TEST(test_container_not_configured)
+{
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+}
+END_TEST
+
+START_TEST(test_container_full_uri_host_rules)
+{
+    dsql_credentials c;
+    dsql_error err;
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.2", 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://example.com/creds", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "example.com");
+    ASSERT_MSG_HAS(err, "https");
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.3/creds", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "file:///etc/passwd", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    /* loopback in any spelling is allowed (and here refused by nobody) */
+    char url[128];
+    snprintf(url, sizeof url, "http://localhost:%d/ecs/creds", aws_server_port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ecs/creds", free_port());
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "cannot connect to 127.0.0.1");
+}
+END_TEST
+
+START_TEST(test_container_auth_token)
+{
+    container_env();
+    configf("{\"ecs_authorization\":\"container-auth-tok-1\"}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "HTTP 401");
+    ASSERT_MSG_HAS(err, "AccessDenied");
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth-tok-1", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+
+    /* the file wins over the variable and is re-read at every get() */
+    char path[] = "/tmp/dsql-ecs-token-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_file(path, "container-auth-tok-2\n");
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path, 1);
+    configf("{\"ecs_authorization\":\"container-auth-tok-2\"}");
+    dsql_credentials_provider *p = dsql_credentials_provider_container(&err);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    write_file(path, "container-auth-tok-3");
+    configf("{\"ecs_authorization\":\"container-auth-tok-3\"}");
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    write_file(path, "container-auth-tok-4\r\nX-Evil: 1");
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "line break");
+    unlink(path);
+    ck_assert_int_eq(dsql_credentials_provider_get(p, &c, &err), DSQL_EIO);
+    ASSERT_MSG_HAS(err, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    dsql_credentials_provider_free(p);
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_container_500_retried_then_fails)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"status\":500}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ESERVER);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "HTTP 500");
+    ASSERT_MSG_HAS(err, "InternalError");
+    ck_assert_int_eq(aws_server_count("ecs"), 3);
+}
+END_TEST
+
+START_TEST(test_container_500_once_recovers)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"status\":503,\"times\":1}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("ecs"), 2);
+}
+END_TEST
+
+START_TEST(test_container_404)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"status\":404,\"body\":\"\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "container credentials: 127.0.0.1");
+    ASSERT_MSG_HAS(err, "HTTP 404");
+    ck_assert_int_eq(aws_server_count("ecs"), 1);
+}
+END_TEST
+
+START_TEST(test_container_timeout)
+{
+    container_env();
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
+    configf("{\"faults\":{\"ecs\":{\"delay\":2}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "timed out");
+    ASSERT_MSG_HAS(err, "127.0.0.1");
+}
+END_TEST
+
+START_TEST(test_container_slow_body)
+{
+    container_env();
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.4", 1);
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
+    configf("{\"faults\":{\"ecs\":{\"slow_body\":0.1}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "timed out");
+}
+END_TEST
+
+START_TEST(test_container_truncated)
+{
+    container_env();
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
+    configf("{\"faults\":{\"ecs\":{\"truncate\":true}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "truncated");
+}
+END_TEST
+
+START_TEST(test_container_malformed_json)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"body\":\"{\\\"AccessKeyId\\\": \\\"AKID\\\", \"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "not valid JSON");
+}
+END_TEST
+
+START_TEST(test_container_wrong_content_type)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"body\":\"<html>captive portal</html>\","
+            "\"content_type\":\"text/html\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "not valid JSON");
+    ASSERT_MSG_HAS(err, "text/html");
+}
+END_TEST
+
+START_TEST(test_container_missing_field)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"body\":\"{\\\"AccessKeyId\\\":\\\"AKID\\\"}\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "has no SecretAccessKey");
+}
+END_TEST
+
+START_TEST(test_container_expired)
+{
+    container_env();
+    configf("{\"faults\":{\"ecs\":{\"expires_in\":-60}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EEXPIRED);
+    ASSERT_MSG_HAS(err, "container credentials");
+    ASSERT_MSG_HAS(err, "already expired");
+}
+END_TEST
+
+START_TEST(test_container_oversized)
+{
+    container_env();
+    /* 1 MiB + 1 of JSON-ish text */
+    size_t n = (1u << 20) + 1;
+    char *json = malloc(n + 64);
+    strcpy(json, "{\"faults\":{\"ecs\":{\"body\":\"");
+    size_t off = strlen(json);
+    memset(json + off, 'x', n);
+    strcpy(json + off + n, "\"}}}");
+    ck_assert_int_eq(aws_server_config(json), 0);
+    free(json);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "larger than 1048576 bytes");
+}
+END_TEST
+
+/* ---- IMDS ------------------------------------------------------------- */
+
+static void imds_env(void)
+{
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_server_url, 1);
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.5", 1);
+}
+
+START_TEST(test_imds_ok)
+{
+    imds_env();
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_OK);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("imds_token"), 1);
+    ck_assert_int_eq(aws_server_count("imds_role"), 1);
+    ck_assert_int_eq(aws_server_count("imds_creds"), 1);
+    char *ttl = aws_server_last("imds_token", "headers.X-aws-ec2-metadata-token-ttl-seconds");
+    ck_assert_ptr_nonnull(ttl);
+    ck_assert_str_eq(ttl, "21600");
+    free(ttl);
+}
+END_TEST
+
+START_TEST(test_imds_disabled)
+{
+    imds_env();
+    setenv("AWS_EC2_METADATA_DISABLED", "TRUE", 1);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "IMDS: disabled by AWS_EC2_METADATA_DISABLED");
+    ck_assert_int_eq(aws_server_total(), 0);
+}
+END_TEST
+
+START_TEST(test_imds_no_role)
+{
+    imds_env();
+    configf("{\"faults\":{\"imds_role\":{\"status\":404}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "IMDS: no IAM role is attached");
+}
+END_TEST
+
+START_TEST(test_imds_unknown_role)
+{
+    imds_env();
+    configf("{\"faults\":{\"imds_role\":{\"body\":\"other-role\\n\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "no credentials for IAM role other-role");
+}
+END_TEST
+
+START_TEST(test_imds_token_500_once_recovers)
+{
+    imds_env();
+    configf("{\"faults\":{\"imds_token\":{\"status\":500,\"times\":1}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("imds_token"), 2);
+}
+END_TEST
+
+START_TEST(test_imds_creds_500_bounded)
+{
+    imds_env();
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3", 1);
+    configf("{\"faults\":{\"imds_creds\":{\"status\":500}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ESERVER);
+    ASSERT_MSG_HAS(err, "IMDS: get role credentials");
+    ASSERT_MSG_HAS(err, "HTTP 500");
+    ck_assert_int_eq(aws_server_count("imds_creds"), 3);
+}
+END_TEST
+
+START_TEST(test_imds_unreachable_not_retried)
+{
+    imds_env();
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
+    configf("{\"faults\":{\"imds_token\":{\"delay\":2}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "IMDS");
+    ASSERT_MSG_HAS(err, "timed out");
+    ck_assert_int_eq(aws_server_count("imds_token"), 1);
+}
+END_TEST
+
+START_TEST(test_imds_slow_creds)
+{
+    imds_env();
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
+    configf("{\"faults\":{\"imds_creds\":{\"slow_body\":0.1}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "IMDS");
+    ck_assert_int_eq(aws_server_count("imds_creds"), 2); /* default: 2 attempts */
+}
+END_TEST
+
+START_TEST(test_imds_malformed_and_truncated)
+{
+    imds_env();
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
+    configf("{\"faults\":{\"imds_creds\":{\"body\":\"{\\\"Code\\\":\\\"Success\\\",\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "IMDS");
+    ASSERT_MSG_HAS(err, "not valid JSON");
+    configf("{\"faults\":{\"imds_creds\":{\"truncate\":true}}}");
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "IMDS");
+    ASSERT_MSG_HAS(err, "truncated");
+}
+END_TEST
+
+START_TEST(test_imds_code_not_success)
+{
+    imds_env();
+    configf("{\"faults\":{\"imds_creds\":{\"body\":\"{\\\"Code\\\":\\\"AssumeRoleUnauthorizedAccess\\\"}\"}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "AssumeRoleUnauthorizedAccess");
+}
+END_TEST
+
+START_TEST(test_imds_expired)
+{
+    imds_env();
+    configf("{\"faults\":{\"imds_creds\":{\"expires_in\":-1}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_EEXPIRED);
+    ASSERT_MSG_HAS(err, "IMDS (role test-role)");
+    ASSERT_MSG_HAS(err, "already expired");
+}
+END_TEST
+
+START_TEST(test_imds_v1_disabled)
+{
+    imds_env();
+    setenv("AWS_EC2_METADATA_V1_DISABLED", "true", 1);
+    configf("{\"faults\":{\"imds_token\":{\"status\":403}}}");
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "IMDS: get session token");
+    ASSERT_MSG_HAS(err, "HTTP 403");
+    ck_assert_int_eq(aws_server_count("imds_role"), 0);
+}
+END_TEST
+
+START_TEST(test_imds_connection_refused)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ENETWORK);
+    ASSERT_MSG_HAS(err, "IMDS: cannot connect to 127.0.0.1");
+}
+END_TEST
+
+/* ---- STS ---------------------------------------------------------------- */
+
+static void sts_env(void)
+{
+    setenv("AWS_ENDPOINT_URL_STS", aws_server_url, 1);
+    dsql__http_set_timeout_cap_ms(1000);
+}
+
+static dsql_credentials source_creds = {"AKIDSOURCE", "source-secret", NULL, 0};
+
+START_TEST(test_sts_assume_role_signed)
+{
+    sts_env();
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r",
+                                  .role_session_name = "my-session",
+                                  .external_id = "ext-1",
+                                  .duration_seconds = 900,
+                                  .region = "eu-west-1"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = dsql__sts_assume_role(&source_creds, &p, &c, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    char *body = aws_server_last("sts_assume_role", "body");
+    ck_assert_ptr_nonnull(body);
+    ck_assert_str_eq(body, "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A"
+                           "123456789012%3Arole%2Fr&RoleSessionName=my-session&ExternalId=ext-1"
+                           "&DurationSeconds=900");
+    free(body);
+    char *auth = aws_server_last("sts_assume_role", "headers.Authorization");
+    ck_assert_ptr_nonnull(auth);
+    ck_assert_msg(strstr(auth, "/eu-west-1/sts/aws4_request, SignedHeaders=content-type;host;"
+                               "x-amz-date, Signature="),
+                  "%s", auth);
+    free(auth);
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_sts_assume_role_with_session_token)
+{
+    sts_env();
+    configf("{\"sts_source_session_token\":\"src-session-tok\"}");
+    dsql_credentials src = {"AKIDSOURCE", "source-secret", "src-session-tok", 0};
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = dsql__sts_assume_role(&src, &p, &c, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    dsql_credentials_clear(&c);
+    char *body = aws_server_last("sts_assume_role", "body");
+    ck_assert_msg(strstr(body, "RoleSessionName=dsqlauth-"), "%s", body);
+    ck_assert(!strstr(body, "ExternalId"));
+    ck_assert(!strstr(body, "DurationSeconds"));
+    free(body);
+    char *auth = aws_server_last("sts_assume_role", "headers.Authorization");
+    ck_assert_msg(strstr(auth, "/us-east-1/sts/aws4_request"), "%s", auth);
+    ck_assert_msg(strstr(auth, "x-amz-date;x-amz-security-token"), "%s", auth);
+    free(auth);
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_sts_generic_endpoint_env)
+{
+    setenv("AWS_ENDPOINT_URL", aws_server_url, 1);
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
+}
+END_TEST
+
+START_TEST(test_sts_bad_signature)
+{
+    sts_env();
+    dsql_credentials wrong = {"AKIDSOURCE", "not-the-secret", NULL, 0};
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&wrong, &p, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "STS AssumeRole: 127.0.0.1");
+    ASSERT_MSG_HAS(err, "HTTP 403: SignatureDoesNotMatch: signature mismatch");
+    ck_assert_ptr_null(c.access_key_id);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
+}
+END_TEST
+
+START_TEST(test_sts_500_retried)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"status\":500}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ESERVER);
+    ASSERT_MSG_HAS(err, "HTTP 500: InternalFailure: injected failure");
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 3);
+}
+END_TEST
+
+START_TEST(test_sts_expired_token_code)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"status\":400,\"body\":\"<ErrorResponse><Error>"
+            "<Code>ExpiredToken</Code><Message>The security token included in the request is "
+            "expired</Message></Error></ErrorResponse>\"}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EEXPIRED);
+    ASSERT_MSG_HAS(err, "ExpiredToken: The security token included");
+}
+END_TEST
+
+START_TEST(test_sts_malformed_xml)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
+            "<Credentials><AccessKeyId>AK</AccessKeyId>\"}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "STS AssumeRole");
+    ASSERT_MSG_HAS(err, "not well-formed XML");
+}
+END_TEST
+
+START_TEST(test_sts_missing_credentials_element)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
+            "<Credentials><AccessKeyId>AK</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+            "<SessionToken>T</SessionToken></Credentials></AssumeRoleResult>"
+            "</AssumeRoleResponse>\"}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "has no Credentials/Expiration");
+}
+END_TEST
+
+START_TEST(test_sts_doctype_refused)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<?xml version=\\\"1.0\\\"?>"
+            "<!DOCTYPE r [<!ENTITY a \\\"aaaa\\\">]><r>&a;</r>\"}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "DOCTYPE");
+}
+END_TEST
+
+START_TEST(test_sts_html_error_page)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"status\":502,\"content_type\":\"text/html\","
+            "\"body\":\"<html><body>Bad Gateway<br></body></html>\"}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ESERVER);
+    ASSERT_MSG_HAS(err, "HTTP 502 (content type text/html, not an STS error document)");
+}
+END_TEST
+
+START_TEST(test_sts_expired_credentials)
+{
+    sts_env();
+    configf("{\"faults\":{\"sts_assume_role\":{\"expires_in\":-10}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EEXPIRED);
+    ASSERT_MSG_HAS(err, "have already expired");
+}
+END_TEST
+
+START_TEST(test_sts_timeout)
+{
+    sts_env();
+    dsql__http_set_timeout_cap_ms(200);
+    configf("{\"faults\":{\"sts_assume_role\":{\"delay\":1}}}");
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "STS AssumeRole: POST 127.0.0.1");
+    ASSERT_MSG_HAS(err, "timed out");
+}
+END_TEST
+
+START_TEST(test_sts_invalid_input)
+{
+    sts_env();
+    dsql__assume_role_params p = {.role_arn = ""};
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EINVAL);
+    p.role_arn = "arn:aws:iam::123456789012:role/r";
+    p.role_session_name = "bad name with spaces";
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "role_session_name");
+    p.role_session_name = NULL;
+    p.duration_seconds = 60;
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "duration_seconds 60");
+    dsql_credentials none = {0};
+    p.duration_seconds = 0;
+    ck_assert_int_eq(dsql__sts_assume_role(&none, &p, &c, &err), DSQL_ECREDENTIALS);
+    ck_assert_int_eq(aws_server_total(), 0);
+}
+END_TEST
+
+/* ---- web identity -------------------------------------------------------- */
+
+START_TEST(test_web_identity_provider)
+{
+    sts_env();
+    char path[] = "/tmp/dsql-web-token-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_file(path, "web-identity-jwt\n");
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+    setenv("AWS_ROLE_SESSION_NAME", "pod-1", 1);
+    setenv("AWS_REGION", "ap-south-1", 1);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_OK);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    char *auth = aws_server_last("sts_web_identity", "headers.Authorization");
+    ck_assert_ptr_null(auth); /* unsigned */
+    char *body = aws_server_last("sts_web_identity", "body");
+    ck_assert_str_eq(body, "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws"
+                           "%3Aiam%3A%3A123456789012%3Arole%2Fweb&RoleSessionName=pod-1"
+                           "&WebIdentityToken=web-identity-jwt");
+    free(body);
+
+    /* the file is re-read: a rotated token is used at the next get() */
+    configf("{\"web_identity_token\":\"web-identity-jwt-2\"}");
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "STS AssumeRoleWithWebIdentity: 127.0.0.1 answered HTTP 400: "
+                        "InvalidIdentityToken");
+    write_file(path, "web-identity-jwt-2");
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+
+    unlink(path);
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_EIO);
+    ASSERT_MSG_HAS(err, "web identity: cannot open AWS_WEB_IDENTITY_TOKEN_FILE");
+}
+END_TEST
+
+START_TEST(test_web_identity_not_configured)
+{
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set");
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
+}
+END_TEST
+
+/* ---- SSO --------------------------------------------------------------- */
+
+START_TEST(test_sso_ok)
+{
+    setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = dsql__sso_get_role_credentials("us-west-2", "sso-access-token",
+                                                    "123456789012", "Admin Role", &c, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    char *path = aws_server_last("sso", "path");
+    ck_assert_str_eq(path, "/federation/credentials?account_id=123456789012&role_name=Admin%20Role");
+    free(path);
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_sso_rejected_token)
+{
+    setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "stale-token", "123456789012",
+                                                    "Admin", &c, &err),
+                     DSQL_EEXPIRED);
+    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials");
+    ASSERT_MSG_HAS(err, "HTTP 401");
+    ASSERT_MSG_HAS(err, "Session token not found or invalid");
+    ASSERT_MSG_HAS(err, "run `aws sso login`");
+    configf("{\"faults\":{\"sso\":{\"status\":403,\"body\":\"{\\\"message\\\":\\\"No access\\\"}\"}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token",
+                                                    "123456789012", "Admin", &c, &err),
+                     DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "HTTP 403 (No access)");
+    ASSERT_MSG_HAS(err, "run `aws sso login`");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "", "123456789012", "Admin",
+                                                    &c, &err),
+                     DSQL_ECREDENTIALS);
+    ASSERT_MSG_HAS(err, "aws sso login");
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_sso_faults)
+{
+    setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
+    dsql__http_set_timeout_cap_ms(300);
+    dsql_credentials c;
+    dsql_error err = {0};
+    configf("{\"faults\":{\"sso\":{\"body\":\"{\\\"roleCredentials\\\":{\"}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: the response from 127.0.0.1");
+    ASSERT_MSG_HAS(err, "not valid JSON");
+    configf("{\"faults\":{\"sso\":{\"body\":\"{}\"}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_EPARSE);
+    ASSERT_MSG_HAS(err, "no roleCredentials");
+    configf("{\"faults\":{\"sso\":{\"expires_in\":-5}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_EEXPIRED);
+    configf("{\"faults\":{\"sso\":{\"status\":500}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_ESERVER);
+    ASSERT_MSG_HAS(err, "HTTP 500 (injected failure)");
+    ck_assert_int_eq(aws_server_count("sso"), 3);
+    configf("{\"faults\":{\"sso\":{\"delay\":1,\"times\":3}}}");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_ETIMEOUT);
+    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: GET 127.0.0.1");
+    assert_no_secrets(&err);
+}
+END_TEST
+
+/* ---- allocation failures ------------------------------------------------- */
+
+static long alloc_budget = -1;
+static void *failing_malloc(size_t n)
+{
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    return malloc(n);
+}
+static void *failing_realloc(void *p, size_t n)
+{
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    return realloc(p, n);
+}
+
+/* Fails the n-th allocation for n = 0, 1, ... until the call succeeds;
+ * every failure must be DSQL_ENOMEM and leave out empty. */
+static void alloc_loop(dsql_status (*call)(dsql_credentials *, dsql_error *))
+{
+    dsql_set_allocator(failing_malloc, failing_realloc, free);
+    for (long n = 0; n < 2000; n++) {
+        dsql_credentials c;
+        dsql_error err = {0};
+        alloc_budget = n;
+        dsql_status st = call(&c, &err);
+        alloc_budget = -1;
+        if (st == DSQL_OK) {
+            dsql_credentials_clear(&c);
+            dsql_set_allocator(NULL, NULL, NULL);
+            return;
+        }
+        ck_assert_msg(st == DSQL_ENOMEM, "allocation %ld: %s: %s", n, dsql_status_name(st),
+                      err.message);
+        ck_assert_ptr_null(c.access_key_id);
+    }
+    ck_abort_msg("never succeeded");
+}
+
+static dsql_status call_container(dsql_credentials *c, dsql_error *err)
+{
+    dsql_credentials_provider *p = dsql_credentials_provider_container(err);
+    if (!p)
+        return err->status;
+    dsql_status st = dsql_credentials_provider_get(p, c, err);
+    dsql_credentials_provider_free(p);
+    return st;
+}
+static dsql_status call_imds(dsql_credentials *c, dsql_error *err)
+{
+    dsql_credentials_provider *p = dsql_credentials_provider_imds(err);
+    if (!p)
+        return err->status;
+    dsql_status st = dsql_credentials_provider_get(p, c, err);
+    dsql_credentials_provider_free(p);
+    return st;
+}
+static dsql_status call_sts(dsql_credentials *c, dsql_error *err)
+{
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r",
+                                  .external_id = "x"};
+    return dsql__sts_assume_role(&source_creds, &p, c, err);
+}
+static dsql_status call_sso(dsql_credentials *c, dsql_error *err)
+{
+    return dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r", c, err);
+}
+
+START_TEST(test_alloc_failures)
+{
+    container_env();
+    imds_env();
+    sts_env();
+    setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
+    setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
+    alloc_loop(call_container);
+    alloc_loop(call_imds);
+    alloc_loop(call_sts);
+    alloc_loop(call_sso);
+}
+END_TEST
+
+static Suite *http_creds_suite(void)
+{
+    Suite *s = suite_create("http_creds");
+    TCase *tc = tcase_create("http");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_url_parts);
+    tcase_add_test(tc, test_http_https_to_plain_server_fails_tls);
+    tcase_add_test(tc, test_http_body_cap);
+    tcase_add_test(tc, test_http_header_injection_refused);
+    tcase_add_test(tc, test_container_ok);
+    tcase_add_test(tc, test_container_not_configured);
+    tcase_add_test(tc, test_container_full_uri_host_rules);
+    tcase_add_test(tc, test_container_auth_token);
+    tcase_add_test(tc, test_container_500_retried_then_fails);
+    tcase_add_test(tc, test_container_500_once_recovers);
+    tcase_add_test(tc, test_container_404);
+    tcase_add_test(tc, test_container_timeout);
+    tcase_add_test(tc, test_container_slow_body);
+    tcase_add_test(tc, test_container_truncated);
+    tcase_add_test(tc, test_container_malformed_json);
+    tcase_add_test(tc, test_container_wrong_content_type);
+    tcase_add_test(tc, test_container_missing_field);
+    tcase_add_test(tc, test_container_expired);
+    tcase_add_test(tc, test_container_oversized);
+    tcase_add_test(tc, test_imds_ok);
+    tcase_add_test(tc, test_imds_disabled);
+    tcase_add_test(tc, test_imds_no_role);
+    tcase_add_test(tc, test_imds_unknown_role);
+    tcase_add_test(tc, test_imds_token_500_once_recovers);
+    tcase_add_test(tc, test_imds_creds_500_bounded);
+    tcase_add_test(tc, test_imds_unreachable_not_retried);
+    tcase_add_test(tc, test_imds_slow_creds);
+    tcase_add_test(tc, test_imds_malformed_and_truncated);
+    tcase_add_test(tc, test_imds_code_not_success);
+    tcase_add_test(tc, test_imds_expired);
+    tcase_add_test(tc, test_imds_v1_disabled);
+    tcase_add_test(tc, test_imds_connection_refused);
+    tcase_add_test(tc, test_sts_assume_role_signed);
+    tcase_add_test(tc, test_sts_assume_role_with_session_token);
+    tcase_add_test(tc, test_sts_generic_endpoint_env);
+    tcase_add_test(tc, test_sts_bad_signature);
+    tcase_add_test(tc, test_sts_500_retried);
+    tcase_add_test(tc, test_sts_expired_token_code);
+    tcase_add_test(tc, test_sts_malformed_xml);
+    tcase_add_test(tc, test_sts_missing_credentials_element);
+    tcase_add_test(tc, test_sts_doctype_refused);
+    tcase_add_test(tc, test_sts_html_error_page);
+    tcase_add_test(tc, test_sts_expired_credentials);
+    tcase_add_test(tc, test_sts_timeout);
+    tcase_add_test(tc, test_sts_invalid_input);
+    tcase_add_test(tc, test_web_identity_provider);
+    tcase_add_test(tc, test_web_identity_not_configured);
+    tcase_add_test(tc, test_sso_ok);
+    tcase_add_test(tc, test_sso_rejected_token);
+    tcase_add_test(tc, test_sso_faults);
+    tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    aws_server_clean_env();
+    if (aws_server_start() != 0) {
+        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(http_creds_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    aws_server_stop();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
