@@ -115,7 +115,11 @@ typedef struct defchain {
 static int env_set(const char *name)
 {
     const char *v = getenv(name);
-    return v && v[0];
+    if (!v)
+        return 0;
+    while (*v == ' ' || *v == '\t') /* blank counts as unset, as in the SDKs */
+        v++;
+    return *v != '\0';
 }
 
 static dsql_status def_get(void *self, dsql_credentials *out, dsql_error *err)
