@@ -998,6 +998,7 @@ static void alloc_loop(dsql_status (*call)(dsql_credentials *, dsql_error *))
     dsql_set_allocator(failing_malloc, failing_realloc, free);
     for (long n = 0; n < 2000; n++) {
         dsql_credentials c;
+        memset(&c, 0x5a, sizeof c); /* the call must clear it */
         dsql_error err = {0};
         alloc_budget = n;
         dsql_status st = call(&c, &err);
@@ -1016,6 +1017,7 @@ static void alloc_loop(dsql_status (*call)(dsql_credentials *, dsql_error *))
 
 static dsql_status call_container(dsql_credentials *c, dsql_error *err)
 {
+    memset(c, 0, sizeof *c);
     dsql_credentials_provider *p = dsql_credentials_provider_container(err);
     if (!p)
         return err->status;
@@ -1025,6 +1027,7 @@ static dsql_status call_container(dsql_credentials *c, dsql_error *err)
 }
 static dsql_status call_imds(dsql_credentials *c, dsql_error *err)
 {
+    memset(c, 0, sizeof *c);
     dsql_credentials_provider *p = dsql_credentials_provider_imds(err);
     if (!p)
         return err->status;
