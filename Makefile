@@ -51,7 +51,7 @@ TEST_SRCS := $(sort $(wildcard test/check_*.c))
 TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
 BENCHES := $(B)/bench/token-bench
 
-.PHONY: all lib tools check bench install uninstall clean distclean demo valgrind
+.PHONY: all lib tools check bench install uninstall clean distclean demo valgrind fuzz
 all: lib tools
 
 lib: $(SHLIB) $(STLIB)
@@ -90,8 +90,31 @@ $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< \
 	  $(ALL_LIBS) $(CHECK_LIBS) $(CJSON_LIBS)
 
-check: all $(TESTS) $(SHLIB)
-	B=$(B) CC="$(CC)" test/run-tests $(TESTS)
+FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+
+check: all $(TESTS) $(SHLIB) $(FUZZ_REPLAYS)
+	B=$(B) CC="$(CC)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
+
+# `make check` replays each corpus through its target, without libFuzzer.
+$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< test/fuzz/replay.c $(ALL_LIBS)
+
+# `make fuzz` runs every target under libFuzzer+ASan+UBSan for FUZZ_SECONDS,
+# growing test/fuzz/corpus/<target>/ (commit what it finds).
+$(B)/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(ADAPTER_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib \
+	  $(LIB_DEPS_CFLAGS) $(LIBPQ_CFLAGS) -o $@ $< $(LIB_SRCS) $(ADAPTER_SRCS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p test/fuzz/corpus/$$t; \
+	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$t \
+	    2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==ERROR)' || exit 1; done
 
 $(B)/bench/%: bench/%.c $(STLIB)
 	@mkdir -p $(dir $@)
