@@ -1,0 +1,163 @@
+/* Secret hygiene: every block the library frees is inspected by a test
+ * allocator, and must not contain the secret key or session token; log
+ * lines and error messages must not contain secrets, tokens or signatures. */
+#include <pthread.h>
+
+#include "testutil.h"
+
+#define SECRET "SeCrEtKeY/ab+cdEXAMPLEwJalrXUtnFEMI0123"
+#define SESSION "SeSsIoNtOkEn/+=MARKER"
+#define SESSION_ENCODED "SeSsIoNtOkEn%2F%2B%3DMARKER"
+
+typedef struct header {
+    size_t size;
+    size_t pad;
+} header;
+
+static long leaked_secrets;
+
+static int contains(const unsigned char *p, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, needle, k) == 0)
+            return 1;
+    return 0;
+}
+
+static void *inspect_malloc(size_t n)
+{
+    header *h = malloc(sizeof *h + n);
+    if (!h)
+        return NULL;
+    h->size = n;
+    return h + 1;
+}
+
+static void inspect_free(void *p)
+{
+    if (!p)
+        return;
+    header *h = (header *)p - 1;
+    const unsigned char *bytes = p;
+    if (contains(bytes, h->size, SECRET) || contains(bytes, h->size, SESSION) ||
+        contains(bytes, h->size, SESSION_ENCODED))
+        __atomic_add_fetch(&leaked_secrets, 1, __ATOMIC_RELAXED);
+    free(h);
+}
+
+static void *inspect_realloc(void *p, size_t n)
+{
+    void *q = inspect_malloc(n);
+    if (q && p) {
+        header *h = (header *)p - 1;
+        memcpy(q, p, h->size < n ? h->size : n);
+        inspect_free(p);
+    }
+    return q;
+}
+
+static char logged[65536];
+static size_t logged_len;
+static void capture_log(dsql_log_level level, const char *msg, void *ud)
+{
+    (void)level, (void)ud;
+    size_t n = strlen(msg);
+    if (logged_len + n + 1 < sizeof logged) {
+        memcpy(logged + logged_len, msg, n);
+        logged[logged_len + n] = '\n';
+        logged_len += n + 1;
+    }
+}
+
+START_TEST(test_freed_memory_holds_no_secret)
+{
+    leaked_secrets = 0;
+    dsql_set_allocator(inspect_malloc, inspect_realloc, inspect_free);
+    dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
+
+    dsql_credentials src = {"AKIDHYGIENE", SECRET, SESSION, 1700000000 + 100};
+    dsql_credentials_provider *cp = dsql_credentials_provider_static(&src, NULL);
+    ck_assert_ptr_nonnull(cp);
+    dsql_token_provider *tp = dsql_token_provider_signing(cp, NULL, NULL);
+    ck_assert_ptr_nonnull(tp);
+    char token[2048];
+    size_t len;
+    dsql_error err;
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL, 0};
+    /* live clock: the static credentials have expired; the error must not leak */
+    ck_assert_int_eq(dsql_token_provider_token(tp, &req, token, sizeof token, &len, &err),
+                     DSQL_EEXPIRED);
+    ck_assert(!strstr(err.message, SECRET) && !strstr(err.message, SESSION));
+    dsql_token_provider_free(tp);
+
+    src.expiration = 0;
+    dsql_signer *s = dsql_signer_new(NULL);
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
+    ck_assert_int_eq(dsql_signer_token(s, &p, &src, token, sizeof token, &len, &err), DSQL_OK);
+    dsql_signer_free(s);
+
+    dsql_credentials copy;
+    ck_assert_int_eq(dsql_credentials_copy(&copy, &src, NULL), DSQL_OK);
+    dsql_credentials_clear(&copy);
+
+    dsql_sigv4_pair h[] = {{"Host", "sts.amazonaws.com"}};
+    dsql_sigv4_request r = {.version = DSQL_STRUCT_VERSION, .mode = DSQL_SIGV4_QUERY,
+                            .method = "GET", .path = "/", .headers = h, .header_count = 1,
+                            .region = "us-east-1", .service = "sts", .time = 1700000000,
+                            .expires = 60};
+    dsql_sigv4_result res;
+    ck_assert_int_eq(dsql_sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
+    dsql_sigv4_result_clear(&res);
+    r.mode = DSQL_SIGV4_HEADER;
+    ck_assert_int_eq(dsql_sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
+    dsql_sigv4_result_clear(&res);
+
+    dsql_set_allocator(NULL, NULL, NULL);
+    dsql_set_log_handler(NULL, DSQL_LOG_ERROR, NULL);
+    ck_assert_int_eq(leaked_secrets, 0);
+    logged[logged_len] = '\0';
+    ck_assert(!strstr(logged, SECRET) && !strstr(logged, SESSION) &&
+              !strstr(logged, SESSION_ENCODED) && !strstr(logged, "X-Amz-Signature"));
+}
+END_TEST
+
+/* The inspection itself must be able to fail: a block freed with a
+ * secret in it is counted. */
+START_TEST(test_inspector_detects_a_secret)
+{
+    leaked_secrets = 0;
+    char *p = inspect_malloc(64);
+    strcpy(p, "xx" SECRET);
+    inspect_free(p);
+    ck_assert_int_eq(leaked_secrets, 1);
+}
+END_TEST
+
+START_TEST(test_clamp_is_logged_without_secrets)
+{
+    logged_len = 0;
+    dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
+    dsql_credentials c = {"AKIDHYGIENE", SECRET, SESSION, 1700000000 + 60};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
+    char token[2048];
+    ck_assert_int_eq(dsql_token_generate(&p, &c, token, sizeof token, NULL, NULL), DSQL_OK);
+    dsql_set_log_handler(NULL, DSQL_LOG_ERROR, NULL);
+    logged[logged_len] = '\0';
+    ck_assert_msg(strstr(logged, "lowered from 900 s to 60 s") != NULL, "log: %s", logged);
+    ck_assert(!strstr(logged, SECRET) && !strstr(logged, SESSION));
+}
+END_TEST
+
+static Suite *hygiene_suite(void)
+{
+    Suite *s = suite_create("hygiene");
+    TCase *tc = tcase_create("hygiene");
+    tcase_add_test(tc, test_inspector_detects_a_secret);
+    tcase_add_test(tc, test_freed_memory_holds_no_secret);
+    tcase_add_test(tc, test_clamp_is_logged_without_secrets);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(hygiene_suite)
