@@ -49,7 +49,7 @@ STLIB := $(B)/libdsqlauth.a
 TOOLS := $(B)/dsql-token
 TEST_SRCS := $(sort $(wildcard test/check_*.c))
 TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
-BENCHES := $(B)/bench/token-bench
+BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench
 
 .PHONY: all lib tools check bench install uninstall clean distclean demo valgrind fuzz
 all: lib tools
