@@ -48,4 +48,9 @@ dsql_status dsql__http_perform_retry(const dsql__http_request *req, int attempts
  * like) into buf; "" when the body is not such JSON. Bodies are never
  * quoted otherwise (they might echo secrets). */
 void dsql__http_error_summary(const dsql__http_response *resp, char *buf, size_t cap);
+/* sts.c: an STS answer (any status) into credentials or an error naming
+ * `what` and `host`; exposed for the fuzz target. */
+dsql_status dsql__sts_parse_response(const char *what, const char *host,
+                                     const dsql__http_response *resp, dsql_credentials *out,
+                                     dsql_error *err);
 #endif

@@ -170,9 +170,11 @@ static const char *text_of(sts_xml *x, int f)
 }
 
 /* Turns an STS response into credentials or an error. */
-static dsql_status sts_result(const char *what, const char *host, dsql__http_response *resp,
-                              dsql_credentials *out, dsql_error *err)
+dsql_status dsql__sts_parse_response(const char *what, const char *host,
+                                     const dsql__http_response *resp, dsql_credentials *out,
+                                     dsql_error *err)
 {
+    memset(out, 0, sizeof *out);
     sts_xml x;
     dsql_status st = sts_xml_parse(what, host, resp, &x, err);
     if (st != DSQL_OK) {
@@ -380,7 +382,7 @@ static dsql_status sts_call(const char *what, const dsql_credentials *source,
         dsql__http_response resp;
         st = dsql__http_perform_retry(&req, 3, &resp, err);
         if (st == DSQL_OK) {
-            st = sts_result(what, host, &resp, out, err);
+            st = dsql__sts_parse_response(what, host, &resp, out, err);
             dsql__http_response_clear(&resp);
         }
     }
