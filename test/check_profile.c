@@ -597,6 +597,184 @@ START_TEST(test_region)
 }
 END_TEST
 
+/* ---- allocation-failure loop ----------------------------------------- */
+
+static long alloc_live, alloc_count, alloc_fail_at = -1;
+static int alloc_failed;
+static void *fail_malloc(size_t n)
+{
+    if (alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at) {
+        alloc_failed = 1;
+        return NULL;
+    }
+    void *p = malloc(n);
+    if (p)
+        alloc_live++;
+    return p;
+}
+static void *fail_realloc(void *old, size_t n)
+{
+    if (alloc_fail_at >= 0 && alloc_count++ == alloc_fail_at) {
+        alloc_failed = 1;
+        return NULL;
+    }
+    void *p = realloc(old, n);
+    if (p && !old)
+        alloc_live++;
+    return p;
+}
+static void fail_free(void *p)
+{
+    if (p)
+        alloc_live--;
+    free(p);
+}
+
+typedef dsql_status (*alloc_op)(void);
+
+static void alloc_loop(const char *name, alloc_op op)
+{
+    for (long n = 0;; n++) {
+        ck_assert_msg(n < 100000, "%s: no end", name);
+        alloc_live = alloc_count = 0;
+        alloc_failed = 0;
+        alloc_fail_at = n;
+        dsql_set_allocator(fail_malloc, fail_realloc, fail_free);
+        dsql_status st = op();
+        dsql_set_allocator(NULL, NULL, NULL);
+        ck_assert_msg(alloc_live == 0, "%s: %ld blocks leaked when allocation %ld failed", name,
+                      alloc_live, n);
+        if (!alloc_failed) {
+            ck_assert_msg(st == DSQL_OK, "%s: status %d without a failure", name, st);
+            break;
+        }
+        ck_assert_msg(st == DSQL_ENOMEM, "%s: allocation %ld failed but status is %s", name, n,
+                      dsql_status_name(st));
+    }
+}
+
+static const char *alloc_text =
+    "\xEF\xBB\xBF# comment\n[default]\nregion = us-east-1\naws_access_key_id = AK\n"
+    "aws_secret_access_key = SK\n[profile a]\nrole_arn = arn:a\nsource_profile = b\n"
+    "s3 =\n  max = 1\n  min = 2\n[profile b]\nrole_arn = arn:b\nsource_profile = default\n"
+    "x = 1\n -cont\n[sso-session s]\nsso_region = us-east-1\n[profile b]\ny = 2\n"
+    "[profile c]\nsso_session = s\n";
+
+static dsql_status op_parse(void)
+{
+    dsql__profiles set = {0};
+    dsql_error err;
+    dsql_status st = dsql__profiles_parse(&set, alloc_text, strlen(alloc_text),
+                                          DSQL__FILE_CONFIG, "x", &err);
+    if (st == DSQL_OK)
+        st = dsql__profiles_parse(&set, alloc_text, strlen(alloc_text),
+                                  DSQL__FILE_CREDENTIALS, "y", &err);
+    dsql__profile_plan plan;
+    if (st == DSQL_OK && (st = dsql__profile_plan_build(&set, "a", &plan, NULL, &err)) == DSQL_OK)
+        dsql__profile_plan_free(&plan);
+    if (st == DSQL_OK) {
+        /* a loop error allocates its message */
+        const char *loop = "[profile p]\nrole_arn = r\nsource_profile = q\n"
+                           "[profile q]\nrole_arn = r\nsource_profile = p\n";
+        dsql__profiles l = {0};
+        st = dsql__profiles_parse(&l, loop, strlen(loop), DSQL__FILE_CONFIG, "l", &err);
+        if (st == DSQL_OK) {
+            st = dsql__profile_plan_build(&l, "p", &plan, NULL, &err);
+            st = st == DSQL_ECONFIG ? DSQL_OK : st;
+        }
+        dsql__profiles_free(&l);
+    }
+    dsql__profiles_free(&set);
+    return st;
+}
+
+static dsql_status op_provider(void)
+{
+    dsql_error err;
+    dsql_credentials_provider *p = dsql_credentials_provider_profile("default", &err);
+    if (!p)
+        return err.status;
+    dsql_credentials_provider *c = dsql_credentials_provider_cached(p, &err);
+    if (!c)
+        return err.status;
+    dsql_credentials cr;
+    dsql_status st = dsql_credentials_provider_get(c, &cr, &err);
+    dsql_credentials_clear(&cr);
+    dsql_credentials_provider_free(c);
+    return st;
+}
+
+static dsql_status op_chain(void)
+{
+    dsql_error err;
+    dsql_credentials_provider *ps[2] = {dsql_credentials_provider_env(&err), NULL};
+    if (!ps[0])
+        return err.status;
+    ps[1] = dsql_credentials_provider_profile(NULL, &err);
+    if (!ps[1]) {
+        dsql_credentials_provider_free(ps[0]);
+        return err.status;
+    }
+    dsql_credentials_provider *c = dsql_credentials_provider_chain(ps, 2, &err);
+    if (!c)
+        return err.status;
+    dsql_credentials cr;
+    dsql_status st = dsql_credentials_provider_get(c, &cr, &err);
+    dsql_credentials_clear(&cr);
+    dsql_credentials_provider_free(c);
+    return st;
+}
+
+static dsql_status op_default(void)
+{
+    dsql_error err;
+    dsql_credentials_provider *p = dsql_credentials_provider_default(NULL, &err);
+    if (!p)
+        return err.status;
+    dsql_credentials cr;
+    dsql_status st = dsql_credentials_provider_get(p, &cr, &err);
+    dsql_credentials_clear(&cr);
+    dsql_credentials_provider_free(p);
+    return st;
+}
+
+static dsql_status op_region(void)
+{
+    char buf[64];
+    dsql_error err;
+    return dsql_resolve_region(NULL, NULL, buf, sizeof buf, &err);
+}
+
+static const char *alloc_proc;
+static dsql_status op_process(void)
+{
+    dsql_credentials c;
+    dsql_error err;
+    dsql_status st = dsql__credential_process_run(alloc_proc, 5000, &c, &err);
+    dsql_credentials_clear(&c);
+    return st;
+}
+
+START_TEST(test_allocation_failures)
+{
+    make_tmpdir();
+    write_file(".aws/config", alloc_text, 0600);
+    alloc_loop("parse", op_parse);
+    alloc_loop("profile provider", op_provider);
+    alloc_loop("chain", op_chain);
+    alloc_loop("region", op_region);
+    alloc_loop("default chain", op_default);
+    static char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s 'an arg'",
+             write_file("p.sh",
+                        "#!/bin/sh\necho 'oops' >&2\necho '{\"Version\": 1, \"AccessKeyId\": "
+                        "\"A\", \"SecretAccessKey\": \"B\", \"SessionToken\": \"C\"}'\n",
+                        0755));
+    alloc_proc = cmd;
+    alloc_loop("credential_process", op_process);
+}
+END_TEST
+
 static Suite *profile_suite(void)
 {
     Suite *s = suite_create("profile");
@@ -615,6 +793,7 @@ static Suite *profile_suite(void)
     tcase_add_test(tc, test_credential_process_failures);
     tcase_add_test(tc, test_sso_token_errors);
     tcase_add_test(tc, test_region);
+    tcase_add_test(tc, test_allocation_failures);
     suite_add_tcase(s, tc);
     return s;
 }

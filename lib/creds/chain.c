@@ -14,10 +14,10 @@
  * after the profile, so a profile the user wrote wins. */
 #include "../internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../strbuf.h"
 #include "profile.h"
 
 typedef struct chain {
@@ -28,32 +28,27 @@ typedef struct chain {
 static dsql_status chain_get(void *self, dsql_credentials *out, dsql_error *err)
 {
     chain *c = self;
-    dsql__strbuf sb = {0};
-    dsql__sb_puts(&sb, "no credentials in the chain:");
+    char msg[sizeof err->message] = "no credentials in the chain:";
+    size_t used = strlen(msg);
     for (size_t i = 0; i < c->n; i++) {
         dsql_error e;
         memset(&e, 0, sizeof e);
         dsql_status st = dsql_credentials_provider_get(c->p[i], out, &e);
         if (st == DSQL_OK) {
-            dsql__sb_free(&sb);
             dsql__log(DSQL_LOG_DEBUG, "chain: credentials from provider %zu", i + 1);
             return DSQL_OK;
         }
         if (st != DSQL_ECREDENTIALS) {
-            dsql__sb_free(&sb);
             if (err)
                 *err = e;
             return st;
         }
-        dsql__sb_puts(&sb, i ? "; " : " ");
-        dsql__sb_puts(&sb, e.message);
+        if (used < sizeof msg - 1) {
+            int w = snprintf(msg + used, sizeof msg - used, "%s%s", i ? "; " : " ", e.message);
+            used = w < 0 ? used : used + (size_t)w;
+        }
     }
-    char *msg = dsql__sb_take(&sb);
-    dsql__sb_free(&sb);
-    dsql_status st = dsql__error(err, DSQL_ECREDENTIALS, "%s",
-                                 msg ? msg : "no credentials in the chain");
-    dsql__free(msg);
-    return st;
+    return dsql__error(err, DSQL_ECREDENTIALS, "%s", msg);
 }
 
 static void chain_destroy(void *self)

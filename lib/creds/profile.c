@@ -152,9 +152,12 @@ static dsql_status loop_error(const dsql__profile_plan *plan, const dsql__sectio
     }
     dsql__sb_puts(&sb, again);
     char *cycle = dsql__sb_take(&sb);
+    dsql__sb_free(&sb);
+    if (!cycle)
+        return dsql__error(err, DSQL_ENOMEM,
+                           "out of memory reporting a source_profile loop at `%s`", again);
     dsql_status st = dsql__error(err, DSQL_ECONFIG,
-                                 "profile formed an infinite loop in source_profile: %s",
-                                 cycle ? cycle : again);
+                                 "profile formed an infinite loop in source_profile: %s", cycle);
     dsql__free(cycle);
     return st;
 }
