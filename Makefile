@@ -169,3 +169,25 @@ valgrind: $(VALGRIND_TESTS)
 	@for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
 	  CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    $$t || exit 1; done
+
+# ODBC adapter (adapters/odbc): its own static library, linked only into
+# the programs that use it, never into libdsqlauth.so (no -lodbc there).
+ODBC_LIB := $(B)/libdsqlauth-odbc.a
+ODBC_OBJS := $(patsubst %.c,$(B)/odbc/%.o,$(sort $(wildcard adapters/odbc/*.c)))
+ODBC_PROGS := $(B)/test/odbc_connect $(B)/examples/adapter-skeleton
+.PHONY: odbc
+all: $(ODBC_LIB)
+odbc: $(ODBC_LIB)
+check: $(ODBC_PROGS)
+$(B)/odbc/%.o: %.c $(wildcard include/*.h include/dsqlauth/*.h) config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC $(OPENSSL_CFLAGS) $(ODBC_CFLAGS) -c $< -o $@
+$(ODBC_LIB): $(ODBC_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+$(B)/test/odbc_connect: test/odbc_connect.c $(ODBC_LIB) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -o $@ $< $(ODBC_LIB) $(ALL_LIBS) $(ODBC_LIBS)
+$(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c examples/adapter-skeleton/*.h) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)

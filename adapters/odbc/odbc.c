@@ -1,0 +1,655 @@
+/* ODBC adapter: a psqlODBC connection string with a fresh IAM token per
+ * host, safe quoting of every value, SQLDriverConnect, and errors mapped to
+ * dsql_status. Uses only the public libdsqlauth API; built into its own
+ * library (libdsqlauth-odbc.a), never into libdsqlauth.so. */
+#include "dsqlauth.h"
+#include "dsqlauth/odbc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+
+#define TOKEN_CAP0 4096
+#define PLAIN_MAX 127 /* psqlODBC copies Server/Database/UID into fixed buffers */
+
+/* ---- errors ---- */
+
+static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
+{
+    if (err) {
+        err->status = st;
+        err->sqlstate[0] = '\0';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* ---- a string builder whose old buffers are wiped (it holds a token) ---- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_free(sbuf *b)
+{
+    if (b->p) {
+        OPENSSL_cleanse(b->p, b->cap);
+        free(b->p);
+    }
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static int sb_reserve(sbuf *b, size_t more)
+{
+    if (b->oom)
+        return 0;
+    if (b->len + more + 1 <= b->cap)
+        return 1;
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap < b->len + more + 1) {
+        if (cap > ((size_t)-1) / 2) {
+            b->oom = 1;
+            return 0;
+        }
+        cap *= 2;
+    }
+    char *n = malloc(cap);
+    if (!n) {
+        b->oom = 1;
+        return 0;
+    }
+    if (b->p) {
+        memcpy(n, b->p, b->len);
+        OPENSSL_cleanse(b->p, b->cap);
+        free(b->p);
+    }
+    b->p = n;
+    b->cap = cap;
+    b->p[b->len] = '\0';
+    return 1;
+}
+
+static void sb_addn(sbuf *b, const char *s, size_t n)
+{
+    if (!sb_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_add(sbuf *b, const char *s) { sb_addn(b, s, strlen(s)); }
+
+static void sb_addc(sbuf *b, char c) { sb_addn(b, &c, 1); }
+
+/* ODBC brace quoting: {value} with '}' doubled. */
+static void sb_add_braced(sbuf *b, const char *v, size_t n)
+{
+    sb_addc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '}')
+            sb_addc(b, '}');
+        sb_addc(b, v[i]);
+    }
+    sb_addc(b, '}');
+}
+
+/* libpq conninfo quoting: 'value' with '\' and '\'' backslash-escaped. */
+static void sb_add_libpq(sbuf *b, const char *key, const char *v)
+{
+    if (b->len && b->p[b->len - 1] != '{')
+        sb_addc(b, ' ');
+    sb_add(b, key);
+    sb_add(b, "='");
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '\'')
+            sb_addc(b, '\\');
+        sb_addc(b, *v);
+    }
+    sb_addc(b, '\'');
+}
+
+/* ---- public quoting ---- */
+
+dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap, size_t *len,
+                            dsql_error *err)
+{
+    if (!value || !len || (!buf && cap))
+        return fail(err, DSQL_EINVAL, "dsql_odbc_quote: value and len must not be NULL");
+    size_t need = 2;
+    for (const char *p = value; *p; p++)
+        need += (*p == '}') ? 2 : 1;
+    *len = need;
+    if (cap < need + 1) {
+        if (buf && cap)
+            buf[0] = '\0';
+        return fail(err, DSQL_EBUFSIZE, "dsql_odbc_quote: buffer too small (%zu bytes needed)",
+                    need + 1);
+    }
+    size_t o = 0;
+    buf[o++] = '{';
+    for (const char *p = value; *p; p++) {
+        if (*p == '}')
+            buf[o++] = '}';
+        buf[o++] = *p;
+    }
+    buf[o++] = '}';
+    buf[o] = '\0';
+    return DSQL_OK;
+}
+
+/* ---- token ---- */
+
+static dsql_token_provider *default_provider(dsql_config *cfg, dsql_error *err)
+{
+    dsql_credentials_provider *creds =
+        dsql_credentials_provider_default(dsql_config_get(cfg, "profile"), err);
+    if (!creds)
+        return NULL;
+    dsql_token_provider_options o = {DSQL_STRUCT_VERSION, NULL, 0};
+    return dsql_token_provider_signing(creds, &o, err);
+}
+
+/* A token for host h in a heap buffer of *cap bytes (wipe + free). */
+static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
+                              const dsql_config_host *h, char **out, size_t *outcap,
+                              dsql_error *err)
+{
+    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
+                              h->region, dsql_config_token_duration(cfg)};
+    size_t cap = TOKEN_CAP0, len = 0;
+    for (int round = 0; round < 2; round++) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return fail(err, DSQL_ENOMEM, "out of memory for a token");
+        dsql_status st = dsql_token_provider_token(p, &req, buf, cap, &len, err);
+        if (st == DSQL_OK) {
+            *out = buf;
+            *outcap = cap;
+            return DSQL_OK;
+        }
+        OPENSSL_cleanse(buf, cap);
+        free(buf);
+        if (st != DSQL_EBUFSIZE)
+            return st;
+        cap = len + 1;
+    }
+    return fail(err, DSQL_EINTERNAL, "token provider keeps asking for a larger buffer");
+}
+
+/* ---- the connection string ---- */
+
+static const char *system_ca_bundle(void)
+{
+    static const char *const paths[] = {
+        "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Alpine, Arch */
+        "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL, Amazon Linux */
+        "/etc/ssl/ca-bundle.pem",             /* openSUSE */
+        "/etc/ssl/cert.pem",                  /* macOS, BSDs */
+        NULL};
+    const char *env = getenv("SSL_CERT_FILE");
+    if (env && *env && access(env, R_OK) == 0)
+        return env;
+    for (size_t i = 0; paths[i]; i++)
+        if (access(paths[i], R_OK) == 0)
+            return paths[i];
+    return NULL;
+}
+
+/* Safe to give psqlODBC raw (it strips no braces from these keys). */
+static int plain(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > PLAIN_MAX)
+        return 0;
+    for (; *v; v++) {
+        char c = *v;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int handled_here(const char *k)
+{
+    static const char *const keys[] = {"sslmode",  "sslrootcert", "gssencmode", "application_name",
+                                       "password", "host",        "hostaddr",   "port",
+                                       "user",     "dbname",      NULL};
+    for (size_t i = 0; keys[i]; i++)
+        if (strcmp(k, keys[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static dsql_status check_sslmode(const char *m, dsql_error *err)
+{
+    static const char *const modes[] = {"disable", "allow",     "prefer",
+                                        "require", "verify-ca", "verify-full", NULL};
+    for (size_t i = 0; modes[i]; i++)
+        if (strcmp(m, modes[i]) == 0)
+            return DSQL_OK;
+    return fail(err, DSQL_ECONFIG,
+                "sslmode \"%.40s\" is not one of disable, allow, prefer, require, verify-ca, "
+                "verify-full",
+                m);
+}
+
+static int has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Builds the whole string for host h into b (token last). */
+static dsql_status build(dsql_config *cfg, const dsql_config_host *h, const char *token,
+                         const dsql_odbc_options *opts, sbuf *b, dsql_error *err)
+{
+    const char *driver = (opts && opts->driver && *opts->driver) ? opts->driver
+                                                                  : DSQL_ODBC_DEFAULT_DRIVER;
+    const char *mode = dsql_config_get(cfg, "sslmode");
+    if (!mode)
+        mode = "verify-full";
+    dsql_status st = check_sslmode(mode, err);
+    if (st != DSQL_OK)
+        return st;
+    const char *user = dsql_config_user(cfg), *db = dsql_config_dbname(cfg);
+    if (!user || !db || !h->host)
+        return fail(err, DSQL_EINTERNAL, "resolved configuration lacks host, user or dbname");
+    /* Control characters have no business in any value (psqlODBC and
+     * libpq would read some of them as separators). */
+    if (has_ctl(driver) || has_ctl(user) || has_ctl(db) || has_ctl(h->host) ||
+        (h->hostaddr && has_ctl(h->hostaddr)))
+        return fail(err, DSQL_ECONFIG,
+                    "driver, host, hostaddr, user and dbname must not contain control characters");
+
+    char port[16];
+    snprintf(port, sizeof port, "%u", h->port);
+
+    sb_add(b, "Driver=");
+    sb_add_braced(b, driver, strlen(driver));
+    sb_addc(b, ';');
+    if (opts && opts->extra && *opts->extra) {
+        sb_add(b, opts->extra);
+        if (opts->extra[strlen(opts->extra) - 1] != ';')
+            sb_addc(b, ';');
+    }
+    if (plain(h->host)) {
+        sb_add(b, "Server=");
+        sb_add(b, h->host);
+        sb_addc(b, ';');
+    }
+    sb_add(b, "Port=");
+    sb_add(b, port);
+    sb_addc(b, ';');
+    if (plain(db)) {
+        sb_add(b, "Database=");
+        sb_add(b, db);
+        sb_addc(b, ';');
+    }
+    if (plain(user)) {
+        sb_add(b, "UID=");
+        sb_add(b, user);
+        sb_addc(b, ';');
+    }
+    sb_add(b, "SSLmode=");
+    sb_add(b, mode);
+    sb_add(b, ";CommLog=0;Debug=0;");
+
+    /* pqopt: libpq-quoted parameters, then ODBC-braced as a whole. */
+    sbuf q = {0};
+    if (!plain(h->host))
+        sb_add_libpq(&q, "host", h->host);
+    if (h->hostaddr)
+        sb_add_libpq(&q, "hostaddr", h->hostaddr);
+    if (!plain(db))
+        sb_add_libpq(&q, "dbname", db);
+    if (!plain(user))
+        sb_add_libpq(&q, "user", user);
+    const char *root = dsql_config_get(cfg, "sslrootcert");
+    if (root) {
+        sb_add_libpq(&q, "sslrootcert", root);
+    } else if (!(getenv("PGSSLROOTCERT") && *getenv("PGSSLROOTCERT")) &&
+               strncmp(mode, "verify-", 7) == 0) {
+        const char *bundle = system_ca_bundle();
+        if (bundle)
+            sb_add_libpq(&q, "sslrootcert", bundle);
+    }
+    const char *gss = dsql_config_get(cfg, "gssencmode");
+    sb_add_libpq(&q, "gssencmode", gss ? gss : "disable");
+    const char *app = dsql_config_get(cfg, "application_name");
+    if (app) {
+        sb_add_libpq(&q, "application_name", app);
+    } else {
+        char name[128];
+        const char *prefix = dsql_config_get(cfg, "application_name_prefix");
+        if (prefix && *prefix)
+            snprintf(name, sizeof name, "%.60s:libdsqlauth/%s", prefix, dsql_version());
+        else
+            snprintf(name, sizeof name, "libdsqlauth/%s", dsql_version());
+        sb_add_libpq(&q, "application_name", name);
+    }
+    size_t np = dsql_config_param_count(cfg);
+    for (size_t i = 0; i < np; i++) {
+        const char *k, *v;
+        if (dsql_config_param_at(cfg, i, &k, &v) != DSQL_OK || handled_here(k))
+            continue;
+        sb_add_libpq(&q, k, v);
+    }
+    if (q.oom) {
+        sb_free(&q);
+        return fail(err, DSQL_ENOMEM, "out of memory for the connection string");
+    }
+    sb_add(b, "pqopt=");
+    sb_add_braced(b, q.p, q.len);
+    sb_free(&q);
+
+    sb_add(b, ";PWD=");
+    sb_add_braced(b, token, strlen(token));
+    sb_addc(b, ';');
+    if (b->oom)
+        return fail(err, DSQL_ENOMEM, "out of memory for the connection string");
+    return DSQL_OK;
+}
+
+static dsql_status prepare(dsql_config *cfg, dsql_token_provider **provider,
+                           dsql_token_provider **owned, const dsql_odbc_options *opts,
+                           dsql_error *err)
+{
+    *owned = NULL;
+    if (!cfg)
+        return fail(err, DSQL_EINVAL, "cfg must not be NULL");
+    if (opts && opts->version != DSQL_STRUCT_VERSION)
+        return fail(err, DSQL_EINVAL, "dsql_odbc_options.version must be DSQL_STRUCT_VERSION");
+    if (dsql_config_host_count(cfg) == 0) {
+        dsql_status st = dsql_config_resolve(cfg, err);
+        if (st != DSQL_OK)
+            return st;
+    }
+    if (!*provider) {
+        *owned = default_provider(cfg, err);
+        if (!*owned)
+            return err ? err->status : DSQL_ECREDENTIALS;
+        *provider = *owned;
+    }
+    return DSQL_OK;
+}
+
+/* String for host i; on success b holds it (caller wipes with sb_free).
+ * With tok non-NULL the token is handed back too (caller wipes and frees
+ * *tcap bytes), for redacting diagnostics. */
+static dsql_status string_for_host(dsql_config *cfg, dsql_token_provider *provider, size_t i,
+                                   const dsql_odbc_options *opts, sbuf *b,
+                                   dsql_config_host *h, char **tok, size_t *tcap,
+                                   dsql_error *err)
+{
+    dsql_status st = dsql_config_host_at(cfg, i, h, err);
+    if (st != DSQL_OK)
+        return st;
+    char *token = NULL;
+    size_t cap = 0;
+    st = sign_token(cfg, provider, h, &token, &cap, err);
+    if (st != DSQL_OK)
+        return st;
+    st = build(cfg, h, token, opts, b, err);
+    if (st != DSQL_OK)
+        sb_free(b);
+    if (st == DSQL_OK && tok) {
+        *tok = token;
+        *tcap = cap;
+    } else {
+        OPENSSL_cleanse(token, cap);
+        free(token);
+    }
+    return st;
+}
+
+dsql_status dsql_odbc_connection_string(dsql_config *cfg, dsql_token_provider *provider,
+                                        size_t host_index, const dsql_odbc_options *opts,
+                                        char **out, size_t *len, dsql_error *err)
+{
+    if (!out)
+        return fail(err, DSQL_EINVAL, "out must not be NULL");
+    *out = NULL;
+    if (len)
+        *len = 0;
+    dsql_token_provider *owned;
+    dsql_status st = prepare(cfg, &provider, &owned, opts, err);
+    if (st != DSQL_OK)
+        return st;
+    if (host_index >= dsql_config_host_count(cfg)) {
+        dsql_token_provider_free(owned);
+        return fail(err, DSQL_EINVAL, "host_index %zu is out of range (%zu hosts)", host_index,
+                    dsql_config_host_count(cfg));
+    }
+    sbuf b = {0};
+    dsql_config_host h = {0};
+    st = string_for_host(cfg, provider, host_index, opts, &b, &h, NULL, NULL, err);
+    dsql_token_provider_free(owned);
+    if (st != DSQL_OK)
+        return st;
+    /* Hand out an exact-size copy so dsql_odbc_string_free can wipe it by
+     * length alone. */
+    char *s = malloc(b.len + 1);
+    if (!s) {
+        sb_free(&b);
+        return fail(err, DSQL_ENOMEM, "out of memory for the connection string");
+    }
+    memcpy(s, b.p, b.len + 1);
+    if (len)
+        *len = b.len;
+    sb_free(&b);
+    *out = s;
+    return DSQL_OK;
+}
+
+void dsql_odbc_string_free(char *s)
+{
+    if (!s)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+/* ---- diagnostics ---- */
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Step from the driver's diagnostics. */
+static dsql_status classify(const char *state, const char *msg)
+{
+    if (strncmp(state, "IM", 2) == 0 || contains_ci(msg, "can't open lib") ||
+        contains_ci(msg, "data source name not found"))
+        return DSQL_ECONFIG;
+    if (strcmp(state, "28000") == 0 || contains_ci(msg, "authentication failed") ||
+        contains_ci(msg, "token has expired") || contains_ci(msg, "password"))
+        return DSQL_EAUTH;
+    if (contains_ci(msg, "pqopt") || contains_ci(msg, "invalid connection option") ||
+        contains_ci(msg, "connection string parse") || contains_ci(msg, "invalid sslmode") ||
+        contains_ci(msg, "invalid integer value") || contains_ci(msg, "invalid value"))
+        return DSQL_ECONFIG;
+    if (contains_ci(msg, "timeout expired") || contains_ci(msg, "timed out") ||
+        strcmp(state, "HYT00") == 0 || strcmp(state, "HYT01") == 0)
+        return DSQL_ETIMEOUT;
+    if (contains_ci(msg, "SSL") || contains_ci(msg, "certificate") ||
+        contains_ci(msg, "TLS"))
+        return DSQL_ETLS;
+    if (contains_ci(msg, "FATAL") || contains_ci(msg, "ERROR:"))
+        return DSQL_ESERVER;
+    return DSQL_ENETWORK;
+}
+
+/* Removes whatever looks like a token: the token itself and any text from
+ * "X-Amz-" or "Action=DbConnect" to the next blank. */
+static void redact(char *msg, const char *token)
+{
+    static const char *const marks[] = {"X-Amz-", "Action=DbConnect", NULL};
+    size_t tl = token ? strlen(token) : 0;
+    char *p;
+    while (tl && (p = strstr(msg, token)) != NULL) {
+        memcpy(p, "[token]", 7);
+        memmove(p + 7, p + tl, strlen(p + tl) + 1);
+    }
+    for (size_t i = 0; marks[i]; i++) {
+        while ((p = strstr(msg, marks[i])) != NULL) {
+            char *e = p;
+            while (*e && *e != ' ' && *e != '\n' && *e != '"' && *e != '\'')
+                e++;
+            memcpy(p, "[token]", 7);
+            memmove(p + 7, e, strlen(e) + 1);
+        }
+    }
+}
+
+/* Collects up to 3 diagnostic records of dbc into msg (one line). */
+static void diagnostics(SQLHDBC dbc, char *state, char *msg, size_t cap)
+{
+    state[0] = '\0';
+    msg[0] = '\0';
+    size_t used = 0;
+    for (SQLSMALLINT i = 1; i <= 3; i++) {
+        SQLCHAR st[6], text[1024];
+        SQLINTEGER native = 0;
+        SQLSMALLINT tl = 0;
+        SQLRETURN rc = SQLGetDiagRec(SQL_HANDLE_DBC, dbc, i, st, &native, text, sizeof text, &tl);
+        if (rc != SQL_SUCCESS && rc != SQL_SUCCESS_WITH_INFO)
+            break;
+        if (i == 1)
+            snprintf(state, 6, "%s", (const char *)st);
+        /* one line: newlines and tabs become blanks, trailing blanks go */
+        for (char *c = (char *)text; *c; c++)
+            if (*c == '\n' || *c == '\r' || *c == '\t')
+                *c = ' ';
+        size_t n = strlen((char *)text);
+        while (n && ((char *)text)[n - 1] == ' ')
+            text[--n] = '\0';
+        int w = snprintf(msg + used, cap - used, "%s[%s] %s", used ? "; " : "",
+                         (const char *)st, (const char *)text);
+        if (w < 0 || (size_t)w >= cap - used) {
+            used = cap - 1;
+            break;
+        }
+        used += (size_t)w;
+    }
+    if (!msg[0])
+        snprintf(msg, cap, "no diagnostic record from the driver manager");
+}
+
+/* ---- connect ---- */
+
+dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider *provider,
+                              const dsql_odbc_options *opts, dsql_error *err)
+{
+    if (!dbc)
+        return fail(err, DSQL_EINVAL, "dbc must not be NULL");
+    dsql_token_provider *owned;
+    dsql_status st = prepare(cfg, &provider, &owned, opts, err);
+    if (st != DSQL_OK)
+        return st;
+
+    size_t n = dsql_config_host_count(cfg);
+    char report[sizeof err->message];
+    size_t rlen = 0;
+    dsql_status last = DSQL_ENETWORK;
+    char last_state[6] = "";
+    report[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        sbuf b = {0};
+        dsql_config_host h = {0};
+        dsql_error e = {0};
+        char *token = NULL;
+        size_t tcap = 0;
+        st = string_for_host(cfg, provider, i, opts, &b, &h, &token, &tcap, &e);
+        if (st != DSQL_OK) {
+            /* Configuration and memory errors are the same for every host. */
+            dsql_token_provider_free(owned);
+            if (err) {
+                *err = e;
+                if (n > 1) {
+                    char tmp[sizeof err->message];
+                    snprintf(tmp, sizeof tmp, "host %.200s: %.300s", h.host ? h.host : "?", e.message);
+                    memcpy(err->message, tmp, sizeof tmp);
+                }
+            }
+            return st;
+        }
+        if (b.len > 32767) {
+            sb_free(&b);
+            OPENSSL_cleanse(token, tcap);
+            free(token);
+            dsql_token_provider_free(owned);
+            return fail(err, DSQL_ECONFIG, "connection string longer than ODBC allows");
+        }
+        SQLRETURN rc = SQLDriverConnect(dbc, NULL, (SQLCHAR *)b.p, (SQLSMALLINT)b.len, NULL, 0,
+                                        NULL, SQL_DRIVER_NOPROMPT);
+        sb_free(&b);
+        char state[6], msg[sizeof err->message];
+        if (!SQL_SUCCEEDED(rc)) {
+            diagnostics(dbc, state, msg, sizeof msg);
+            redact(msg, token);
+        }
+        OPENSSL_cleanse(token, tcap);
+        free(token);
+        if (SQL_SUCCEEDED(rc)) {
+            dsql_token_provider_free(owned);
+            if (err) {
+                err->status = DSQL_OK;
+                err->sqlstate[0] = '\0';
+                err->message[0] = '\0';
+            }
+            return DSQL_OK;
+        }
+        last = classify(state, msg);
+        snprintf(last_state, sizeof last_state, "%s", state);
+        int w = snprintf(report + rlen, sizeof report - rlen, "%shost %s: %s: %s",
+                         rlen ? "; " : "", h.host,
+                         last == DSQL_EAUTH     ? "authentication"
+                         : last == DSQL_ETLS    ? "TLS"
+                         : last == DSQL_ECONFIG ? "driver"
+                         : last == DSQL_ETIMEOUT ? "timeout"
+                         : last == DSQL_ESERVER ? "server"
+                                                : "connect",
+                         msg);
+        if (w > 0)
+            rlen = ((size_t)w >= sizeof report - rlen) ? sizeof report - 1 : rlen + (size_t)w;
+        if (last == DSQL_ECONFIG) /* same driver and options for every host */
+            break;
+    }
+    dsql_token_provider_free(owned);
+    if (err) {
+        err->status = last;
+        snprintf(err->sqlstate, sizeof err->sqlstate, "%s", last_state);
+        memcpy(err->message, report, sizeof report);
+    }
+    return last;
+}
+
+dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider *provider,
+                                const dsql_odbc_options *opts, dsql_error *err)
+{
+    if (!dbc)
+        return fail(err, DSQL_EINVAL, "dbc must not be NULL");
+    SQLDisconnect(dbc); /* fails harmlessly (08003) when not connected */
+    return dsql_odbc_connect(dbc, cfg, provider, opts, err);
+}

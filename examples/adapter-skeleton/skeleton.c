@@ -1,0 +1,160 @@
+/* Adapter skeleton: the shape of a libdsqlauth adapter for a database
+ * driver, with a stub in place of the driver so that it compiles and runs
+ * anywhere (`make check` builds and runs it). Copy it, replace the three
+ * `driver_*` stubs with your driver's calls, and keep the rest: it is what
+ * doc/ADAPTERS.md describes.
+ *
+ *   1. resolve the configuration (hosts, port, user, dbname, region)
+ *   2. per host: ask the token provider for a token signed for that host's
+ *      signing_host and the user, right before connecting
+ *   3. connect with TLS verify-full, SNI and certificate name = the DSQL
+ *      name (host); the socket may go elsewhere (hostaddr)
+ *   4. wipe the token; map the driver's failure onto a dsql_status,
+ *      never copying the token into a message
+ *   5. next host on failure; a reconnect goes back to step 2
+ *
+ * Only the public API is used (<dsqlauth.h>). */
+#include <dsqlauth.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+/* ---- the driver: replace these stubs ---- */
+
+typedef struct driver_conn {
+    char host[256];
+} driver_conn;
+
+typedef struct driver_params {
+    const char *host;        /* TLS SNI + certificate name: the DSQL name */
+    const char *hostaddr;    /* where the socket goes (NULL: resolve host) */
+    unsigned port;
+    const char *user, *dbname;
+    const char *password;    /* the token */
+    const char *sslmode;     /* "verify-full" */
+} driver_params;
+
+/* Stub: "connects" when the password looks like a token for this host. */
+static driver_conn *driver_connect(const driver_params *p, char *errbuf, size_t cap)
+{
+    if (strncmp(p->password, p->host, strlen(p->host)) != 0 ||
+        !strstr(p->password, "X-Amz-Signature=")) {
+        snprintf(errbuf, cap, "FATAL: IAM authentication failed for user \"%s\"", p->user);
+        return NULL;
+    }
+    driver_conn *c = calloc(1, sizeof *c);
+    if (c)
+        snprintf(c->host, sizeof c->host, "%s", p->host);
+    else
+        snprintf(errbuf, cap, "out of memory");
+    return c;
+}
+
+static void driver_close(driver_conn *c) { free(c); }
+
+/* Stub: classify the driver's error text into a step. */
+static dsql_status driver_error_status(const char *msg)
+{
+    if (strstr(msg, "authentication failed") || strstr(msg, "Token has expired"))
+        return DSQL_EAUTH;
+    if (strstr(msg, "SSL") || strstr(msg, "certificate"))
+        return DSQL_ETLS;
+    return DSQL_ENETWORK;
+}
+
+/* ---- the adapter ---- */
+
+typedef struct skel_conn {
+    driver_conn *conn;
+    size_t host_index; /* tried first on reconnect */
+} skel_conn;
+
+static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_provider *tp,
+                                dsql_error *err)
+{
+    dsql_status st = dsql_config_resolve(cfg, err); /* 1 */
+    if (st != DSQL_OK)
+        return st;
+    size_t n = dsql_config_host_count(cfg);
+    dsql_status last = DSQL_ENETWORK;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (out->host_index + k) % n;
+        dsql_config_host h;
+        if ((st = dsql_config_host_at(cfg, i, &h, err)) != DSQL_OK)
+            return st;
+        /* 2: a fresh token, for this host, now */
+        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_user(cfg),
+                                  h.region, dsql_config_token_duration(cfg)};
+        char token[4096];
+        size_t len = 0;
+        st = dsql_token_provider_token(tp, &req, token, sizeof token, &len, err);
+        if (st != DSQL_OK)
+            return st; /* credentials problems are the same for every host */
+        /* 3 */
+        const char *mode = dsql_config_get(cfg, "sslmode");
+        driver_params p = {h.host, h.hostaddr, h.port, dsql_config_user(cfg),
+                           dsql_config_dbname(cfg), token, mode ? mode : "verify-full"};
+        char msg[256] = "";
+        driver_conn *c = driver_connect(&p, msg, sizeof msg);
+        OPENSSL_cleanse(token, sizeof token); /* 4 */
+        if (c) {
+            out->conn = c;
+            out->host_index = i;
+            return DSQL_OK;
+        }
+        last = driver_error_status(msg);
+        if (err) {
+            err->status = last;
+            err->sqlstate[0] = '\0';
+            snprintf(err->message, sizeof err->message, "host %.200s: %.250s", h.host, msg);
+        }
+        /* 5: next host */
+    }
+    return last;
+}
+
+/* Reconnect = a new connection with a new token; never reuse the old one. */
+static dsql_status skel_reconnect(skel_conn *c, dsql_config *cfg, dsql_token_provider *tp,
+                                  dsql_error *err)
+{
+    skel_conn fresh = {NULL, c->host_index};
+    dsql_status st = skel_connect(&fresh, cfg, tp, err);
+    if (st == DSQL_OK) {
+        driver_close(c->conn);
+        *c = fresh;
+    }
+    return st;
+}
+
+/* ---- a demonstration with fixed, fake credentials (no AWS, no network) ---- */
+
+int main(void)
+{
+    dsql_error err = {0};
+    dsql_credentials fake = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL, 0};
+    dsql_credentials_provider *cp = dsql_credentials_provider_static(&fake, &err);
+    dsql_token_provider *tp = cp ? dsql_token_provider_signing(cp, NULL, &err) : NULL;
+    dsql_config *cfg = dsql_config_new(&err);
+    if (!tp || !cfg ||
+        dsql_config_parse(cfg, "host=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws "
+                               "hostaddr=127.0.0.1 dbname=postgres",
+                          &err) != DSQL_OK) {
+        fprintf(stderr, "setup: %s\n", err.message);
+        return 1;
+    }
+    skel_conn c = {NULL, 0};
+    dsql_status st = skel_connect(&c, cfg, tp, &err);
+    if (st != DSQL_OK) {
+        fprintf(stderr, "connect: %s: %s\n", dsql_status_name(st), err.message);
+        return 1;
+    }
+    printf("connected to %s\n", c.conn->host);
+    st = skel_reconnect(&c, cfg, tp, &err);
+    printf("reconnected: %s\n", dsql_status_name(st));
+    driver_close(c.conn);
+    dsql_config_free(cfg);
+    dsql_token_provider_free(tp);
+    return st == DSQL_OK ? 0 : 1;
+}

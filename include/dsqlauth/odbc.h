@@ -1,0 +1,111 @@
+/* libdsqlauth ODBC adapter: connect psqlODBC to Aurora DSQL with IAM tokens.
+ *
+ * Not part of libdsqlauth.so and not included by <dsqlauth.h>: it needs
+ * <sql.h> (unixODBC) and lives in its own static library,
+ * libdsqlauth-odbc.a, that you link together with libdsqlauth and -lodbc:
+ *     cc app.c -lDIR libdsqlauth-odbc.a $(pkg-config --libs dsqlauth) -lodbc
+ * Its functions are marked DSQL_ODBC_API (not DSQL_API) for that reason.
+ *
+ * Every connection attempt signs a fresh token for the host being tried and
+ * passes it to the driver only as PWD. The connection string is written for
+ * psqlODBC (Debian odbc-postgresql), which keeps only some values' braces:
+ *   Driver={...}                 from the options (default
+ *                                "PostgreSQL Unicode", see odbcinst.ini)
+ *   Server, Port, Database, UID  as plain values when they are made of
+ *                                letters, digits, '.', '_' and '-' only
+ *                                (psqlODBC copies these raw); otherwise the
+ *                                value goes to libpq through pqopt instead
+ *   SSLmode=verify-full          unless the configuration sets sslmode
+ *   CommLog=0;Debug=0            the driver's logs would hold the password
+ *   pqopt={...}                  libpq parameters, each value single-quoted
+ *                                for libpq: hostaddr (the signing host and
+ *                                SNI name stay Server's), sslrootcert (else
+ *                                the system CA bundle unless PGSSLROOTCERT
+ *                                is set), gssencmode=disable,
+ *                                application_name=[prefix:]libdsqlauth/<v>,
+ *                                and every pass-through configuration key
+ *   PWD={token}                  the token
+ * Every value that may hold ';', '{', '}' or '=' is enclosed in braces
+ * with '}' doubled, so no value can add or change an attribute.
+ *
+ * Errors: err->status names the step that failed, as in the libpq adapter:
+ * DSQL_ECONFIG (configuration, driver not found, an option the driver
+ * refused), DSQL_ECREDENTIALS / DSQL_EEXPIRED / other provider statuses
+ * (token), DSQL_ENETWORK, DSQL_ETIMEOUT, DSQL_ETLS, DSQL_EAUTH (the server
+ * refused the login; its reason is in the message) and DSQL_ESERVER.
+ * err->sqlstate is the ODBC SQLSTATE of the first diagnostic record (for
+ * psqlODBC usually 08001); err->message names the host and quotes the
+ * driver's diagnostics, with anything that looks like a token removed. */
+#ifndef DSQLAUTH_ODBC_H
+#define DSQLAUTH_ODBC_H
+
+#include <sql.h>
+#include <sqlext.h>
+
+#include "config.h"
+#include "token.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DSQL_ODBC_API __attribute__((visibility("default")))
+#else
+#define DSQL_ODBC_API
+#endif
+
+#define DSQL_ODBC_DEFAULT_DRIVER "PostgreSQL Unicode"
+
+typedef struct dsql_odbc_options {
+    int version;        /* DSQL_STRUCT_VERSION */
+    const char *driver; /* odbcinst.ini name or path of the driver library;
+                           NULL: DSQL_ODBC_DEFAULT_DRIVER */
+    const char *extra;  /* NULL, or more "Key=value;..." attributes for the
+                           driver, placed before the adapter's own (which
+                           win); the caller quotes them */
+} dsql_odbc_options;
+
+/* Connect the allocated, unconnected connection handle dbc: for each
+ * resolved host in turn, sign a token, build the connection string and
+ * call SQLDriverConnect (SQL_DRIVER_NOPROMPT); the first success wins.
+ * cfg is resolved if it is not yet; provider is borrowed (NULL: a signing
+ * provider over the default credentials chain, for this call only); opts
+ * may be NULL. Set SQL_ATTR_LOGIN_TIMEOUT on dbc to bound each attempt. */
+DSQL_ODBC_API dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg,
+                                            dsql_token_provider *provider,
+                                            const dsql_odbc_options *opts,
+                                            dsql_error *err);
+
+/* Disconnect dbc if it is connected and connect it again with a new token
+ * (an ODBC connection must never be re-opened with the old PWD: the token
+ * will have expired). On failure dbc is left disconnected. */
+DSQL_ODBC_API dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg,
+                                              dsql_token_provider *provider,
+                                              const dsql_odbc_options *opts,
+                                              dsql_error *err);
+
+/* The connection string dsql_odbc_connect would use for host host_index of
+ * the (resolved on demand) cfg, with a fresh token as PWD, for your own
+ * SQLDriverConnect. *out is a heap string of *len bytes (len may be NULL);
+ * free it with dsql_odbc_string_free, which wipes the token. */
+DSQL_ODBC_API dsql_status dsql_odbc_connection_string(dsql_config *cfg,
+                                                      dsql_token_provider *provider,
+                                                      size_t host_index,
+                                                      const dsql_odbc_options *opts,
+                                                      char **out, size_t *len,
+                                                      dsql_error *err);
+
+/* Wipe and free a string from dsql_odbc_connection_string. NULL is allowed. */
+DSQL_ODBC_API void dsql_odbc_string_free(char *s);
+
+/* Quote one attribute value the ODBC way: "{" value "}" with every '}'
+ * doubled. Follows dsql_token_generate's buffer contract (DSQL_EBUFSIZE with
+ * the needed length in *len, cap must be at least *len + 1). */
+DSQL_ODBC_API dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap,
+                                          size_t *len, dsql_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,341 @@
+/* ODBC adapter against dsql-local (run by test/t-odbc.sh under
+ * `dsql-local run`): connect and query through psqlODBC, quoting of values
+ * with ';', '}', '=' and '{', tokens longer than 1,000 bytes, one token per
+ * connection and a new one on reconnect, refused tokens, TLS verification,
+ * a missing driver, and no token in any error message.
+ *
+ * Environment: the variables dsql-local sets, plus DSQL_ODBC_DRIVER (path
+ * of psqlodbcw.so) and, optionally, ODBC_EXPECT_LONG_TOKEN=1. */
+#include "dsqlauth.h"
+#include "dsqlauth/odbc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+static int checks;
+
+#define CHECK(cond, ...)                                     \
+    do {                                                     \
+        checks++;                                            \
+        if (cond) {                                          \
+            printf("ok   ");                                 \
+        } else {                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);      \
+            failures++;                                      \
+        }                                                    \
+        printf(__VA_ARGS__);                                 \
+        printf("\n");                                        \
+    } while (0)
+
+static SQLHENV env;
+static dsql_odbc_options opts = {DSQL_STRUCT_VERSION, NULL, NULL};
+
+/* ---- a counting token provider around the real one ---- */
+
+typedef struct counting {
+    dsql_token_provider *inner;
+    int calls;
+    size_t last_len;
+    int corrupt; /* flip one signature character: a refused token */
+} counting;
+
+static dsql_status counting_token(void *self, const dsql_token_request *req, char *buf,
+                                  size_t cap, size_t *len, dsql_error *err)
+{
+    counting *c = self;
+    c->calls++;
+    dsql_status st = dsql_token_provider_token(c->inner, req, buf, cap, len, err);
+    if (st == DSQL_OK) {
+        c->last_len = *len;
+        if (c->corrupt) {
+            char *sig = strstr(buf, "X-Amz-Signature=");
+            if (sig) {
+                sig += 16;
+                *sig = (*sig == '0') ? '1' : '0';
+            }
+        }
+    }
+    return st;
+}
+
+static void counting_destroy(void *self) { (void)self; }
+
+static const dsql_token_provider_vtable counting_vt = {DSQL_STRUCT_VERSION, counting_token,
+                                                       counting_destroy};
+
+/* ---- helpers ---- */
+
+static dsql_config *env_config(void)
+{
+    dsql_error err = {0};
+    dsql_config *cfg = dsql_config_new(&err);
+    if (!cfg || dsql_config_load_env(cfg, &err) != DSQL_OK) {
+        printf("FAIL config from the environment: %s\n", err.message);
+        exit(1);
+    }
+    return cfg;
+}
+
+static SQLHDBC new_dbc(void)
+{
+    SQLHDBC dbc = SQL_NULL_HDBC;
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_DBC, env, &dbc))) {
+        printf("FAIL SQLAllocHandle(DBC)\n");
+        exit(1);
+    }
+    SQLSetConnectAttr(dbc, SQL_ATTR_LOGIN_TIMEOUT, (SQLPOINTER)(SQLULEN)20, 0);
+    return dbc;
+}
+
+static void free_dbc(SQLHDBC dbc)
+{
+    SQLDisconnect(dbc);
+    SQLFreeHandle(SQL_HANDLE_DBC, dbc);
+}
+
+/* First column of the first row of sql as text into out; 0 on success. */
+static int query1(SQLHDBC dbc, const char *sql, char *out, size_t cap)
+{
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    out[0] = '\0';
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st)))
+        return -1;
+    int rc = -1;
+    SQLLEN ind = 0;
+    if (SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *)sql, SQL_NTS)) &&
+        SQL_SUCCEEDED(SQLFetch(st)) &&
+        SQL_SUCCEEDED(SQLGetData(st, 1, SQL_C_CHAR, out, (SQLLEN)cap, &ind)))
+        rc = 0;
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return rc;
+}
+
+static int exec_sql(SQLHDBC dbc, const char *sql)
+{
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st)))
+        return -1;
+    SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)sql, SQL_NTS);
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return (SQL_SUCCEEDED(r) || r == SQL_NO_DATA) ? 0 : -1;
+}
+
+static int no_token_in(const char *msg)
+{
+    return !strstr(msg, "X-Amz-Signature") && !strstr(msg, "X-Amz-Credential") &&
+           !strstr(msg, "Action=DbConnect") && !strstr(msg, "X-Amz-Security-Token");
+}
+
+/* ---- tests ---- */
+
+static void test_quote(void)
+{
+    char buf[64];
+    size_t len = 0;
+    dsql_error err = {0};
+    CHECK(dsql_odbc_quote("a;b}c=d{", buf, sizeof buf, &len, &err) == DSQL_OK &&
+              strcmp(buf, "{a;b}}c=d{}") == 0 && len == strlen(buf),
+          "quote a;b}c=d{ -> %s", buf);
+    CHECK(dsql_odbc_quote("", buf, sizeof buf, &len, &err) == DSQL_OK && strcmp(buf, "{}") == 0,
+          "quote empty -> {}");
+    CHECK(dsql_odbc_quote("}}", buf, 6, &len, &err) == DSQL_EBUFSIZE && len == 6 &&
+              buf[0] == '\0',
+          "quote into a short buffer: DSQL_EBUFSIZE, needs %zu", len);
+    CHECK(dsql_odbc_quote("}}", buf, 7, &len, &err) == DSQL_OK && strcmp(buf, "{}}}}}") == 0,
+          "quote }} -> %s", buf);
+}
+
+static void test_string(dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    dsql_config_set(cfg, "application_name", "x';y}z\\", &err);
+    char *s = NULL;
+    size_t len = 0;
+    dsql_status st = dsql_odbc_connection_string(cfg, p, 0, &opts, &s, &len, &err);
+    CHECK(st == DSQL_OK && s && strlen(s) == len, "connection string built (%zu bytes)", len);
+    if (s) {
+        CHECK(strstr(s, "SSLmode=verify-full;") != NULL, "SSLmode=verify-full by default");
+        CHECK(strstr(s, "hostaddr='127.0.0.1'") != NULL, "hostaddr through pqopt");
+        CHECK(strstr(s, "application_name='x\\';y}}z\\\\'") != NULL,
+              "application_name quoted for libpq, then '}' doubled for ODBC");
+        CHECK(strstr(s, ";PWD={") != NULL && strstr(s, "CommLog=0;Debug=0;") != NULL,
+              "PWD braced, driver logs off");
+    }
+    dsql_odbc_string_free(s);
+    st = dsql_odbc_connection_string(cfg, p, 5, &opts, &s, &len, &err);
+    CHECK(st == DSQL_EINVAL && s == NULL, "host index out of range: DSQL_EINVAL (%s)",
+          err.message);
+    dsql_config_set(cfg, "sslmode", "verify-fool", &err);
+    st = dsql_odbc_connection_string(cfg, p, 0, &opts, &s, &len, &err);
+    CHECK(st == DSQL_ECONFIG && strstr(err.message, "sslmode"), "bad sslmode: %s", err.message);
+    dsql_config_free(cfg);
+}
+
+static void test_connect(counting *c, dsql_token_provider *p, int expect_long)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    SQLHDBC dbc = new_dbc();
+    int before = c->calls;
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_OK, "connect: %s %s", dsql_status_name(st), err.message);
+    CHECK(c->calls == before + 1, "one token for one connection (%d)", c->calls - before);
+    if (expect_long)
+        CHECK(c->last_len > 1000, "token longer than 1,000 bytes (%zu)", c->last_len);
+    char out[256];
+    if (st == DSQL_OK) {
+        CHECK(query1(dbc, "SELECT 40 + 2", out, sizeof out) == 0 && strcmp(out, "42") == 0,
+              "query: SELECT 40 + 2 = %s", out);
+        CHECK(query1(dbc, "SELECT current_user", out, sizeof out) == 0 &&
+                  strcmp(out, "admin") == 0,
+              "current_user %s", out);
+        CHECK(query1(dbc, "SELECT current_setting('application_name')", out, sizeof out) == 0 &&
+                  strncmp(out, "libdsqlauth/", 12) == 0,
+              "application_name %s", out);
+        before = c->calls;
+        st = dsql_odbc_reconnect(dbc, cfg, p, &opts, &err);
+        CHECK(st == DSQL_OK && c->calls == before + 1, "reconnect with a new token: %s %s",
+              dsql_status_name(st), err.message);
+        CHECK(query1(dbc, "SELECT 7", out, sizeof out) == 0 && strcmp(out, "7") == 0,
+              "query after reconnect");
+    }
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
+/* A database and an application name with ';', '}', '=' and '{'. */
+static void test_quoting_live(dsql_token_provider *p)
+{
+    static const char dbname[] = "d;b}x=y{z";
+    static const char app[] = "app;name}=1{'q'";
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    SQLHDBC dbc = new_dbc();
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    if (st == DSQL_OK)
+        exec_sql(dbc, "CREATE DATABASE \"d;b}x=y{z\""); /* may exist from an earlier run */
+    free_dbc(dbc);
+
+    dsql_config_set(cfg, "dbname", dbname, &err);
+    dsql_config_set(cfg, "application_name", app, &err);
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_OK, "connect to database %s: %s %s", dbname, dsql_status_name(st),
+          err.message);
+    char out[256];
+    if (st == DSQL_OK) {
+        CHECK(query1(dbc, "SELECT current_database()", out, sizeof out) == 0 &&
+                  strcmp(out, dbname) == 0,
+              "current_database() = %s", out);
+        CHECK(query1(dbc, "SELECT current_setting('application_name')", out, sizeof out) == 0 &&
+                  strcmp(out, app) == 0,
+              "application_name = %s", out);
+    }
+    free_dbc(dbc);
+
+    /* A name that does not exist comes back verbatim in the server's error. */
+    dsql_config_set(cfg, "dbname", "no;such}db=", &err);
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_ESERVER && strstr(err.message, "\"no;such}db=\" does not exist"),
+          "missing database named exactly: %s %s", dsql_status_name(st), err.message);
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
+static void test_refused(counting *c, dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    SQLHDBC dbc = new_dbc();
+    c->corrupt = 1;
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    c->corrupt = 0;
+    CHECK(st == DSQL_EAUTH, "refused token: %s", dsql_status_name(st));
+    CHECK(strstr(err.message, "IAM authentication failed for user \"admin\"") != NULL,
+          "server's reason surfaces: %s", err.message);
+    CHECK(strstr(err.message, "authentication") != NULL && strstr(err.message, "host ") != NULL,
+          "message names host and step");
+    CHECK(no_token_in(err.message), "no token in the message");
+    CHECK(err.sqlstate[0] != '\0', "sqlstate %s", err.sqlstate);
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
+static void test_tls(dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    /* The system CAs do not know dsql-local's certificate: verify-full must
+     * refuse it. */
+    dsql_config_set(cfg, "sslrootcert", "/etc/ssl/certs/ca-certificates.crt", &err);
+    SQLHDBC dbc = new_dbc();
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_ETLS, "unknown CA refused: %s %s", dsql_status_name(st), err.message);
+    CHECK(no_token_in(err.message), "no token in the TLS message");
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
+static void test_no_driver(dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    dsql_odbc_options o = {DSQL_STRUCT_VERSION, "/nonexistent/psqlodbcw.so", NULL};
+    SQLHDBC dbc = new_dbc();
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &o, &err);
+    CHECK(st == DSQL_ECONFIG, "missing driver: %s %s", dsql_status_name(st), err.message);
+    CHECK(no_token_in(err.message), "no token in the driver message");
+    free_dbc(dbc);
+    o.version = 99;
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &o, &err);
+    CHECK(st == DSQL_EINVAL, "options version checked");
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
+int main(void)
+{
+    const char *drv = getenv("DSQL_ODBC_DRIVER");
+    opts.driver = (drv && *drv) ? drv : NULL;
+    int expect_long = getenv("ODBC_EXPECT_LONG_TOKEN") != NULL;
+
+    if (!SQL_SUCCEEDED(SQLAllocHandle(SQL_HANDLE_ENV, SQL_NULL_HANDLE, &env)) ||
+        !SQL_SUCCEEDED(SQLSetEnvAttr(env, SQL_ATTR_ODBC_VERSION, (SQLPOINTER)SQL_OV_ODBC3, 0))) {
+        printf("FAIL ODBC environment\n");
+        return 1;
+    }
+    dsql_error err = {0};
+    dsql_credentials_provider *creds = dsql_credentials_provider_env(&err);
+    dsql_token_provider *inner = creds ? dsql_token_provider_signing(creds, NULL, &err) : NULL;
+    if (!inner) {
+        printf("FAIL token provider: %s\n", err.message);
+        return 1;
+    }
+    counting c = {inner, 0, 0, 0};
+    dsql_token_provider *p = dsql_token_provider_new(&counting_vt, &c, &err);
+    if (!p) {
+        printf("FAIL counting provider: %s\n", err.message);
+        return 1;
+    }
+
+    test_quote();
+    test_string(p);
+    test_connect(&c, p, expect_long);
+    if (!expect_long) {
+        test_quoting_live(p);
+        test_refused(&c, p);
+        test_tls(p);
+        test_no_driver(p);
+    }
+
+    dsql_token_provider_free(p);
+    dsql_token_provider_free(inner);
+    SQLFreeHandle(SQL_HANDLE_ENV, env);
+    printf("odbc: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
