@@ -326,6 +326,12 @@ static int find_sqlstate(const char *m, char out[6])
 static void clean_message(const char *m, const char *sqlstate, char *out, size_t cap)
 {
     size_t o = 0;
+    /* the host and port are reported by the caller */
+    if (strncmp(m, "connection to server ", 21) == 0) {
+        const char *f = strstr(m, " failed: ");
+        if (f && !memchr(m, '\n', (size_t)(f - m)))
+            m = f + 9;
+    }
     while (*m && o + 1 < cap) {
         if (strncmp(m, "LOCATION:", 9) == 0 && (o == 0 || out[o - 1] == ' ')) {
             while (*m && *m != '\n')
@@ -367,6 +373,13 @@ static step classify(const char *msg, const char *sqlstate, int *retryable)
         return STEP_CONFIG;
     if (strstr(msg, "timeout expired"))
         return STEP_TIMEOUT;
+    /* libpq 15.10+ no longer shows an error sent before TLS is up (it is
+     * unauthenticated); PostgreSQL sends one there only when the
+     * postmaster cannot start a backend: too many clients, out of memory */
+    if (strstr(msg, "error response during SSL exchange")) {
+        *retryable = 1;
+        return STEP_SERVER;
+    }
     if (strstr(msg, "server closed the connection unexpectedly")) {
         *retryable = 1;
         return STEP_NETWORK;

@@ -1,0 +1,466 @@
+/* libpq adapter without a real server: parameters and secure defaults,
+ * per-host tokens, retry/backoff on 53300, no retry on login failure,
+ * per-host failure reports, shuffling, non-blocking connect, reconnect,
+ * timeouts, against a loopback fake front door (test/fakepg.h). */
+#include <stdint.h>
+
+#include "testutil.h"
+#include "fakepg.h"
+#include "dsqlauth/libpq.h"
+
+#define EP "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
+
+/* Token provider double: "tok:<host>:<region>:<user>:<expires>". */
+typedef struct fake_tokens {
+    int calls;
+    dsql_status fail_with;
+} fake_tokens;
+
+static dsql_status fake_token(void *self, const dsql_token_request *req, char *buf, size_t cap,
+                              size_t *len, dsql_error *err)
+{
+    fake_tokens *ft = self;
+    ft->calls++;
+    if (ft->fail_with != DSQL_OK) {
+        if (err) {
+            err->status = ft->fail_with;
+            snprintf(err->message, sizeof err->message, "no credentials in the test double");
+        }
+        return ft->fail_with;
+    }
+    int n = snprintf(buf, cap, "tok:%s:%s:%s:%u", req->hostname, req->region ? req->region : "",
+                     req->user, (unsigned)req->expires_in);
+    *len = (size_t)n;
+    if ((size_t)n >= cap) {
+        buf[0] = 0;
+        return DSQL_EBUFSIZE;
+    }
+    return DSQL_OK;
+}
+
+static const dsql_token_provider_vtable FAKE_VT = {DSQL_STRUCT_VERSION, fake_token, NULL};
+
+static fake_tokens ft;
+static dsql_token_provider *tp;
+static dsql_config *cfg;
+static dsql_error err;
+
+static void setup(void)
+{
+    memset(&ft, 0, sizeof ft);
+    tp = dsql_token_provider_new(&FAKE_VT, &ft, NULL);
+    cfg = dsql_config_new(NULL);
+    unsetenv("PGSSLROOTCERT");
+    unsetenv("PGHOSTADDR");
+    unsetenv("PGSSLMODE");
+    memset(&err, 0, sizeof err);
+}
+
+static void teardown(void)
+{
+    dsql_token_provider_free(tp);
+    dsql_config_free(cfg);
+}
+
+static const char *param(const char *const *k, const char *const *v, const char *key)
+{
+    for (size_t i = 0; k[i]; i++)
+        if (strcmp(k[i], key) == 0)
+            return v[i];
+    return NULL;
+}
+
+static void parse(const char *s)
+{
+    ck_assert_msg(dsql_config_parse(cfg, s, &err) == DSQL_OK, "%s: %s", s, err.message);
+}
+
+START_TEST(params_secure_defaults)
+{
+    parse(EP);
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
+    ck_assert_str_eq(param(k, v, "host"), EP);
+    ck_assert_str_eq(param(k, v, "port"), "5432");
+    ck_assert_str_eq(param(k, v, "user"), "admin");
+    ck_assert_str_eq(param(k, v, "dbname"), "postgres");
+    ck_assert_str_eq(param(k, v, "password"), "tok:" EP ":us-east-1:admin:900");
+    ck_assert_str_eq(param(k, v, "sslmode"), "verify-full");
+    ck_assert_str_eq(param(k, v, "gssencmode"), "disable");
+    ck_assert_str_eq(param(k, v, "application_name"), "libdsqlauth/" DSQL_VERSION_STRING);
+    int ver = PQlibVersion();
+    if (ver >= 160000)
+        ck_assert_str_eq(param(k, v, "sslrootcert"), "system");
+    else if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
+        ck_assert_str_eq(param(k, v, "sslrootcert"), "/etc/ssl/certs/ca-certificates.crt");
+    if (ver >= 170000)
+        ck_assert_str_eq(param(k, v, "sslnegotiation"), "direct");
+    else
+        ck_assert_ptr_null(param(k, v, "sslnegotiation"));
+    /* the token is only in "password" */
+    for (size_t i = 0; k[i]; i++)
+        if (strcmp(k[i], "password") != 0)
+            ck_assert_ptr_null(strstr(v[i], "tok:"));
+    ck_assert_int_eq(ft.calls, 1);
+    dsql_pq_params_free(k, v);
+    dsql_pq_params_free(NULL, NULL);
+}
+END_TEST
+
+START_TEST(params_overrides_and_passthrough)
+{
+    parse("postgresql://app@a.dsql.us-east-1.on.aws,b.dsql.eu-west-1.on.aws:6000/db"
+          "?sslmode=require&sslrootcert=/my/ca.pem&application_name_prefix=orm"
+          "&load_balance_hosts=disable&options=-c%20a%3Db&token_duration_secs=120"
+          "&gssencmode=prefer&profile=dev");
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 1, &k, &v, &err), DSQL_OK);
+    ck_assert_str_eq(param(k, v, "host"), "b.dsql.eu-west-1.on.aws");
+    ck_assert_str_eq(param(k, v, "port"), "6000");
+    ck_assert_str_eq(param(k, v, "user"), "app");
+    ck_assert_str_eq(param(k, v, "dbname"), "db");
+    ck_assert_str_eq(param(k, v, "password"), "tok:b.dsql.eu-west-1.on.aws:eu-west-1:app:120");
+    ck_assert_str_eq(param(k, v, "sslmode"), "require");
+    ck_assert_str_eq(param(k, v, "sslrootcert"), "/my/ca.pem");
+    ck_assert_str_eq(param(k, v, "gssencmode"), "prefer");
+    ck_assert_str_eq(param(k, v, "options"), "-c a=b");
+    ck_assert_str_eq(param(k, v, "application_name"), "orm:libdsqlauth/" DSQL_VERSION_STRING);
+    ck_assert_ptr_null(param(k, v, "load_balance_hosts"));
+    ck_assert_ptr_null(param(k, v, "profile"));
+    ck_assert_ptr_null(param(k, v, "token_duration_secs"));
+    ck_assert_ptr_null(param(k, v, "application_name_prefix"));
+    dsql_pq_params_free(k, v);
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 2, &k, &v, &err), DSQL_EINVAL);
+    ck_assert_ptr_null(k);
+    /* a PQconnectdbParams user gets a usable conninfo (libpq accepts every key) */
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
+    PQconninfoOption *opts = PQconninfoParse("", NULL);
+    for (size_t i = 0; k[i]; i++) {
+        int known = 0;
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            known |= strcmp(o->keyword, k[i]) == 0;
+        ck_assert_msg(known, "libpq does not know '%s'", k[i]);
+    }
+    PQconninfoFree(opts);
+    dsql_pq_params_free(k, v);
+}
+END_TEST
+
+START_TEST(explicit_application_name_kept)
+{
+    parse("host=" EP " application_name=mytool");
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
+    ck_assert_str_eq(param(k, v, "application_name"), "mytool");
+    dsql_pq_params_free(k, v);
+}
+END_TEST
+
+START_TEST(non_dsql_host_rejected_before_network)
+{
+    fake_pg f = {0};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    char ci[200];
+    snprintf(ci, sizeof ci, "host=localhost hostaddr=127.0.0.1 port=%d sslmode=disable", f.port);
+    parse(ci);
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(err.status, DSQL_ECONFIG);
+    ck_assert_msg(strstr(err.message, "'localhost' is not an Aurora DSQL endpoint") &&
+                      strstr(err.message, "set region"),
+                  "%s", err.message);
+    ck_assert_ptr_null(dsql_pq_connect_start(cfg, tp, &err));
+    poll(NULL, 0, 100);
+    ck_assert_int_eq(f.connections, 0);
+    ck_assert_int_eq(ft.calls, 0);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+static void use_fake(const fake_pg *f, const char *extra)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci,
+             "host=" EP " hostaddr=127.0.0.1 port=%d sslmode=disable connect_retry_delay_ms=40 %s",
+             f->port, extra);
+    parse(ci);
+}
+
+START_TEST(connect_ok_token_as_password)
+{
+    fake_pg f = {.accept_prefix = "tok:" EP ":us-east-1:admin:900"};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "application_name_prefix=t");
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    ck_assert_int_eq(err.status, DSQL_OK);
+    ck_assert_str_eq(f.last_user, "admin");
+    ck_assert_str_eq(f.last_db, "postgres");
+    ck_assert_str_eq(f.last_app, "t:libdsqlauth/" DSQL_VERSION_STRING);
+    PQfinish(c);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(retry_backs_off_on_53300)
+{
+    fake_pg f = {.error_times = 2, .sqlstate = "53300",
+                 .message = "sorry, too many clients already"};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    int64_t t0 = fake_now_ms();
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    int64_t ms = fake_now_ms() - t0;
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_eq(f.connections, 3);
+    ck_assert_int_eq(ft.calls, 3); /* a new token for every attempt */
+    /* backoff 40 then 80 ms, each jittered into [d/2, d]: at least 60 ms */
+    ck_assert_msg(ms >= 60 && ms < 2000, "took %lld ms", (long long)ms);
+    PQfinish(c);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(retry_is_bounded)
+{
+    fake_pg f = {.error_times = 100, .sqlstate = "53400", .message = "configuration limit exceeded"};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "connect_retries=2");
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(f.connections, 3);
+    ck_assert_int_eq(err.status, DSQL_ESERVER);
+    ck_assert_str_eq(err.sqlstate, "53400");
+    ck_assert_msg(strstr(err.message, "server failed for " EP) &&
+                      strstr(err.message, "FATAL:  configuration limit exceeded"),
+                  "%s", err.message);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(auth_failure_not_retried)
+{
+    fake_pg f = {.accept_prefix = "something-else"};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(f.connections, 1);
+    ck_assert_int_eq(err.status, DSQL_EAUTH);
+    ck_assert_str_eq(err.sqlstate, "28P01");
+    ck_assert_msg(strstr(err.message, "authentication failed for " EP) &&
+                      strstr(err.message, "IAM authentication failed for user \"admin\""),
+                  "%s", err.message);
+    ck_assert_ptr_null(strstr(err.message, "tok:"));
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(each_host_gets_its_own_token)
+{
+    fake_pg a = {.accept_prefix = "nothing"}, b = {.accept_prefix = "tok:b.dsql.us-east-2.on.aws:us-east-2:"};
+    ck_assert_int_eq(fake_pg_start(&a), 0);
+    ck_assert_int_eq(fake_pg_start(&b), 0);
+    char ci[400];
+    snprintf(ci, sizeof ci,
+             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-2.on.aws hostaddr=127.0.0.1,127.0.0.1 "
+             "port=%d,%d sslmode=disable", a.port, b.port);
+    parse(ci);
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_str_eq(a.last_password, "tok:a.dsql.us-east-1.on.aws:us-east-1:admin:900");
+    ck_assert_str_eq(b.last_password, "tok:b.dsql.us-east-2.on.aws:us-east-2:admin:900");
+    ck_assert_str_eq(PQhost(c), "b.dsql.us-east-2.on.aws");
+    PQfinish(c);
+    fake_pg_stop(&a);
+    fake_pg_stop(&b);
+}
+END_TEST
+
+START_TEST(all_hosts_fail_reports_each)
+{
+    fake_pg a = {.accept_prefix = "nothing"};
+    ck_assert_int_eq(fake_pg_start(&a), 0);
+    char ci[400];
+    snprintf(ci, sizeof ci,
+             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-2.on.aws hostaddr=127.0.0.1,127.0.0.1 "
+             "port=%d,%d sslmode=disable", a.port, fake_closed_port());
+    parse(ci);
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err.message, "all 2 hosts failed: [1] a.dsql.us-east-1.on.aws:") &&
+                      strstr(err.message, ": authentication: ") &&
+                      strstr(err.message, "; [2] b.dsql.us-east-2.on.aws:") &&
+                      strstr(err.message, ": network: ") && strstr(err.message, "refused"),
+                  "%s", err.message);
+    ck_assert_int_eq(err.status, DSQL_ENETWORK); /* the last host's */
+    fake_pg_stop(&a);
+}
+END_TEST
+
+START_TEST(load_balance_random_shuffles)
+{
+    fake_pg a = {0}, b = {0};
+    ck_assert_int_eq(fake_pg_start(&a), 0);
+    ck_assert_int_eq(fake_pg_start(&b), 0);
+    char ci[400];
+    snprintf(ci, sizeof ci,
+             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-1.on.aws hostaddr=127.0.0.1,127.0.0.1 "
+             "port=%d,%d sslmode=disable load_balance_hosts=random", a.port, b.port);
+    parse(ci);
+    for (int i = 0; i < 30; i++) {
+        PGconn *c = dsql_pq_connect(cfg, tp, &err);
+        ck_assert_msg(c != NULL, "%s", err.message);
+        PQfinish(c);
+    }
+    poll(NULL, 0, 50);
+    ck_assert_msg(a.authenticated > 3 && b.authenticated > 3, "a %d b %d", a.authenticated,
+                  b.authenticated);
+    dsql_config_set(cfg, "load_balance_hosts", "sometimes", NULL);
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    ck_assert_int_eq(err.status, DSQL_ECONFIG);
+    fake_pg_stop(&a);
+    fake_pg_stop(&b);
+}
+END_TEST
+
+START_TEST(nonblocking_with_backoff)
+{
+    fake_pg f = {.error_times = 1, .sqlstate = "53300", .message = "too many"};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    dsql_pq_connecting *pc = dsql_pq_connect_start(cfg, tp, &err);
+    ck_assert_ptr_nonnull(pc);
+    int saw_wait = 0, saw_fd = 0, rounds = 0;
+    dsql_pq_poll_status s;
+    for (;;) {
+        int fd, t;
+        s = dsql_pq_connect_poll(pc, &fd, &t, &err);
+        if (s == DSQL_PQ_POLL_OK || s == DSQL_PQ_POLL_FAILED)
+            break;
+        ck_assert_int_lt(++rounds, 1000);
+        if (s == DSQL_PQ_POLL_WAITING) {
+            saw_wait = 1;
+            ck_assert_int_eq(fd, -1);
+            ck_assert_int_gt(t, 0);
+            ck_assert_int_le(t, 40);
+            poll(NULL, 0, t);
+        } else {
+            saw_fd = 1;
+            ck_assert_int_ge(fd, 0);
+            struct pollfd p = {fd, s == DSQL_PQ_POLL_READING ? POLLIN : POLLOUT, 0};
+            poll(&p, 1, t);
+        }
+    }
+    ck_assert_int_eq(s, DSQL_PQ_POLL_OK);
+    ck_assert(saw_wait && saw_fd);
+    PGconn *c = dsql_pq_connect_finish(pc);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+    PQfinish(c);
+    ck_assert_ptr_null(dsql_pq_connect_finish(NULL));
+    /* abandoning a pending attempt closes it */
+    pc = dsql_pq_connect_start(cfg, tp, &err);
+    ck_assert_ptr_nonnull(pc);
+    ck_assert_ptr_null(dsql_pq_connect_finish(pc));
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(reconnect_new_token)
+{
+    fake_pg f = {0};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_ptr_nonnull(c);
+    int pid = PQbackendPID(c);
+    PGconn *old = c;
+    ck_assert_int_eq(dsql_pq_reconnect(&c, cfg, tp, &err), DSQL_OK);
+    ck_assert_ptr_ne(c, old);
+    ck_assert_int_ne(PQbackendPID(c), pid);
+    ck_assert_int_eq(ft.calls, 2);
+    ck_assert_int_eq(f.connections, 2);
+    fake_pg_stop(&f);
+    /* failure leaves *conn alone */
+    f.stop = 0;
+    PGconn *keep = c;
+    dsql_config_set(cfg, "port", "1", NULL);
+    ck_assert_int_ne(dsql_pq_reconnect(&c, cfg, tp, &err), DSQL_OK);
+    ck_assert_ptr_eq(c, keep);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(credentials_failure_is_reported)
+{
+    fake_pg f = {0};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    ft.fail_with = DSQL_ECREDENTIALS;
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    ck_assert_int_eq(err.status, DSQL_ECREDENTIALS);
+    ck_assert_msg(strstr(err.message, "credentials failed for " EP), "%s", err.message);
+    ck_assert_int_eq(f.connections, 0);
+    ft.fail_with = DSQL_EINVAL;
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    ck_assert_msg(strstr(err.message, "token failed for"), "%s", err.message);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(bad_libpq_option_is_config_error)
+{
+    fake_pg f = {0};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "no_such_option=1");
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    ck_assert_int_eq(err.status, DSQL_ECONFIG);
+    ck_assert_msg(strstr(err.message, "config failed") &&
+                      strstr(err.message, "invalid connection option"), "%s", err.message);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(connect_timeout)
+{
+    fake_pg f = {.silent = 1};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "connect_timeout=2");
+    int64_t t0 = fake_now_ms();
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    int64_t ms = fake_now_ms() - t0;
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_msg(ms >= 1900 && ms < 4000, "%lld ms", (long long)ms);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+static Suite *pq_suite(void)
+{
+    Suite *s = suite_create("libpq adapter");
+    TCase *t = tcase_create("fake server");
+    tcase_set_timeout(t, 20);
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, params_secure_defaults);
+    tcase_add_test(t, params_overrides_and_passthrough);
+    tcase_add_test(t, explicit_application_name_kept);
+    tcase_add_test(t, non_dsql_host_rejected_before_network);
+    tcase_add_test(t, connect_ok_token_as_password);
+    tcase_add_test(t, retry_backs_off_on_53300);
+    tcase_add_test(t, retry_is_bounded);
+    tcase_add_test(t, auth_failure_not_retried);
+    tcase_add_test(t, each_host_gets_its_own_token);
+    tcase_add_test(t, all_hosts_fail_reports_each);
+    tcase_add_test(t, load_balance_random_shuffles);
+    tcase_add_test(t, nonblocking_with_backoff);
+    tcase_add_test(t, reconnect_new_token);
+    tcase_add_test(t, credentials_failure_is_reported);
+    tcase_add_test(t, bad_libpq_option_is_config_error);
+    tcase_add_test(t, connect_timeout);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+TEST_MAIN(pq_suite)
