@@ -15,6 +15,7 @@
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 static long g_timeout_cap_ms;
+static const char *g_test_ca_file;
 
 static void curl_init_once(void)
 {
@@ -22,6 +23,8 @@ static void curl_init_once(void)
 }
 
 void dsql__http_set_timeout_cap_ms(long ms) { g_timeout_cap_ms = ms; }
+
+void dsql__http_set_test_ca_file(const char *path) { g_test_ca_file = path; }
 
 void dsql__http_response_clear(dsql__http_response *resp)
 {
@@ -311,6 +314,8 @@ dsql_status dsql__http_perform(const dsql__http_request *req, dsql__http_respons
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (g_test_ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, g_test_ca_file);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);

@@ -61,5 +61,8 @@ int dsql__http_content_type_is(const char *ct, const char *want);
 
 /* Tests only: caps every connect and total timeout at ms (0: no cap). */
 void dsql__http_set_timeout_cap_ms(long ms);
+/* Tests only: trust the CAs in this PEM file instead of the system's
+ * (verification stays on). NULL restores the default. Not exported. */
+void dsql__http_set_test_ca_file(const char *path);
 
 #endif

@@ -38,11 +38,18 @@ static inline void aws_server_clean_env(void)
         unsetenv(vars[i]);
 }
 
-static inline int aws_server_start(void)
+/* Runs the script with extra arguments (NULL-terminated list, may be
+ * NULL); fills *pid and *port. Returns 0 on success. */
+static inline int aws_server_spawn(const char *const *extra, pid_t *pid_out, int *port_out)
 {
     const char *script = getenv("DSQL_AWS_TEST_SERVER");
     if (!script)
         script = "test/aws_test_server.py";
+    const char *argv[16] = {"python3", script, "--host", "127.0.0.1", "--port", "0"};
+    size_t argc = 6;
+    for (; extra && *extra && argc < 15; extra++)
+        argv[argc++] = *extra;
+    argv[argc] = NULL;
     int fds[2];
     if (pipe(fds) != 0)
         return -1;
@@ -53,14 +60,13 @@ static inline int aws_server_start(void)
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
-        execlp("python3", "python3", script, "--host", "127.0.0.1", "--port", "0",
-               (char *)NULL);
+        execvp("python3", (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
     char line[64] = "";
-    int ok = f && fgets(line, sizeof line, f) && sscanf(line, "PORT %d", &aws_server_port) == 1;
+    int ok = f && fgets(line, sizeof line, f) && sscanf(line, "PORT %d", port_out) == 1;
     if (f)
         fclose(f);
     else
@@ -70,7 +76,14 @@ static inline int aws_server_start(void)
         waitpid(pid, NULL, 0);
         return -1;
     }
-    aws_server_pid = pid;
+    *pid_out = pid;
+    return 0;
+}
+
+static inline int aws_server_start(void)
+{
+    if (aws_server_spawn(NULL, &aws_server_pid, &aws_server_port) != 0)
+        return -1;
     snprintf(aws_server_url, sizeof aws_server_url, "http://127.0.0.1:%d", aws_server_port);
     return 0;
 }

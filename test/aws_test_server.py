@@ -4,6 +4,7 @@ EC2 IMDSv2, the ECS/EKS container endpoint, STS (AssumeRole with a real
 SigV4 check, AssumeRoleWithWebIdentity) and SSO GetRoleCredentials.
 
 Usage: aws_test_server.py [--host 127.0.0.1|::1] [--port 0]
+                          [--tls-cert cert.pem --tls-key key.pem]
 Prints "PORT <n>" on stdout once listening. Only loopback addresses.
 
 Routes (the provider tests point their endpoint variables here):
@@ -38,6 +39,7 @@ import hmac
 import http.server
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -355,10 +357,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "::1"])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain")
+    ap.add_argument("--tls-key", help="and this PEM private key")
     args = ap.parse_args()
     if args.host == "::1":
         Server.address_family = socket.AF_INET6
     srv = Server((args.host, args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 

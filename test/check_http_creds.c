@@ -5,6 +5,7 @@
  * appear in an error message or a log line. */
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include "testutil.h"
@@ -20,16 +21,21 @@
 static char logbuf[65536];
 static size_t loglen;
 
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Log callbacks may be called from several threads at once. */
 static void capture_log(dsql_log_level level, const char *msg, void *ud)
 {
     (void)level, (void)ud;
     size_t n = strlen(msg);
+    pthread_mutex_lock(&log_lock);
     if (loglen + n + 2 < sizeof logbuf) {
         memcpy(logbuf + loglen, msg, n);
         loglen += n;
         logbuf[loglen++] = '\n';
         logbuf[loglen] = '\0';
     }
+    pthread_mutex_unlock(&log_lock);
 }
 
 static const char *const secrets[] = {SECRET, TOKEN, "source-secret", "web-identity-jwt",
@@ -971,6 +977,167 @@ START_TEST(test_sso_faults)
 }
 END_TEST
 
+/* ---- TLS (a second server instance with a throwaway certificate) -------- */
+
+static pid_t tls_pid = -1, v6_pid = -1;
+static int tls_port, v6_port;
+static char tls_dir[] = "/tmp/dsql-tls-XXXXXX";
+static char tls_cert[128];
+
+static void start_extra_servers(void)
+{
+    if (mkdtemp(tls_dir)) {
+        char cmd[1024];
+        snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+        snprintf(cmd, sizeof cmd,
+                 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                 "-keyout %s/key.pem -out %s -days 2 -subj /CN=dsqlauth-test "
+                 "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+                 tls_dir, tls_cert);
+        if (system(cmd) == 0) {
+            char key[128];
+            snprintf(key, sizeof key, "%s/key.pem", tls_dir);
+            const char *args[] = {"--tls-cert", tls_cert, "--tls-key", key, NULL};
+            if (aws_server_spawn(args, &tls_pid, &tls_port) != 0)
+                tls_pid = -1;
+        }
+    }
+    const char *v6[] = {"--host", "::1", NULL};
+    if (aws_server_spawn(v6, &v6_pid, &v6_port) != 0)
+        v6_pid = -1;
+}
+
+static void stop_extra_servers(void)
+{
+    pid_t pids[] = {tls_pid, v6_pid};
+    for (size_t i = 0; i < 2; i++)
+        if (pids[i] > 0) {
+            kill(pids[i], SIGTERM);
+            waitpid(pids[i], NULL, 0);
+        }
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tls_dir);
+    if (tls_dir[strlen(tls_dir) - 1] != 'X' && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tls_dir);
+}
+
+START_TEST(test_tls_untrusted_certificate)
+{
+    if (tls_pid < 0) {
+        fprintf(stderr, "skipped: no TLS test server (openssl(1) missing?)\n");
+        return;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", tls_port);
+    setenv("AWS_ENDPOINT_URL_SSO", url, 1);
+    dsql__http_set_timeout_cap_ms(2000);
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err),
+                     DSQL_ETLS);
+    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: TLS with 127.0.0.1 failed");
+    ASSERT_MSG_HAS(err, "certificate");
+    assert_no_secrets(&err);
+}
+END_TEST
+
+START_TEST(test_tls_trusted_certificate)
+{
+    if (tls_pid < 0) {
+        fprintf(stderr, "skipped: no TLS test server (openssl(1) missing?)\n");
+        return;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", tls_port);
+    setenv("AWS_ENDPOINT_URL_SSO", url, 1);
+    setenv("AWS_ENDPOINT_URL_STS", url, 1);
+    dsql__http_set_test_ca_file(tls_cert);
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
+                                                    &c, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    assert_test_creds(&c, 3600);
+    dsql_credentials_clear(&c);
+    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    st = dsql__sts_assume_role(&source_creds, &p, &c, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    dsql_credentials_clear(&c);
+    /* the certificate names 127.0.0.1 only: another name for the same
+     * server must fail host verification */
+    snprintf(url, sizeof url, "https://localhost:%d", tls_port);
+    setenv("AWS_ENDPOINT_URL_SSO", url, 1);
+    st = dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r", &c, &err);
+    ck_assert_int_eq(st, DSQL_ETLS);
+    ASSERT_MSG_HAS(err, "TLS with localhost failed");
+    dsql__http_set_test_ca_file(NULL);
+}
+END_TEST
+
+/* ---- IPv6 loopback -------------------------------------------------------- */
+
+START_TEST(test_ipv6_loopback)
+{
+    if (v6_pid < 0) {
+        fprintf(stderr, "skipped: no IPv6 loopback on this host\n");
+        return;
+    }
+    char url[128];
+    snprintf(url, sizeof url, "http://[::1]:%d", v6_port);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.5", 1);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    snprintf(url, sizeof url, "http://[::1]:%d/ecs/creds", v6_port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    /* a non-loopback IPv6 address over http is refused */
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://[fd00:ec2::24]/creds", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "[fd00:ec2::24]");
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------------ */
+
+static void *fetch_many(void *arg)
+{
+    (void)arg;
+    dsql_credentials_provider *p = dsql_credentials_provider_container(NULL);
+    long ok = 0;
+    for (int i = 0; i < 10; i++) {
+        dsql_credentials c;
+        if (dsql_credentials_provider_get(p, &c, NULL) == DSQL_OK &&
+            strcmp(c.access_key_id, AKID) == 0)
+            ok++;
+        dsql_credentials_clear(&c);
+    }
+    dsql_credentials_provider_free(p);
+    return (void *)ok;
+}
+
+START_TEST(test_concurrent_fetches)
+{
+    container_env();
+    setenv("AWS_METADATA_SERVICE_TIMEOUT", "5", 1);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fetch_many, NULL), 0);
+    long total = 0;
+    for (int i = 0; i < 8; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        total += (long)r;
+    }
+    ck_assert_int_eq(total, 80);
+    ck_assert_int_eq(aws_server_count("ecs"), 80);
+}
+END_TEST
+
 /* ---- allocation failures ------------------------------------------------- */
 
 static long alloc_budget = -1;
@@ -1116,6 +1283,10 @@ static Suite *http_creds_suite(void)
     tcase_add_test(tc, test_sso_ok);
     tcase_add_test(tc, test_sso_rejected_token);
     tcase_add_test(tc, test_sso_faults);
+    tcase_add_test(tc, test_tls_untrusted_certificate);
+    tcase_add_test(tc, test_tls_trusted_certificate);
+    tcase_add_test(tc, test_ipv6_loopback);
+    tcase_add_test(tc, test_concurrent_fetches);
     tcase_add_test(tc, test_alloc_failures);
     suite_add_tcase(s, tc);
     return s;
@@ -1128,10 +1299,12 @@ int main(void)
         fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
         return EXIT_FAILURE;
     }
+    start_extra_servers();
     SRunner *sr = srunner_create(http_creds_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     aws_server_stop();
+    stop_extra_servers();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
