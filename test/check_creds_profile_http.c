@@ -1,0 +1,325 @@
+/* The profile provider and the default chain end to end over the loopback
+ * AWS test server (test/aws_test_server.py): multi-hop AssumeRole chains
+ * signed hop by hop, credential_source, web_identity_token_file and SSO
+ * profiles, and the cached default chain making no network call per token
+ * after the first fetch (counted by the server). */
+#include <openssl/evp.h>
+#include <sys/stat.h>
+
+#include "testutil.h"
+#include "aws_server.h"
+#include "internal.h"
+
+static char tmpdir[256];
+
+static void setup(void)
+{
+    aws_server_clean_env();
+    static const char *const vars[] = {"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
+                                       "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    setenv("AWS_ENDPOINT_URL_STS", aws_server_url, 1);
+    setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/dsql-profile-http-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    setenv("HOME", tmpdir, 1);
+    ck_assert_int_eq(aws_server_config("{}"), 0);
+}
+
+static void teardown(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static const char *write_file(const char *rel, const char *text)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    for (char *s = path + strlen(tmpdir) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(path, 0700);
+        *s = '/';
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0755);
+    return path;
+}
+
+static dsql_status profile_get(const char *name, dsql_credentials *c, dsql_error *err)
+{
+    dsql_credentials_provider *p = dsql_credentials_provider_profile(name, err);
+    ck_assert_ptr_nonnull(p);
+    dsql_status st = dsql_credentials_provider_get(p, c, err);
+    dsql_credentials_provider_free(p);
+    return st;
+}
+
+static void assert_server_creds(const dsql_credentials *c)
+{
+    ck_assert_str_eq(c->access_key_id, "ASIATESTACCESSKEY");
+    ck_assert_str_eq(c->secret_access_key, "test/secret+access/key");
+    ck_assert_str_eq(c->session_token, "test-session-token");
+    int64_t left = c->expiration - dsql__now();
+    ck_assert(left > 3500 && left <= 3601);
+}
+
+static void assert_last_contains(const char *route, const char *field, const char *want)
+{
+    char *v = aws_server_last(route, field);
+    ck_assert_msg(v && strstr(v, want), "%s %s: want %s in %s", route, field, want,
+                  v ? v : "(none)");
+    free(v);
+}
+
+START_TEST(test_role_chain_two_hops)
+{
+    /* every hop signs with the previous hop's credentials: the base keys are
+     * the ones STS hands out, and the server checks each signature */
+    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
+                                       "\"sts_source_secret_access_key\": "
+                                       "\"test/secret+access/key\", "
+                                       "\"sts_source_session_token\": \"test-session-token\"}"),
+                     0);
+    write_file(".aws/config",
+               "[profile top]\nrole_arn = arn:aws:iam::123456789012:role/Top\n"
+               "source_profile = mid\nexternal_id = ext-123\nrole_session_name = my-session\n"
+               "duration_seconds = 1800\n"
+               "[profile mid]\nrole_arn = arn:aws:iam::123456789012:role/Mid\n"
+               "source_profile = base\n");
+    write_file(".aws/credentials", "[base]\naws_access_key_id = ASIATESTACCESSKEY\n"
+                                   "aws_secret_access_key = test/secret+access/key\n"
+                                   "aws_session_token = test-session-token\n");
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_msg(profile_get("top", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 2);
+    assert_last_contains("sts_assume_role", "body",
+                         "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FTop");
+    assert_last_contains("sts_assume_role", "body", "ExternalId=ext-123");
+    assert_last_contains("sts_assume_role", "body", "RoleSessionName=my-session");
+    assert_last_contains("sts_assume_role", "body", "DurationSeconds=1800");
+}
+END_TEST
+
+START_TEST(test_role_one_hop_and_bad_source)
+{
+    write_file(".aws/config", "[profile r]\nrole_arn = arn:aws:iam::123456789012:role/R\n"
+                              "source_profile = src\n"
+                              "[profile bad]\nrole_arn = arn:aws:iam::123456789012:role/R\n"
+                              "source_profile = wrong\n"
+                              "[profile envrole]\nrole_arn = arn:aws:iam::123456789012:role/E\n"
+                              "credential_source = Environment\n");
+    write_file(".aws/credentials", "[src]\naws_access_key_id = AKIDSOURCE\n"
+                                   "aws_secret_access_key = source-secret\n"
+                                   "[wrong]\naws_access_key_id = AKIDSOURCE\n"
+                                   "aws_secret_access_key = not-the-secret\n");
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_msg(profile_get("r", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
+    dsql_status st = profile_get("bad", &c, &err);
+    ck_assert_int_ne(st, DSQL_OK);
+    ck_assert_msg(strstr(err.message, "STS") && !strstr(err.message, "not-the-secret"), "%s",
+                  err.message);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDSOURCE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "source-secret", 1);
+    ck_assert_msg(profile_get("envrole", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    assert_last_contains("sts_assume_role", "body", "role%2FE");
+}
+END_TEST
+
+START_TEST(test_web_identity_profile)
+{
+    const char *tok = write_file("token.jwt", "web-identity-jwt");
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg,
+             "[profile w]\nrole_arn = arn:aws:iam::123456789012:role/W\n"
+             "web_identity_token_file = %s\nrole_session_name = wsess\n"
+             "[profile chained]\nrole_arn = arn:aws:iam::123456789012:role/C\n"
+             "source_profile = w\n",
+             tok);
+    write_file(".aws/config", cfg);
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_msg(profile_get("w", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("sts_web_identity"), 1);
+    assert_last_contains("sts_web_identity", "body", "RoleSessionName=wsess");
+    /* web identity as the source of a role */
+    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
+                                       "\"sts_source_secret_access_key\": "
+                                       "\"test/secret+access/key\", "
+                                       "\"sts_source_session_token\": \"test-session-token\"}"),
+                     0);
+    ck_assert_msg(profile_get("chained", &c, &err) == DSQL_OK, "%s", err.message);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("sts_web_identity"), 1);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
+}
+END_TEST
+
+static void write_sso_cache(const char *key, const char *json)
+{
+    unsigned char md[20];
+    unsigned int n;
+    EVP_Digest(key, strlen(key), md, &n, EVP_sha1(), NULL);
+    char rel[128] = ".aws/sso/cache/";
+    for (int i = 0; i < 20; i++)
+        sprintf(rel + strlen(rel), "%02x", md[i]);
+    strcat(rel, ".json");
+    write_file(rel, json);
+}
+
+START_TEST(test_sso_profiles)
+{
+    write_file(".aws/config", "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\n"
+                              "sso_role_name = Dev\n"
+                              "[sso-session corp]\nsso_region = us-east-1\n"
+                              "sso_start_url = https://corp.awsapps.com/start\n"
+                              "[profile legacy]\nsso_start_url = https://old.awsapps.com/start\n"
+                              "sso_region = us-east-1\nsso_account_id = 210987654321\n"
+                              "sso_role_name = Old\n");
+    write_sso_cache("corp", "{\"accessToken\": \"sso-access-token\", \"expiresAt\": "
+                            "\"2999-01-01T00:00:00Z\"}");
+    write_sso_cache("https://old.awsapps.com/start",
+                    "{\"accessToken\": \"sso-access-token\", \"expiresAt\": "
+                    "\"2999-01-01T00:00:00Z\", \"startUrl\": \"https://old.awsapps.com/start\"}");
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_msg(profile_get("s", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    assert_last_contains("sso", "path", "account_id=123456789012");
+    assert_last_contains("sso", "path", "role_name=Dev");
+    ck_assert_msg(profile_get("legacy", &c, &err) == DSQL_OK, "%s", err.message);
+    dsql_credentials_clear(&c);
+    assert_last_contains("sso", "path", "role_name=Old");
+    ck_assert_int_eq(aws_server_count("sso"), 2);
+    /* a token the portal rejects */
+    write_sso_cache("corp", "{\"accessToken\": \"stale\", \"expiresAt\": "
+                            "\"2999-01-01T00:00:00Z\"}");
+    ck_assert_int_ne(profile_get("s", &c, &err), DSQL_OK);
+    ck_assert(!strstr(err.message, "stale"));
+}
+END_TEST
+
+static void tokens_through_default(const char *profile, int n)
+{
+    dsql_error err = {0};
+    dsql_token_provider *tp =
+        dsql_token_provider_signing(dsql_credentials_provider_default(profile, &err), NULL, &err);
+    ck_assert_ptr_nonnull(tp);
+    dsql_token_request req = {DSQL_STRUCT_VERSION,
+                              "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "admin", NULL,
+                              0};
+    char buf[8192];
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        ck_assert_msg(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, &err) ==
+                          DSQL_OK,
+                      "%s", err.message);
+    }
+    dsql_token_provider_free(tp);
+}
+
+START_TEST(test_default_chain_no_network_per_token)
+{
+    /* container */
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/creds", aws_server_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    tokens_through_default(NULL, 1000);
+    ck_assert_int_eq(aws_server_count("ecs"), 1);
+    ck_assert_int_eq(aws_server_total(), 1);
+    unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    /* IMDS */
+    ck_assert_int_eq(aws_server_config("{}"), 0);
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_server_url, 1);
+    tokens_through_default(NULL, 1000);
+    ck_assert_int_eq(aws_server_count("imds_creds"), 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    /* an explicit profile with a role: one AssumeRole */
+    ck_assert_int_eq(aws_server_config("{}"), 0);
+    write_file(".aws/config", "[profile r]\nrole_arn = arn:aws:iam::123456789012:role/R\n"
+                              "source_profile = src\n");
+    write_file(".aws/credentials", "[src]\naws_access_key_id = AKIDSOURCE\n"
+                                   "aws_secret_access_key = source-secret\n");
+    setenv("AWS_ACCESS_KEY_ID", "AKIDIGNORED", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "ignored", 1);
+    tokens_through_default("r", 1000);
+    ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
+    ck_assert_int_eq(aws_server_total(), 1);
+}
+END_TEST
+
+START_TEST(test_process_runs_once_for_many_tokens)
+{
+    char script[1024];
+    snprintf(script, sizeof script,
+             "#!/bin/sh\necho run >> '%s/runs'\n"
+             "echo '{\"Version\": 1, \"AccessKeyId\": \"AKIDP\", \"SecretAccessKey\": \"s\", "
+             "\"Expiration\": \"2999-01-01T00:00:00Z\"}'\n",
+             tmpdir);
+    const char *path = write_file("proc.sh", script);
+    char cfg[1200];
+    snprintf(cfg, sizeof cfg, "[default]\ncredential_process = %s\n", path);
+    write_file(".aws/config", cfg);
+    tokens_through_default(NULL, 1000);
+    char runs[300];
+    snprintf(runs, sizeof runs, "%s/runs", tmpdir);
+    size_t n = 0;
+    FILE *f = fopen(runs, "r");
+    ck_assert_ptr_nonnull(f);
+    for (int ch; (ch = fgetc(f)) != EOF;)
+        n += ch == '\n';
+    fclose(f);
+    ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("creds_profile_http");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_role_chain_two_hops);
+    tcase_add_test(tc, test_role_one_hop_and_bad_source);
+    tcase_add_test(tc, test_web_identity_profile);
+    tcase_add_test(tc, test_sso_profiles);
+    tcase_add_test(tc, test_default_chain_no_network_per_token);
+    tcase_add_test(tc, test_process_runs_once_for_many_tokens);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    aws_server_clean_env();
+    if (aws_server_start() != 0) {
+        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    aws_server_stop();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
