@@ -835,6 +835,15 @@ START_TEST(test_sts_invalid_input)
     p.duration_seconds = 60;
     ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ECONFIG);
     ASSERT_MSG_HAS(err, "duration_seconds 60");
+    p.duration_seconds = 0;
+    p.region = "evil.example.com/x?";
+    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "not a valid AWS region");
+    ck_assert_int_eq(dsql__sso_get_role_credentials("a.b", "sso-access-token", "1", "r", &c,
+                                                    &err),
+                     DSQL_ECONFIG);
+    ASSERT_MSG_HAS(err, "not a valid AWS region");
+    p.region = NULL;
     dsql_credentials none = {0};
     p.duration_seconds = 0;
     ck_assert_int_eq(dsql__sts_assume_role(&none, &p, &c, &err), DSQL_ECREDENTIALS);

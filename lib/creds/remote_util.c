@@ -155,6 +155,20 @@ dsql_status dsql__creds_from_json(const char *what, const cJSON *obj, const char
     return st;
 }
 
+int dsql__region_is_valid(const char *region)
+{
+    size_t n = region ? strlen(region) : 0;
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = region[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 int dsql__http_status_retryable(long status)
 {
     return status >= 500 || status == 429;

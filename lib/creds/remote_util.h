@@ -34,6 +34,10 @@ dsql_status dsql__creds_from_json(const char *what, const cJSON *obj, const char
                                   const char *k_exp, int exp_ms, int exp_required,
                                   dsql_credentials *out, dsql_error *err);
 
+/* 1 when region is 1..63 characters of a-z, A-Z, 0-9 and '-' (it goes
+ * into endpoint host names). */
+int dsql__region_is_valid(const char *region);
+
 /* Is this status worth another attempt (5xx, 429)? */
 int dsql__http_status_retryable(long status);
 

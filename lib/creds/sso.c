@@ -43,8 +43,9 @@ dsql_status dsql__sso_get_role_credentials(const char *sso_region, const char *a
     if (!out)
         return dsql__error(err, DSQL_EINVAL, WHAT ": output is NULL");
     memset(out, 0, sizeof *out);
-    if (!sso_region || !sso_region[0] || strpbrk(sso_region, "/:@?#"))
-        return dsql__error(err, DSQL_ECONFIG, WHAT ": sso_region is empty or malformed");
+    if (!dsql__region_is_valid(sso_region))
+        return dsql__error(err, DSQL_ECONFIG, WHAT ": sso_region \"%.63s\" is not a valid AWS "
+                           "region name", sso_region ? sso_region : "");
     if (!account_id || !account_id[0])
         return dsql__error(err, DSQL_ECONFIG, WHAT ": sso_account_id is empty");
     if (!role_name || !role_name[0])

@@ -323,6 +323,9 @@ static dsql_status sts_call(const char *what, const dsql_credentials *source,
     dsql_sigv4_result sig;
     memset(&sig, 0, sizeof sig);
     dsql_status st = sts_body(what, action, p, web_token, &body, err);
+    if (st == DSQL_OK && !dsql__region_is_valid(region))
+        st = dsql__error(err, DSQL_ECONFIG, "%s: region \"%.63s\" is not a valid AWS region "
+                         "name", what, region);
     if (st == DSQL_OK)
         st = sts_endpoint(what, region, &url, err);
     if (st == DSQL_OK) {
