@@ -85,6 +85,7 @@ static int append_conf(const char *path, const char *sock_dir)
     fprintf(fp,
             "\n# dsql-local\n"
             "listen_addresses = ''\n"
+            "port = 5432\n"
             "unix_socket_directories = '%s'\n"
             "unix_socket_permissions = 0700\n"
             "default_transaction_isolation = 'repeatable read'\n"
@@ -162,7 +163,9 @@ int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
                         "--locale=C", NULL};
         pid = spawn(argv, uid, gid, logfd, 1);
     }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ; /* a stop signal: let initdb finish, the caller then cleans up */
+    if (pid < 0 || !WIFEXITED(status) ||
         WEXITSTATUS(status) != 0) {
         snprintf(err, errcap, "initdb failed (see %s)", logpath);
         close(logfd);
@@ -176,7 +179,7 @@ int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
     }
     snprintf(bin, sizeof bin, "%s/postgres", pg_bindir());
     {
-        char *argv[] = {bin, "-D", data_dir, NULL};
+        char *argv[] = {bin, "-D", data_dir, "-p", "5432", NULL};
         c->pid = spawn(argv, uid, gid, logfd, 1);
     }
     close(logfd);
@@ -205,7 +208,8 @@ void dl_cluster_stop(dl_cluster *c)
 
     if (c->pid <= 0)
         return;
-    kill(c->pid, SIGINT); /* fast shutdown */
+    /* immediate shutdown: the cluster is thrown away anyway */
+    kill(c->pid, SIGQUIT);
     for (i = 0; i < 200; i++) {
         if (waitpid(c->pid, &status, WNOHANG) == c->pid) {
             c->pid = -1;
@@ -213,8 +217,6 @@ void dl_cluster_stop(dl_cluster *c)
         }
         sleep_ms(50);
     }
-    kill(c->pid, SIGQUIT);
-    sleep_ms(500);
     kill(c->pid, SIGKILL);
     waitpid(c->pid, &status, 0);
     c->pid = -1;

@@ -120,11 +120,52 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
+    char msg[160];
 
     (void)fd;
     (void)what;
     dl_log("conn %lu: maximum connection duration reached, closing", c->id);
+    if (c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) {
+        /* between two backend messages: say why, as a FATAL error */
+        snprintf(msg, sizeof msg,
+                 "terminating connection: maximum connection duration of %d s reached",
+                 c->gw->cfg->max_conn_seconds);
+        c->gw->n_refused--; /* conn_fail counts refusals; this is not one */
+        conn_fail(c, "57P01", msg);
+        return;
+    }
     conn_free(c);
+}
+
+/* Follows the backend's message framing over the bytes in buf. */
+static void track_backend(conn *c, struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf), pos = 0;
+    struct evbuffer_ptr p;
+
+    while (pos < len) {
+        if (c->bbody_left > 0) {
+            size_t n = len - pos < c->bbody_left ? len - pos : c->bbody_left;
+            pos += n;
+            c->bbody_left -= n;
+            continue;
+        }
+        if (evbuffer_ptr_set(buf, &p, pos, EVBUFFER_PTR_SET) != 0)
+            return;
+        {
+            size_t want = sizeof c->bhdr - c->bhdr_have;
+            size_t n = len - pos < want ? len - pos : want;
+            if (evbuffer_copyout_from(buf, &p, c->bhdr + c->bhdr_have, n) != (ev_ssize_t)n)
+                return;
+            c->bhdr_have += n;
+            pos += n;
+        }
+        if (c->bhdr_have == sizeof c->bhdr) {
+            uint32_t mlen = dl_be32(c->bhdr + 1);
+            c->bbody_left = mlen >= 4 ? mlen - 4 : 0;
+            c->bhdr_have = 0;
+        }
+    }
 }
 
 /* ---- relay ---- */
@@ -135,6 +176,8 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
     struct bufferevent *to = from == c->client ? c->backend : c->client;
     struct evbuffer *out = bufferevent_get_output(to);
 
+    if (from == c->backend)
+        track_backend(c, bufferevent_get_input(from));
     evbuffer_add_buffer(out, bufferevent_get_input(from));
     if (evbuffer_get_length(out) >= RELAY_HIGH)
         bufferevent_disable(from, EV_READ);

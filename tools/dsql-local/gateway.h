@@ -48,6 +48,9 @@ typedef struct conn {
     unsigned char *startup;
     size_t startup_len;
     char user[128];
+    unsigned char bhdr[5];     /* backend message framing, so a closing */
+    size_t bhdr_have;          /* notice lands between two messages */
+    size_t bbody_left;
     unsigned long id;
 } conn;
 

@@ -299,7 +299,7 @@ static int cmd_run(dl_config *cfg, char **cmd)
 {
     char report[16384];
     int fd, status = 0, rc;
-    pid_t server, child;
+    pid_t server, child, parent;
     struct sigaction sa;
 
     server = spawn_server(cfg, 1, &fd);
@@ -320,8 +320,13 @@ static int cmd_run(dl_config *cfg, char **cmd)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    parent = getpid();
     child = fork();
     if (child == 0) {
+        /* if `run` itself is killed, the command goes too */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(125);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);

@@ -17,6 +17,36 @@
 #include "dsqlauth.h"
 #include "server.h"
 
+static volatile sig_atomic_t stop_requested;
+
+static void note_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Until the event loop runs, a stop signal only sets a flag that the
+ * setup steps check, so an early `stop` or a dying `run` still cleans up. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+#define CHECK_STOP()                                                   \
+    do {                                                               \
+        if (stop_requested) {                                          \
+            snprintf(err, sizeof err, "stopped by a signal during startup"); \
+            goto fail;                                                 \
+        }                                                              \
+    } while (0)
+
 typedef struct server {
     const dl_config *cfg;
     char dir[512];
@@ -204,6 +234,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
     s.cluster.pid = -1;
+    catch_stop_signals();
     quiet_stdio();
     signal(SIGPIPE, SIG_IGN);
     if (make_state_dir(&s, err, sizeof err) != 0)
@@ -250,10 +281,12 @@ int dl_server_main(const dl_config *cfg, int report_fd)
             goto fail;
         }
     }
+    CHECK_STOP();
     if (dl_certs_make(s.dir, hosts, n, err, sizeof err) != 0)
         goto fail;
     if (dl_cluster_start(&s.cluster, s.dir, err, sizeof err) != 0)
         goto fail;
+    CHECK_STOP();
     s.base = event_base_new();
     if (!s.base) {
         snprintf(err, sizeof err, "cannot create the event loop");
@@ -269,6 +302,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     for (i = 0; i < 4; i++)
         if (sigs[i])
             evsignal_add(sigs[i], NULL);
+    CHECK_STOP(); /* a signal before evsignal_add only set the flag */
     {
         char pidpath[600], pidtext[32];
         snprintf(pidpath, sizeof pidpath, "%s/dsql-local.pid", s.dir);

@@ -1,0 +1,315 @@
+#!/bin/sh
+# dsql-local: IAM token checks through the gateway with psql + dsql-token,
+# the connection-duration limit, run/stop hygiene, bad input and a short
+# load test. Loopback only.
+set -u
+B=${B:-build}
+L=$(pwd)/$B/dsql-local
+T=$(pwd)/$B/dsql-token
+fail=0
+pass() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+cleanup() {
+    for i in a b; do
+        [ -f "$tmp/$i/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$i" >/dev/null 2>&1
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+H1=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws
+H2=zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws
+OTHER=otherclusteraaaaaaaaaaaaaa.dsql.us-east-1.on.aws
+cat >"$tmp/keys" <<KEYS
+# test keys
+AKIALOCALTEST0000001 localTestSecret/0000000000000000000000001
+ASIALOCALTEST0000002 localTestSecret/0000000000000000000000002 FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+==
+KEYS
+chmod 600 "$tmp/keys"
+unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
+
+# ---- instance A: two names, the key table above, short auth timeout ----
+if ! "$L" start --state-dir "$tmp/a" --hostname "$H1" --hostname "$H2" \
+        --keys "$tmp/keys" >"$tmp/a.env" 2>"$tmp/a.err"; then
+    bad "dsql-local start: $(cat "$tmp/a.err")"
+    exit 1
+fi
+# instance B: 2 s auth timeout, 3 s connection limit, for the stall tests
+if ! "$L" start --state-dir "$tmp/b" --hostname "$H1" --auth-timeout 2 \
+        --max-connection-duration 3 >"$tmp/b.env" 2>"$tmp/b.err"; then
+    bad "dsql-local start (B): $(cat "$tmp/b.err")"
+    exit 1
+fi
+. "$tmp/a.env"
+pass "start printed the environment (port $PGPORT)"
+for v in PGHOST PGHOSTADDR PGPORT PGSSLMODE PGSSLROOTCERT PGUSER PGDATABASE AWS_REGION \
+         AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
+    grep -q "^export $v=" "$tmp/a.env" || bad "start output lacks $v"
+done
+[ "$PGHOST" = "$H1" ] && [ "$PGSSLMODE" = verify-full ] && [ "$PGHOSTADDR" = 127.0.0.1 ] &&
+    [ "$AWS_ACCESS_KEY_ID" = AKIALOCALTEST0000001 ] && pass "exports name the first host and key" ||
+    bad "unexpected exports"
+DAEMON=$(cat "$tmp/a/dsql-local.pid")
+
+iso() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }
+# q DESCRIPTION EXPECTED-STDOUT-or-! FRAGMENT [env assignments...] -- dsql-token args
+# Runs psql with a token; checks the output (or, with !, that login fails
+# with FRAGMENT in the message).
+try() {
+    desc=$1; want=$2; shift 2
+    envs=""
+    while [ "$1" != "--" ]; do envs="$envs $1"; shift; done
+    shift
+    tok=$(env $envs "$T" "$@" 2>"$tmp/tok.err") || { bad "$desc: dsql-token failed: $(cat "$tmp/tok.err")"; return; }
+    out=$(env $envs PGPASSWORD="$tok" psql -X -At -c "select current_user" 2>&1)
+    case $want in
+    !*) frag=${want#!}
+        if echo "$out" | grep -qF -- "$frag"; then
+            if echo "$out" | grep -qF -- "X-Amz-Signature"; then bad "$desc: message echoes the token"
+            else pass "$desc: refused: $(echo "$out" | sed 's/.*FATAL: *//' | head -1)"; fi
+        else bad "$desc: wanted '$frag', got: $out"; fi ;;
+    *)  if [ "$out" = "$want" ]; then pass "$desc"; else bad "$desc: got: $out"; fi ;;
+    esac
+}
+
+try "valid admin token logs in" admin -- --hostname "$H1"
+PGPASSWORD=$("$T" --hostname "$H1") psql -X -q -c "create role app login" 2>/dev/null
+try "valid DbConnect token for a non-admin role" app PGUSER=app -- --hostname "$H1" --user app
+try "upper-case host name in the token" admin -- --hostname "$(echo "$H1" | tr a-z A-Z)"
+try "expired token" '!Token has expired' -- --hostname "$H1" --time "$(iso -3600)" --expires-in 900
+try "future-dated token" '!Token is not yet valid' -- --hostname "$H1" --time "$(iso 3600)"
+try "token within clock skew" admin -- --hostname "$H1" --time "$(iso 60)"
+try "wrong-region token" '!scoped to a valid region' -- --hostname "$H1" --region us-west-2
+try "wrong-host token" '!signed for a different host' -- --hostname "$OTHER"
+try "token for one served host refused on the other" '!signed for a different host' PGHOST=$H2 -- --hostname "$H1"
+try "token for the second name works there" admin PGHOST=$H2 -- --hostname "$H2"
+try "wrong-secret token" '!signature we calculated does not match' \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000009 -- --hostname "$H1"
+try "unknown-key token" '!does not exist in our records' AWS_ACCESS_KEY_ID=AKIAUNKNOWNKEY000000 -- --hostname "$H1"
+try "temporary key with its session token" admin AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
+try "missing-session-token token" '!no X-Amz-Security-Token' AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 -- --hostname "$H1"
+try "wrong session token" '!security token included in the request is invalid' \
+    AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzOTHERTOKEN -- --hostname "$H1"
+try "session token on a long-term key" '!security token included in the request is invalid' \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
+try "admin-action token for a non-admin role" '!DbConnectAdmin is only allowed for the admin role' \
+    PGUSER=app -- --hostname "$H1"
+try "DbConnect token for admin" '!requires Action DbConnectAdmin' -- --hostname "$H1" --user app
+
+expect_msg() { # description, fragment, psql args...
+    desc=$1; frag=$2; shift 2
+    out=$(PGPASSWORD=${PW:-notatoken} psql -X -At "$@" -c "select 1" 2>&1)
+    if echo "$out" | grep -qF -- "$frag"; then pass "$desc"; else bad "$desc: wanted '$frag', got: $out"; fi
+}
+expect_msg "a plain password is refused" "is not an IAM authentication token"
+expect_msg "plaintext startup is refused" "TLS is required" "sslmode=disable"
+expect_msg "TLS without SNI is refused" "sni was not received" "sslsni=0 sslmode=require"
+expect_msg "unknown cluster name is refused" "no cluster is named localhost" "host=localhost sslmode=require"
+PW=$("$T" --hostname "$H1") expect_msg "transactions are REPEATABLE READ" "1" \
+    -c "show default_transaction_isolation" -c "select 1"
+
+# cancel: psql sends a CancelRequest (plaintext, libpq 15) on SIGINT
+out=$(PGPASSWORD=$("$T" --hostname "$H1") timeout -s INT 1.5 psql -X -c "select pg_sleep(20)" 2>&1)
+echo "$out" | grep -q "canceling statement due to user request" && pass "cancel request reaches the backend" ||
+    bad "cancel: $out"
+
+# ---- raw protocol and bad input (python3) ----
+raw() { PGPASSWORD=${PW:-} timeout 20 python3 "$tmp/raw.py" "$1" 2>&1; }
+cat >"$tmp/raw.py" <<'PY'
+import os, socket, ssl, struct, sys, time
+
+port = int(os.environ["PGPORT"]); host = os.environ["PGHOST"]
+ca = os.environ["PGSSLROOTCERT"]
+
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+
+def recv_all(s, limit=65536):
+    data = b""
+    try:
+        while len(data) < limit:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except (ConnectionResetError, socket.timeout, ssl.SSLError, OSError):
+        pass
+    return data
+
+def startup(user="admin", db="postgres", extra=b""):
+    body = struct.pack("!I", 196608) + b"user\0" + user.encode() + b"\0database\0" + db.encode() + b"\0" + extra + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+def tls(s, sni=host, alpn=None):
+    ctx = ssl.create_default_context(cafile=ca)
+    if sni is None:
+        ctx.check_hostname = False
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx.wrap_socket(s, server_hostname=sni)
+
+def sslrequest(s):
+    s.sendall(struct.pack("!II", 8, 80877103))
+    return s.recv(1)
+
+def error_text(data):
+    if not data.startswith(b"E"):
+        return None
+    return data[5:].replace(b"\0", b"|").decode(errors="replace")
+
+case = sys.argv[1]
+if case == "garbage":
+    s = conn(); s.sendall(os.urandom(3000)); print("closed" if recv_all(s) is not None else "?")
+elif case == "truncated":
+    s = conn(); s.sendall(startup()[:6]); s.close(); print("sent")
+elif case == "truncated-tls":
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()[:10]); t.close(); print("sent")
+elif case == "huge-startup":
+    s = conn(); s.sendall(struct.pack("!II", 10 * 1024 * 1024, 196608)); print(error_text(recv_all(s)))
+elif case == "huge-startup-tls":
+    s = conn(); sslrequest(s); t = tls(s)
+    t.sendall(struct.pack("!II", 100000, 196608) + b"x" * 1000); print(error_text(recv_all(t)))
+elif case == "gssenc":
+    s = conn(); s.sendall(struct.pack("!II", 8, 80877104)); r = s.recv(1)
+    print("answer", r.decode()); print("then ssl", sslrequest(s).decode())
+elif case == "direct-tls":
+    s = conn(); t = tls(s, alpn=["postgresql"]); t.sendall(startup())
+    r = t.recv(9); print("alpn", t.selected_alpn_protocol(), "auth", struct.unpack("!cII", r))
+elif case == "no-sni":
+    s = conn(); sslrequest(s); t = tls(s, sni=None); t.sendall(startup()); print(error_text(recv_all(t)))
+elif case == "huge-password":
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()); t.recv(9)
+    t.sendall(b"p" + struct.pack("!I", 70005) + b"a" * 1000); print(error_text(recv_all(t)))
+elif case == "wrong-message":
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()); t.recv(9)
+    t.sendall(b"Q" + struct.pack("!I", 13) + b"select 1\0"); print(error_text(recv_all(t)))
+elif case == "stall":
+    s = conn(); t0 = time.time(); d = recv_all(s); print("closed after %.0f s" % (time.time() - t0))
+elif case == "stall-tls":
+    s = conn(); sslrequest(s); t0 = time.time(); d = recv_all(s); print("closed after %.0f s" % (time.time() - t0))
+elif case == "stall-auth":
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()); t.recv(9); t0 = time.time()
+    d = recv_all(t); print("closed after %.0f s:" % (time.time() - t0), error_text(d))
+elif case == "mid-relay":
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()); t.recv(9)
+    pw = os.environ["PGPASSWORD"].encode()
+    t.sendall(b"p" + struct.pack("!I", len(pw) + 5) + pw + b"\0")
+    time.sleep(0.3)
+    t.sendall(b"Q" + struct.pack("!I", 29) + b"select pg_sleep(2) , 1 , 2\0"[:25])
+    s.close(); print("dropped")
+elif case == "cancel-garbage":
+    s = conn(); s.sendall(struct.pack("!IIII", 16, 80877102, 1, 2)); print("closed" if recv_all(s) == b"" else "?")
+PY
+expect_raw() { # description, case, fragment
+    out=$(raw "$2")
+    if echo "$out" | grep -qF -- "$3"; then pass "$1: $(echo "$out" | tail -1)"; else bad "$1: wanted '$3', got: $out"; fi
+}
+expect_raw "GSSENC request answered N, SSLRequest after it" gssenc "then ssl S"
+expect_raw "direct TLS (ALPN postgresql) gets AuthenticationCleartextPassword" direct-tls "alpn postgresql auth (b'R', 8, 3)"
+expect_raw "raw TLS without SNI" no-sni "sni was not received"
+expect_raw "garbage bytes: closed" garbage "closed"
+expect_raw "truncated startup packet" truncated "sent"
+expect_raw "truncated startup packet inside TLS" truncated-tls "sent"
+expect_raw "huge plaintext startup packet" huge-startup "invalid startup packet length"
+expect_raw "huge startup packet inside TLS" huge-startup-tls "invalid startup packet length"
+expect_raw "password packet > 64 KiB" huge-password "password packet is too large"
+expect_raw "a query instead of a password" wrong-message "expected a password response"
+expect_raw "bogus cancel request: closed" cancel-garbage "closed"
+(
+    . "$tmp/b.env"
+    expect_raw "client stalls before TLS: closed by the auth timeout" stall "closed after 2 s"
+    expect_raw "client stalls after SSLRequest: closed" stall-tls "closed after 2 s"
+    expect_raw "client stalls at the password: timed out" stall-auth "authentication timed out"
+    out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 42" -c "select pg_sleep(6)" 2>&1)
+    echo "$out" | grep -q "^42" && echo "$out" | grep -q "maximum connection duration of 3 s reached" &&
+        pass "connection-duration limit ends the session with a FATAL notice" || bad "duration limit: $out"
+    exit $fail
+) || fail=1
+"$L" stop --state-dir "$tmp/b" || bad "stop B"
+PW=$("$T" --hostname "$H1") expect_raw "client drops mid-relay" mid-relay "dropped"
+out=$(PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_terminate_backend(pg_backend_pid())" 2>&1)
+echo "$out" | grep -q "terminating connection due to administrator command" &&
+    pass "backend death is reported and the session closed" || bad "backend death: $out"
+try "gateway still serves after all of that" admin -- --hostname "$H1"
+
+# ---- load: 200 concurrent logins + queries ----
+fds_before=$(ls /proc/"$DAEMON"/fd | wc -l)
+tok=$("$T" --hostname "$H1")
+start_s=$(date +%s)
+i=0
+while [ $i -lt 200 ]; do
+    PGPASSWORD=$tok psql -X -At -c "select $i, count(*) from pg_class" >"$tmp/load.$i" 2>&1 &
+    i=$((i + 1))
+done
+wait
+okc=$(cat "$tmp"/load.* | grep -c '^[0-9]*|[0-9]*$')
+el=$(( $(date +%s) - start_s ))
+[ "$okc" -eq 200 ] && pass "200 concurrent clients logged in and queried (${el}s)" ||
+    { bad "load: only $okc of 200 succeeded"; grep -hv '^[0-9]*|' "$tmp"/load.* | sort | uniq -c | head -5; }
+sleep 1
+fds_after=$(ls /proc/"$DAEMON"/fd | wc -l)
+[ "$fds_after" -le "$fds_before" ] && pass "no leaked descriptors ($fds_before before, $fds_after after)" ||
+    bad "descriptors: $fds_before before, $fds_after after"
+
+# ---- stop ----
+"$L" stop --state-dir "$tmp/a" && [ ! -e "$tmp/a" ] && pass "stop removed the state directory" ||
+    bad "stop left $tmp/a"
+kill -0 "$DAEMON" 2>/dev/null && ! grep -q zombie /proc/"$DAEMON"/status 2>/dev/null &&
+    ! grep -q '^State:.*Z' /proc/"$DAEMON"/status && bad "daemon still running"
+ps -eo args | grep -v grep | grep -qF "$tmp/a/pg" && bad "PostgreSQL still running" || pass "no PostgreSQL left"
+
+# ---- run: duration limit, exit status, cleanup ----
+mkdir "$tmp/t"
+export PATH="$(pwd)/$B:$PATH"
+out=$(TMPDIR=$tmp/t "$L" run --max-connection-duration 2 -- sh -c \
+    'PGPASSWORD=$(dsql-token --hostname "$PGHOST") psql -X -At -c "select 42" -c "select pg_sleep(6)"' 2>&1)
+st=$?
+echo "$out" | grep -q "^42" && [ $st -ne 0 ] &&
+    echo "$out" | grep -Eq "maximum connection duration|server closed the connection|connection to server was lost" &&
+    pass "connection-duration limit closes the session (status $st)" || bad "duration limit: status $st: $out"
+out=$(TMPDIR=$tmp/t "$L" run --temporary-credentials -- sh -c \
+    'test -n "$AWS_SESSION_TOKEN" && PGPASSWORD=$(dsql-token --hostname "$PGHOST") psql -X -At -c "select 1"' 2>&1)
+[ "$out" = 1 ] && pass "run with temporary credentials" || bad "temporary credentials: $out"
+TMPDIR=$tmp/t "$L" run -- sh -c 'exit 7'
+st=$?
+[ $st -eq 7 ] && pass "run returns the command's status" || bad "run returned $st, wanted 7"
+TMPDIR=$tmp/t "$L" run -- sh -c 'kill -9 $$'
+st=$?
+[ $st -eq 137 ] && pass "run reports a killed command as 128+9" || bad "run returned $st for a killed command"
+waitfor() { n=0; while [ ! -e "$1" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done; }
+TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started2; exec sleep 60" &
+rp=$!; waitfor "$tmp/started2"; kill -TERM $rp; wait $rp
+st=$?
+[ $st -eq 143 ] && pass "SIGTERM to run stops the command ($st)" || bad "SIGTERM to run: status $st"
+TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started; exec sleep 60" &
+rp=$!; waitfor "$tmp/started"; kill -KILL $rp; wait $rp 2>/dev/null
+TMPDIR=$tmp/t "$L" run -- sleep 60 &
+rp=$!; sleep 0.5; kill -KILL $rp; wait $rp 2>/dev/null
+n=0
+while :; do # the servers stop PostgreSQL and clean up on their own
+    left=$(ls -A "$tmp/t")
+    procs=$(ps -eo args | grep -v grep | grep -cF -e "$tmp/t" -e "sleep 60")
+    [ -z "$left" ] && [ "$procs" -eq 0 ] && break
+    n=$((n + 1)); [ $n -ge 60 ] && break
+    sleep 0.5
+done
+[ -z "$left" ] && [ "$procs" -eq 0 ] && pass "nothing left behind by run (even after kill -9 of run)" ||
+    bad "left behind: files '$left', $procs processes"
+out=$("$L" start --port 99999 2>&1; echo "st=$?")
+echo "$out" | grep -q "st=2" && pass "bad option value exits 2" || bad "bad option: $out"
+
+[ $fail -eq 0 ] && echo "all dsql-local checks passed"
+exit $fail
