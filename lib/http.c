@@ -254,12 +254,12 @@ dsql_status dsql__http_perform(const dsql__http_request *req, dsql__http_respons
     char host[256];
     char *scheme = NULL;
     dsql_status st = dsql__http_url_parts(req->url, &scheme, NULL, NULL, NULL, err);
-    if (st != DSQL_OK) {
-        if (st == DSQL_EINVAL)
-            dsql__error(err, DSQL_EINVAL, "%s: endpoint \"%s\" is not a valid http(s) URL",
-                        what, req->url);
-        return st;
-    }
+    if (st != DSQL_OK)
+        return st == DSQL_EINVAL
+                   ? dsql__error(err, DSQL_EINVAL,
+                                 "%s: endpoint \"%s\" is not a valid http(s) URL", what,
+                                 req->url)
+                   : dsql__error(err, st, "%s: out of memory parsing the endpoint URL", what);
     dsql__free(scheme);
     dsql__http_url_host(req->url, host, sizeof host);
 
@@ -308,8 +308,13 @@ dsql_status dsql__http_perform(const dsql__http_request *req, dsql__http_respons
     sink body = {NULL, 0, 0, req->max_body ? req->max_body : DSQL__HTTP_MAX_BODY, 0, 0};
 
     curl_easy_setopt(h, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -61,6 +61,13 @@ static void setup(void)
     ck_assert_int_eq(aws_server_config(NULL), 0);
 }
 
+/* Whatever a test did, nothing it logged may contain a secret. */
+static void teardown(void)
+{
+    dsql__http_set_test_ca_file(NULL);
+    assert_no_secrets(NULL);
+}
+
 static void configf(const char *fmt, ...) DSQL_PRINTF(1, 2);
 static void configf(const char *fmt, ...)
 {
@@ -1240,7 +1247,7 @@ static Suite *http_creds_suite(void)
 {
     Suite *s = suite_create("http_creds");
     TCase *tc = tcase_create("http");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_url_parts);
     tcase_add_test(tc, test_http_https_to_plain_server_fails_tls);

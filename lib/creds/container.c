@@ -168,9 +168,12 @@ static dsql_status container_get(void *self, dsql_credentials *out, dsql_error *
         dsql__json_delete_wiped(j);
     }
     dsql__http_response_clear(&resp);
-    if (st == DSQL_OK)
-        dsql__log(DSQL_LOG_DEBUG, WHAT ": got credentials from %s, expiring at %lld", host,
-                  (long long)out->expiration);
+    if (st == DSQL_OK) {
+        char day[9], when[17];
+        dsql__utc_format(out->expiration, day, when);
+        dsql__log(DSQL_LOG_DEBUG, WHAT ": got credentials from %s, expiring at %s", host,
+                  when);
+    }
     return st;
 }
 

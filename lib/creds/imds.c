@@ -233,9 +233,12 @@ static dsql_status imds_get(void *self, dsql_credentials *out, dsql_error *err)
         st = get_creds(&c, token, role, out, err);
     dsql__free_secret(token);
     dsql__free(role);
-    if (st == DSQL_OK)
-        dsql__log(DSQL_LOG_DEBUG, WHAT ": got credentials from %s, expiring at %lld", c.host,
-                  (long long)out->expiration);
+    if (st == DSQL_OK) {
+        char day[9], when[17];
+        dsql__utc_format(out->expiration, day, when);
+        dsql__log(DSQL_LOG_DEBUG, WHAT ": got credentials from %s, expiring at %s", c.host,
+                  when);
+    }
     return st;
 }
 
