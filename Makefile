@@ -126,26 +126,6 @@ $(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
 	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
 check: $(PQ_EXAMPLES) $(B)/test/pq_integration $(B)/dsql-local
 
-# libpq adapter (issue 6): the Check suite and the integration test need
-# libpq's headers; examples and the integration test are built by `make
-# check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/pq_integration
-$(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(PQ_TEST_BINS): test/fakepg.h
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect
-$(B)/examples/%: examples/%.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/examples/libuv-connect: examples/libuv-connect.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) -luv
-$(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(PQ_EXAMPLES) $(B)/test/pq_integration $(B)/dsql-local
-BENCHES += $(B)/bench/connect-bench
-$(B)/bench/connect-bench: $(B)/dsql-local
-
 FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 FUZZ_SECONDS ?= 60
@@ -243,7 +223,9 @@ $(ODBC_LIB): $(ODBC_OBJS)
 	ar rcs $@ $^
 $(B)/test/odbc_connect: test/odbc_connect.c $(ODBC_LIB) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -o $@ $< $(ODBC_LIB) $(ALL_LIBS) $(ODBC_LIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	  -o $@ $< $(ODBC_LIB) $(ALL_LIBS) $(ODBC_LIBS)
 $(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c examples/adapter-skeleton/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+# end ODBC adapter

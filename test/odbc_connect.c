@@ -16,6 +16,21 @@
 static int failures;
 static int checks;
 
+/* Allocation-failure injection: the test is linked with -Wl,--wrap=malloc
+ * (and calloc, realloc), which reroutes the calls made by the adapter and
+ * libdsqlauth (static) but not those inside unixODBC and psqlODBC. */
+static long fail_countdown; /* 0: off; n: the n-th allocation fails */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+static int inject(void) { return fail_countdown > 0 && --fail_countdown == 0; }
+void *__wrap_malloc(size_t n) { return inject() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t m) { return inject() ? NULL : __real_calloc(n, m); }
+void *__wrap_realloc(void *p, size_t n) { return inject() ? NULL : __real_realloc(p, n); }
+
 #define CHECK(cond, ...)                                     \
     do {                                                     \
         checks++;                                            \
@@ -280,6 +295,47 @@ static void test_tls(dsql_token_provider *p)
     dsql_config_free(cfg);
 }
 
+/* Every allocation the adapter (and the core under it) makes may fail:
+ * the result is DSQL_ENOMEM (or the provider's own status), never a crash
+ * or a half-built string; then the n+1-th run succeeds. */
+static void test_alloc_failures(dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    dsql_config_resolve(cfg, &err);
+    int ok = 0, bad = 0;
+    long n;
+    for (n = 1; n < 1000 && !ok; n++) {
+        char *s = NULL;
+        size_t len = 0;
+        fail_countdown = n;
+        dsql_status st = dsql_odbc_connection_string(cfg, p, 0, &opts, &s, &len, &err);
+        fail_countdown = 0;
+        if (st == DSQL_OK)
+            ok = 1;
+        else if (st != DSQL_ENOMEM || s != NULL)
+            bad++, printf("     allocation %ld failing gave %s: %s\n", n, dsql_status_name(st),
+                          err.message);
+        dsql_odbc_string_free(s);
+    }
+    CHECK(ok && !bad, "connection string: %ld allocation failures handled", n - 2);
+    ok = bad = 0;
+    for (n = 1; n < 1000 && !ok; n++) {
+        SQLHDBC dbc = new_dbc();
+        fail_countdown = n;
+        dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+        fail_countdown = 0;
+        if (st == DSQL_OK)
+            ok = 1;
+        else if (st != DSQL_ENOMEM)
+            bad++, printf("     allocation %ld failing gave %s: %s\n", n, dsql_status_name(st),
+                          err.message);
+        free_dbc(dbc);
+    }
+    CHECK(ok && !bad, "connect: %ld allocation failures handled", n - 2);
+    dsql_config_free(cfg);
+}
+
 static void test_no_driver(dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -331,6 +387,7 @@ int main(void)
         test_refused(&c, p);
         test_tls(p);
         test_no_driver(p);
+        test_alloc_failures(p);
     }
 
     dsql_token_provider_free(p);

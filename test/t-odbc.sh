@@ -18,7 +18,16 @@ done
 echo "driver: $drv"
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+logdir=${TMPDIR:-/tmp}
+ls "$logdir" 2>/dev/null | grep -E '^(psqlodbc|mylog)_odbc_connect_' >"$tmp/logs.before"
+# psqlODBC may open its own log files (psqlodbc_<prog>_<user><pid>.log);
+# none may hold a token. Remove the ones this run made.
+cleanup() {
+    ls "$logdir" 2>/dev/null | grep -E '^(psqlodbc|mylog)_odbc_connect_' >"$tmp/logs.after"
+    for f in $(comm -13 "$tmp/logs.before" "$tmp/logs.after"); do rm -f "$logdir/$f"; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
 fail=0
 
 # The example adapter skeleton runs offline against its stub driver.
@@ -36,4 +45,11 @@ DSQL_ODBC_DRIVER=$drv "$B/dsql-local" run -- "$prog" || fail=1
 st=$(head -c 900 /dev/urandom | base64 | tr -d '\n' | cut -c1-1200)
 echo "ASIAODBCTESTLONGTOKN $(head -c 30 /dev/urandom | base64 | tr -d '\n' | cut -c1-40) $st" >"$tmp/keys"
 DSQL_ODBC_DRIVER=$drv ODBC_EXPECT_LONG_TOKEN=1 "$B/dsql-local" run --keys "$tmp/keys" -- "$prog" || fail=1
+ls "$logdir" 2>/dev/null | grep -E '^(psqlodbc|mylog)_odbc_connect_' >"$tmp/logs.after"
+for f in $(comm -13 "$tmp/logs.before" "$tmp/logs.after"); do
+    if grep -q -E 'X-Amz-|DbConnect' "$logdir/$f"; then
+        echo "FAIL psqlODBC log $logdir/$f holds a token"; fail=1
+    fi
+done
+[ $fail -eq 0 ] && echo "ok   no token in psqlODBC's own log files"
 exit $fail
