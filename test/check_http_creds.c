@@ -11,6 +11,7 @@
 #include "testutil.h"
 #include "aws_server.h"
 #include "creds/remote.h"
+#include "creds/remote_util.h"
 
 #define AKID "ASIATESTACCESSKEY"
 #define SECRET "test/secret+access/key"
@@ -223,6 +224,30 @@ START_TEST(test_container_ok)
     assert_test_creds(&c, 3600);
     dsql_credentials_clear(&c);
     ck_assert_int_eq(aws_server_count("ecs"), 1);
+}
+END_TEST
+
+START_TEST(test_container_relative_uri_wins)
+{
+    /* the ECS host itself is never contacted: the test points the base at
+     * the loopback server */
+    dsql__container_set_relative_base_for_tests(aws_server_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/ecs/v2/creds?id=1", 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/never", 1);
+    dsql_credentials c;
+    dsql_error err;
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    char *path = aws_server_last("ecs", "path");
+    ck_assert_str_eq(path, "/ecs/v2/creds?id=1");
+    free(path);
+    setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "ecs/no-slash", 1);
+    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
+    dsql_credentials_clear(&c);
+    path = aws_server_last("ecs", "path");
+    ck_assert_str_eq(path, "/ecs/no-slash");
+    free(path);
+    dsql__container_set_relative_base_for_tests(NULL);
 }
 END_TEST
 
@@ -1254,6 +1279,7 @@ static Suite *http_creds_suite(void)
     tcase_add_test(tc, test_http_body_cap);
     tcase_add_test(tc, test_http_header_injection_refused);
     tcase_add_test(tc, test_container_ok);
+    tcase_add_test(tc, test_container_relative_uri_wins);
     tcase_add_test(tc, test_container_not_configured);
     tcase_add_test(tc, test_container_full_uri_host_rules);
     tcase_add_test(tc, test_container_auth_token);

@@ -18,6 +18,13 @@
 #define ECS_HOST "http://169.254.170.2"
 #define TOKEN_MAX 16384
 
+static const char *g_ecs_base = ECS_HOST;
+
+void dsql__container_set_relative_base_for_tests(const char *base)
+{
+    g_ecs_base = base ? base : ECS_HOST;
+}
+
 static int host_is_loopback(const char *host)
 {
     char buf[64];
@@ -52,11 +59,11 @@ static dsql_status container_url(char **url, dsql_error *err)
     const char *rel = dsql__env_nonempty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
     const char *full = dsql__env_nonempty("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (rel) {
-        size_t n = strlen(ECS_HOST) + strlen(rel) + 2;
+        size_t n = strlen(g_ecs_base) + strlen(rel) + 2;
         char *u = dsql__malloc(n);
         if (!u)
             return dsql__error(err, DSQL_ENOMEM, WHAT ": out of memory");
-        snprintf(u, n, "%s%s%s", ECS_HOST, rel[0] == '/' ? "" : "/", rel);
+        snprintf(u, n, "%s%s%s", g_ecs_base, rel[0] == '/' ? "" : "/", rel);
         *url = u;
         return DSQL_OK;
     }

@@ -52,6 +52,10 @@ dsql_status dsql__http_perform_retry(const dsql__http_request *req, int attempts
  * like) into buf; "" when the body is not such JSON. Bodies are never
  * quoted otherwise (they might echo secrets). */
 void dsql__http_error_summary(const dsql__http_response *resp, char *buf, size_t cap);
+/* container.c, tests only: the base URL AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+ * is joined to (NULL: http://169.254.170.2). */
+void dsql__container_set_relative_base_for_tests(const char *base);
+
 /* sts.c: an STS answer (any status) into credentials or an error naming
  * `what` and `host`; exposed for the fuzz target. */
 dsql_status dsql__sts_parse_response(const char *what, const char *host,
