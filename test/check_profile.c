@@ -398,6 +398,30 @@ START_TEST(test_64k_session_token)
 }
 END_TEST
 
+START_TEST(test_tilde_and_long_names)
+{
+    make_tmpdir();
+    char name[400];
+    memset(name, 'p', 300);
+    name[300] = '\0';
+    char text[1000];
+    snprintf(text, sizeof text,
+             "[profile %s]\naws_access_key_id = LONGKEY\naws_secret_access_key = longsecret\n",
+             name);
+    write_file("my cfg", text, 0600);
+    setenv("AWS_CONFIG_FILE", "~/my cfg", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "~/does-not-exist", 1);
+    expect_creds(name, "LONGKEY", "longsecret", NULL);
+    /* no HOME: the ~ files and the defaults are simply absent */
+    unsetenv("HOME");
+    dsql_error err = {0};
+    ck_assert_int_eq(get_error(name, &err), DSQL_ECONFIG);
+    ck_assert_msg(strstr(err.message, "not found"), "%s", err.message);
+    setenv("HOME", tmpdir, 1);
+}
+END_TEST
+
+
 START_TEST(test_syntax_error_names_file_and_line)
 {
     make_tmpdir();
@@ -787,6 +811,7 @@ static Suite *profile_suite(void)
     tcase_add_test(tc, test_file_locations);
     tcase_add_test(tc, test_static_keys_files);
     tcase_add_test(tc, test_64k_session_token);
+    tcase_add_test(tc, test_tilde_and_long_names);
     tcase_add_test(tc, test_syntax_error_names_file_and_line);
     tcase_add_test(tc, test_split_command);
     tcase_add_test(tc, test_credential_process);

@@ -321,17 +321,16 @@ dsql_status dsql__profiles_parse(dsql__profiles *set, const char *text, size_t l
         }
         if (!name)
             continue;
-        char tmp[256];
-        if (nn >= sizeof tmp)
-            continue;
-        memcpy(tmp, name, nn);
-        tmp[nn] = '\0';
-        if (!valid_identifier(tmp)) {
+        char *tmp = dsql__strndup(name, nn);
+        if (tmp && !valid_identifier(tmp)) {
             dsql__log(DSQL_LOG_DEBUG, "profile file %s: ignoring section with an invalid name",
                       path ? path : "(text)");
+            dsql__free(tmp);
             continue;
         }
-        if (!merge_into(set, sk, tmp, nn, r)) {
+        int merged = tmp && merge_into(set, sk, tmp, nn, r);
+        dsql__free(tmp);
+        if (!merged) {
             dsql__profiles_free(&raw);
             return dsql__error(err, DSQL_ENOMEM, "out of memory parsing %s",
                                path ? path : "profile text");
@@ -428,7 +427,9 @@ dsql_status dsql__profiles_load(dsql__profiles *set, dsql_error *err)
         const char *env = getenv(var);
         char *path = dsql__profiles_path(kinds[i]);
         if (!path) {
-            if ((env && env[0]) || (getenv("HOME") && getenv("HOME")[0])) {
+            const char *home = getenv("HOME");
+            int needs_home = !(env && env[0]) || env[0] == '~';
+            if (!needs_home || (home && home[0])) {
                 dsql__profiles_free(set);
                 return dsql__error(err, DSQL_ENOMEM, "out of memory locating profile files");
             }
