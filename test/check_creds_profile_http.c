@@ -142,6 +142,43 @@ START_TEST(test_role_one_hop_and_bad_source)
 }
 END_TEST
 
+START_TEST(test_credential_source_container_and_imds)
+{
+    /* the container / IMDS credentials are the server's own, so the
+     * AssumeRole must be signed with those */
+    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
+                                       "\"sts_source_secret_access_key\": "
+                                       "\"test/secret+access/key\", "
+                                       "\"sts_source_session_token\": \"test-session-token\"}"),
+                     0);
+    write_file(".aws/config", "[profile ecs]\nrole_arn = arn:aws:iam::123456789012:role/FromEcs\n"
+                              "credential_source = EcsContainer\n"
+                              "[profile ec2]\nrole_arn = arn:aws:iam::123456789012:role/FromEc2\n"
+                              "credential_source = Ec2InstanceMetadata\n"
+                              "[profile odd]\nrole_arn = arn:aws:iam::123456789012:role/X\n"
+                              "credential_source = Somewhere\n");
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/creds", aws_server_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    dsql_credentials c;
+    dsql_error err = {0};
+    ck_assert_msg(profile_get("ecs", &c, &err) == DSQL_OK, "%s", err.message);
+    assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("ecs"), 1);
+    assert_last_contains("sts_assume_role", "body", "role%2FFromEcs");
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_server_url, 1);
+    ck_assert_msg(profile_get("ec2", &c, &err) == DSQL_OK, "%s", err.message);
+    dsql_credentials_clear(&c);
+    ck_assert_int_eq(aws_server_count("imds_creds"), 1);
+    assert_last_contains("sts_assume_role", "body", "role%2FFromEc2");
+    ck_assert_int_eq(profile_get("odd", &c, &err), DSQL_ECONFIG);
+    ck_assert_msg(strstr(err.message, "Somewhere"), "%s", err.message);
+}
+END_TEST
+
+
 START_TEST(test_web_identity_profile)
 {
     const char *tok = write_file("token.jwt", "web-identity-jwt");
@@ -301,6 +338,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_role_chain_two_hops);
     tcase_add_test(tc, test_role_one_hop_and_bad_source);
+    tcase_add_test(tc, test_credential_source_container_and_imds);
     tcase_add_test(tc, test_web_identity_profile);
     tcase_add_test(tc, test_sso_profiles);
     tcase_add_test(tc, test_default_chain_no_network_per_token);
