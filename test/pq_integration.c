@@ -38,11 +38,17 @@ static dsql_error err;
 
 static void setup(void)
 {
-    real_endpoint = getenv("CLUSTER_ENDPOINT");
-    ep = real_endpoint ? real_endpoint : getenv("PGHOST");
-    port = real_endpoint ? "5432" : getenv("PGPORT");
-    ca = getenv("PGSSLROOTCERT");
-    region = getenv("AWS_REGION");
+    /* read once: the tests change the environment (CK_FORK=no runs them
+       in one process) */
+    static int read_env;
+    if (!read_env) {
+        read_env = 1;
+        real_endpoint = getenv("CLUSTER_ENDPOINT");
+        ep = real_endpoint ? real_endpoint : getenv("PGHOST");
+        port = real_endpoint ? "5432" : getenv("PGPORT");
+        ca = getenv("PGSSLROOTCERT") ? strdup(getenv("PGSSLROOTCERT")) : NULL;
+        region = getenv("AWS_REGION");
+    }
     ck_assert_msg(ep && port, "run under dsql-local run, or set CLUSTER_ENDPOINT");
     memset(&rec, 0, sizeof rec);
     dsql_credentials_provider *cp = dsql_credentials_provider_default(NULL, &err);
