@@ -249,3 +249,9 @@ $(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c example
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 # end ODBC adapter
+
+# Connection pool and OCC-retrying transactions (issue 7): the suite needs
+# libpq's headers; it re-runs itself under dsql-local when that has been
+# built (else it starts a throwaway PostgreSQL).
+$(B)/test/check_pool: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+$(B)/test/check_pool: test/pool_harness.h

@@ -1,0 +1,1405 @@
+/* libpq adapter: a thread-safe connection pool.
+ *
+ * One mutex guards everything. Slots are fixed (max_size of them); idle
+ * slots sit in a ring used as a stack (the most recently released on top,
+ * so the bottom is the longest idle and goes first on idle timeout).
+ * Waiters queue in FIFO order; a released connection is handed straight to
+ * the first waiter, and a freed slot (a closed connection) wakes the first
+ * waiter so it can open a replacement. Network work (connect, reset on
+ * release, PQfinish, health checks) always happens outside the mutex.
+ * Uses only the public libdsqlauth API plus libpq. */
+#include "pool_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers shared with transaction.c ---- */
+
+dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
+{
+    if (err) {
+        err->status = st;
+        err->sqlstate[0] = '\0';
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+#define fail dsql__pq_fail
+
+static _Thread_local uint64_t rng_state;
+
+double dsql__pq_random01(void)
+{
+    if (rng_state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+                    (uint64_t)(uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
+        if (rng_state == 0)
+            rng_state = 1;
+    }
+    uint64_t x = rng_state; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define MS ((int64_t)1000000)
+
+/* ---- types ---- */
+
+typedef enum slot_state { SLOT_FREE, SLOT_OPENING, SLOT_IDLE, SLOT_IN_USE } slot_state;
+
+typedef struct slot {
+    PGconn *conn;
+    slot_state state;
+    int64_t expires;    /* monotonic ns; INT64_MAX: never */
+    int64_t idle_since; /* monotonic ns */
+} slot;
+
+typedef struct waiter {
+    struct waiter *next, *prev;
+    int queued;
+    int wake;      /* a slot was freed or the pool closed: look again */
+    slot *handed;  /* a connection handed over (state IN_USE) */
+    pthread_cond_t cond; /* sync waiters */
+    int pipe_r, pipe_w;  /* async waiters (-1 for sync) */
+} waiter;
+
+typedef enum close_reason {
+    CLOSE_NONE = 0,
+    CLOSE_LIFETIME,
+    CLOSE_IDLE,
+    CLOSE_BROKEN,
+    CLOSE_DIRTY,
+    CLOSE_POOL
+} close_reason;
+
+struct dsql_pq_pool {
+    pthread_mutex_t mu;
+    pthread_condattr_t condattr;
+    dsql_pq_pool_options opts;
+    char *reset_query;     /* NULL: none */
+    char *rollback_query;  /* "ROLLBACK" or "ROLLBACK; <reset>" */
+    char *txn_begin;
+    const dsql_pq_connector_vtable *vt;
+    void *self;
+    int owns_default_vt;
+
+    slot *slots;
+    unsigned nslots;
+    unsigned *ring; /* idle slot indices */
+    unsigned ring_head, n_idle;
+    unsigned n_in_use, n_opening;
+    waiter *wq_head, *wq_tail;
+    unsigned n_waiting;
+    int closed;
+    uint64_t rng;
+    dsql_pq_pool_stats st;
+
+    pthread_t thread;
+    int thread_started, thread_stop;
+    pthread_cond_t thread_cond;
+};
+
+/* ---- default connector: the dsql_pq_connect family ---- */
+
+typedef struct default_connector {
+    dsql_config *cfg;
+    dsql_token_provider *provider;
+} default_connector;
+
+static PGconn *dc_connect(void *self, dsql_error *err)
+{
+    default_connector *d = self;
+    return dsql_pq_connect(d->cfg, d->provider, err);
+}
+
+static void *dc_start(void *self, dsql_error *err)
+{
+    default_connector *d = self;
+    return dsql_pq_connect_start(d->cfg, d->provider, err);
+}
+
+static dsql_pq_poll_status dc_poll(void *self, void *attempt, int *fd, int *timeout_ms,
+                                   dsql_error *err)
+{
+    (void)self;
+    return dsql_pq_connect_poll(attempt, fd, timeout_ms, err);
+}
+
+static PGconn *dc_finish(void *self, void *attempt)
+{
+    (void)self;
+    return dsql_pq_connect_finish(attempt);
+}
+
+static void dc_destroy(void *self)
+{
+    default_connector *d = self;
+    if (d) {
+        dsql_config_free(d->cfg);
+        free(d);
+    }
+}
+
+static const dsql_pq_connector_vtable default_vt = {
+    DSQL_STRUCT_VERSION, dc_connect, dc_start, dc_poll, dc_finish, dc_destroy,
+};
+
+/* ---- options ---- */
+
+void dsql_pq_txn_options_init(dsql_pq_txn_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->version = DSQL_STRUCT_VERSION;
+    o->retry = 1;
+    o->max_retries = DSQL_PQ_TXN_DEFAULT_MAX_RETRIES;
+    o->base_delay_us = DSQL_PQ_TXN_DEFAULT_BASE_DELAY_US;
+    o->max_delay_us = DSQL_PQ_TXN_DEFAULT_MAX_DELAY_US;
+    o->jitter = DSQL_PQ_TXN_DEFAULT_JITTER;
+    o->begin = NULL;
+}
+
+dsql_status dsql__pq_txn_options_check(const dsql_pq_txn_options *o, dsql_error *err)
+{
+    if (!o)
+        return DSQL_OK;
+    if (o->version != DSQL_STRUCT_VERSION)
+        return fail(err, DSQL_EINVAL, "transaction options: version %d is not %d "
+                    "(use dsql_pq_txn_options_init)", o->version, DSQL_STRUCT_VERSION);
+    if (o->max_retries > DSQL_PQ_TXN_MAX_RETRIES_LIMIT)
+        return fail(err, DSQL_EINVAL, "transaction options: max_retries %u is not in 0..%u",
+                    o->max_retries, DSQL_PQ_TXN_MAX_RETRIES_LIMIT);
+    if (!(o->jitter >= 0.0 && o->jitter <= 1.0))
+        return fail(err, DSQL_EINVAL, "transaction options: jitter is not in 0..1");
+    if (o->base_delay_us > o->max_delay_us)
+        return fail(err, DSQL_EINVAL,
+                    "transaction options: base_delay_us %u is above max_delay_us %u",
+                    (unsigned)o->base_delay_us, (unsigned)o->max_delay_us);
+    if (o->begin && !*o->begin)
+        return fail(err, DSQL_EINVAL, "transaction options: begin is empty");
+    return DSQL_OK;
+}
+
+void dsql_pq_pool_options_init(dsql_pq_pool_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->version = DSQL_STRUCT_VERSION;
+    o->min_size = 0;
+    o->max_size = DSQL_PQ_POOL_DEFAULT_MAX_SIZE;
+    o->acquire_timeout_ms = DSQL_PQ_POOL_DEFAULT_ACQUIRE_TIMEOUT_MS;
+    o->max_lifetime_ms = DSQL_PQ_POOL_DEFAULT_MAX_LIFETIME_MS;
+    o->lifetime_jitter = DSQL_PQ_POOL_DEFAULT_LIFETIME_JITTER;
+    o->idle_timeout_ms = DSQL_PQ_POOL_DEFAULT_IDLE_TIMEOUT_MS;
+    o->check_idle_ms = DSQL_PQ_POOL_DEFAULT_CHECK_IDLE_MS;
+    o->ping_idle_ms = 0;
+    o->reset_query = NULL;
+    o->background_thread = 0;
+    o->maintain_interval_ms = 1000;
+    dsql_pq_txn_options_init(&o->txn);
+    o->connector = NULL;
+    o->connector_self = NULL;
+}
+
+const dsql_pq_txn_options *dsql__pq_pool_txn_defaults(const dsql_pq_pool *pool)
+{
+    return &pool->opts.txn;
+}
+
+/* ---- locked helpers ---- */
+
+static int64_t new_expiry_locked(dsql_pq_pool *p, int64_t now)
+{
+    if (p->opts.max_lifetime_ms == 0)
+        return INT64_MAX;
+    /* xorshift64 under the mutex */
+    uint64_t x = p->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p->rng = x;
+    double u = (double)(x >> 11) / 9007199254740992.0;
+    double life = (double)p->opts.max_lifetime_ms * (1.0 - p->opts.lifetime_jitter * u);
+    return now + (int64_t)(life * (double)MS);
+}
+
+static unsigned size_locked(const dsql_pq_pool *p)
+{
+    return p->n_idle + p->n_in_use + p->n_opening;
+}
+
+static slot *free_slot_locked(dsql_pq_pool *p)
+{
+    for (unsigned i = 0; i < p->nslots; i++)
+        if (p->slots[i].state == SLOT_FREE)
+            return &p->slots[i];
+    return NULL;
+}
+
+static void ring_push_top(dsql_pq_pool *p, slot *s)
+{
+    p->ring[(p->ring_head + p->n_idle) % p->nslots] = (unsigned)(s - p->slots);
+    p->n_idle++;
+}
+
+static slot *ring_pop_top(dsql_pq_pool *p)
+{
+    p->n_idle--;
+    return &p->slots[p->ring[(p->ring_head + p->n_idle) % p->nslots]];
+}
+
+static slot *ring_bottom(dsql_pq_pool *p)
+{
+    return &p->slots[p->ring[p->ring_head]];
+}
+
+static slot *ring_pop_bottom(dsql_pq_pool *p)
+{
+    slot *s = &p->slots[p->ring[p->ring_head]];
+    p->ring_head = (p->ring_head + 1) % p->nslots;
+    p->n_idle--;
+    return s;
+}
+
+static void count_close_locked(dsql_pq_pool *p, close_reason r)
+{
+    switch (r) {
+    case CLOSE_LIFETIME: p->st.closed_lifetime++; break;
+    case CLOSE_IDLE: p->st.closed_idle++; break;
+    case CLOSE_BROKEN: p->st.closed_broken++; break;
+    case CLOSE_DIRTY: p->st.closed_dirty++; break;
+    case CLOSE_POOL: p->st.closed_pool++; break;
+    case CLOSE_NONE: break;
+    }
+}
+
+static void waiter_signal(waiter *w)
+{
+    if (w->pipe_w >= 0) {
+        ssize_t n;
+        do
+            n = write(w->pipe_w, "x", 1);
+        while (n < 0 && errno == EINTR);
+        /* EAGAIN: the pipe is full, so it is readable already */
+    } else {
+        pthread_cond_signal(&w->cond);
+    }
+}
+
+static void waiter_enqueue_locked(dsql_pq_pool *p, waiter *w)
+{
+    w->next = NULL;
+    w->prev = p->wq_tail;
+    if (p->wq_tail)
+        p->wq_tail->next = w;
+    else
+        p->wq_head = w;
+    p->wq_tail = w;
+    w->queued = 1;
+    p->n_waiting++;
+}
+
+static void waiter_dequeue_locked(dsql_pq_pool *p, waiter *w)
+{
+    if (!w->queued)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->wq_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        p->wq_tail = w->prev;
+    w->next = w->prev = NULL;
+    w->queued = 0;
+    p->n_waiting--;
+}
+
+/* A slot was freed: let the first waiter look again (it may open one). */
+static void wake_one_locked(dsql_pq_pool *p)
+{
+    waiter *w = p->wq_head;
+    if (w) {
+        waiter_dequeue_locked(p, w);
+        w->wake = 1;
+        waiter_signal(w);
+    }
+}
+
+/* Drop slot s (its connection is the caller's to PQfinish outside the
+ * mutex); returns the connection. */
+static PGconn *drop_slot_locked(dsql_pq_pool *p, slot *s, close_reason r)
+{
+    PGconn *c = s->conn;
+    if (s->state == SLOT_IN_USE)
+        p->n_in_use--;
+    else if (s->state == SLOT_OPENING)
+        p->n_opening--;
+    s->conn = NULL;
+    s->state = SLOT_FREE;
+    count_close_locked(p, r);
+    wake_one_locked(p);
+    return c;
+}
+
+/* A healthy connection becomes available: hand it to the first waiter, or
+ * put it on top of the idle stack. s is IN_USE or OPENING on entry. */
+static void make_available_locked(dsql_pq_pool *p, slot *s, int64_t now)
+{
+    if (s->state == SLOT_OPENING) {
+        p->n_opening--;
+        p->n_in_use++;
+        s->state = SLOT_IN_USE;
+    }
+    waiter *w = p->wq_head;
+    if (w) {
+        waiter_dequeue_locked(p, w);
+        w->handed = s; /* stays IN_USE */
+        waiter_signal(w);
+        return;
+    }
+    p->n_in_use--;
+    s->state = SLOT_IDLE;
+    s->idle_since = now;
+    ring_push_top(p, s);
+}
+
+typedef enum take_result { TAKE_IDLE, TAKE_OPEN, TAKE_CLOSE, TAKE_FULL } take_result;
+
+/* Under the mutex: pop an idle slot (marked IN_USE), or reserve a free slot
+ * for opening, or hand back one expired connection to close (then call
+ * again), or report the pool full. */
+static take_result take_locked(dsql_pq_pool *p, int64_t now, slot **out, PGconn **to_close)
+{
+    if (p->n_idle > 0) {
+        slot *s = ring_pop_top(p);
+        s->state = SLOT_IN_USE;
+        p->n_in_use++;
+        if (now >= s->expires) {
+            *to_close = drop_slot_locked(p, s, CLOSE_LIFETIME);
+            return TAKE_CLOSE;
+        }
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+            *to_close = drop_slot_locked(p, s, CLOSE_BROKEN);
+            return TAKE_CLOSE;
+        }
+        *out = s;
+        return TAKE_IDLE;
+    }
+    if (size_locked(p) < p->opts.max_size) {
+        slot *s = free_slot_locked(p);
+        if (s) {
+            s->state = SLOT_OPENING;
+            s->conn = NULL;
+            p->n_opening++;
+            *out = s;
+            return TAKE_OPEN;
+        }
+    }
+    return TAKE_FULL;
+}
+
+/* ---- health and reset (outside the mutex; the caller owns the slot) ---- */
+
+static void drain_notifies(PGconn *c)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(c)) != NULL)
+        PQfreemem(n);
+}
+
+/* 1 when the connection, idle for idle_ns, looks usable. */
+static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int allow_ping)
+{
+    if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+        return 0;
+    if (p->opts.check_idle_ms != UINT32_MAX && idle_ns >= (int64_t)p->opts.check_idle_ms * MS) {
+        int fd = PQsocket(c);
+        if (fd < 0)
+            return 0;
+        int rounds = 0;
+        for (;;) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int r = poll(&pfd, 1, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return 0;
+            if (r == 0)
+                break;
+            /* Unprompted input on an idle connection: a notice, a parameter
+             * status, a notification -- or the server's goodbye and EOF. */
+            if (++rounds > 8 || !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+                return 0;
+            drain_notifies(c);
+        }
+        if (PQisBusy(c))
+            return 0;
+    }
+    if (allow_ping && p->opts.ping_idle_ms && idle_ns >= (int64_t)p->opts.ping_idle_ms * MS) {
+        PGresult *r = PQexec(c, "");
+        int ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY;
+        PQclear(r);
+        if (!ok || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
+            return 0;
+    }
+    return 1;
+}
+
+/* Bring a returned connection back to a clean idle state, or say why not. */
+static close_reason clean_conn(const dsql_pq_pool *p, PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return CLOSE_BROKEN;
+#ifdef LIBPQ_HAS_PIPELINING
+    if (PQpipelineStatus(c) != PQ_PIPELINE_OFF)
+        return CLOSE_DIRTY;
+#endif
+    if (PQisnonblocking(c) && PQsetnonblocking(c, 0) != 0)
+        return CLOSE_DIRTY;
+    const char *q;
+    switch (PQtransactionStatus(c)) {
+    case PQTRANS_IDLE:
+        if (PQisBusy(c))
+            return CLOSE_DIRTY;
+        q = p->reset_query;
+        break;
+    case PQTRANS_INTRANS:
+    case PQTRANS_INERROR:
+        if (PQisBusy(c))
+            return CLOSE_DIRTY;
+        q = p->rollback_query;
+        break;
+    case PQTRANS_ACTIVE: /* a command still running or results unread */
+        return CLOSE_DIRTY;
+    default:
+        return CLOSE_BROKEN;
+    }
+    if (q) {
+        PGresult *r = PQexec(c, q);
+        int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (PQstatus(c) != CONNECTION_OK)
+            return CLOSE_BROKEN;
+        if (!ok)
+            return CLOSE_DIRTY;
+    }
+    drain_notifies(c);
+    if (PQstatus(c) != CONNECTION_OK)
+        return CLOSE_BROKEN;
+    return PQtransactionStatus(c) == PQTRANS_IDLE ? CLOSE_NONE : CLOSE_DIRTY;
+}
+
+/* ---- creation ---- */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+static void *maintenance_thread(void *arg);
+
+static void pool_destroy(dsql_pq_pool *p)
+{
+    if (p->vt && p->vt->destroy)
+        p->vt->destroy(p->self);
+    pthread_condattr_destroy(&p->condattr);
+    pthread_mutex_destroy(&p->mu);
+    free(p->reset_query);
+    free(p->rollback_query);
+    free(p->txn_begin);
+    free(p->slots);
+    free(p->ring);
+    free(p);
+}
+
+dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *provider,
+                               const dsql_pq_pool_options *opts, dsql_error *err)
+{
+    dsql_pq_pool_options o;
+    if (opts) {
+        o = *opts;
+    } else {
+        dsql_pq_pool_options_init(&o);
+    }
+    /* The connector's self is ours from here on, also on failure. */
+    const dsql_pq_connector_vtable *cvt = o.connector;
+    void *cself = o.connector_self;
+#define FAIL_EARLY(...)                                                     \
+    do {                                                                    \
+        fail(err, DSQL_EINVAL, __VA_ARGS__);                                \
+        if (cvt && cvt->version == DSQL_STRUCT_VERSION && cvt->destroy)     \
+            cvt->destroy(cself);                                            \
+        return NULL;                                                        \
+    } while (0)
+    if (o.version != DSQL_STRUCT_VERSION)
+        FAIL_EARLY("pool options: version %d is not %d (use dsql_pq_pool_options_init)",
+                   o.version, DSQL_STRUCT_VERSION);
+    if (cvt && (cvt->version != DSQL_STRUCT_VERSION || !cvt->connect))
+        FAIL_EARLY("pool options: connector needs version %d and a connect function",
+                   DSQL_STRUCT_VERSION);
+    if (cvt && (cvt->connect_start || cvt->connect_poll || cvt->connect_finish) &&
+        !(cvt->connect_start && cvt->connect_poll && cvt->connect_finish))
+        FAIL_EARLY("pool options: connector: connect_start, connect_poll and "
+                   "connect_finish go together");
+    if (o.max_size < 1 || o.max_size > 100000)
+        FAIL_EARLY("pool options: max_size %u is not in 1..100000", o.max_size);
+    if (o.min_size > o.max_size)
+        FAIL_EARLY("pool options: min_size %u is above max_size %u", o.min_size, o.max_size);
+    if (o.acquire_timeout_ms > INT_MAX)
+        FAIL_EARLY("pool options: acquire_timeout_ms is above %d", INT_MAX);
+    if (!(o.lifetime_jitter >= 0.0 && o.lifetime_jitter <= 1.0))
+        FAIL_EARLY("pool options: lifetime_jitter is not in 0..1");
+    if (o.background_thread && o.maintain_interval_ms == 0)
+        FAIL_EARLY("pool options: maintain_interval_ms is 0 with background_thread");
+    if (!cvt && !cfg)
+        FAIL_EARLY("configuration is NULL (and no connector given)");
+    if (dsql__pq_txn_options_check(&o.txn, err) != DSQL_OK) {
+        if (cvt && cvt->destroy)
+            cvt->destroy(cself);
+        return NULL;
+    }
+#undef FAIL_EARLY
+
+    dsql_pq_pool *p = calloc(1, sizeof *p);
+    if (!p) {
+        if (cvt && cvt->destroy)
+            cvt->destroy(cself);
+        fail(err, DSQL_ENOMEM, "out of memory creating the pool");
+        return NULL;
+    }
+    p->vt = cvt;
+    p->self = cself;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        if (cvt && cvt->destroy)
+            cvt->destroy(cself);
+        free(p);
+        fail(err, DSQL_ENOMEM, "cannot create the pool mutex");
+        return NULL;
+    }
+    if (pthread_condattr_init(&p->condattr) != 0) {
+        if (cvt && cvt->destroy)
+            cvt->destroy(cself);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        fail(err, DSQL_ENOMEM, "cannot create the pool condition attributes");
+        return NULL;
+    }
+    pthread_condattr_setclock(&p->condattr, CLOCK_MONOTONIC);
+    p->opts = o;
+    p->opts.connector = NULL;
+    p->opts.connector_self = NULL;
+    p->opts.txn.begin = NULL;
+    p->opts.reset_query = NULL;
+    p->nslots = o.max_size;
+    p->rng = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)p ^ 0x2545f4914f6cdd1dull;
+    if (p->rng == 0)
+        p->rng = 1;
+    p->st.version = DSQL_STRUCT_VERSION;
+
+    const char *reset = o.reset_query ? o.reset_query : DSQL_PQ_POOL_DEFAULT_RESET_QUERY;
+    int oom = 0;
+    if (*reset) {
+        p->reset_query = dup_str(reset);
+        size_t n = strlen("ROLLBACK; ") + strlen(reset) + 1;
+        p->rollback_query = malloc(n);
+        if (p->rollback_query)
+            snprintf(p->rollback_query, n, "ROLLBACK; %s", reset);
+        oom |= !p->reset_query || !p->rollback_query;
+    } else {
+        p->rollback_query = dup_str("ROLLBACK");
+        oom |= !p->rollback_query;
+    }
+    if (o.txn.begin) {
+        p->txn_begin = dup_str(o.txn.begin);
+        p->opts.txn.begin = p->txn_begin;
+        oom |= !p->txn_begin;
+    }
+    p->slots = calloc(p->nslots, sizeof *p->slots);
+    p->ring = calloc(p->nslots, sizeof *p->ring);
+    oom |= !p->slots || !p->ring;
+    if (oom) {
+        pool_destroy(p);
+        fail(err, DSQL_ENOMEM, "out of memory creating the pool");
+        return NULL;
+    }
+    for (unsigned i = 0; i < p->nslots; i++) {
+        p->slots[i].state = SLOT_FREE;
+        p->slots[i].expires = INT64_MAX;
+    }
+
+    if (!p->vt) {
+        default_connector *d = calloc(1, sizeof *d);
+        if (!d) {
+            pool_destroy(p);
+            fail(err, DSQL_ENOMEM, "out of memory creating the pool");
+            return NULL;
+        }
+        d->provider = provider;
+        d->cfg = dsql_config_dup(cfg, err);
+        if (!d->cfg) {
+            free(d);
+            pool_destroy(p);
+            return NULL;
+        }
+        p->vt = &default_vt;
+        p->self = d;
+        if (dsql_config_resolve(d->cfg, err) != DSQL_OK) {
+            pool_destroy(p);
+            return NULL;
+        }
+    }
+
+    if (o.min_size > 0 && dsql_pq_pool_maintain(p, NULL, err) != DSQL_OK) {
+        dsql_pq_pool_close(p);
+        pool_destroy(p);
+        return NULL;
+    }
+    if (o.background_thread) {
+        if (pthread_cond_init(&p->thread_cond, &p->condattr) != 0) {
+            dsql_pq_pool_close(p);
+            pool_destroy(p);
+            fail(err, DSQL_ENOMEM, "cannot create the maintenance condition variable");
+            return NULL;
+        }
+        if (pthread_create(&p->thread, NULL, maintenance_thread, p) != 0) {
+            pthread_cond_destroy(&p->thread_cond);
+            dsql_pq_pool_close(p);
+            pool_destroy(p);
+            fail(err, DSQL_ENOMEM, "cannot start the maintenance thread");
+            return NULL;
+        }
+        p->thread_started = 1;
+    }
+    return p;
+}
+
+/* ---- acquire / release ---- */
+
+static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
+{
+    dsql_error local;
+    dsql_error *e = err ? err : &local;
+    PGconn *c = p->vt->connect(p->self, e);
+    if (c && PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = NULL;
+        fail(e, DSQL_ENETWORK, "the connector returned a connection that is not open");
+    }
+    pthread_mutex_lock(&p->mu);
+    if (!c) {
+        s->state = SLOT_FREE;
+        p->n_opening--;
+        p->st.open_failures++;
+        wake_one_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        if (e->status == DSQL_OK)
+            fail(e, DSQL_EINTERNAL, "the connector failed without saying why");
+        return e->status;
+    }
+    s->conn = c;
+    s->expires = new_expiry_locked(p, now_ns());
+    p->st.opened++;
+    return DSQL_OK; /* still locked, slot still OPENING */
+}
+
+PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
+{
+    if (!p) {
+        fail(err, DSQL_EINVAL, "pool is NULL");
+        return NULL;
+    }
+    int64_t now = now_ns();
+    int64_t tmo = timeout_ms < 0 ? (int64_t)p->opts.acquire_timeout_ms : timeout_ms;
+    int64_t deadline = now + tmo * MS;
+    int waited = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closed) {
+            pthread_mutex_unlock(&p->mu);
+            fail(err, DSQL_EINVAL, "the pool is closed");
+            return NULL;
+        }
+        slot *s = NULL;
+        PGconn *to_close = NULL;
+        switch (take_locked(p, now, &s, &to_close)) {
+        case TAKE_CLOSE:
+            pthread_mutex_unlock(&p->mu);
+            PQfinish(to_close);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        case TAKE_IDLE: {
+            int64_t idle = now - s->idle_since;
+            PGconn *c = s->conn;
+            if (idle >= (int64_t)p->opts.check_idle_ms * MS || p->opts.ping_idle_ms) {
+                pthread_mutex_unlock(&p->mu);
+                int ok = conn_healthy(p, c, idle, 1);
+                pthread_mutex_lock(&p->mu);
+                if (!ok) {
+                    drop_slot_locked(p, s, CLOSE_BROKEN);
+                    pthread_mutex_unlock(&p->mu);
+                    PQfinish(c);
+                    now = now_ns();
+                    pthread_mutex_lock(&p->mu);
+                    continue;
+                }
+            }
+            p->st.acquires++;
+            pthread_mutex_unlock(&p->mu);
+            return c;
+        }
+        case TAKE_OPEN: {
+            pthread_mutex_unlock(&p->mu);
+            if (open_into(p, s, err) != DSQL_OK)
+                return NULL;
+            /* locked again */
+            p->n_opening--;
+            p->n_in_use++;
+            s->state = SLOT_IN_USE;
+            p->st.acquires++;
+            pthread_mutex_unlock(&p->mu);
+            return s->conn;
+        }
+        case TAKE_FULL:
+            break;
+        }
+        if (now >= deadline) {
+            p->st.timeouts++;
+            unsigned size = size_locked(p);
+            pthread_mutex_unlock(&p->mu);
+            fail(err, DSQL_ETIMEOUT,
+                 "no connection available within %lld ms (pool of %u, all in use)",
+                 (long long)tmo, size);
+            return NULL;
+        }
+        if (!waited) {
+            waited = 1;
+            p->st.waits++;
+        }
+        waiter w;
+        memset(&w, 0, sizeof w);
+        w.pipe_r = w.pipe_w = -1;
+        if (pthread_cond_init(&w.cond, &p->condattr) != 0) {
+            pthread_mutex_unlock(&p->mu);
+            fail(err, DSQL_ENOMEM, "cannot create a condition variable");
+            return NULL;
+        }
+        waiter_enqueue_locked(p, &w);
+        struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+        while (w.queued && !p->closed) {
+            int rc = pthread_cond_timedwait(&w.cond, &p->mu, &ts);
+            if (rc == ETIMEDOUT)
+                break;
+        }
+        waiter_dequeue_locked(p, &w);
+        pthread_cond_destroy(&w.cond);
+        now = now_ns();
+        if (w.handed) {
+            p->st.acquires++;
+            pthread_mutex_unlock(&p->mu);
+            return w.handed->conn;
+        }
+        /* woken to look again, closed, or timed out (checked at the top) */
+    }
+}
+
+static slot *find_in_use_locked(dsql_pq_pool *p, const PGconn *c)
+{
+    for (unsigned i = 0; i < p->nslots; i++)
+        if (p->slots[i].conn == c && p->slots[i].state == SLOT_IN_USE)
+            return &p->slots[i];
+    return NULL;
+}
+
+/* Idle connections past their lifetime, or idle too long above min_size,
+ * at the bottom of the stack: pop one (to close outside the mutex). */
+static PGconn *expired_bottom_locked(dsql_pq_pool *p, int64_t now)
+{
+    if (p->n_idle == 0)
+        return NULL;
+    slot *b = ring_bottom(p);
+    close_reason r = CLOSE_NONE;
+    if (now >= b->expires)
+        r = CLOSE_LIFETIME;
+    else if (p->opts.idle_timeout_ms && size_locked(p) > p->opts.min_size &&
+             now - b->idle_since >= (int64_t)p->opts.idle_timeout_ms * MS)
+        r = CLOSE_IDLE;
+    if (r == CLOSE_NONE)
+        return NULL;
+    ring_pop_bottom(p);
+    b->state = SLOT_IN_USE;
+    p->n_in_use++;
+    return drop_slot_locked(p, b, r);
+}
+
+dsql_status dsql_pq_pool_release(dsql_pq_pool *p, PGconn *c)
+{
+    if (!p)
+        return DSQL_EINVAL;
+    if (!c)
+        return DSQL_OK;
+    pthread_mutex_lock(&p->mu);
+    slot *s = find_in_use_locked(p, c);
+    if (!s) {
+        pthread_mutex_unlock(&p->mu);
+        return DSQL_EINVAL;
+    }
+    int64_t expires = s->expires;
+    int closed = p->closed;
+    pthread_mutex_unlock(&p->mu);
+
+    int64_t now = now_ns();
+    close_reason r = closed ? CLOSE_POOL : now >= expires ? CLOSE_LIFETIME : clean_conn(p, c);
+    if (r == CLOSE_NONE && !closed)
+        now = now_ns();
+
+    PGconn *extra = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (r == CLOSE_NONE && p->closed)
+        r = CLOSE_POOL;
+    if (r == CLOSE_NONE) {
+        make_available_locked(p, s, now);
+        extra = expired_bottom_locked(p, now);
+        pthread_mutex_unlock(&p->mu);
+    } else {
+        drop_slot_locked(p, s, r);
+        pthread_mutex_unlock(&p->mu);
+        PQfinish(c);
+    }
+    if (extra)
+        PQfinish(extra);
+    return DSQL_OK;
+}
+
+/* ---- non-blocking acquire ---- */
+
+typedef enum acq_state {
+    ACQ_READY,      /* s holds the connection */
+    ACQ_CONNECTING, /* attempt in progress (non-blocking connector) */
+    ACQ_CONNECT_BLOCKING,
+    ACQ_WAITING,    /* queued; w.pipe_r becomes readable on news */
+    ACQ_FAILED,
+    ACQ_DONE
+} acq_state;
+
+struct dsql_pq_pool_acquiring {
+    dsql_pq_pool *pool;
+    acq_state state;
+    slot *s;
+    void *attempt;
+    waiter w;
+    int64_t deadline;
+    int waited;
+    dsql_error err;
+};
+
+static void set_failed(dsql_pq_pool_acquiring *a, dsql_error *err)
+{
+    a->state = ACQ_FAILED;
+    if (err)
+        *err = a->err;
+}
+
+/* Look for a connection: ready, opening, waiting, or failed. */
+static void acq_step(dsql_pq_pool_acquiring *a)
+{
+    dsql_pq_pool *p = a->pool;
+    int64_t now = now_ns();
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closed) {
+            pthread_mutex_unlock(&p->mu);
+            fail(&a->err, DSQL_EINVAL, "the pool is closed");
+            a->state = ACQ_FAILED;
+            return;
+        }
+        slot *s = NULL;
+        PGconn *to_close = NULL;
+        take_result t = take_locked(p, now, &s, &to_close);
+        if (t == TAKE_CLOSE) {
+            pthread_mutex_unlock(&p->mu);
+            PQfinish(to_close);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (t == TAKE_IDLE) {
+            int64_t idle = now - s->idle_since;
+            PGconn *c = s->conn;
+            pthread_mutex_unlock(&p->mu);
+            int ok = conn_healthy(p, c, idle, 0);
+            pthread_mutex_lock(&p->mu);
+            if (!ok) {
+                drop_slot_locked(p, s, CLOSE_BROKEN);
+                pthread_mutex_unlock(&p->mu);
+                PQfinish(c);
+                now = now_ns();
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
+            p->st.acquires++;
+            pthread_mutex_unlock(&p->mu);
+            a->s = s;
+            a->state = ACQ_READY;
+            return;
+        }
+        if (t == TAKE_OPEN) {
+            pthread_mutex_unlock(&p->mu);
+            a->s = s;
+            if (p->vt->connect_start) {
+                a->attempt = p->vt->connect_start(p->self, &a->err);
+                if (!a->attempt) {
+                    pthread_mutex_lock(&p->mu);
+                    s->state = SLOT_FREE;
+                    p->n_opening--;
+                    p->st.open_failures++;
+                    wake_one_locked(p);
+                    pthread_mutex_unlock(&p->mu);
+                    a->s = NULL;
+                    if (a->err.status == DSQL_OK)
+                        fail(&a->err, DSQL_EINTERNAL, "the connector failed without saying why");
+                    a->state = ACQ_FAILED;
+                    return;
+                }
+                a->state = ACQ_CONNECTING;
+            } else {
+                a->state = ACQ_CONNECT_BLOCKING;
+            }
+            return;
+        }
+        /* full */
+        if (now >= a->deadline) {
+            p->st.timeouts++;
+            unsigned size = size_locked(p);
+            pthread_mutex_unlock(&p->mu);
+            fail(&a->err, DSQL_ETIMEOUT, "no connection available in time (pool of %u, all in use)",
+                 size);
+            a->state = ACQ_FAILED;
+            return;
+        }
+        if (!a->waited) {
+            a->waited = 1;
+            p->st.waits++;
+        }
+        a->w.wake = 0;
+        a->w.handed = NULL;
+        waiter_enqueue_locked(p, &a->w);
+        pthread_mutex_unlock(&p->mu);
+        a->state = ACQ_WAITING;
+        return;
+    }
+}
+
+dsql_pq_pool_acquiring *dsql_pq_pool_acquire_start(dsql_pq_pool *p, int timeout_ms,
+                                                   dsql_error *err)
+{
+    if (!p) {
+        fail(err, DSQL_EINVAL, "pool is NULL");
+        return NULL;
+    }
+    dsql_pq_pool_acquiring *a = calloc(1, sizeof *a);
+    if (!a) {
+        fail(err, DSQL_ENOMEM, "out of memory starting an acquire");
+        return NULL;
+    }
+    a->pool = p;
+    int64_t tmo = timeout_ms < 0 ? (int64_t)p->opts.acquire_timeout_ms : timeout_ms;
+    a->deadline = now_ns() + tmo * MS;
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(a);
+        fail(err, DSQL_EIO, "cannot create a wake-up pipe: %s", strerror(errno));
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+        fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    a->w.pipe_r = fds[0];
+    a->w.pipe_w = fds[1];
+    acq_step(a);
+    if (a->state == ACQ_FAILED) {
+        if (err)
+            *err = a->err;
+        close(fds[0]);
+        close(fds[1]);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+/* The opened connection of a finished attempt (NULL: failed) into the slot. */
+static dsql_pq_poll_status acq_opened(dsql_pq_pool_acquiring *a, PGconn *c, dsql_error *err)
+{
+    dsql_pq_pool *p = a->pool;
+    slot *s = a->s;
+    if (c && PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = NULL;
+        fail(&a->err, DSQL_ENETWORK, "the connector returned a connection that is not open");
+    }
+    pthread_mutex_lock(&p->mu);
+    if (!c) {
+        s->state = SLOT_FREE;
+        p->n_opening--;
+        p->st.open_failures++;
+        wake_one_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        a->s = NULL;
+        if (a->err.status == DSQL_OK)
+            fail(&a->err, DSQL_EINTERNAL, "the connector failed without saying why");
+        set_failed(a, err);
+        return DSQL_PQ_POLL_FAILED;
+    }
+    s->conn = c;
+    s->expires = new_expiry_locked(p, now_ns());
+    p->st.opened++;
+    p->n_opening--;
+    p->n_in_use++;
+    s->state = SLOT_IN_USE;
+    p->st.acquires++;
+    pthread_mutex_unlock(&p->mu);
+    a->state = ACQ_READY;
+    return DSQL_PQ_POLL_OK;
+}
+
+dsql_pq_poll_status dsql_pq_pool_acquire_poll(dsql_pq_pool_acquiring *a, int *fd,
+                                              int *timeout_ms, dsql_error *err)
+{
+    int dummy_fd, dummy_tmo;
+    if (!fd)
+        fd = &dummy_fd;
+    if (!timeout_ms)
+        timeout_ms = &dummy_tmo;
+    *fd = -1;
+    *timeout_ms = -1;
+    if (!a) {
+        fail(err, DSQL_EINVAL, "acquire handle is NULL");
+        return DSQL_PQ_POLL_FAILED;
+    }
+    dsql_pq_pool *p = a->pool;
+    for (;;) {
+        switch (a->state) {
+        case ACQ_READY:
+            return DSQL_PQ_POLL_OK;
+        case ACQ_FAILED:
+        case ACQ_DONE:
+            if (err)
+                *err = a->err;
+            return DSQL_PQ_POLL_FAILED;
+        case ACQ_CONNECT_BLOCKING:
+            return acq_opened(a, p->vt->connect(p->self, &a->err), err);
+        case ACQ_CONNECTING: {
+            dsql_pq_poll_status st = p->vt->connect_poll(p->self, a->attempt, fd, timeout_ms,
+                                                         &a->err);
+            if (st == DSQL_PQ_POLL_OK || st == DSQL_PQ_POLL_FAILED) {
+                PGconn *c = p->vt->connect_finish(p->self, a->attempt);
+                a->attempt = NULL;
+                if (st == DSQL_PQ_POLL_FAILED && c) {
+                    PQfinish(c);
+                    c = NULL;
+                }
+                return acq_opened(a, c, err);
+            }
+            return st;
+        }
+        case ACQ_WAITING: {
+            drain_pipe(a->w.pipe_r);
+            pthread_mutex_lock(&p->mu);
+            if (a->w.handed) {
+                a->s = a->w.handed;
+                a->w.handed = NULL;
+                p->st.acquires++;
+                pthread_mutex_unlock(&p->mu);
+                a->state = ACQ_READY;
+                return DSQL_PQ_POLL_OK;
+            }
+            int64_t now = now_ns();
+            if (!a->w.queued || p->closed || now >= a->deadline) {
+                /* woken to look again, closed, or out of time: step again */
+                waiter_dequeue_locked(p, &a->w);
+                pthread_mutex_unlock(&p->mu);
+                acq_step(a);
+                if (a->state == ACQ_WAITING) {
+                    /* still full; fall through to report the wait */
+                } else {
+                    continue;
+                }
+                pthread_mutex_lock(&p->mu);
+                now = now_ns();
+            }
+            pthread_mutex_unlock(&p->mu);
+            *fd = a->w.pipe_r;
+            int64_t left = (a->deadline - now + MS - 1) / MS;
+            *timeout_ms = left > INT_MAX ? INT_MAX : left < 0 ? 0 : (int)left;
+            return DSQL_PQ_POLL_READING;
+        }
+        }
+    }
+}
+
+PGconn *dsql_pq_pool_acquire_finish(dsql_pq_pool_acquiring *a)
+{
+    if (!a)
+        return NULL;
+    dsql_pq_pool *p = a->pool;
+    PGconn *result = NULL;
+    switch (a->state) {
+    case ACQ_READY:
+        result = a->s->conn;
+        break;
+    case ACQ_CONNECTING: {
+        PGconn *c = p->vt->connect_finish(p->self, a->attempt);
+        if (c)
+            PQfinish(c);
+        pthread_mutex_lock(&p->mu);
+        a->s->state = SLOT_FREE;
+        p->n_opening--;
+        wake_one_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        break;
+    }
+    case ACQ_CONNECT_BLOCKING:
+        pthread_mutex_lock(&p->mu);
+        a->s->state = SLOT_FREE;
+        p->n_opening--;
+        wake_one_locked(p);
+        pthread_mutex_unlock(&p->mu);
+        break;
+    case ACQ_WAITING: {
+        pthread_mutex_lock(&p->mu);
+        waiter_dequeue_locked(p, &a->w);
+        slot *h = a->w.handed;
+        pthread_mutex_unlock(&p->mu);
+        if (h) /* handed over just now: give it back */
+            dsql_pq_pool_release(p, h->conn);
+        break;
+    }
+    case ACQ_FAILED:
+    case ACQ_DONE:
+        break;
+    }
+    close(a->w.pipe_r);
+    close(a->w.pipe_w);
+    free(a);
+    return result;
+}
+
+/* ---- maintenance ---- */
+
+dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err)
+{
+    if (next_ms)
+        *next_ms = -1;
+    if (!p)
+        return fail(err, DSQL_EINVAL, "pool is NULL");
+    PGconn **doomed = malloc(p->nslots * sizeof *doomed);
+    if (!doomed)
+        return fail(err, DSQL_ENOMEM, "out of memory in pool maintenance");
+    unsigned n_doomed = 0;
+    int64_t now = now_ns();
+    pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->mu);
+        free(doomed);
+        return DSQL_OK;
+    }
+    /* Walk the idle ring bottom (oldest) to top; keep the survivors in order. */
+    unsigned n = p->n_idle, kept = 0;
+    int64_t next = INT64_MAX;
+    for (unsigned i = 0; i < n; i++) {
+        slot *s = ring_pop_bottom(p);
+        close_reason r = CLOSE_NONE;
+        if (now >= s->expires)
+            r = CLOSE_LIFETIME;
+        else if (p->opts.idle_timeout_ms && size_locked(p) + 1 > p->opts.min_size &&
+                 now - s->idle_since >= (int64_t)p->opts.idle_timeout_ms * MS)
+            r = CLOSE_IDLE;
+        else if (!conn_healthy(p, s->conn, INT64_MAX / 2, 0))
+            r = CLOSE_BROKEN;
+        if (r == CLOSE_NONE) {
+            ring_push_top(p, s);
+            kept++;
+            if (s->expires < next)
+                next = s->expires;
+            if (p->opts.idle_timeout_ms) {
+                int64_t it = s->idle_since + (int64_t)p->opts.idle_timeout_ms * MS;
+                if (it < next)
+                    next = it;
+            }
+        } else {
+            s->state = SLOT_IN_USE;
+            p->n_in_use++;
+            doomed[n_doomed++] = drop_slot_locked(p, s, r);
+        }
+    }
+    for (unsigned i = 0; i < p->nslots; i++)
+        if (p->slots[i].state == SLOT_IN_USE && p->slots[i].expires < next)
+            next = p->slots[i].expires;
+    unsigned size = size_locked(p);
+    unsigned want = p->opts.min_size > size ? p->opts.min_size - size : 0;
+    pthread_mutex_unlock(&p->mu);
+    for (unsigned i = 0; i < n_doomed; i++)
+        PQfinish(doomed[i]);
+    free(doomed);
+
+    dsql_status result = DSQL_OK;
+    for (unsigned i = 0; i < want; i++) {
+        pthread_mutex_lock(&p->mu);
+        slot *s = NULL;
+        if (p->closed || size_locked(p) >= p->opts.min_size || !(s = free_slot_locked(p))) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        s->state = SLOT_OPENING;
+        s->conn = NULL;
+        p->n_opening++;
+        pthread_mutex_unlock(&p->mu);
+        dsql_status st = open_into(p, s, err);
+        if (st != DSQL_OK) {
+            result = st;
+            break;
+        }
+        if (s->expires < next)
+            next = s->expires;
+        make_available_locked(p, s, now_ns());
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (next_ms && next != INT64_MAX) {
+        int64_t left = (next - now_ns() + MS - 1) / MS;
+        *next_ms = left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+    }
+    return result;
+}
+
+static void *maintenance_thread(void *arg)
+{
+    dsql_pq_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->thread_stop) {
+        int64_t due = now_ns() + (int64_t)p->opts.maintain_interval_ms * MS;
+        struct timespec ts = {(time_t)(due / 1000000000), (long)(due % 1000000000)};
+        while (!p->thread_stop) {
+            if (pthread_cond_timedwait(&p->thread_cond, &p->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        if (p->thread_stop)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        dsql_pq_pool_maintain(p, NULL, NULL);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- stats, close, free ---- */
+
+dsql_status dsql_pq_pool_stats_get(dsql_pq_pool *p, dsql_pq_pool_stats *out)
+{
+    if (!p || !out)
+        return DSQL_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    *out = p->st;
+    out->version = DSQL_STRUCT_VERSION;
+    out->idle = p->n_idle;
+    out->in_use = p->n_in_use;
+    out->opening = p->n_opening;
+    out->size = p->n_idle + p->n_in_use;
+    out->waiting = p->n_waiting;
+    pthread_mutex_unlock(&p->mu);
+    return DSQL_OK;
+}
+
+void dsql__pq_pool_count_txn(dsql_pq_pool *p, dsql_status st, const dsql_pq_txn_result *r)
+{
+    pthread_mutex_lock(&p->mu);
+    if (st == DSQL_OK)
+        p->st.txn_commits++;
+    else
+        p->st.txn_failures++;
+    if (st == DSQL_EUNKNOWN_COMMIT)
+        p->st.txn_unknown_commits++;
+    p->st.txn_conflicts += r->conflicts;
+    p->st.txn_retries += r->attempts > 1 ? r->attempts - 1 : 0;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void dsql_pq_pool_close(dsql_pq_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    int join = p->thread_started;
+    p->thread_stop = 1;
+    p->thread_started = 0;
+    if (join)
+        pthread_cond_signal(&p->thread_cond);
+    pthread_mutex_unlock(&p->mu);
+    if (join) {
+        pthread_join(p->thread, NULL);
+        pthread_cond_destroy(&p->thread_cond);
+    }
+
+    pthread_mutex_lock(&p->mu);
+    p->closed = 1;
+    while (p->wq_head)
+        wake_one_locked(p);
+    for (;;) {
+        if (p->n_idle == 0)
+            break;
+        slot *s = ring_pop_top(p);
+        s->state = SLOT_IN_USE;
+        p->n_in_use++;
+        PGconn *c = drop_slot_locked(p, s, CLOSE_POOL);
+        pthread_mutex_unlock(&p->mu);
+        PQfinish(c);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void dsql_pq_pool_free(dsql_pq_pool *p)
+{
+    if (!p)
+        return;
+    dsql_pq_pool_close(p);
+    pool_destroy(p);
+}

@@ -1,0 +1,983 @@
+/* Connection pool and OCC-retrying transactions against a real PostgreSQL
+ * (through dsql-local's TLS gateway with IAM tokens when it has been built,
+ * else a throwaway local cluster): basics, reset on release, exhaustion and
+ * timeouts, lifetime rotation with a fresh token per connection, backends
+ * killed while idle and in use, an ambiguous commit, non-blocking acquire,
+ * maintenance, and contention (8 threads, 20 connections, 10,000 transfers
+ * between 10 accounts). */
+#include <poll.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "pool_harness.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int backend_pid(PGconn *c)
+{
+    return PQbackendPID(c);
+}
+
+/* Terminate a backend from a separate connection and wait until it is gone. */
+static void kill_backend(int pid)
+{
+    PGconn *admin = harness_connect();
+    ck_assert_ptr_nonnull(admin);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", pid);
+    ck_assert(harness_exec(admin, sql));
+    for (int i = 0; i < 200; i++) {
+        snprintf(sql, sizeof sql, "SELECT 1 FROM pg_stat_activity WHERE pid = %d", pid);
+        PGresult *r = PQexec(admin, sql);
+        int gone = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
+        PQclear(r);
+        if (gone)
+            break;
+        sleep_ms(10);
+    }
+    PQfinish(admin);
+    sleep_ms(20);
+}
+
+static dsql_pq_pool_stats stats(dsql_pq_pool *p)
+{
+    dsql_pq_pool_stats s = {.version = DSQL_STRUCT_VERSION};
+    ck_assert_int_eq(dsql_pq_pool_stats_get(p, &s), DSQL_OK);
+    return s;
+}
+
+static int select_one(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT 1");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    return ok;
+}
+
+static char *show(PGconn *c, const char *what)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SHOW %s", what);
+    PGresult *r = PQexec(c, sql);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* ---- basics ---- */
+
+START_TEST(test_options_and_validation)
+{
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    ck_assert_uint_eq(o.max_size, 10);
+    ck_assert_uint_eq(o.max_lifetime_ms, 3300000u);
+    ck_assert_uint_eq(o.txn.max_retries, 3);
+    ck_assert_uint_eq(o.txn.base_delay_us, 1000);
+    ck_assert_uint_eq(o.txn.max_delay_us, 100000);
+    ck_assert(o.txn.jitter == 0.25);
+    dsql_error err = {0};
+    o.min_size = 5;
+    o.max_size = 2;
+    ck_assert_ptr_null(harness_pool(&o, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    ck_assert(strstr(err.message, "min_size"));
+    dsql_pq_pool_options_init(&o);
+    o.txn.max_retries = 101;
+    ck_assert_ptr_null(harness_pool(&o, &err));
+    ck_assert(strstr(err.message, "max_retries"));
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 0;
+    ck_assert_ptr_null(harness_pool(&o, &err));
+    ck_assert(strstr(err.message, "max_size"));
+    ck_assert_ptr_null(dsql_pq_pool_new(NULL, NULL, NULL, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    ck_assert_ptr_null(dsql_pq_pool_acquire(NULL, 0, &err));
+    ck_assert_int_eq(dsql_pq_pool_release(NULL, NULL), DSQL_EINVAL);
+    dsql_pq_pool_free(NULL);
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.jitter = 2;
+    ck_assert_int_eq(dsql_pq_run_transaction((PGconn *)&t, NULL, NULL, &t, NULL, &err),
+                     DSQL_EINVAL);
+}
+END_TEST
+
+START_TEST(test_acquire_release_reset)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.min_size = 2;
+    o.max_size = 4;
+    long calls0 = atomic_load(&token_calls);
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_msg(p != NULL, "%s", err.message);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.size, 2);
+    ck_assert_uint_eq(s.idle, 2);
+    ck_assert_uint_eq(s.opened, 2);
+    ck_assert_int_eq(atomic_load(&token_calls) - calls0, 2);
+
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(select_one(c));
+    int pid = backend_pid(c);
+    /* session state and an open transaction are cleaned on release */
+    char *orig = show(c, "statement_timeout");
+    ck_assert(harness_exec(c, "SET statement_timeout = '12345ms'"));
+    ck_assert(harness_exec(c, "CREATE TEMP TABLE IF NOT EXISTS t_rb(x int)"));
+    ck_assert(harness_exec(c, "BEGIN"));
+    ck_assert(harness_exec(c, "INSERT INTO t_rb VALUES (1)"));
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INTRANS);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_EINVAL); /* twice: refused */
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_int_eq(backend_pid(c), pid); /* LIFO: the same one */
+    char *now = show(c, "statement_timeout");
+    ck_assert_str_eq(now, orig);
+    PGresult *r = PQexec(c, "SELECT count(*) FROM t_rb");
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "0");
+    PQclear(r);
+    free(orig);
+    free(now);
+    /* a failed transaction is rolled back too */
+    ck_assert(harness_exec(c, "BEGIN"));
+    PQclear(PQexec(c, "SELECT 1/0"));
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
+    dsql_pq_pool_release(p, c);
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_int_eq(backend_pid(c), pid);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    /* a connection with a query still running is closed, not kept */
+    ck_assert(PQsendQuery(c, "SELECT pg_sleep(0.05)"));
+    dsql_pq_pool_release(p, c);
+    s = stats(p);
+    ck_assert_uint_eq(s.closed_dirty, 1);
+    ck_assert_uint_eq(s.size, 1);
+    /* a connection that is not the pool's is refused */
+    PGconn *other = harness_connect();
+    ck_assert_int_eq(dsql_pq_pool_release(p, other), DSQL_EINVAL);
+    PQfinish(other);
+    s = stats(p);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.acquires, 3);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- exhaustion ---- */
+
+typedef struct waiter_arg {
+    dsql_pq_pool *p;
+    PGconn *got;
+    dsql_error err;
+    double waited;
+} waiter_arg;
+
+static void *waiter_thread(void *arg)
+{
+    waiter_arg *w = arg;
+    double t0 = now_s();
+    w->got = dsql_pq_pool_acquire(w->p, 5000, &w->err);
+    w->waited = now_s() - t0;
+    return NULL;
+}
+
+START_TEST(test_acquire_timeout_exhaustion)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    o.acquire_timeout_ms = 300;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    PGconn *a = dsql_pq_pool_acquire(p, -1, &err), *b = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert(a && b && a != b);
+    double t0 = now_s();
+    ck_assert_ptr_null(dsql_pq_pool_acquire(p, -1, &err));
+    double dt = now_s() - t0;
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_msg(dt >= 0.29 && dt < 2.0, "waited %.3f s", dt);
+    ck_assert_ptr_null(dsql_pq_pool_acquire(p, 0, &err)); /* 0: at once */
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.timeouts, 2);
+    ck_assert_uint_eq(s.waits, 1);
+    ck_assert_uint_eq(s.in_use, 2);
+
+    /* a waiter gets a released connection handed over */
+    waiter_arg w = {p, NULL, {0}, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, waiter_thread, &w);
+    sleep_ms(150);
+    ck_assert_uint_eq(stats(p).waiting, 1);
+    dsql_pq_pool_release(p, a);
+    pthread_join(th, NULL);
+    ck_assert_ptr_eq(w.got, a);
+    ck_assert(w.waited >= 0.1 && w.waited < 2.0);
+    /* a broken connection released to a waiter: the waiter opens a new one */
+    pthread_create(&th, NULL, waiter_thread, &w);
+    sleep_ms(100);
+    kill_backend(backend_pid(b));
+    dsql_pq_pool_release(p, b);
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(w.got);
+    ck_assert(select_one(w.got));
+    dsql_pq_pool_release(p, w.got);
+    dsql_pq_pool_release(p, a);
+    s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    ck_assert_uint_eq(s.in_use, 0);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+static void *close_waiter_thread(void *arg)
+{
+    waiter_arg *w = arg;
+    w->got = dsql_pq_pool_acquire(w->p, 10000, &w->err);
+    return NULL;
+}
+
+START_TEST(test_close_wakes_waiters)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 1;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    PGconn *a = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(a);
+    waiter_arg w = {p, NULL, {0}, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, close_waiter_thread, &w);
+    sleep_ms(100);
+    double t0 = now_s();
+    dsql_pq_pool_close(p);
+    pthread_join(th, NULL);
+    ck_assert(now_s() - t0 < 1.0);
+    ck_assert_ptr_null(w.got);
+    ck_assert_int_eq(w.err.status, DSQL_EINVAL);
+    ck_assert(strstr(w.err.message, "closed"));
+    ck_assert_ptr_null(dsql_pq_pool_acquire(p, 0, &err));
+    dsql_pq_pool_release(p, a); /* closed on release */
+    ck_assert_uint_eq(stats(p).closed_pool, 1);
+    ck_assert_uint_eq(stats(p).size, 0);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- lifetime, idle, maintenance ---- */
+
+START_TEST(test_lifetime_rotation)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 3;
+    o.max_lifetime_ms = 2000;
+    o.lifetime_jitter = 0.2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    long calls0 = atomic_load(&token_calls);
+    int pids[64], npids = 0;
+    double t0 = now_s();
+    while (now_s() - t0 < 5.2) {
+        PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+        ck_assert_msg(c != NULL, "%s", err.message);
+        ck_assert(select_one(c)); /* never an error for the caller */
+        int pid = backend_pid(c), seen = 0;
+        for (int i = 0; i < npids; i++)
+            seen |= pids[i] == pid;
+        if (!seen && npids < 64)
+            pids[npids++] = pid;
+        dsql_pq_pool_release(p, c);
+        sleep_ms(20);
+    }
+    dsql_pq_pool_stats s = stats(p);
+    /* 5.2 s with lifetimes of 1.6..2 s: at least 3 generations */
+    ck_assert_msg(npids >= 3, "only %d distinct backends", npids);
+    ck_assert_uint_ge(s.closed_lifetime, 2);
+    ck_assert_uint_eq(s.opened, (uint64_t)npids);
+    /* every new connection signed a new token */
+    ck_assert_int_eq(atomic_load(&token_calls) - calls0, (long)s.opened);
+    ck_assert_uint_eq(s.closed_broken, 0);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_idle_timeout_and_maintain)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.min_size = 1;
+    o.max_size = 4;
+    o.idle_timeout_ms = 200;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    PGconn *c[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(c[i] = dsql_pq_pool_acquire(p, -1, &err));
+    for (int i = 0; i < 3; i++)
+        dsql_pq_pool_release(p, c[i]);
+    ck_assert_uint_eq(stats(p).idle, 3);
+    int next = 0;
+    ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
+    ck_assert_uint_eq(stats(p).idle, 3);
+    ck_assert_msg(next > 0 && next <= 200, "next %d", next);
+    sleep_ms(300);
+    ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.idle, 1); /* min_size stays */
+    ck_assert_uint_eq(s.closed_idle, 2);
+    /* maintain replaces a killed idle connection up to min_size */
+    PGconn *x = dsql_pq_pool_acquire(p, -1, &err);
+    int pid = backend_pid(x);
+    dsql_pq_pool_release(p, x);
+    kill_backend(pid);
+    ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
+    s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    ck_assert_uint_eq(s.idle, 1);
+    x = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_int_ne(backend_pid(x), pid);
+    dsql_pq_pool_release(p, x);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_background_thread)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.min_size = 2;
+    o.max_size = 4;
+    o.idle_timeout_ms = 100;
+    o.background_thread = 1;
+    o.maintain_interval_ms = 50;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    PGconn *c[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_nonnull(c[i] = dsql_pq_pool_acquire(p, -1, &err));
+    int pid = backend_pid(c[0]);
+    for (int i = 0; i < 4; i++)
+        dsql_pq_pool_release(p, c[i]);
+    kill_backend(pid); /* whichever one it is, the thread replaces it */
+    sleep_ms(500);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.size, 2);
+    ck_assert_uint_ge(s.closed_idle + s.closed_broken, 2);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- faults ---- */
+
+START_TEST(test_killed_while_idle)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    int pid = backend_pid(c);
+    dsql_pq_pool_release(p, c);
+    kill_backend(pid);
+    /* never handed out: the socket check finds it closed */
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_ne(backend_pid(c), pid);
+    ck_assert(select_one(c));
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    ck_assert_uint_eq(s.size, 1);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+static dsql_status kill_self_first(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                                   dsql_error *err)
+{
+    int *calls = arg;
+    (*calls)++;
+    if (info->attempt == 1) {
+        PGresult *r = PQexec(conn, "SELECT pg_terminate_backend(pg_backend_pid())");
+        dsql_status st = dsql_pq_result_status(conn, r, err);
+        PQclear(r);
+        if (st == DSQL_OK) { /* the FATAL may come with the next command */
+            r = PQexec(conn, "SELECT 1");
+            st = dsql_pq_result_status(conn, r, err);
+            PQclear(r);
+        }
+        return st;
+    }
+    PGresult *r = PQexec(conn, "SELECT 1");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+START_TEST(test_killed_while_in_use)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    int pid = backend_pid(c);
+    kill_backend(pid);
+    PGresult *r = PQexec(c, "SELECT 1");
+    dsql_status st = dsql_pq_result_status(c, r, &err);
+    PQclear(r);
+    ck_assert_int_eq(st, DSQL_ENETWORK);
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    ck_assert_uint_eq(s.size, 0);
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert(select_one(c));
+    dsql_pq_pool_release(p, c);
+
+    /* inside a pooled transaction: replaced and retried, nothing surfaces */
+    int calls = 0;
+    dsql_pq_txn_result res;
+    st = dsql_pq_pool_run_transaction(p, kill_self_first, &calls, NULL, &res, &err);
+    ck_assert_msg(st == DSQL_OK, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.reconnects, 1);
+    ck_assert_uint_eq(res.conflicts, 0);
+    /* on a single connection it is reported (no one to replace it) */
+    PGconn *single = harness_connect();
+    calls = 0;
+    st = dsql_pq_run_transaction(single, kill_self_first, &calls, NULL, &res, &err);
+    ck_assert_int_eq(st, DSQL_ENETWORK);
+    ck_assert_int_eq(calls, 1);
+    PQfinish(single);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- transactions ---- */
+
+static void setup_accounts(int n, long balance)
+{
+    PGconn *c = harness_connect();
+    ck_assert_ptr_nonnull(c);
+    ck_assert(harness_exec(c, "DROP TABLE IF EXISTS transfers; DROP TABLE IF EXISTS accounts"));
+    ck_assert(harness_exec(c, "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL)"));
+    ck_assert(harness_exec(c, "CREATE TABLE transfers (id int PRIMARY KEY, src int NOT NULL, "
+                              "dst int NOT NULL, amount bigint NOT NULL)"));
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO accounts SELECT g, %ld FROM generate_series(1, %d) g", balance, n);
+    ck_assert(harness_exec(c, sql));
+    PQfinish(c);
+}
+
+typedef struct conflict_arg {
+    unsigned seen[8];
+    unsigned nseen;
+    char prev_sqlstate[6];
+    int conflict_every_time;
+} conflict_arg;
+
+/* Attempt 1 (or every attempt): read row 1 (snapshot), let another
+ * connection update it and commit, then update it here: 40001. */
+static dsql_status provoke_conflict(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                                    dsql_error *err)
+{
+    conflict_arg *a = arg;
+    if (a->nseen < 8)
+        a->seen[a->nseen++] = info->attempt;
+    if (info->attempt > 1)
+        memcpy(a->prev_sqlstate, info->previous_sqlstate, 6);
+    PGresult *r = PQexec(conn, "SELECT balance FROM accounts WHERE id = 1");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    if (st != DSQL_OK)
+        return st;
+    if (info->attempt == 1 || a->conflict_every_time) {
+        PGconn *other = harness_connect();
+        ck_assert(harness_exec(other, "UPDATE accounts SET balance = balance + 1 WHERE id = 1"));
+        PQfinish(other);
+    }
+    r = PQexec(conn, "UPDATE accounts SET balance = balance - 1 WHERE id = 1");
+    st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+START_TEST(test_conflict_retry_single_connection)
+{
+    setup_accounts(2, 100);
+    PGconn *c = harness_connect();
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    conflict_arg a = {0};
+    dsql_status st = dsql_pq_run_transaction(c, provoke_conflict, &a, NULL, &res, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.conflicts, 1);
+    ck_assert_uint_eq(a.nseen, 2);
+    ck_assert_uint_eq(a.seen[0], 1);
+    ck_assert_uint_eq(a.seen[1], 2);
+    ck_assert_str_eq(a.prev_sqlstate, "40001");
+
+    /* retry off: the conflict is reported with the server's SQLSTATE/message */
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry = 0;
+    memset(&a, 0, sizeof a);
+    st = dsql_pq_run_transaction(c, provoke_conflict, &a, &t, &res, &err);
+    ck_assert_int_eq(st, DSQL_ECONFLICT);
+    ck_assert_int_eq(err.status, DSQL_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "40001");
+    ck_assert_msg(strstr(err.message, "could not serialize"), "%s", err.message);
+    ck_assert_uint_eq(res.attempts, 1);
+
+    /* retries exhausted: 1 + max_retries attempts, backoff in between */
+    dsql_pq_txn_options_init(&t);
+    t.max_retries = 2;
+    t.base_delay_us = 20000;
+    t.max_delay_us = 30000;
+    t.jitter = 0;
+    memset(&a, 0, sizeof a);
+    a.conflict_every_time = 1;
+    double t0 = now_s();
+    st = dsql_pq_run_transaction(c, provoke_conflict, &a, &t, &res, &err);
+    double dt = now_s() - t0;
+    ck_assert_int_eq(st, DSQL_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "40001");
+    ck_assert_uint_eq(res.attempts, 3);
+    ck_assert_uint_eq(res.conflicts, 3);
+    ck_assert_msg(dt >= 0.05, "backoff %.3f s (want 20 ms + 30 ms)", dt);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+END_TEST
+
+static dsql_status raise_oc000(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                               dsql_error *err)
+{
+    (void)arg;
+    const char *sql = info->attempt == 1
+        ? "DO $$ BEGIN RAISE EXCEPTION 'change conflicts with another transaction, "
+          "please retry: (OC000)'; END $$"
+        : "SELECT 1";
+    PGresult *r = PQexec(conn, sql);
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+static dsql_status fail_plain(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                              dsql_error *err)
+{
+    (void)info;
+    (*(int *)arg)++;
+    PGresult *r = PQexec(conn, "SELECT 1/0");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+static dsql_status app_error(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                             dsql_error *err)
+{
+    (void)info;
+    (void)arg;
+    ck_assert(harness_exec(conn, "UPDATE accounts SET balance = 0 WHERE id = 2"));
+    snprintf(err->message, sizeof err->message, "insufficient funds");
+    return DSQL_EINVAL;
+}
+
+START_TEST(test_oc_codes_and_plain_errors)
+{
+    setup_accounts(2, 100);
+    PGconn *c = harness_connect();
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_run_transaction(c, raise_oc000, NULL, NULL, &res, &err);
+    ck_assert_msg(st == DSQL_OK, "%s", err.message);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.conflicts, 1);
+    int calls = 0;
+    st = dsql_pq_run_transaction(c, fail_plain, &calls, NULL, &res, &err);
+    ck_assert_int_eq(st, DSQL_ESERVER);
+    ck_assert_str_eq(err.sqlstate, "22012");
+    ck_assert(strstr(err.message, "division by zero"));
+    ck_assert_int_eq(calls, 1); /* not retried */
+    st = dsql_pq_run_transaction(c, app_error, NULL, NULL, &res, &err);
+    ck_assert_int_eq(st, DSQL_EINVAL);
+    ck_assert_str_eq(err.message, "insufficient funds");
+    PGresult *r = PQexec(c, "SELECT balance FROM accounts WHERE id = 2");
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "100"); /* rolled back */
+    PQclear(r);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+END_TEST
+
+static dsql_status insert_row(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                              dsql_error *err)
+{
+    (void)info;
+    (*(int *)arg)++;
+    PGresult *r = PQexec(conn, "INSERT INTO commit_killer VALUES (1)");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+START_TEST(test_ambiguous_commit_not_retried)
+{
+    PGconn *admin = harness_connect();
+    /* a deferred trigger that kills its own backend while COMMIT runs */
+    ck_assert(harness_exec(admin,
+        "DROP TABLE IF EXISTS commit_killer;"
+        "CREATE TABLE commit_killer (x int);"
+        "CREATE OR REPLACE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(1); "
+        "RETURN NULL; END $$;"
+        "CREATE CONSTRAINT TRIGGER die AFTER INSERT ON commit_killer "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die_at_commit()"));
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    int calls = 0;
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_pool_run_transaction(p, insert_row, &calls, NULL, &res, &err);
+    ck_assert_msg(st == DSQL_EUNKNOWN_COMMIT, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_int_eq(err.status, DSQL_EUNKNOWN_COMMIT);
+    ck_assert(strstr(err.message, "outcome unknown"));
+    ck_assert_int_eq(calls, 1); /* never retried */
+    ck_assert_uint_eq(res.attempts, 1);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.txn_unknown_commits, 1);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    /* the single-connection form says the same */
+    PGconn *c = harness_connect();
+    calls = 0;
+    st = dsql_pq_run_transaction(c, insert_row, &calls, NULL, &res, &err);
+    ck_assert_int_eq(st, DSQL_EUNKNOWN_COMMIT);
+    ck_assert_int_eq(calls, 1);
+    PQfinish(c);
+    ck_assert(harness_exec(admin, "DROP TABLE commit_killer"));
+    PQfinish(admin);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- contention ---- */
+
+#define ACCOUNTS 10
+#define TRANSFERS 10000
+#define THREADS 8
+
+typedef struct transfer {
+    int id, src, dst;
+    long amount;
+} transfer;
+
+static dsql_status do_transfer(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                               dsql_error *err)
+{
+    (void)info;
+    const transfer *t = arg;
+    /* lower id first: PostgreSQL's row locks cannot deadlock then (DSQL has
+     * none); conflicts stay */
+    int lo = t->src < t->dst ? t->src : t->dst, hi = t->src < t->dst ? t->dst : t->src;
+    long dlo = t->src == lo ? -t->amount : t->amount;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE accounts SET balance = balance + %ld WHERE id = %d;"
+             "UPDATE accounts SET balance = balance + %ld WHERE id = %d;"
+             "INSERT INTO transfers VALUES (%d, %d, %d, %ld)",
+             dlo, lo, -dlo, hi, t->id, t->src, t->dst, t->amount);
+    PGresult *r = PQexec(conn, sql);
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+typedef struct worker {
+    dsql_pq_pool *p;
+    const dsql_pq_txn_options *opts;
+    int first, count;
+    unsigned seed;
+    long ok, conflicts_failed, other_failed, retries;
+    char last_error[600];
+} worker;
+
+static void *transfer_worker(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < w->count; i++) {
+        transfer t;
+        t.id = w->first + i;
+        t.src = 1 + (int)(rand_r(&w->seed) % ACCOUNTS);
+        do
+            t.dst = 1 + (int)(rand_r(&w->seed) % ACCOUNTS);
+        while (t.dst == t.src);
+        t.amount = 1 + (long)(rand_r(&w->seed) % 100);
+        dsql_error err = {0};
+        dsql_pq_txn_result res;
+        dsql_status st = dsql_pq_pool_run_transaction(w->p, do_transfer, &t, w->opts, &res, &err);
+        w->retries += res.attempts > 0 ? res.attempts - 1 : 0;
+        if (st == DSQL_OK) {
+            w->ok++;
+        } else if (st == DSQL_ECONFLICT && strcmp(err.sqlstate, "40001") == 0) {
+            w->conflicts_failed++;
+        } else {
+            w->other_failed++;
+            snprintf(w->last_error, sizeof w->last_error, "%s: %s", dsql_status_name(st),
+                     err.message);
+        }
+    }
+    return NULL;
+}
+
+/* Totals unchanged, and each account equals start + in - out over the
+ * transfers that committed (each transfer row present once, PK). */
+static long check_ledger(long start, long expect_rows)
+{
+    PGconn *c = harness_connect();
+    char sql[768];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT sum(balance) FROM accounts), (SELECT count(*) FROM transfers),"
+             " (SELECT count(*) FROM accounts a WHERE a.balance <> %ld"
+             "   + coalesce((SELECT sum(amount) FROM transfers WHERE dst = a.id), 0)"
+             "   - coalesce((SELECT sum(amount) FROM transfers WHERE src = a.id), 0))",
+             start);
+    PGresult *r = PQexec(c, sql);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    long total = atol(PQgetvalue(r, 0, 0)), rows = atol(PQgetvalue(r, 0, 1)),
+         wrong = atol(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    PQfinish(c);
+    ck_assert_int_eq(total, start * ACCOUNTS);
+    ck_assert_int_eq(wrong, 0);
+    if (expect_rows >= 0)
+        ck_assert_int_eq(rows, expect_rows);
+    return rows;
+}
+
+static void run_workers(dsql_pq_pool *p, const dsql_pq_txn_options *opts, int total,
+                        worker *w)
+{
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].p = p;
+        w[i].opts = opts;
+        w[i].first = 1 + i * (total / THREADS);
+        w[i].count = total / THREADS;
+        w[i].seed = 1234u + (unsigned)i;
+        pthread_create(&th[i], NULL, transfer_worker, &w[i]);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+}
+
+START_TEST(test_contention_transfers)
+{
+    setup_accounts(ACCOUNTS, 1000000);
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 20;
+    o.txn.max_retries = 100; /* 8 writers on 10 rows: long conflict streaks */
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    worker w[THREADS];
+    double t0 = now_s();
+    run_workers(p, NULL, TRANSFERS, w);
+    double dt = now_s() - t0;
+    long ok = 0, failed = 0, other = 0, retries = 0;
+    for (int i = 0; i < THREADS; i++) {
+        ok += w[i].ok;
+        failed += w[i].conflicts_failed;
+        other += w[i].other_failed;
+        retries += w[i].retries;
+        if (w[i].other_failed)
+            fprintf(stderr, "worker %d: %s\n", i, w[i].last_error);
+    }
+    dsql_pq_pool_stats s = stats(p);
+    printf("contention: transfers=%d threads=%d seconds=%.2f retries=%ld "
+           "pool_conflicts=%llu opened=%llu\n", TRANSFERS, THREADS, dt, retries,
+           (unsigned long long)s.txn_conflicts, (unsigned long long)s.opened);
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(failed, 0);
+    ck_assert_int_eq(ok, TRANSFERS);
+    ck_assert_int_gt(retries, 0);
+    ck_assert_uint_eq(s.txn_commits, TRANSFERS);
+    ck_assert_uint_eq(s.txn_retries, (uint64_t)retries);
+    ck_assert_uint_le(s.opened, 20);
+    check_ledger(1000000, TRANSFERS);
+
+    /* retries off: conflicts are reported, never hidden, never half-applied */
+    setup_accounts(ACCOUNTS, 1000000);
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry = 0;
+    run_workers(p, &t, 2000, w);
+    ok = failed = other = 0;
+    for (int i = 0; i < THREADS; i++) {
+        ok += w[i].ok;
+        failed += w[i].conflicts_failed;
+        other += w[i].other_failed;
+    }
+    printf("contention (retry off): transfers=2000 committed=%ld conflicts=%ld\n", ok, failed);
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_eq(ok + failed, 2000);
+    check_ledger(1000000, ok);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* ---- non-blocking acquire ---- */
+
+static PGconn *acquire_by_polling(dsql_pq_pool *p, int timeout_ms, dsql_error *err,
+                                  int *polls)
+{
+    dsql_pq_pool_acquiring *a = dsql_pq_pool_acquire_start(p, timeout_ms, err);
+    if (!a)
+        return NULL;
+    for (;;) {
+        int fd = -1, tmo = -1;
+        dsql_pq_poll_status st = dsql_pq_pool_acquire_poll(a, &fd, &tmo, err);
+        if (st == DSQL_PQ_POLL_OK || st == DSQL_PQ_POLL_FAILED)
+            break;
+        (*polls)++;
+        struct pollfd pfd = {fd, (short)(st == DSQL_PQ_POLL_WRITING ? POLLOUT : POLLIN), 0};
+        poll(&pfd, fd >= 0 ? 1 : 0, tmo);
+    }
+    return dsql_pq_pool_acquire_finish(a);
+}
+
+typedef struct release_later {
+    dsql_pq_pool *p;
+    PGconn *c;
+} release_later;
+
+static void *release_after_100ms(void *arg)
+{
+    release_later *r = arg;
+    sleep_ms(100);
+    dsql_pq_pool_release(r->p, r->c);
+    return NULL;
+}
+
+START_TEST(test_nonblocking_acquire)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 1;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    int polls = 0;
+    PGconn *c = acquire_by_polling(p, 2000, &err, &polls);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_gt(polls, 0); /* it really connected step by step */
+    ck_assert(select_one(c));
+    /* exhausted: times out */
+    polls = 0;
+    double t0 = now_s();
+    ck_assert_ptr_null(acquire_by_polling(p, 200, &err, &polls));
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert(now_s() - t0 >= 0.19);
+    /* exhausted: woken through the fd when another thread releases */
+    release_later rl = {p, c};
+    pthread_t th;
+    pthread_create(&th, NULL, release_after_100ms, &rl);
+    polls = 0;
+    PGconn *c2 = acquire_by_polling(p, 5000, &err, &polls);
+    pthread_join(th, NULL);
+    ck_assert_ptr_eq(c2, c);
+    ck_assert(polls >= 1 && polls < 10);
+    /* idle: ready at once */
+    dsql_pq_pool_release(p, c2);
+    polls = 0;
+    c = acquire_by_polling(p, 0, &err, &polls);
+    ck_assert_ptr_eq(c, c2);
+    ck_assert_int_eq(polls, 0);
+    /* abandoning a wait leaves the pool consistent */
+    dsql_pq_pool_acquiring *a = dsql_pq_pool_acquire_start(p, 1000, &err);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_null(dsql_pq_pool_acquire_finish(a));
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.idle, 1);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+    TCase *tc = tcase_create("pool");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_options_and_validation);
+    tcase_add_test(tc, test_acquire_release_reset);
+    tcase_add_test(tc, test_acquire_timeout_exhaustion);
+    tcase_add_test(tc, test_close_wakes_waiters);
+    tcase_add_test(tc, test_lifetime_rotation);
+    tcase_add_test(tc, test_idle_timeout_and_maintain);
+    tcase_add_test(tc, test_background_thread);
+    tcase_add_test(tc, test_killed_while_idle);
+    tcase_add_test(tc, test_killed_while_in_use);
+    tcase_add_test(tc, test_conflict_retry_single_connection);
+    tcase_add_test(tc, test_oc_codes_and_plain_errors);
+    tcase_add_test(tc, test_ambiguous_commit_not_retried);
+    tcase_add_test(tc, test_nonblocking_acquire);
+    tcase_add_test(tc, test_contention_transfers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    harness_maybe_reexec(argv);
+    if (pool_server_start() != 0) {
+        pool_server_stop();
+        fprintf(stderr, "check_pool: no PostgreSQL to test against\n");
+        return EXIT_FAILURE;
+    }
+    printf("check_pool: against %s\n",
+           srv.via_dsql_local ? "dsql-local (TLS gateway, IAM tokens)" : "a local PostgreSQL");
+    SRunner *sr = srunner_create(pool_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    pool_server_stop();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
