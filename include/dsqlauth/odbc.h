@@ -3,7 +3,7 @@
  * Not part of libdsqlauth.so and not included by <dsqlauth.h>: it needs
  * <sql.h> (unixODBC) and lives in its own static library,
  * libdsqlauth-odbc.a, that you link together with libdsqlauth and -lodbc:
- *     cc app.c -lDIR libdsqlauth-odbc.a $(pkg-config --libs dsqlauth) -lodbc
+ *     cc app.c build/libdsqlauth-odbc.a $(pkg-config --libs dsqlauth) -lodbc
  * Its functions are marked DSQL_ODBC_API (not DSQL_API) for that reason.
  *
  * Every connection attempt signs a fresh token for the host being tried and
