@@ -409,6 +409,100 @@ START_TEST(retry_backs_off_on_53300_then_next_host)
 }
 END_TEST
 
+/* Opens connections, 16 in flight, until the server answers 53300; returns
+ * how many are open (in conns). */
+static int fill_server(dsql_config *c, PGconn **conns, int max)
+{
+    dsql_pq_connecting *fl[16] = {0};
+    int open = 0, full = 0, inflight = 0;
+    while ((!full && open + inflight < max) || inflight > 0) {
+        for (int i = 0; i < 16 && !full && open + inflight < max; i++)
+            if (!fl[i]) {
+                fl[i] = dsql_pq_connect_start(c, tp, &err);
+                ck_assert_msg(fl[i] != NULL, "%s", err.message);
+                inflight++;
+            }
+        struct pollfd pf[16];
+        int np = 0, timeout = 1000;
+        for (int i = 0; i < 16; i++) {
+            if (!fl[i])
+                continue;
+            int fd, t;
+            dsql_pq_poll_status st = dsql_pq_connect_poll(fl[i], &fd, &t, &err);
+            if (st == DSQL_PQ_POLL_OK || st == DSQL_PQ_POLL_FAILED) {
+                PGconn *conn = dsql_pq_connect_finish(fl[i]);
+                fl[i] = NULL;
+                inflight--;
+                if (conn)
+                    conns[open++] = conn;
+                else {
+                    ck_assert_msg(strcmp(err.sqlstate, "53300") == 0, "%s", err.message);
+                    full = 1;
+                }
+                continue;
+            }
+            if (fd >= 0) {
+                pf[np].fd = fd;
+                pf[np++].events = st == DSQL_PQ_POLL_READING ? POLLIN : POLLOUT;
+            }
+            if (t >= 0 && t < timeout)
+                timeout = t;
+        }
+        if (inflight > 0)
+            poll(pf, (nfds_t)np, timeout);
+    }
+    ck_assert_msg(full, "no 53300 after %d connections", open);
+    return open;
+}
+
+START_TEST(real_53300_through_tls_is_retried)
+{
+    if (real_endpoint)
+        return;
+    /* fill PostgreSQL's max_connections through the gateway: the next
+       login gets a real 53300 after TLS and IAM auth */
+    ck_assert_int_eq(dsql_config_parse(cfg, ep, &err), DSQL_OK);
+    local_gateway(cfg);
+    dsql_config *fill = dsql_config_dup(cfg, &err);
+    ck_assert_int_eq(dsql_config_set(fill, "connect_retries", "0", &err), DSQL_OK);
+    static PGconn *conns[1000];
+    int64_t t0 = fake_now_ms();
+    int open = fill_server(fill, conns, 1000);
+    fprintf(stderr, "server full after %d connections (%lld ms)\n", open,
+            (long long)(fake_now_ms() - t0));
+    /* connect; the first attempt gets 53300 and backs off */
+    ck_assert_int_eq(dsql_config_set(cfg, "connect_retries", "5", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "connect_retry_delay_ms", "200", &err), DSQL_OK);
+    dsql_pq_connecting *pc = dsql_pq_connect_start(cfg, tp, &err);
+    ck_assert_ptr_nonnull(pc);
+    int waited = 0, freed = 0;
+    dsql_pq_poll_status st;
+    for (;;) {
+        int fd, t;
+        st = dsql_pq_connect_poll(pc, &fd, &t, &err);
+        if (st == DSQL_PQ_POLL_OK || st == DSQL_PQ_POLL_FAILED)
+            break;
+        if (st == DSQL_PQ_POLL_WAITING) {
+            waited++;
+            if (!freed) { /* make room while we back off */
+                for (int i = 0; i < 3; i++)
+                    PQfinish(conns[--open]);
+                freed = 1;
+            }
+        }
+        struct pollfd p = {fd, st == DSQL_PQ_POLL_READING ? POLLIN : POLLOUT, 0};
+        poll(&p, fd >= 0 ? 1 : 0, t);
+    }
+    ck_assert_msg(st == DSQL_PQ_POLL_OK, "%s", err.message);
+    ck_assert_int_ge(waited, 1);
+    ck_assert_int_ge(rec.calls, open + 2); /* every attempt signed its own token */
+    PQfinish(dsql_pq_connect_finish(pc));
+    while (open > 0)
+        PQfinish(conns[--open]);
+    dsql_config_free(fill);
+}
+END_TEST
+
 START_TEST(many_hosts_each_failure_reported)
 {
     if (real_endpoint)
@@ -431,7 +525,7 @@ static Suite *integration_suite(void)
 {
     Suite *s = suite_create("libpq integration");
     TCase *t = tcase_create("dsql-local");
-    tcase_set_timeout(t, 30);
+    tcase_set_timeout(t, 120);
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, form_endpoint);
     tcase_add_test(t, form_cluster_id);
@@ -449,6 +543,7 @@ static Suite *integration_suite(void)
     tcase_add_test(t, refused_tokens_surface_server_reason);
     tcase_add_test(t, retry_backs_off_on_53300_then_next_host);
     tcase_add_test(t, many_hosts_each_failure_reported);
+    tcase_add_test(t, real_53300_through_tls_is_retried);
     suite_add_tcase(s, t);
     return s;
 }
