@@ -85,6 +85,13 @@ $(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h) $(STLIB)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) \
 	  -o $@ $(DSQL_LOCAL_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
 
+$(B)/bench/gateway-bench: bench/gateway-bench.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+.PHONY: bench-gateway
+bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/gateway-bench.sh
+
 $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< \

@@ -4,8 +4,9 @@
 # load test. Loopback only.
 set -u
 B=${B:-build}
-L=$(pwd)/$B/dsql-local
-T=$(pwd)/$B/dsql-token
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+T=$B/dsql-token
 fail=0
 pass() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
@@ -267,13 +268,14 @@ fds_after=$(ls /proc/"$DAEMON"/fd | wc -l)
 # ---- stop ----
 "$L" stop --state-dir "$tmp/a" && [ ! -e "$tmp/a" ] && pass "stop removed the state directory" ||
     bad "stop left $tmp/a"
-kill -0 "$DAEMON" 2>/dev/null && ! grep -q zombie /proc/"$DAEMON"/status 2>/dev/null &&
-    ! grep -q '^State:.*Z' /proc/"$DAEMON"/status && bad "daemon still running"
+alive() { [ -e /proc/"$1" ] && ! grep -q '^State:.*Z' /proc/"$1"/status 2>/dev/null; }
+n=0; while alive "$DAEMON" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+alive "$DAEMON" && bad "daemon still running after stop" || pass "daemon exited"
 ps -eo args | grep -v grep | grep -qF "$tmp/a/pg" && bad "PostgreSQL still running" || pass "no PostgreSQL left"
 
 # ---- run: duration limit, exit status, cleanup ----
 mkdir "$tmp/t"
-export PATH="$(pwd)/$B:$PATH"
+export PATH="$B:$PATH"
 out=$(TMPDIR=$tmp/t "$L" run --max-connection-duration 2 -- sh -c \
     'PGPASSWORD=$(dsql-token --hostname "$PGHOST") psql -X -At -c "select 42" -c "select pg_sleep(6)"' 2>&1)
 st=$?
