@@ -336,6 +336,87 @@ static void test_alloc_failures(dsql_token_provider *p)
     dsql_config_free(cfg);
 }
 
+/* OCC: the body reads a row (snapshot), another connection updates and
+ * commits it, the body's own update conflicts (40001) on the first
+ * attempt; dsql_odbc_run_transaction rolls back and runs it again. */
+typedef struct occ_arg {
+    SQLHDBC other;
+    int attempts;
+    dsql_status first;
+} occ_arg;
+
+static dsql_status occ_body(SQLHDBC dbc, void *argp, dsql_error *err)
+{
+    occ_arg *a = argp;
+    char out[64];
+    a->attempts++;
+    if (query1(dbc, "SELECT n FROM odbc_occ WHERE id = 1", out, sizeof out) != 0)
+        return DSQL_ESERVER;
+    if (a->attempts == 1 && exec_sql(a->other, "UPDATE odbc_occ SET n = n + 100 WHERE id = 1"))
+        return DSQL_ESERVER;
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
+    SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)"UPDATE odbc_occ SET n = n + 1 WHERE id = 1",
+                                SQL_NTS);
+    dsql_status s = SQL_SUCCEEDED(r) ? DSQL_OK : dsql_odbc_diag_status(SQL_HANDLE_STMT, st, err);
+    if (a->attempts == 1)
+        a->first = s;
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return s;
+}
+
+static dsql_status fail_body(SQLHDBC dbc, void *argp, dsql_error *err)
+{
+    (void)argp;
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
+    SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)"SELECT no_such_column FROM odbc_occ", SQL_NTS);
+    dsql_status s = SQL_SUCCEEDED(r) ? DSQL_OK : dsql_odbc_diag_status(SQL_HANDLE_STMT, st, err);
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return s;
+}
+
+static void test_occ(dsql_token_provider *p)
+{
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    SQLHDBC a = new_dbc(), b = new_dbc();
+    if (dsql_odbc_connect(a, cfg, p, &opts, &err) != DSQL_OK ||
+        dsql_odbc_connect(b, cfg, p, &opts, &err) != DSQL_OK) {
+        CHECK(0, "occ: connect: %s", err.message);
+        free_dbc(a), free_dbc(b);
+        dsql_config_free(cfg);
+        return;
+    }
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
+    CHECK(exec_sql(a, "CREATE TABLE odbc_occ (id int PRIMARY KEY, n int)") == 0 &&
+              exec_sql(a, "INSERT INTO odbc_occ VALUES (1, 0)") == 0,
+          "occ: table created");
+    occ_arg arg = {b, 0, DSQL_OK};
+    dsql_status st = dsql_odbc_run_transaction(a, occ_body, &arg, NULL, &err);
+    CHECK(arg.first == DSQL_ECONFLICT, "first attempt conflicts: %s",
+          dsql_status_name(arg.first));
+    CHECK(st == DSQL_OK && arg.attempts == 2, "run_transaction retried: %s after %d attempts %s",
+          dsql_status_name(st), arg.attempts, err.message);
+    char out[64];
+    CHECK(query1(a, "SELECT n FROM odbc_occ WHERE id = 1", out, sizeof out) == 0 &&
+              strcmp(out, "101") == 0,
+          "both updates applied once: n = %s", out);
+    SQLULEN ac = 0;
+    SQLGetConnectAttr(a, SQL_ATTR_AUTOCOMMIT, &ac, 0, NULL);
+    CHECK(ac == SQL_AUTOCOMMIT_ON, "autocommit restored");
+
+    dsql_odbc_txn_options o = {DSQL_STRUCT_VERSION, 3, 1, 5};
+    st = dsql_odbc_run_transaction(a, fail_body, NULL, &o, &err);
+    CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, "42703") == 0,
+          "other errors are not retried: %s %s %s", dsql_status_name(st), err.sqlstate,
+          err.message);
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
+    free_dbc(a);
+    free_dbc(b);
+    dsql_config_free(cfg);
+}
+
 static void test_no_driver(dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -387,6 +468,7 @@ int main(void)
         test_refused(&c, p);
         test_tls(p);
         test_no_driver(p);
+        test_occ(p);
         test_alloc_failures(p);
     }
 

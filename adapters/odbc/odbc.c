@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #define TOKEN_CAP0 4096
 #define PLAIN_MAX 127 /* psqlODBC copies Server/Database/UID into fixed buffers */
@@ -652,4 +654,137 @@ dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provid
         return fail(err, DSQL_EINVAL, "dbc must not be NULL");
     SQLDisconnect(dbc); /* fails harmlessly (08003) when not connected */
     return dsql_odbc_connect(dbc, cfg, provider, opts, err);
+}
+
+/* ---- OCC: conflicts and transactions ---- */
+
+dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsql_error *err)
+{
+    if (!handle)
+        return fail(err, DSQL_EINVAL, "handle must not be NULL");
+    dsql_status st = DSQL_OK;
+    char first[6] = "";
+    char msg[sizeof err->message];
+    size_t used = 0;
+    msg[0] = '\0';
+    for (SQLSMALLINT i = 1; i <= 3; i++) {
+        SQLCHAR state[6], text[1024];
+        SQLINTEGER native = 0;
+        SQLSMALLINT tl = 0;
+        SQLRETURN rc =
+            SQLGetDiagRec(handle_type, handle, i, state, &native, text, sizeof text, &tl);
+        if (rc != SQL_SUCCESS && rc != SQL_SUCCESS_WITH_INFO)
+            break;
+        const char *s = (const char *)state, *t = (const char *)text;
+        if (i == 1)
+            snprintf(first, sizeof first, "%s", s);
+        if (strcmp(s, "40001") == 0 || strstr(t, "OC000") || strstr(t, "OC001"))
+            st = DSQL_ECONFLICT;
+        else if (st == DSQL_OK && strncmp(s, "08", 2) == 0)
+            st = DSQL_ENETWORK;
+        else if (st == DSQL_OK)
+            st = DSQL_ESERVER;
+        int w = snprintf(msg + used, sizeof msg - used, "%s[%s] %s", used ? "; " : "", s, t);
+        if (w < 0 || (size_t)w >= sizeof msg - used) {
+            used = sizeof msg - 1;
+            break;
+        }
+        used += (size_t)w;
+    }
+    for (char *c = msg; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    redact(msg, NULL);
+    if (err) {
+        err->status = st;
+        snprintf(err->sqlstate, sizeof err->sqlstate, "%s", first);
+        memcpy(err->message, msg, sizeof msg);
+    }
+    return st;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static unsigned jitter(unsigned ms)
+{
+    uint32_t r;
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+        r = (uint32_t)time(NULL) * 2654435761u;
+    return ms / 2 + (ms ? r % (ms / 2 + 1) : 0); /* 50..100% of ms */
+}
+
+dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
+                                      const dsql_odbc_txn_options *opts, dsql_error *err)
+{
+    if (!dbc || !fn)
+        return fail(err, DSQL_EINVAL, "dbc and fn must not be NULL");
+    if (opts && opts->version != DSQL_STRUCT_VERSION)
+        return fail(err, DSQL_EINVAL,
+                    "dsql_odbc_txn_options.version must be DSQL_STRUCT_VERSION");
+    unsigned attempts = (opts && opts->max_attempts) ? opts->max_attempts : 5;
+    unsigned delay = (opts && opts->base_delay_ms) ? opts->base_delay_ms : 10;
+    unsigned cap = (opts && opts->max_delay_ms) ? opts->max_delay_ms : 1000;
+
+    SQLULEN autocommit = SQL_AUTOCOMMIT_ON;
+    SQLGetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, &autocommit, 0, NULL);
+    if (!SQL_SUCCEEDED(SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT,
+                                         (SQLPOINTER)(SQLULEN)SQL_AUTOCOMMIT_OFF, 0)))
+        return dsql_odbc_diag_status(SQL_HANDLE_DBC, dbc, err) == DSQL_OK
+                   ? fail(err, DSQL_ESERVER, "could not turn autocommit off")
+                   : (err ? err->status : DSQL_ESERVER);
+
+    dsql_status st = DSQL_OK;
+    dsql_error e = {0};
+    unsigned n;
+    for (n = 1; n <= attempts; n++) {
+        e.status = DSQL_OK;
+        e.sqlstate[0] = e.message[0] = '\0';
+        st = fn(dbc, arg, &e);
+        if (st == DSQL_OK) {
+            if (SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_COMMIT)))
+                break;
+            st = dsql_odbc_diag_status(SQL_HANDLE_DBC, dbc, &e);
+            if (st == DSQL_ENETWORK) {
+                st = DSQL_EUNKNOWN_COMMIT;
+                e.status = st;
+                break;
+            }
+            if (st == DSQL_OK)
+                st = e.status = DSQL_ESERVER;
+        }
+        SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_ROLLBACK);
+        if (st != DSQL_ECONFLICT || n == attempts)
+            break;
+        sleep_ms(jitter(delay));
+        delay = (delay > cap / 2) ? cap : delay * 2;
+    }
+    SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)autocommit, 0);
+    if (st == DSQL_OK) {
+        if (err) {
+            err->status = DSQL_OK;
+            err->sqlstate[0] = err->message[0] = '\0';
+        }
+        return DSQL_OK;
+    }
+    if (err) {
+        *err = e;
+        err->status = st;
+        if (st == DSQL_ECONFLICT) {
+            char tmp[sizeof err->message];
+            snprintf(tmp, sizeof tmp, "conflict after %u attempts: %.400s",
+                     n > attempts ? attempts : n, e.message);
+            memcpy(err->message, tmp, sizeof tmp);
+        } else if (st == DSQL_EUNKNOWN_COMMIT) {
+            char tmp[sizeof err->message];
+            snprintf(tmp, sizeof tmp, "connection lost at COMMIT, outcome unknown: %.400s",
+                     e.message);
+            memcpy(err->message, tmp, sizeof tmp);
+        }
+    }
+    return st;
 }

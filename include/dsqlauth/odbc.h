@@ -105,6 +105,39 @@ DSQL_ODBC_API void dsql_odbc_string_free(char *s);
 DSQL_ODBC_API dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap,
                                           size_t *len, dsql_error *err);
 
+/* After an ODBC call on handle (SQL_HANDLE_STMT or SQL_HANDLE_DBC) failed:
+ * DSQL_ECONFLICT for an optimistic concurrency conflict (SQLSTATE 40001,
+ * or OC000 / OC001 in the message), DSQL_ENETWORK when the connection is
+ * gone (SQLSTATE 08xxx), else DSQL_ESERVER; err gets the SQLSTATE and the
+ * driver's messages. DSQL_OK when the handle holds no diagnostic record. */
+DSQL_ODBC_API dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle,
+                                                dsql_error *err);
+
+/* One attempt of a transaction body: run statements on dbc, return
+ * DSQL_OK to commit, or a status (from dsql_odbc_diag_status for a failed
+ * statement) to roll back. It may run several times: keep side effects
+ * outside the database out of it. */
+typedef dsql_status (*dsql_odbc_txn_fn)(SQLHDBC dbc, void *arg, dsql_error *err);
+
+typedef struct dsql_odbc_txn_options {
+    int version;            /* DSQL_STRUCT_VERSION */
+    unsigned max_attempts;  /* 0: 5 */
+    unsigned base_delay_ms; /* first backoff; 0: 10 (doubling, with jitter) */
+    unsigned max_delay_ms;  /* backoff cap; 0: 1000 */
+} dsql_odbc_txn_options;
+
+/* Runs fn in a transaction (autocommit off, restored afterwards) and
+ * commits it; on a conflict (DSQL_ECONFLICT from fn or at COMMIT) rolls
+ * back, waits a jittered, growing delay and runs fn again on a fresh
+ * snapshot, at most max_attempts times. Any other failure rolls back and
+ * is returned at once. A connection lost at COMMIT is
+ * DSQL_EUNKNOWN_COMMIT (the commit may or may not have happened). opts
+ * may be NULL. */
+DSQL_ODBC_API dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn,
+                                                    void *arg,
+                                                    const dsql_odbc_txn_options *opts,
+                                                    dsql_error *err);
+
 #ifdef __cplusplus
 }
 #endif
