@@ -257,8 +257,14 @@ $(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c example
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 # end ODBC adapter
 
-# Connection pool and OCC-retrying transactions (issue 7): the suite needs
-# libpq's headers; it re-runs itself under dsql-local when that has been
-# built (else it starts a throwaway PostgreSQL).
+# Connection pool and OCC-retrying transactions (issue 7): the suite and
+# the benchmark need libpq's headers; both re-run themselves under
+# dsql-local when that has been built (else they start a throwaway
+# PostgreSQL).
 $(B)/test/check_pool: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 $(B)/test/check_pool: test/pool_harness.h
+BENCHES += $(B)/bench/pool-bench
+bench: $(B)/bench/pool-bench
+$(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)

@@ -256,7 +256,7 @@ static PGconn *harness_connect(void)
 }
 
 /* Run one statement; 1 when it succeeded. */
-static int harness_exec(PGconn *c, const char *sql)
+static inline int harness_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
     ExecStatusType s = PQresultStatus(r);
