@@ -31,16 +31,42 @@ expect_status() { # want, stderr-fragment, args...
         echo "FAIL $* -> exit $st, stderr '$err' (wanted $want, '$frag')"; fail=1
     fi
 }
-expect_status 2 "--hostname is required"
+expect_status 2 "give exactly one of --hostname, --cluster-id or a connection"
+expect_status 2 "give exactly one of" --hostname a --cluster-id b
 expect_status 2 "unknown option '--nope'" --nope
 expect_status 2 "--expires-in '0' is not" --hostname h --expires-in 0
 expect_status 2 "--expires-in '604801' is not" --hostname h --expires-in 604801
 expect_status 2 "--time 'yesterday' is not" --hostname h --time yesterday
-expect_status 2 "unexpected argument 'extra'" --hostname h extra
-expect_status 1 "region is not set" --hostname localhost
+expect_status 2 "unexpected argument 'more'" a.dsql.us-east-1.on.aws more
+expect_status 2 "give exactly one of" --hostname h extra
+expect_status 1 "is not an Aurora DSQL endpoint" --hostname localhost
+expect_status 1 "cluster_id 'Not_An_Id' is invalid" --cluster-id Not_An_Id --region us-east-1
+expect_status 1 "profile" --profile no-such-profile --hostname a.dsql.us-east-1.on.aws
 expect_status 1 "invalid character" --hostname 'bad host' --region r
 expect_status 2 "exec needs a program" exec --hostname h
 AWS_SECRET_ACCESS_KEY= expect_status 1 "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not" --hostname a.dsql.us-east-1.on.aws
+
+# every input form names the same signing host and region
+ref=$($T --hostname abcdefghijklmnopqrstuvwxyz.dsql.us-east-2.on.aws --user app --time 2024-11-07T17:39:33Z)
+for form in "--cluster-id abcdefghijklmnopqrstuvwxyz --region us-east-2" \
+            "postgresql://app@abcdefghijklmnopqrstuvwxyz.dsql.us-east-2.on.aws:5432/postgres" \
+            "host=abcdefghijklmnopqrstuvwxyz.dsql.us-east-2.on.aws"; do
+    # shellcheck disable=SC2086
+    out=$($T $form --user app --time 2024-11-07T17:39:33Z 2>&1)
+    check "same token from: $form" test "$out" = "$ref"
+done
+
+# credentials and region from a profile (AWS_CONFIG_FILE), not the environment
+tmp=$(mktemp -d)
+cat >"$tmp/config" <<CFG
+[profile ops]
+region = eu-north-1
+aws_access_key_id = AKIDFROMPROFILE
+aws_secret_access_key = profile-secret
+CFG
+out=$(AWS_CONFIG_FILE=$tmp/config AWS_SHARED_CREDENTIALS_FILE=$tmp/none $T --profile ops --hostname db.internal.example --time 2024-11-07T17:39:33Z)
+check "--profile gives credentials and region" sh -c "echo '$out' | grep -q 'Credential=AKIDFROMPROFILE%2F20241107%2Feu-north-1%2Fdsql'"
+rm -rf "$tmp"
 
 err=$(AWS_SECRET_ACCESS_KEY=TOPSECRETVALUE $T --verbose --hostname localhost 2>&1 >/dev/null)
 check "no secret in stderr with --verbose" sh -c "! echo '$err' | grep -q TOPSECRETVALUE"
@@ -52,5 +78,7 @@ out=$(PGUSER= PGHOST= PGSSLMODE=require $T exec --hostname c.dsql.us-east-1.on.a
 check "exec sets PG variables, keeps the user's" test "$out" = "c.dsql.us-east-1.on.aws app postgres require c.dsql.us-east-1.on.aws"
 $T exec --hostname c.dsql.us-east-1.on.aws -- sh -c 'exit 7'
 check "exec returns the program's status" test $? -eq 7
+out=$(env -u PGPORT -u PGDATABASE -u PGHOST -u PGHOSTADDR $T exec "host=c.dsql.us-east-1.on.aws hostaddr=127.0.0.1 port=6543 dbname=shop" -- sh -c 'echo "$PGHOST $PGHOSTADDR $PGPORT $PGDATABASE"')
+check "exec with a conninfo sets host, hostaddr, port, dbname" test "$out" = "c.dsql.us-east-1.on.aws 127.0.0.1 6543 shop"
 
 exit $fail
