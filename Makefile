@@ -255,6 +255,15 @@ $(B)/test/odbc_connect: test/odbc_connect.c $(ODBC_LIB) $(STLIB)
 $(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c examples/adapter-skeleton/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+.PHONY: install-odbc uninstall-odbc
+install-odbc: $(ODBC_LIB)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(MANDIR)/man3
+	install -m 644 $(ODBC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 644 include/dsqlauth/odbc.h $(DESTDIR)$(INCLUDEDIR)/dsqlauth/
+	install -m 644 doc/man/dsql_odbc_*.3 $(DESTDIR)$(MANDIR)/man3/
+uninstall-odbc:
+	rm -f $(DESTDIR)$(LIBDIR)/libdsqlauth-odbc.a $(DESTDIR)$(INCLUDEDIR)/dsqlauth/odbc.h
+	rm -f $(foreach m,$(wildcard doc/man/dsql_odbc_*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
 # end ODBC adapter
 
 # Connection pool and OCC-retrying transactions (issue 7): the suite and

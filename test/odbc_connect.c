@@ -417,6 +417,36 @@ static void test_occ(dsql_token_provider *p)
     dsql_config_free(cfg);
 }
 
+/* Two hosts, the first one refusing TCP: a token per host, the second
+ * connects; both refusing: the message names each host. */
+static void test_hosts(counting *c, dsql_token_provider *p)
+{
+    const char *name = getenv("PGHOST"), *port = getenv("PGPORT");
+    char hosts[600], ports[32];
+    snprintf(hosts, sizeof hosts, "%s,%s", name, name);
+    snprintf(ports, sizeof ports, "1,%s", port);
+    dsql_config *cfg = env_config();
+    dsql_error err = {0};
+    dsql_config_set(cfg, "host", hosts, &err);
+    dsql_config_set(cfg, "hostaddr", "127.0.0.1,127.0.0.1", &err);
+    dsql_config_set(cfg, "port", ports, &err);
+    SQLHDBC dbc = new_dbc();
+    int before = c->calls;
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_OK && c->calls == before + 2,
+          "second host after the first refused: %s, %d tokens %s", dsql_status_name(st),
+          c->calls - before, err.message);
+    free_dbc(dbc);
+    dsql_config_set(cfg, "port", "1,1", &err);
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    const char *second = strstr(err.message, "; host ");
+    CHECK(st == DSQL_ENETWORK && strncmp(err.message, "host ", 5) == 0 && second,
+          "every host failed, each named: %s %s", dsql_status_name(st), err.message);
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
 static void test_no_driver(dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -468,6 +498,7 @@ int main(void)
         test_refused(&c, p);
         test_tls(p);
         test_no_driver(p);
+        test_hosts(&c, p);
         test_occ(p);
         test_alloc_failures(p);
     }
