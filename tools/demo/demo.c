@@ -85,7 +85,7 @@ int main(void)
     dsql_error err;
     struct timespec t0;
     dsql_token_provider *tp =
-        dsql_token_provider_signing(dsql_credentials_provider_env(&err), NULL, &err);
+        dsql_token_provider_signing(dsql_credentials_provider_default(NULL, &err), NULL, &err);
     dsql_config *cfg = dsql_config_new(&err);
     if (!tp || !cfg || dsql_config_load_env(cfg, &err) != DSQL_OK ||
         dsql_config_resolve(cfg, &err) != DSQL_OK)
