@@ -700,6 +700,19 @@ dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *e
         return dsql__error(err, DSQL_EINVAL,
                            "\"%.80s\" is neither a host name, a cluster id, a postgresql:// "
                            "URI nor a key=value conninfo", input);
+    /* "endpoint:port" (one colon, digits after it; IPv6 has several) */
+    const char *colon = memchr(h, ':', n);
+    if (colon && !memchr(colon + 1, ':', n - (size_t)(colon + 1 - h))) {
+        size_t plen = n - (size_t)(colon + 1 - h);
+        char port[8];
+        if (plen == 0 || plen >= sizeof port || strspn(colon + 1, "0123456789") < plen)
+            return dsql__error(err, DSQL_EINVAL, "port in \"%.80s\" is not a number", input);
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+        dsql_status st = put(cfg, DSQL_SOURCE_PARSED, "port", port, plen, err);
+        return st != DSQL_OK ? st
+                             : put(cfg, DSQL_SOURCE_PARSED, "host", h, (size_t)(colon - h), err);
+    }
     return put(cfg, DSQL_SOURCE_PARSED, "host", h, n, err);
 }
 

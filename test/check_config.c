@@ -67,6 +67,17 @@ START_TEST(endpoint_https_and_suffix)
 }
 END_TEST
 
+START_TEST(endpoint_with_port)
+{
+    ck_assert_int_eq(dsql_config_parse(cfg, EP ":6000", &err), DSQL_OK);
+    resolve_ok();
+    ck_assert_str_eq(host_at(0).host, EP);
+    ck_assert_uint_eq(host_at(0).port, 6000);
+    ASSERT_FAILS(dsql_config_parse(cfg, EP ":x1", &err), DSQL_EINVAL, "is not a number");
+    ASSERT_FAILS(dsql_config_parse(cfg, EP ":", &err), DSQL_EINVAL, "is not a number");
+}
+END_TEST
+
 START_TEST(cluster_id_and_region)
 {
     ck_assert_int_eq(dsql_config_set_cluster_id(cfg, "abcdefghijklmnopqrstuvwxyz", "eu-north-1",
@@ -493,6 +504,7 @@ static Suite *config_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, endpoint_defaults);
     tcase_add_test(t, endpoint_https_and_suffix);
+    tcase_add_test(t, endpoint_with_port);
     tcase_add_test(t, cluster_id_and_region);
     tcase_add_test(t, cluster_id_detected);
     tcase_add_test(t, cluster_id_bad);

@@ -31,7 +31,12 @@
  * signing host and region. A "password" is refused: the password is always
  * a freshly signed token.
  *
- * Pure parsing: nothing here touches the network or libpq. */
+ * Pure parsing: nothing here touches the network or libpq.
+ *
+ * Threads: a configuration is not locked. Resolve it once
+ * (dsql_config_resolve), then any number of threads may connect with it
+ * (the adapters only read a resolved configuration); do not change it
+ * while they do. */
 #ifndef DSQLAUTH_CONFIG_H
 #define DSQLAUTH_CONFIG_H
 
@@ -65,7 +70,8 @@ DSQL_API void dsql_config_free(dsql_config *cfg);
 
 /* Any input form, detected: a URI when it starts with postgresql:// or
  * postgres://, a conninfo string when it contains '=', a cluster id when it
- * is 26 lowercase letters and digits, else a host name or address. */
+ * is 26 lowercase letters and digits, else a host name or address (with an
+ * optional ":port"; a leading https:// and trailing '/' are dropped). */
 DSQL_API dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *err);
 /* postgresql://[user[:password]@][host[:port]][,...][/dbname][?key=value&...]
  * with %XX decoding, [IPv6] literals and several hosts. */

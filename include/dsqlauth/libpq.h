@@ -47,8 +47,8 @@
 extern "C" {
 #endif
 
-/* Connect (blocking). cfg is resolved if it is not yet; provider is
- * borrowed. Returns a connection in CONNECTION_OK, or NULL with err set.
+/* Connect (blocking). cfg is resolved if it is not yet (resolve it
+ * yourself before sharing it between threads); provider is borrowed. Returns a connection in CONNECTION_OK, or NULL with err set.
  * provider NULL: a signing provider over the AWS_* environment
  * credentials is used for this call. */
 DSQL_API PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider,
