@@ -940,6 +940,70 @@ START_TEST(test_nonblocking_acquire)
 }
 END_TEST
 
+
+/* ---- gateway connection-duration limit shorter than the pool lifetime ---- */
+
+static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                            dsql_error *err)
+{
+    (void)info;
+    (void)arg;
+    PGresult *r = PQexec(conn, "UPDATE accounts SET balance = balance + 1 WHERE id = 1");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+/* Run by test/t-pool-gateway.sh under `dsql-local run
+ * --max-connection-duration N` with DSQL_POOL_GATEWAY_LIMIT_S=N: the gateway
+ * closes every connection after N s while the pool would keep it 55 min.
+ * Idle ones are found by the socket check on acquire and replaced; a
+ * transaction whose connection is cut before COMMIT is replayed on a new
+ * one. Only a cut that lands while COMMIT is in flight can surface (as
+ * DSQL_EUNKNOWN_COMMIT), and a plain statement cut mid-flight fails; the
+ * loop idles 98% of the time, so at most one of those is tolerated. */
+START_TEST(test_gateway_duration_limit)
+{
+    int limit = atoi(getenv("DSQL_POOL_GATEWAY_LIMIT_S"));
+    ck_assert_int_gt(limit, 0);
+    setup_accounts(1, 0);
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    long commits = 0, unknown = 0, select_cut = 0;
+    double t0 = now_s();
+    while (now_s() - t0 < 3.0 * limit + 1.0) {
+        PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+        ck_assert_msg(c != NULL, "%s", err.message);
+        if (!select_one(c))
+            select_cut++;
+        dsql_pq_pool_release(p, c);
+        dsql_pq_txn_result res;
+        dsql_status st = dsql_pq_pool_run_transaction(p, bump_row, NULL, NULL, &res, &err);
+        if (st == DSQL_OK)
+            commits++;
+        else if (st == DSQL_EUNKNOWN_COMMIT)
+            unknown++;
+        else
+            ck_abort_msg("transaction surfaced %s: %s", dsql_status_name(st), err.message);
+        sleep_ms(50);
+    }
+    dsql_pq_pool_stats s = stats(p);
+    printf("gateway limit %d s: commits=%ld unknown=%ld select_cut=%ld opened=%llu "
+           "closed_broken=%llu txn_retries=%llu\n", limit, commits, unknown, select_cut,
+           (unsigned long long)s.opened, (unsigned long long)s.closed_broken,
+           (unsigned long long)s.txn_retries);
+    ck_assert_uint_ge(s.opened, 3);
+    ck_assert_uint_ge(s.closed_broken, 2);
+    ck_assert_int_le(unknown + select_cut, 1);
+    ck_assert_uint_eq(s.closed_lifetime, 0);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -960,6 +1024,12 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_nonblocking_acquire);
     tcase_add_test(tc, test_contention_transfers);
     suite_add_tcase(s, tc);
+    if (getenv("DSQL_POOL_GATEWAY_LIMIT_S")) {
+        TCase *g = tcase_create("gateway_limit");
+        tcase_set_timeout(g, 120);
+        tcase_add_test(g, test_gateway_duration_limit);
+        suite_add_tcase(s, g);
+    }
     return s;
 }
 
