@@ -261,6 +261,41 @@ static void test_quoting_live(dsql_token_provider *p)
     dsql_config_free(cfg);
 }
 
+/* Random printable application names, weighted to the characters that
+ * matter to either parser (; { } = ' \ and blanks), arrive verbatim. */
+static void test_quoting_random(dsql_token_provider *p)
+{
+    static const char special[] = ";{}='\\ =}};{";
+    unsigned seed = 20261125u;
+    int good = 0, rounds = 25;
+    for (int r = 0; r < rounds; r++) {
+        char app[48];
+        size_t n = 1 + (seed = seed * 1103515245u + 12345u) / 65536u % 40u;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned v = (seed / 65536u) % 1000u;
+            app[i] = (v < 500) ? special[v % (sizeof special - 1)] : (char)(0x20 + v % 95u);
+        }
+        app[n] = '\0';
+        dsql_config *cfg = env_config();
+        dsql_error err = {0};
+        dsql_config_set(cfg, "application_name", app, &err);
+        SQLHDBC dbc = new_dbc();
+        char out[128] = "";
+        dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+        if (st == DSQL_OK &&
+            query1(dbc, "SELECT current_setting('application_name')", out, sizeof out) == 0 &&
+            strcmp(out, app) == 0)
+            good++;
+        else
+            printf("     application_name [%s] came back as [%s] (%s %s)\n", app, out,
+                   dsql_status_name(st), err.message);
+        free_dbc(dbc);
+        dsql_config_free(cfg);
+    }
+    CHECK(good == rounds, "%d/%d random application names round-trip", good, rounds);
+}
+
 static void test_refused(counting *c, dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -495,6 +530,7 @@ int main(void)
     test_connect(&c, p, expect_long);
     if (!expect_long) {
         test_quoting_live(p);
+        test_quoting_random(p);
         test_refused(&c, p);
         test_tls(p);
         test_no_driver(p);
