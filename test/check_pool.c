@@ -941,6 +941,66 @@ START_TEST(test_nonblocking_acquire)
 END_TEST
 
 
+/* ---- sync and async acquirers sharing a small pool ---- */
+
+typedef struct mixed_arg {
+    dsql_pq_pool *p;
+    int async;
+    int failures;
+    char error[600];
+} mixed_arg;
+
+static void *mixed_worker(void *arg)
+{
+    mixed_arg *m = arg;
+    for (int i = 0; i < 300; i++) {
+        dsql_error err = {0};
+        int polls = 0;
+        PGconn *c = m->async ? acquire_by_polling(m->p, 10000, &err, &polls)
+                             : dsql_pq_pool_acquire(m->p, 10000, &err);
+        if (!c || !select_one(c)) {
+            m->failures++;
+            snprintf(m->error, sizeof m->error, "%s", c ? PQerrorMessage(c) : err.message);
+        }
+        if (i % 50 == 7 && c) /* now and then hand back a dirty one */
+            PQsendQuery(c, "SELECT 1");
+        dsql_pq_pool_release(m->p, c);
+    }
+    return NULL;
+}
+
+START_TEST(test_mixed_sync_async_stress)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    o.reset_query = "";
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    pthread_t th[6];
+    mixed_arg m[6];
+    for (int i = 0; i < 6; i++) {
+        m[i] = (mixed_arg){p, i % 2, 0, ""};
+        pthread_create(&th[i], NULL, mixed_worker, &m[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(m[i].failures == 0, "worker %d: %d failures (%s)", i, m[i].failures,
+                      m[i].error);
+    }
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.acquires, 1800);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_le(s.size, 2);
+    ck_assert_uint_gt(s.waits, 0);
+    ck_assert_uint_eq(s.closed_dirty, 36);
+    ck_assert_uint_eq(s.opened, s.size + s.closed_dirty);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 /* ---- gateway connection-duration limit shorter than the pool lifetime ---- */
 
 static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
@@ -1022,6 +1082,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_oc_codes_and_plain_errors);
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);
+    tcase_add_test(tc, test_mixed_sync_async_stress);
     tcase_add_test(tc, test_contention_transfers);
     suite_add_tcase(s, tc);
     if (getenv("DSQL_POOL_GATEWAY_LIMIT_S")) {

@@ -434,6 +434,20 @@ static void drain_notifies(PGconn *c)
         PQfreemem(n);
 }
 
+/* 1 when the connection's socket has input (or is closed). */
+static int socket_readable(PGconn *c)
+{
+    int fd = PQsocket(c);
+    if (fd < 0)
+        return 1;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int r;
+    do
+        r = poll(&pfd, 1, 0);
+    while (r < 0 && errno == EINTR);
+    return r != 0;
+}
+
 /* 1 when the connection, idle for idle_ns, looks usable. */
 static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int allow_ping)
 {
@@ -1207,6 +1221,8 @@ PGconn *dsql_pq_pool_acquire_finish(dsql_pq_pool_acquiring *a)
         pthread_mutex_lock(&p->mu);
         waiter_dequeue_locked(p, &a->w);
         slot *h = a->w.handed;
+        if (a->w.wake && !h)
+            wake_one_locked(p); /* pass on the room we were woken for */
         pthread_mutex_unlock(&p->mu);
         if (h) /* handed over just now: give it back */
             dsql_pq_pool_release(p, h->conn);
@@ -1231,14 +1247,19 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     if (!p)
         return fail(err, DSQL_EINVAL, "pool is NULL");
     PGconn **doomed = malloc(p->nslots * sizeof *doomed);
-    if (!doomed)
+    slot **suspects = malloc(p->nslots * sizeof *suspects);
+    if (!doomed || !suspects) {
+        free(doomed);
+        free(suspects);
         return fail(err, DSQL_ENOMEM, "out of memory in pool maintenance");
-    unsigned n_doomed = 0;
+    }
+    unsigned n_doomed = 0, n_suspects = 0;
     int64_t now = now_ns();
     pthread_mutex_lock(&p->mu);
     if (p->closed) {
         pthread_mutex_unlock(&p->mu);
         free(doomed);
+        free(suspects);
         return DSQL_OK;
     }
     /* Walk the idle ring bottom (oldest) to top; keep the survivors in order. */
@@ -1252,8 +1273,16 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
         else if (p->opts.idle_timeout_ms && size_locked(p) + 1 > p->opts.min_size &&
                  now - s->idle_since >= (int64_t)p->opts.idle_timeout_ms * MS)
             r = CLOSE_IDLE;
-        else if (!conn_healthy(p, s->conn, INT64_MAX / 2, 0))
+        else if (PQstatus(s->conn) != CONNECTION_OK)
             r = CLOSE_BROKEN;
+        else if (socket_readable(s->conn)) {
+            /* look at it outside the mutex (libpq may call a notice
+             * processor while it reads) */
+            s->state = SLOT_IN_USE;
+            p->n_in_use++;
+            suspects[n_suspects++] = s;
+            continue;
+        }
         if (r == CLOSE_NONE) {
             ring_push_top(p, s);
             kept++;
@@ -1279,6 +1308,28 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     for (unsigned i = 0; i < n_doomed; i++)
         PQfinish(doomed[i]);
     free(doomed);
+    for (unsigned i = 0; i < n_suspects; i++) {
+        slot *s = suspects[i];
+        PGconn *c = s->conn;
+        int ok = conn_healthy(p, c, INT64_MAX / 2, 0);
+        pthread_mutex_lock(&p->mu);
+        if (ok && !p->closed) {
+            make_available_locked(p, s, s->idle_since);
+            c = NULL;
+        } else {
+            drop_slot_locked(p, s, ok ? CLOSE_POOL : CLOSE_BROKEN);
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (c)
+            PQfinish(c);
+    }
+    free(suspects);
+    if (n_suspects) {
+        pthread_mutex_lock(&p->mu);
+        size = size_locked(p);
+        want = p->opts.min_size > size ? p->opts.min_size - size : 0;
+        pthread_mutex_unlock(&p->mu);
+    }
 
     dsql_status result = DSQL_OK;
     for (unsigned i = 0; i < want; i++) {
