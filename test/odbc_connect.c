@@ -230,9 +230,23 @@ static void test_quoting_live(dsql_token_provider *p)
     dsql_error err = {0};
     SQLHDBC dbc = new_dbc();
     dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
-    if (st == DSQL_OK)
+    if (st == DSQL_OK) {
         exec_sql(dbc, "CREATE DATABASE \"d;b}x=y{z\""); /* may exist from an earlier run */
+        exec_sql(dbc, "CREATE ROLE \"u;s}e=r{\" LOGIN");
+    }
     free_dbc(dbc);
+
+    /* A user name that needs quoting (its token signs DbConnect). */
+    dsql_config_set(cfg, "user", "u;s}e=r{", &err);
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    char who[64] = "";
+    CHECK(st == DSQL_OK && query1(dbc, "SELECT current_user", who, sizeof who) == 0 &&
+              strcmp(who, "u;s}e=r{") == 0,
+          "connect as user u;s}e=r{: %s %s current_user=%s", dsql_status_name(st), err.message,
+          who);
+    free_dbc(dbc);
+    dsql_config_set(cfg, "user", NULL, &err);
 
     dsql_config_set(cfg, "dbname", dbname, &err);
     dsql_config_set(cfg, "application_name", app, &err);
