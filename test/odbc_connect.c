@@ -210,6 +210,9 @@ static void test_connect(counting *c, dsql_token_provider *p, int expect_long)
         CHECK(query1(dbc, "SELECT current_setting('application_name')", out, sizeof out) == 0 &&
                   strncmp(out, "libdsqlauth/", 12) == 0,
               "application_name %s", out);
+        st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+        CHECK(st == DSQL_EINVAL && strstr(err.message, "08002"),
+              "connecting a connected handle: %s %s", dsql_status_name(st), err.message);
         before = c->calls;
         st = dsql_odbc_reconnect(dbc, cfg, p, &opts, &err);
         CHECK(st == DSQL_OK && c->calls == before + 1, "reconnect with a new token: %s %s",

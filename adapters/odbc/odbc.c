@@ -481,6 +481,8 @@ static int contains_ci(const char *hay, const char *needle)
 /* Step from the driver's diagnostics. */
 static dsql_status classify(const char *state, const char *msg)
 {
+    if (strcmp(state, "08002") == 0) /* dbc is already connected */
+        return DSQL_EINVAL;
     if (strncmp(state, "IM", 2) == 0 || contains_ci(msg, "can't open lib") ||
         contains_ci(msg, "data source name not found"))
         return DSQL_ECONFIG;
@@ -629,13 +631,14 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
                          last == DSQL_EAUTH     ? "authentication"
                          : last == DSQL_ETLS    ? "TLS"
                          : last == DSQL_ECONFIG ? "driver"
+                         : last == DSQL_EINVAL  ? "handle"
                          : last == DSQL_ETIMEOUT ? "timeout"
                          : last == DSQL_ESERVER ? "server"
                                                 : "connect",
                          msg);
         if (w > 0)
             rlen = ((size_t)w >= sizeof report - rlen) ? sizeof report - 1 : rlen + (size_t)w;
-        if (last == DSQL_ECONFIG) /* same driver and options for every host */
+        if (last == DSQL_ECONFIG || last == DSQL_EINVAL) /* the same for every host */
             break;
     }
     dsql_token_provider_free(owned);
