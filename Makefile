@@ -100,62 +100,6 @@ $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 # libpq adapter (issue 6): the Check suite and the integration test need
 # libpq's headers; examples and the integration test are built by `make
 # check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/pq_integration
-$(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(PQ_TEST_BINS): test/fakepg.h
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect
-$(B)/examples/%: examples/%.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/examples/libuv-connect: examples/libuv-connect.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) -luv
-$(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(PQ_EXAMPLES) $(B)/test/pq_integration
-
-# libpq adapter (issue 6): the Check suite and the integration test need
-# libpq's headers; examples and the integration test are built by `make
-# check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/pq_integration
-$(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(PQ_TEST_BINS): test/fakepg.h
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect
-$(B)/examples/%: examples/%.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/examples/libuv-connect: examples/libuv-connect.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) -luv
-$(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(PQ_EXAMPLES) $(B)/test/pq_integration $(B)/dsql-local
-
-# libpq adapter (issue 6): the Check suite and the integration test need
-# libpq's headers; examples and the integration test are built by `make
-# check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/pq_integration
-$(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(PQ_TEST_BINS): test/fakepg.h
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect
-$(B)/examples/%: examples/%.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/examples/libuv-connect: examples/libuv-connect.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) -luv
-$(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(PQ_EXAMPLES) $(B)/test/pq_integration $(B)/dsql-local
-BENCHES += $(B)/bench/connect-bench
-$(B)/bench/connect-bench: $(B)/dsql-local
-
-# libpq adapter (issue 6): the Check suite and the integration test need
-# libpq's headers; examples and the integration test are built by `make
-# check` (test/t-libpq.sh runs the latter under dsql-local).
 PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/pq_integration
 $(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 $(PQ_TEST_BINS): test/fakepg.h adapters/libpq/pq.c
