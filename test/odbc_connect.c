@@ -221,6 +221,12 @@ static void test_connect(counting *c, dsql_token_provider *p, int expect_long)
               "query after reconnect");
     }
     free_dbc(dbc);
+    /* No provider: the default chain (here: the environment's keys). */
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, NULL, &opts, &err);
+    CHECK(st == DSQL_OK && query1(dbc, "SELECT 1", out, sizeof out) == 0,
+          "provider NULL uses the default chain: %s %s", dsql_status_name(st), err.message);
+    free_dbc(dbc);
     dsql_config_free(cfg);
 }
 
