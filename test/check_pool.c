@@ -941,6 +941,100 @@ START_TEST(test_nonblocking_acquire)
 END_TEST
 
 
+/* ---- credentials expiring; every backend gone at once ---- */
+
+START_TEST(test_credentials_expiring)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    PGconn *a = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(a);
+    dsql_pq_pool_release(p, a);
+    atomic_store(&token_expired, 1);
+    /* the open connection still serves */
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_eq(c, a);
+    ck_assert(select_one(c));
+    /* a new one cannot be made: the provider's status comes back at once */
+    double t0 = now_s();
+    PGconn *b = dsql_pq_pool_acquire(p, 5000, &err);
+    ck_assert_ptr_null(b);
+    ck_assert_msg(err.status == DSQL_EEXPIRED, "%s: %s", dsql_status_name(err.status),
+                  err.message);
+    ck_assert(now_s() - t0 < 2.0);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.open_failures, 1);
+    ck_assert_uint_eq(s.opening, 0);
+    ck_assert_uint_eq(s.size, 1);
+    /* fresh credentials: it recovers */
+    atomic_store(&token_expired, 0);
+    b = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_msg(b != NULL, "%s", err.message);
+    ck_assert(select_one(b));
+    dsql_pq_pool_release(p, b);
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+typedef struct grab_arg {
+    dsql_pq_pool *p;
+    int ok;
+} grab_arg;
+
+static void *grab_and_query(void *arg)
+{
+    grab_arg *g = arg;
+    dsql_error err = {0};
+    PGconn *c = dsql_pq_pool_acquire(g->p, 10000, &err);
+    g->ok = c && select_one(c);
+    sleep_ms(50);
+    dsql_pq_pool_release(g->p, c);
+    return NULL;
+}
+
+/* As after a server or gateway restart: every pooled connection dies while
+ * idle; four callers at once all get working new ones. */
+START_TEST(test_all_backends_killed)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.min_size = 4;
+    o.max_size = 4;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    int pids[4];
+    PGconn *c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = dsql_pq_pool_acquire(p, -1, &err);
+        pids[i] = backend_pid(c[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        dsql_pq_pool_release(p, c[i]);
+    for (int i = 0; i < 4; i++)
+        kill_backend(pids[i]);
+    pthread_t th[4];
+    grab_arg g[4];
+    for (int i = 0; i < 4; i++) {
+        g[i] = (grab_arg){p, 0};
+        pthread_create(&th[i], NULL, grab_and_query, &g[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert(g[i].ok);
+    }
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 4);
+    ck_assert_uint_eq(s.opened, 8);
+    ck_assert_uint_eq(s.size, 4);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 /* ---- sync and async acquirers sharing a small pool ---- */
 
 typedef struct mixed_arg {
@@ -1078,6 +1172,8 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_background_thread);
     tcase_add_test(tc, test_killed_while_idle);
     tcase_add_test(tc, test_killed_while_in_use);
+    tcase_add_test(tc, test_credentials_expiring);
+    tcase_add_test(tc, test_all_backends_killed);
     tcase_add_test(tc, test_conflict_retry_single_connection);
     tcase_add_test(tc, test_oc_codes_and_plain_errors);
     tcase_add_test(tc, test_ambiguous_commit_not_retried);

@@ -38,12 +38,21 @@ typedef struct pool_server {
 
 static pool_server srv;
 static atomic_long token_calls;
+static atomic_int token_expired; /* 1: the provider reports expired credentials */
 
 static dsql_status counting_token(void *self, const dsql_token_request *req, char *buf,
                                   size_t cap, size_t *len, dsql_error *err)
 {
     (void)self;
     atomic_fetch_add(&token_calls, 1);
+    if (atomic_load(&token_expired)) {
+        if (err) {
+            err->status = DSQL_EEXPIRED;
+            err->sqlstate[0] = '\0';
+            snprintf(err->message, sizeof err->message, "the credentials have expired");
+        }
+        return DSQL_EEXPIRED;
+    }
     if (srv.inner)
         return dsql_token_provider_token(srv.inner, req, buf, cap, len, err);
     /* direct mode: a stand-in "token" (trust auth ignores it) */
