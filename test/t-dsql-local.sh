@@ -17,119 +17,31 @@ if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; t
 fi
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
-cleanup() {
-    for i in a b; do
-        [ -f "$tmp/$i/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$i" >/dev/null 2>&1
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-H1=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws
-H2=zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws
-OTHER=otherclusteraaaaaaaaaaaaaa.dsql.us-east-1.on.aws
-cat >"$tmp/keys" <<KEYS
-# test keys
-AKIALOCALTEST0000001 localTestSecret/0000000000000000000000001
-ASIALOCALTEST0000002 localTestSecret/0000000000000000000000002 FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+==
-KEYS
-chmod 600 "$tmp/keys"
-unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
-
-# ---- instance A: two names, the key table above, short auth timeout ----
-if ! "$L" start --state-dir "$tmp/a" --hostname "$H1" --hostname "$H2" \
-        --keys "$tmp/keys" >"$tmp/a.env" 2>"$tmp/a.err"; then
-    bad "dsql-local start: $(cat "$tmp/a.err")"
-    exit 1
-fi
-# instance B: 2 s auth timeout, 3 s connection limit, for the stall tests
-if ! "$L" start --state-dir "$tmp/b" --hostname "$H1" --auth-timeout 2 \
-        --max-connection-duration 3 >"$tmp/b.env" 2>"$tmp/b.err"; then
-    bad "dsql-local start (B): $(cat "$tmp/b.err")"
-    exit 1
-fi
-. "$tmp/a.env"
-pass "start printed the environment (port $PGPORT)"
-for v in PGHOST PGHOSTADDR PGPORT PGSSLMODE PGSSLROOTCERT PGUSER PGDATABASE AWS_REGION \
-         AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
-    grep -q "^export $v=" "$tmp/a.env" || bad "start output lacks $v"
-done
-[ "$PGHOST" = "$H1" ] && [ "$PGSSLMODE" = verify-full ] && [ "$PGHOSTADDR" = 127.0.0.1 ] &&
-    [ "$AWS_ACCESS_KEY_ID" = AKIALOCALTEST0000001 ] && pass "exports name the first host and key" ||
-    bad "unexpected exports"
-DAEMON=$(cat "$tmp/a/dsql-local.pid")
-
-iso() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }
-# q DESCRIPTION EXPECTED-STDOUT-or-! FRAGMENT [env assignments...] -- dsql-token args
-# Runs psql with a token; checks the output (or, with !, that login fails
-# with FRAGMENT in the message).
-try() {
-    desc=$1; want=$2; shift 2
-    envs=""
-    while [ "$1" != "--" ]; do envs="$envs $1"; shift; done
-    shift
-    tok=$(env $envs "$T" "$@" 2>"$tmp/tok.err") || { bad "$desc: dsql-token failed: $(cat "$tmp/tok.err")"; return; }
-    out=$(env $envs PGPASSWORD="$tok" psql -X -At -c "select current_user" 2>&1)
-    case $want in
-    !*) frag=${want#!}
-        if echo "$out" | grep -qF -- "$frag"; then
-            if echo "$out" | grep -qF -- "X-Amz-Signature"; then bad "$desc: message echoes the token"
-            else pass "$desc: refused: $(echo "$out" | sed 's/.*FATAL: *//' | head -1)"; fi
-        else bad "$desc: wanted '$frag', got: $out"; fi ;;
-    *)  if [ "$out" = "$want" ]; then pass "$desc"; else bad "$desc: got: $out"; fi ;;
-    esac
-}
-
-try "valid admin token logs in" admin -- --hostname "$H1"
-PGPASSWORD=$("$T" --hostname "$H1") psql -X -q -c "create role app login" 2>/dev/null
-try "valid DbConnect token for a non-admin role" app PGUSER=app -- --hostname "$H1" --user app
-try "upper-case host name in the token" admin -- --hostname "$(echo "$H1" | tr a-z A-Z)"
-try "expired token" '!Token has expired' -- --hostname "$H1" --time "$(iso -3600)" --expires-in 900
-try "future-dated token" '!Token is not yet valid' -- --hostname "$H1" --time "$(iso 3600)"
-try "token within clock skew" admin -- --hostname "$H1" --time "$(iso 60)"
-try "wrong-region token" '!scoped to a valid region' -- --hostname "$H1" --region us-west-2
-try "wrong-host token" '!signed for a different host' -- --hostname "$OTHER"
-try "token for one served host refused on the other" '!signed for a different host' PGHOST=$H2 -- --hostname "$H1"
-try "token for the second name works there" admin PGHOST=$H2 -- --hostname "$H2"
-try "wrong-secret token" '!signature we calculated does not match' \
-    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000009 -- --hostname "$H1"
-try "unknown-key token" '!does not exist in our records' AWS_ACCESS_KEY_ID=AKIAUNKNOWNKEY000000 -- --hostname "$H1"
-try "temporary key with its session token" admin AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
-    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
-    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
-try "missing-session-token token" '!no X-Amz-Security-Token' AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
-    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 -- --hostname "$H1"
-try "wrong session token" '!security token included in the request is invalid' \
-    AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
-    AWS_SESSION_TOKEN=FwoGZXIvYXdzOTHERTOKEN -- --hostname "$H1"
-try "session token on a long-term key" '!security token included in the request is invalid' \
-    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
-try "admin-action token for a non-admin role" '!DbConnectAdmin is only allowed for the admin role' \
-    PGUSER=app -- --hostname "$H1"
-try "DbConnect token for admin" '!requires Action DbConnectAdmin' -- --hostname "$H1" --user app
-
-expect_msg() { # description, fragment, psql args...
-    desc=$1; frag=$2; shift 2
-    out=$(PGPASSWORD=${PW:-notatoken} psql -X -At "$@" -c "select 1" 2>&1)
-    if echo "$out" | grep -qF -- "$frag"; then pass "$desc"; else bad "$desc: wanted '$frag', got: $out"; fi
-}
-expect_msg "a plain password is refused" "is not an IAM authentication token"
-expect_msg "plaintext startup is refused" "TLS is required" "sslmode=disable"
-expect_msg "TLS without SNI is refused" "sni was not received" "sslsni=0 sslmode=require"
-expect_msg "unknown cluster name is refused" "no cluster is named localhost" "host=localhost sslmode=require"
-PW=$("$T" --hostname "$H1") expect_msg "transactions are REPEATABLE READ" "1" \
-    -c "show default_transaction_isolation" -c "select 1"
-
-# cancel: psql sends a CancelRequest (plaintext, libpq 15) on SIGINT
-out=$(PGPASSWORD=$("$T" --hostname "$H1") timeout -s INT 1.5 psql -X -c "select pg_sleep(20)" 2>&1)
-echo "$out" | grep -q "canceling statement due to user request" && pass "cancel request reaches the backend" ||
-    bad "cancel: $out"
-
-# ---- raw protocol and bad input (python3) ----
-raw() { PGPASSWORD=${PW:-} timeout 20 python3 "$tmp/raw.py" "$1" 2>&1; }
 cat >"$tmp/raw.py" <<'PY'
-import os, socket, ssl, struct, sys, time
+import hashlib, hmac, os, socket, ssl, struct, sys, time
+from urllib.parse import quote
+
+def sign(host, region, user, when):
+    # an independent SigV4 presigner, so tests can also make tokens dsql-token will not
+    akid = os.environ["AWS_ACCESS_KEY_ID"]; secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    amz = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when)); day = amz[:8]
+    scope = "%s/%s/dsql/aws4_request" % (day, region)
+    p = {"Action": "DbConnectAdmin" if user == "admin" else "DbConnect",
+         "X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": akid + "/" + scope,
+         "X-Amz-Date": amz, "X-Amz-Expires": "900", "X-Amz-SignedHeaders": "host"}
+    if os.environ.get("AWS_SESSION_TOKEN"):
+        p["X-Amz-Security-Token"] = os.environ["AWS_SESSION_TOKEN"]
+    q = "&".join("%s=%s" % (quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in sorted(p.items()))
+    creq = "\n".join(["GET", "/", q, "host:%s\n" % host.lower(), "host", hashlib.sha256(b"").hexdigest()])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for m in (day, region, "dsql", "aws4_request"):
+        k = hmac.new(k, m.encode(), hashlib.sha256).digest()
+    return "%s/?%s&X-Amz-Signature=%s" % (host, q, hmac.new(k, sts.encode(), hashlib.sha256).hexdigest())
+
+if sys.argv[1] == "sign":
+    print(sign(sys.argv[2], sys.argv[3], sys.argv[4], time.time()))
+    sys.exit(0)
 
 port = int(os.environ["PGPORT"]); host = os.environ["PGHOST"]
 ca = os.environ["PGSSLROOTCERT"]
@@ -214,6 +126,137 @@ elif case == "mid-relay":
 elif case == "cancel-garbage":
     s = conn(); s.sendall(struct.pack("!IIII", 16, 80877102, 1, 2)); print("closed" if recv_all(s) == b"" else "?")
 PY
+cleanup() {
+    for i in a b; do
+        [ -f "$tmp/$i/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$i" >/dev/null 2>&1
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+H1=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws
+H2=zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws
+OTHER=otherclusteraaaaaaaaaaaaaa.dsql.us-east-1.on.aws
+cat >"$tmp/keys" <<KEYS
+# test keys
+AKIALOCALTEST0000001 localTestSecret/0000000000000000000000001
+ASIALOCALTEST0000002 localTestSecret/0000000000000000000000002 FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+==
+KEYS
+chmod 600 "$tmp/keys"
+unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
+
+# ---- instance A: two names, the key table above, short auth timeout ----
+if ! "$L" start --state-dir "$tmp/a" --hostname "$H1" --hostname "$H2" \
+        --keys "$tmp/keys" >"$tmp/a.env" 2>"$tmp/a.err"; then
+    bad "dsql-local start: $(cat "$tmp/a.err")"
+    exit 1
+fi
+# instance B: 2 s auth timeout, 3 s connection limit, for the stall tests
+if ! "$L" start --state-dir "$tmp/b" --hostname "$H1" --auth-timeout 2 \
+        --max-connection-duration 3 >"$tmp/b.env" 2>"$tmp/b.err"; then
+    bad "dsql-local start (B): $(cat "$tmp/b.err")"
+    exit 1
+fi
+. "$tmp/a.env"
+pass "start printed the environment (port $PGPORT)"
+for v in PGHOST PGHOSTADDR PGPORT PGSSLMODE PGSSLROOTCERT PGUSER PGDATABASE AWS_REGION \
+         AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
+    grep -q "^export $v=" "$tmp/a.env" || bad "start output lacks $v"
+done
+[ "$PGHOST" = "$H1" ] && [ "$PGSSLMODE" = verify-full ] && [ "$PGHOSTADDR" = 127.0.0.1 ] &&
+    [ "$AWS_ACCESS_KEY_ID" = AKIALOCALTEST0000001 ] && pass "exports name the first host and key" ||
+    bad "unexpected exports"
+DAEMON=$(head -1 "$tmp/a/dsql-local.pid")
+
+iso() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }
+# q DESCRIPTION EXPECTED-STDOUT-or-! FRAGMENT [env assignments...] -- dsql-token args
+# Runs psql with a token; checks the output (or, with !, that login fails
+# with FRAGMENT in the message).
+try() {
+    desc=$1; want=$2; shift 2
+    envs=""
+    while [ "$1" != "--" ]; do envs="$envs $1"; shift; done
+    shift
+    tok=$(env $envs "$T" "$@" 2>"$tmp/tok.err") || { bad "$desc: dsql-token failed: $(cat "$tmp/tok.err")"; return; }
+    out=$(env $envs PGPASSWORD="$tok" psql -X -At -c "select current_user" 2>&1)
+    case $want in
+    !*) frag=${want#!}
+        if echo "$out" | grep -qF -- "$frag"; then
+            if echo "$out" | grep -qF -- "X-Amz-Signature"; then bad "$desc: message echoes the token"
+            else pass "$desc: refused: $(echo "$out" | sed 's/.*FATAL: *//' | head -1)"; fi
+        else bad "$desc: wanted '$frag', got: $out"; fi ;;
+    *)  if [ "$out" = "$want" ]; then pass "$desc"; else bad "$desc: got: $out"; fi ;;
+    esac
+}
+
+try "valid admin token logs in" admin -- --hostname "$H1"
+PGPASSWORD=$("$T" --hostname "$H1") psql -X -q -c "create role app login" 2>/dev/null
+try "valid DbConnect token for a non-admin role" app PGUSER=app -- --hostname "$H1" --user app
+try "upper-case host name in the token" admin -- --hostname "$(echo "$H1" | tr a-z A-Z)"
+try "expired token" '!Token has expired' -- --hostname "$H1" --time "$(iso -3600)" --expires-in 900
+try "future-dated token" '!Token is not yet valid' -- --hostname "$H1" --time "$(iso 3600)"
+try "token within clock skew" admin -- --hostname "$H1" --time "$(iso 60)"
+try "wrong-host token" '!signed for a different host' -- --hostname "$OTHER"
+try "token for one served host refused on the other" '!signed for a different host' PGHOST=$H2 -- --hostname "$H1"
+try "token for the second name works there" admin PGHOST=$H2 -- --hostname "$H2"
+try "wrong-secret token" '!signature we calculated does not match' \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000009 -- --hostname "$H1"
+try "unknown-key token" '!does not exist in our records' AWS_ACCESS_KEY_ID=AKIAUNKNOWNKEY000000 -- --hostname "$H1"
+try "temporary key with its session token" admin AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
+try "missing-session-token token" '!no X-Amz-Security-Token' AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 \
+    AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 -- --hostname "$H1"
+try "wrong session token" '!security token included in the request is invalid' \
+    AWS_ACCESS_KEY_ID=ASIALOCALTEST0000002 AWS_SECRET_ACCESS_KEY=localTestSecret/0000000000000000000000002 \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzOTHERTOKEN -- --hostname "$H1"
+try "session token on a long-term key" '!security token included in the request is invalid' \
+    AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
+try "admin-action token for a non-admin role" '!DbConnectAdmin is only allowed for the admin role' \
+    PGUSER=app -- --hostname "$H1"
+try "DbConnect token for admin" '!requires Action DbConnectAdmin' -- --hostname "$H1" --user app
+
+# tokens from an independent SigV4 signer (python), incl. one dsql-token refuses to make
+pytok() { python3 "$tmp/raw.py" sign "$@"; }
+out=$(PGPASSWORD=$(pytok "$H1" us-east-1 admin) psql -X -At -c "select current_user" 2>&1)
+[ "$out" = admin ] && pass "token from an independent SigV4 signer logs in" || bad "python token: $out"
+out=$(PGPASSWORD=$(pytok "$H1" us-west-2 admin) psql -X -At -c "select 1" 2>&1)
+echo "$out" | grep -q "scoped to a valid region" && pass "wrong-region token: refused: $(echo "$out" | sed 's/.*FATAL: *//')" ||
+    bad "wrong-region token: $out"
+
+expect_msg() { # description, fragment, psql args...
+    desc=$1; frag=$2; shift 2
+    out=$(PGPASSWORD=${PW:-notatoken} psql -X -At "$@" -c "select 1" 2>&1)
+    if echo "$out" | grep -qF -- "$frag"; then pass "$desc"; else bad "$desc: wanted '$frag', got: $out"; fi
+}
+expect_msg "a plain password is refused" "is not an IAM authentication token"
+expect_msg "plaintext startup is refused" "TLS is required" "sslmode=disable"
+expect_msg "TLS without SNI is refused" "sni was not received" "sslsni=0 sslmode=require"
+expect_msg "unknown cluster name is refused" "no cluster is named localhost" "host=localhost sslmode=require"
+PW=$("$T" --hostname "$H1") expect_msg "transactions are REPEATABLE READ" "1" \
+    -c "show default_transaction_isolation" -c "select 1"
+
+# snapshot isolation: a write-write conflict fails with SQLSTATE 40001
+export PGPASSWORD="$("$T" --hostname "$H1")"
+psql -X -q -c "create table occ(id int primary key, v int); insert into occ values (1, 0)" 2>&1
+printf 'begin;\nselect v from occ;\n\\! sleep 2\nupdate occ set v = v + 1 where id = 1;\ncommit;\n' |
+    psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
+occ=$!
+sleep 1
+psql -X -q -c "update occ set v = v + 10 where id = 1"
+wait $occ
+grep -q "40001" "$tmp/occ.out" && pass "concurrent update fails with SQLSTATE 40001" ||
+    bad "no serialization failure: $(cat "$tmp/occ.out")"
+unset PGPASSWORD
+
+# cancel: psql sends a CancelRequest (plaintext, libpq 15) on SIGINT
+out=$(PGPASSWORD=$("$T" --hostname "$H1") timeout -s INT 1.5 psql -X -c "select pg_sleep(20)" 2>&1)
+echo "$out" | grep -q "canceling statement due to user request" && pass "cancel request reaches the backend" ||
+    bad "cancel: $out"
+
+# ---- raw protocol and bad input (python3) ----
+raw() { PGPASSWORD=${PW:-} timeout 20 python3 "$tmp/raw.py" "$1" 2>&1; }
 expect_raw() { # description, case, fragment
     out=$(raw "$2")
     if echo "$out" | grep -qF -- "$3"; then pass "$1: $(echo "$out" | tail -1)"; else bad "$1: wanted '$3', got: $out"; fi
@@ -273,6 +316,13 @@ n=0; while alive "$DAEMON" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 alive "$DAEMON" && bad "daemon still running after stop" || pass "daemon exited"
 ps -eo args | grep -v grep | grep -qF "$tmp/a/pg" && bad "PostgreSQL still running" || pass "no PostgreSQL left"
 
+# ---- a killed server: stop removes what it left; start reuses the dir ----
+"$L" start --state-dir "$tmp/c" >/dev/null 2>&1 || bad "start C"
+kill -KILL "$(head -1 "$tmp/c/dsql-local.pid")"
+sleep 1
+"$L" stop --state-dir "$tmp/c" 2>/dev/null
+[ ! -e "$tmp/c" ] && pass "stop after a killed server removes its state" || bad "left: $(ls -A "$tmp/c")"
+
 # ---- run: duration limit, exit status, cleanup ----
 mkdir "$tmp/t"
 export PATH="$B:$PATH"
@@ -303,13 +353,13 @@ rp=$!; sleep 0.5; kill -KILL $rp; wait $rp 2>/dev/null
 n=0
 while :; do # the servers stop PostgreSQL and clean up on their own
     left=$(ls -A "$tmp/t")
-    procs=$(ps -eo args | grep -v grep | grep -cF -e "$tmp/t" -e "sleep 60")
+    procs=$(ps -eo args | grep -v grep | grep -F -e "$tmp/t" -e "sleep 60" | tee "$tmp/procs" | wc -l)
     [ -z "$left" ] && [ "$procs" -eq 0 ] && break
     n=$((n + 1)); [ $n -ge 60 ] && break
     sleep 0.5
 done
 [ -z "$left" ] && [ "$procs" -eq 0 ] && pass "nothing left behind by run (even after kill -9 of run)" ||
-    bad "left behind: files '$left', $procs processes"
+    bad "left behind: files '$left', processes: $(cat "$tmp/procs")"
 out=$("$L" start --port 99999 2>&1; echo "st=$?")
 echo "$out" | grep -q "st=2" && pass "bad option value exits 2" || bad "bad option: $out"
 

@@ -224,13 +224,58 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* kill(pid, 0) also succeeds for a zombie nobody reaps (containers whose
+ * init does not): look at the state in /proc too. */
+static int process_alive(long pid)
+{
+    char path[64], buf[256], *paren;
+    FILE *fp;
+    size_t n;
+
+    if (kill((pid_t)pid, 0) != 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fp = fopen(path, "r");
+    if (!fp)
+        return 1;
+    n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    paren = strrchr(buf, ')');
+    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
+/* After a server was killed: what it would have removed itself. */
+static void remove_leftovers(const char *dir, int created_dir, int generated_keys)
+{
+    static const char *const files[] = {"pg", "ca.pem", "server.pem", "server.key",
+                                        "postgres.log", "dsql-local.log", NULL};
+    char path[700];
+    int i;
+
+    if (created_dir) {
+        dl_rmtree(dir);
+        return;
+    }
+    for (i = 0; files[i]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        dl_rmtree(path);
+    }
+    if (generated_keys) {
+        snprintf(path, sizeof path, "%s/keys", dir);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
+    unlink(path);
+}
+
 static int cmd_stop(dl_config *cfg)
 {
     char dir[512], path[600];
     const char *env = getenv("DSQL_LOCAL_STATE_DIR");
     FILE *fp;
     long pid = 0;
-    int i;
+    int i, created_dir = 0, generated_keys = 0;
 
     if (cfg->state_dir)
         snprintf(dir, sizeof dir, "%s", cfg->state_dir);
@@ -240,22 +285,29 @@ static int cmd_stop(dl_config *cfg)
         default_state_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
     fp = fopen(path, "r");
-    if (!fp || fscanf(fp, "%ld", &pid) != 1 || pid <= 1) {
+    if (!fp || fscanf(fp, "%ld %d %d", &pid, &created_dir, &generated_keys) < 1 || pid <= 1) {
         fprintf(stderr, "dsql-local: not running (no %s)\n", path);
         if (fp)
             fclose(fp);
         return 1;
     }
     fclose(fp);
-    if (kill((pid_t)pid, SIGTERM) != 0) {
-        fprintf(stderr, "dsql-local: process %ld is gone; removing %s\n", pid, path);
-        unlink(path);
+    if (!process_alive(pid) || kill((pid_t)pid, SIGTERM) != 0) {
+        fprintf(stderr, "dsql-local: process %ld is gone; removing what it left in %s\n", pid, dir);
+        remove_leftovers(dir, created_dir, generated_keys);
         return 1;
     }
     /* the server removes its pid file last, after PostgreSQL has stopped */
     for (i = 0; i < 600; i++) {
         if (access(path, F_OK) != 0)
             return 0;
+        if (!process_alive(pid)) { /* died without cleaning up */
+            sleep_ms(100);
+            if (access(path, F_OK) != 0)
+                return 0;
+            remove_leftovers(dir, created_dir, generated_keys);
+            return 0;
+        }
         sleep_ms(50);
     }
     fprintf(stderr, "dsql-local: process %ld did not stop in 30 s\n", pid);

@@ -306,7 +306,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     {
         char pidpath[600], pidtext[32];
         snprintf(pidpath, sizeof pidpath, "%s/dsql-local.pid", s.dir);
-        snprintf(pidtext, sizeof pidtext, "%ld\n", (long)getpid());
+        /* pid, then what `stop` may remove should this process be gone */
+        snprintf(pidtext, sizeof pidtext, "%ld\n%d %d\n", (long)getpid(), s.created_dir,
+                 s.generated_keys);
         if (dl_write_file(pidpath, pidtext, strlen(pidtext), 0644) != 0) {
             snprintf(err, sizeof err, "cannot write %s", pidpath);
             goto fail;
