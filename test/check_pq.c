@@ -230,6 +230,7 @@ START_TEST(retry_is_bounded)
     PGconn *c = dsql_pq_connect(cfg, tp, &err);
     ck_assert_ptr_null(c);
     ck_assert_int_eq(f.connections, 3);
+    ck_assert_msg(strstr(err.message, "(3 attempts)"), "%s", err.message);
     ck_assert_int_eq(err.status, DSQL_ESERVER);
     ck_assert_str_eq(err.sqlstate, "53400");
     ck_assert_msg(strstr(err.message, "server failed for " EP) &&
@@ -437,6 +438,31 @@ START_TEST(connect_timeout)
 }
 END_TEST
 
+START_TEST(every_failed_host_fits_in_the_report)
+{
+    /* six hosts, all refused: each is named, however long the messages */
+    char ci[1200];
+    int o = snprintf(ci, sizeof ci, "host=");
+    for (int i = 0; i < 6; i++)
+        o += snprintf(ci + o, sizeof ci - (size_t)o, "%sh%d.dsql.us-east-1.on.aws", i ? "," : "", i);
+    o += snprintf(ci + o, sizeof ci - (size_t)o, " hostaddr=");
+    for (int i = 0; i < 6; i++)
+        o += snprintf(ci + o, sizeof ci - (size_t)o, "%s127.0.0.1", i ? "," : "");
+    o += snprintf(ci + o, sizeof ci - (size_t)o, " port=");
+    for (int i = 0; i < 6; i++)
+        o += snprintf(ci + o, sizeof ci - (size_t)o, "%s%d", i ? "," : "", fake_closed_port());
+    snprintf(ci + o, sizeof ci - (size_t)o, " sslmode=disable");
+    parse(ci);
+    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    for (int i = 0; i < 6; i++) {
+        char want[40];
+        snprintf(want, sizeof want, "[%d] h%d.dsql", i + 1, i);
+        ck_assert_msg(strstr(err.message, want), "'%s' lacks '%s'", err.message, want);
+    }
+    ck_assert_int_eq(ft.calls, 6);
+}
+END_TEST
+
 static Suite *pq_suite(void)
 {
     Suite *s = suite_create("libpq adapter");
@@ -453,6 +479,7 @@ static Suite *pq_suite(void)
     tcase_add_test(t, auth_failure_not_retried);
     tcase_add_test(t, each_host_gets_its_own_token);
     tcase_add_test(t, all_hosts_fail_reports_each);
+    tcase_add_test(t, every_failed_host_fits_in_the_report);
     tcase_add_test(t, load_balance_random_shuffles);
     tcase_add_test(t, nonblocking_with_backoff);
     tcase_add_test(t, reconnect_new_token);

@@ -408,9 +408,12 @@ struct dsql_pq_connecting {
     PostgresPollingStatusType want; /* READING or WRITING */
     int timeout_s;                  /* connect_timeout, 0: none */
     int64_t deadline, wake;
-    /* failure report */
+    /* failure report: the last failure of each host tried, in order */
     size_t failures;
-    char report[sizeof(((dsql_error *)0)->message)];
+    struct hfail {
+        char text[300];
+        unsigned attempts;
+    } *hf;
     dsql_error last;
 };
 
@@ -423,27 +426,59 @@ static void record(dsql_pq_connecting *c, step s, const char *sqlstate, const ch
     snprintf(c->last.sqlstate, sizeof c->last.sqlstate, "%s", sqlstate);
     snprintf(c->last.message, sizeof c->last.message, "%s failed for %s:%u: %s", step_name(s),
              h.host, h.port, msg);
-    size_t used = strlen(c->report);
-    if (used < sizeof c->report - 1)
-        snprintf(c->report + used, sizeof c->report - used, "%s[%zu] %s:%u: %s: %s",
-                 used ? "; " : "", c->pos + 1, h.host, h.port, step_name(s), msg);
+    struct hfail *f = &c->hf[c->pos];
+    f->attempts++;
+    snprintf(f->text, sizeof f->text, "%s:%u: %s: %s", h.host, h.port, step_name(s), msg);
 }
 
 static void finish_error(dsql_pq_connecting *c, dsql_error *err)
 {
     if (!err)
         return;
-    if (c->nhosts <= 1 || c->failures <= 1) {
+    size_t tried = 0, last = 0;
+    for (size_t i = 0; i < c->nhosts; i++)
+        if (c->hf[i].attempts > 0) {
+            tried++;
+            last = i;
+        }
+    if (tried <= 1) {
         *err = c->last;
+        size_t len = strlen(err->message);
+        if (tried == 1 && c->hf[last].attempts > 1 && len + 20 < sizeof err->message)
+            snprintf(err->message + len, sizeof err->message - len, " (%u attempts)",
+                     c->hf[last].attempts);
         return;
     }
     err->status = c->last.status;
     snprintf(err->sqlstate, sizeof err->sqlstate, "%s", c->last.sqlstate);
-    int n = snprintf(err->message, sizeof err->message, "all %zu hosts failed: ", c->nhosts);
-    if (n > 0 && (size_t)n < sizeof err->message)
-        memcpy(err->message + n, c->report,
-               strnlen(c->report, sizeof err->message - (size_t)n - 1) + 1);
-    err->message[sizeof err->message - 1] = '\0';
+    size_t cap = sizeof err->message, o = 0;
+    int n = snprintf(err->message, cap, "all %zu hosts failed: ", c->nhosts);
+    o = n > 0 ? (size_t)n : 0;
+    /* every host gets an equal share of the message */
+    size_t share = tried ? (cap - o - 1) / tried : 0;
+    for (size_t i = 0; i < c->nhosts && o + 1 < cap; i++) {
+        const struct hfail *f = &c->hf[i];
+        if (!f->attempts)
+            continue;
+        char item[400];
+        int k = f->attempts > 1
+                    ? snprintf(item, sizeof item, "%s[%zu] %s (%u attempts)", o > (size_t)n ? "; " : "",
+                               i + 1, f->text, f->attempts)
+                    : snprintf(item, sizeof item, "%s[%zu] %s", o > (size_t)n ? "; " : "", i + 1,
+                               f->text);
+        size_t len = k > 0 ? (size_t)k : 0;
+        if (len >= sizeof item)
+            len = sizeof item - 1;
+        if (len > share && share > 4) {
+            len = share;
+            memcpy(item + len - 3, "...", 3);
+        }
+        if (o + len >= cap)
+            len = cap - o - 1;
+        memcpy(err->message + o, item, len);
+        o += len;
+    }
+    err->message[o] = '\0';
 }
 
 static void close_conn(dsql_pq_connecting *c)
@@ -565,7 +600,9 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
         return NULL;
     dsql_pq_connecting *c = calloc(1, sizeof *c);
     size_t n = dsql_config_host_count(cfg);
-    if (!c || !(c->order = calloc(n, sizeof *c->order))) {
+    if (!c || !(c->order = calloc(n, sizeof *c->order)) || !(c->hf = calloc(n, sizeof *c->hf))) {
+        if (c)
+            free(c->order);
         free(c);
         fail(err, DSQL_ENOMEM, "out of memory starting a connection");
         return NULL;
@@ -583,6 +620,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
         }
     } else if (lb && strcmp(lb, "disable") != 0) {
         free(c->order);
+        free(c->hf);
         free(c);
         fail(err, DSQL_ECONFIG, "load_balance_hosts \"%.40s\" is invalid (disable or random)",
              lb);
@@ -602,6 +640,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
     c->provider = provider;
     if (!provider && !(c->provider = c->owned = default_provider(cfg, err))) {
         free(c->order);
+        free(c->hf);
         free(c);
         return NULL;
     }
@@ -720,6 +759,9 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
     close_conn(c);
     dsql_token_provider_free(c->owned);
     free(c->order);
+    if (c->hf)
+        OPENSSL_cleanse(c->hf, c->nhosts * sizeof *c->hf);
+    free(c->hf);
     OPENSSL_cleanse(c, sizeof *c);
     free(c);
     return conn;
