@@ -463,6 +463,45 @@ START_TEST(every_failed_host_fits_in_the_report)
 }
 END_TEST
 
+START_TEST(echoed_token_is_removed)
+{
+    fake_pg f = {.accept_prefix = "nothing", .echo_password = 1};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    use_fake(&f, "");
+    /* the test double's tokens look like real ones here */
+    dsql_credentials creds = {"AKIDEXAMPLE", "secret", NULL, 0};
+    dsql_token_provider *real =
+        dsql_token_provider_signing(dsql_credentials_provider_static(&creds, NULL), NULL, NULL);
+    ck_assert_ptr_null(dsql_pq_connect(cfg, real, &err));
+    ck_assert_int_eq(err.status, DSQL_EAUTH);
+    ck_assert_msg(strstr(f.last_password, "X-Amz-Signature="), "%s", f.last_password);
+    ck_assert_msg(strstr(err.message, "bad password \"[token removed]"), "%s", err.message);
+    ck_assert_ptr_null(strstr(err.message, "X-Amz"));
+    ck_assert_ptr_null(strstr(err.message, "Action="));
+    ck_assert_ptr_null(strstr(err.message, "AKIDEXAMPLE"));
+    dsql_token_provider_free(real);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+START_TEST(environment_does_not_weaken_tls)
+{
+    /* PGSSLMODE=disable in the environment is ignored... */
+    setenv("PGSSLMODE", "disable", 1);
+    parse(EP);
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
+    ck_assert_str_eq(param(k, v, "sslmode"), "verify-full");
+    dsql_pq_params_free(k, v);
+    /* ...unless the program imports the environment as its configuration */
+    ck_assert_int_eq(dsql_config_load_env(cfg, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
+    ck_assert_str_eq(param(k, v, "sslmode"), "disable");
+    dsql_pq_params_free(k, v);
+    unsetenv("PGSSLMODE");
+}
+END_TEST
+
 static Suite *pq_suite(void)
 {
     Suite *s = suite_create("libpq adapter");
@@ -472,11 +511,13 @@ static Suite *pq_suite(void)
     tcase_add_test(t, params_secure_defaults);
     tcase_add_test(t, params_overrides_and_passthrough);
     tcase_add_test(t, explicit_application_name_kept);
+    tcase_add_test(t, environment_does_not_weaken_tls);
     tcase_add_test(t, non_dsql_host_rejected_before_network);
     tcase_add_test(t, connect_ok_token_as_password);
     tcase_add_test(t, retry_backs_off_on_53300);
     tcase_add_test(t, retry_is_bounded);
     tcase_add_test(t, auth_failure_not_retried);
+    tcase_add_test(t, echoed_token_is_removed);
     tcase_add_test(t, each_host_gets_its_own_token);
     tcase_add_test(t, all_hosts_fail_reports_each);
     tcase_add_test(t, every_failed_host_fits_in_the_report);

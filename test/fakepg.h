@@ -30,6 +30,7 @@ typedef struct fake_pg {
     const char *message;       /* "sorry, too many clients already" */
     const char *accept_prefix; /* password prefix accepted; NULL: accept any */
     int silent;                /* never answer (for timeouts) */
+    int echo_password;         /* a careless server: the refusal quotes it */
     int error_on_sslrequest;   /* answer SSLRequest with the error (as a
                                   postmaster that cannot fork does) */
     /* observations */
@@ -160,8 +161,12 @@ static void *fake_conn_main(void *arg)
     int ok = !f->accept_prefix || strncmp(pw, f->accept_prefix, strlen(f->accept_prefix)) == 0;
     free(pw);
     if (!ok) {
-        char m[200];
-        snprintf(m, sizeof m, "IAM authentication failed for user \"%s\"", f->last_user);
+        char m[400];
+        if (f->echo_password)
+            snprintf(m, sizeof m, "bad password \"%.150s\" for user \"%s\"", f->last_password,
+                     f->last_user);
+        else
+            snprintf(m, sizeof m, "IAM authentication failed for user \"%s\"", f->last_user);
         fake_send_error(fd, "28P01", m);
         goto done;
     }

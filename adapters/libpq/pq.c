@@ -353,6 +353,19 @@ static void clean_message(const char *m, const char *sqlstate, char *out, size_t
     while (o > 0 && out[o - 1] == ' ')
         o--;
     out[o] = '\0';
+    /* never pass on anything that looks like a token, whoever echoed it */
+    static const char *const marks[] = {"/?Action=", "Action=DbConnect", "X-Amz-", NULL};
+    char *cut = NULL;
+    for (size_t i = 0; marks[i]; i++) {
+        char *p = strstr(out, marks[i]);
+        if (p && (!cut || p < cut))
+            cut = p;
+    }
+    if (cut) {
+        while (cut > out && cut[-1] != ' ' && cut[-1] != '"' && cut[-1] != '\'')
+            cut--; /* the host part in front of "/?Action=" */
+        snprintf(cut, cap - (size_t)(cut - out), "[token removed]");
+    }
 }
 
 static step classify(const char *msg, const char *sqlstate, int *retryable)
