@@ -34,7 +34,8 @@
  *   DSQL_EAUTH                authentication (the server's reason included)
  *   DSQL_ESERVER              any other server error (e.g. 53300)
  * err->sqlstate carries the server's SQLSTATE when there was one, and
- * err->message the step and libpq's message (never the token). */
+ * err->message the step and libpq's message (never the token: anything
+ * token-like a server or driver echoes is cut out as "[token removed]"). */
 #ifndef DSQLAUTH_LIBPQ_H
 #define DSQLAUTH_LIBPQ_H
 
