@@ -236,6 +236,7 @@ uninstall-odbc:
 # PostgreSQL).
 $(B)/test/check_pool: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 $(B)/test/check_pool: test/pool_harness.h
+$(B)/test/check_pool: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc
 BENCHES += $(B)/bench/pool-bench
 bench: $(B)/bench/pool-bench
 $(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)

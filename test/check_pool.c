@@ -1095,6 +1095,124 @@ START_TEST(test_mixed_sync_async_stress)
 }
 END_TEST
 
+/* ---- allocation failures (malloc/calloc wrapped at link time) ---- */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+static _Thread_local long oom_countdown = -1; /* fail when it reaches 0 */
+static _Thread_local int oom_hit, oom_paused;
+/* Check allocates for every assertion: never fail those */
+#define OOM_ASSERT(...)                                                         \
+    do {                                                                        \
+        oom_paused++;                                                           \
+        ck_assert_msg(__VA_ARGS__);                                             \
+        oom_paused--;                                                           \
+    } while (0)
+
+static int oom_fail_now(void)
+{
+    if (oom_paused || oom_countdown < 0)
+        return 0;
+    if (oom_countdown-- == 0) {
+        oom_hit = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return oom_fail_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+    return oom_fail_now() ? NULL : __real_calloc(n, m);
+}
+
+/* A connector over the harness whose own allocations are never failed:
+ * the loop targets the pool and transaction code. */
+static PGconn *oom_connect(void *self, dsql_error *err)
+{
+    (void)self;
+    oom_paused++;
+    PGconn *c = srv.via_dsql_local ? dsql_pq_connect(srv.cfg, srv.inner, err)
+                                   : direct_connect(NULL, err);
+    oom_paused--;
+    return c;
+}
+
+static const dsql_pq_connector_vtable oom_vt = {DSQL_STRUCT_VERSION, oom_connect, NULL, NULL,
+                                                NULL, NULL};
+
+static dsql_status noop_txn(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                            dsql_error *err)
+{
+    (void)info;
+    (void)arg;
+    PGresult *r = PQexec(conn, "SELECT 1");
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+START_TEST(test_allocation_failures)
+{
+    int completed = 0;
+    long n = 0;
+    for (; n < 500 && !completed; n++) {
+        dsql_error err = {0};
+        dsql_pq_pool_options o;
+        dsql_pq_pool_options_init(&o);
+        o.min_size = 1;
+        o.max_size = 2;
+        o.txn.begin = "BEGIN";
+        o.connector = &oom_vt;
+        oom_hit = 0;
+        oom_countdown = n;
+        dsql_pq_pool *p = dsql_pq_pool_new(NULL, NULL, &o, &err);
+        if (!p) {
+            OOM_ASSERT(err.status == DSQL_ENOMEM, "n=%ld: %s", n, err.message);
+            oom_countdown = -1;
+            continue;
+        }
+        PGconn *c = dsql_pq_pool_acquire(p, 1000, &err);
+        if (c) {
+            OOM_ASSERT(select_one(c), "select");
+            OOM_ASSERT(dsql_pq_pool_release(p, c) == DSQL_OK, "release");
+        }
+        dsql_pq_pool_acquiring *a = dsql_pq_pool_acquire_start(p, 1000, &err);
+        if (a) {
+            int fd, tmo;
+            dsql_pq_poll_status ps;
+            do
+                ps = dsql_pq_pool_acquire_poll(a, &fd, &tmo, &err);
+            while (ps != DSQL_PQ_POLL_OK && ps != DSQL_PQ_POLL_FAILED);
+            PGconn *x = dsql_pq_pool_acquire_finish(a);
+            dsql_pq_pool_release(p, x);
+        } else {
+            OOM_ASSERT(err.status == DSQL_ENOMEM || err.status == DSQL_EIO, "n=%ld: %s", n,
+                       err.message);
+        }
+        dsql_status st = dsql_pq_pool_run_transaction(p, noop_txn, NULL, NULL, NULL, &err);
+        OOM_ASSERT(st == DSQL_OK || st == DSQL_ENOMEM, "n=%ld: %s", n, err.message);
+        st = dsql_pq_pool_maintain(p, NULL, &err);
+        OOM_ASSERT(st == DSQL_OK || st == DSQL_ENOMEM, "n=%ld: %s", n, err.message);
+        completed = !oom_hit;
+        oom_countdown = -1;
+        dsql_pq_pool_stats s = {.version = DSQL_STRUCT_VERSION};
+        dsql_pq_pool_stats_get(p, &s);
+        OOM_ASSERT(s.in_use == 0, "in use");
+        dsql_pq_pool_free(p);
+    }
+    OOM_ASSERT(completed, "never got through without an allocation failure");
+    printf("allocation failures: every one of the %ld allocation points failed once\n",
+           n - 1);
+}
+END_TEST
+
 /* ---- gateway connection-duration limit shorter than the pool lifetime ---- */
 
 static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
@@ -1179,6 +1297,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);
     tcase_add_test(tc, test_mixed_sync_async_stress);
+    tcase_add_test(tc, test_allocation_failures);
     tcase_add_test(tc, test_contention_transfers);
     suite_add_tcase(s, tc);
     if (getenv("DSQL_POOL_GATEWAY_LIMIT_S")) {
