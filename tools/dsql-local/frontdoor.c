@@ -105,8 +105,10 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (len == 8 && code == PG_GSSENC_REQUEST) {
-        if (send(c->fd, "N", 1, MSG_NOSIGNAL) != 1)
+        if (send(c->fd, "N", 1, MSG_NOSIGNAL) != 1) {
             conn_free(c);
+            return;
+        }
         c->pre_have = 0; /* an SSLRequest or a startup packet follows */
         return;
     }
@@ -119,7 +121,7 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
-    if (code == PG_PROTO_V3 && len > 8 && len <= DL_MAX_PACKET) {
+    if ((code >> 16) == 3 && len > 8 && len <= DL_MAX_PACKET) {
         c->state = S_DISCARD;
         c->discard_left = len - 8;
         raw_discard(c);
@@ -171,7 +173,7 @@ static int on_startup(conn *c, struct evbuffer *in)
         conn_free(c);
         return -1;
     }
-    if (code != PG_PROTO_V3) {
+    if ((code >> 16) != 3) {
         conn_fail(c, "08P01", "unsupported frontend protocol or request code");
         return -1;
     }
@@ -232,7 +234,11 @@ static int on_password(conn *c, struct evbuffer *in)
         conn_fail(c, "08P01", "expected a password response");
         return -1;
     }
-    if (len < 5 || len - 4 > DL_MAX_PACKET) {
+    if (len < 5) {
+        conn_fail(c, "08P01", "invalid password packet length");
+        return -1;
+    }
+    if (len - 4 > DL_MAX_PACKET) {
         snprintf(msg, sizeof msg, "IAM authentication failed for user \"%s\": password packet is too large", c->user);
         conn_fail(c, "28P01", msg);
         return -1;

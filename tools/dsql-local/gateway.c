@@ -170,6 +170,28 @@ static void track_backend(conn *c, struct evbuffer *buf)
 
 /* ---- relay ---- */
 
+/* The client is gone: let PostgreSQL still get what it sent last (its
+ * Terminate message), then close. */
+static void close_backend_after_flush(conn *c)
+{
+    struct timeval five = {5, 0};
+
+    bufferevent_free(c->client);
+    c->client = NULL;
+    c->state = S_CLOSING;
+    if (!c->backend || evbuffer_get_length(bufferevent_get_output(c->backend)) == 0) {
+        conn_free(c);
+        return;
+    }
+    bufferevent_disable(c->backend, EV_READ);
+    bufferevent_setcb(c->backend, NULL, closing_write_cb, closing_event_cb, c);
+    bufferevent_setwatermark(c->backend, EV_WRITE, 0, 0);
+    if (!c->close_timer)
+        c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
+    if (c->close_timer)
+        evtimer_add(c->close_timer, &five);
+}
+
 static void relay_read_cb(struct bufferevent *from, void *arg)
 {
     conn *c = arg;
@@ -206,7 +228,7 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
         c->backend = NULL;
         conn_close_after_flush(c);
     } else {
-        conn_free(c);
+        close_backend_after_flush(c);
     }
 }
 

@@ -17,14 +17,14 @@ static void put_be32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-/* A v3 startup packet: length, version, then NUL-terminated name/value
+/* A v3.x startup packet: length, version, then NUL-terminated name/value
  * pairs closed by one more NUL. */
 int dl_startup_valid(const unsigned char *pkt, size_t len)
 {
     size_t i = 8;
     int pairs_done = 0;
 
-    if (len < 9 || dl_be32(pkt) != len || dl_be32(pkt + 4) != PG_PROTO_V3 ||
+    if (len < 9 || dl_be32(pkt) != len || (dl_be32(pkt + 4) >> 16) != 3 ||
         pkt[len - 1] != '\0')
         return 0;
     while (i < len) {
