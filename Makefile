@@ -103,7 +103,8 @@ $(B)/test/%: test/%.c test/testutil.h $(STLIB)
 PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/pq_integration
 $(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 $(PQ_TEST_BINS): test/fakepg.h adapters/libpq/pq.c
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect
+PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect \
+  $(B)/examples/params
 $(B)/examples/%: examples/%.c $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)

@@ -14,7 +14,7 @@ if [ ! -x "$B/dsql-local" ] || [ ! -x "$B/test/pq_integration" ]; then
     exit 1
 fi
 "$B/dsql-local" run -- "$B/test/pq_integration" || fail=1
-for ex in connect nonblocking-poll libuv-connect; do
+for ex in connect nonblocking-poll libuv-connect params; do
     if [ -x "$B/examples/$ex" ]; then
         if out=$("$B/dsql-local" run -- "$B/examples/$ex" 2>&1); then
             echo "ok   examples/$ex: $(echo "$out" | head -1)"
