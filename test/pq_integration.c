@@ -4,6 +4,7 @@
  * Unchanged against a real cluster: set CLUSTER_ENDPOINT (and AWS
  * credentials, AWS_REGION if needed); the tests that need the local
  * gateway (wrong CA, injected errors, hostaddr) then skip. */
+#define _GNU_SOURCE /* strcasestr */
 #include <stdint.h>
 
 #include "testutil.h"
@@ -332,6 +333,35 @@ static dsql_token_provider *static_provider(const char *akid, const char *secret
     return p;
 }
 
+/* A provider whose tokens were signed 20 minutes ago for 15 minutes. */
+static dsql_status stale_token(void *self, const dsql_token_request *req, char *buf, size_t cap,
+                               size_t *len, dsql_error *e)
+{
+    (void)self;
+    dsql_credentials c = {getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
+                          getenv("AWS_SESSION_TOKEN"), 0};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, req->hostname, req->region, req->user, 900,
+                           (int64_t)time(NULL) - 1200};
+    return dsql_token_generate(&p, &c, buf, cap, len, e);
+}
+static const dsql_token_provider_vtable STALE_VT = {DSQL_STRUCT_VERSION, stale_token, NULL};
+
+START_TEST(expired_token_surfaces_server_reason)
+{
+    if (real_endpoint)
+        return;
+    ck_assert_int_eq(dsql_config_parse(cfg, ep, &err), DSQL_OK);
+    local_gateway(cfg);
+    dsql_token_provider *stale = dsql_token_provider_new(&STALE_VT, NULL, NULL);
+    ck_assert_ptr_null(dsql_pq_connect(cfg, stale, &err));
+    ck_assert_int_eq(err.status, DSQL_EAUTH);
+    ck_assert_msg(strncmp(err.sqlstate, "28", 2) == 0, "%s", err.sqlstate);
+    ck_assert_msg(strcasestr(err.message, "expired"), "%s", err.message);
+    fprintf(stderr, "server's reason for an expired token: %s\n", err.message);
+    dsql_token_provider_free(stale);
+}
+END_TEST
+
 START_TEST(refused_tokens_surface_server_reason)
 {
     ck_assert_int_eq(dsql_config_parse(cfg, ep, &err), DSQL_OK);
@@ -541,6 +571,7 @@ static Suite *integration_suite(void)
     tcase_add_test(t, non_dsql_host_without_region_rejected_before_network);
     tcase_add_test(t, signing_host_via_hostaddr);
     tcase_add_test(t, refused_tokens_surface_server_reason);
+    tcase_add_test(t, expired_token_surfaces_server_reason);
     tcase_add_test(t, retry_backs_off_on_53300_then_next_host);
     tcase_add_test(t, many_hosts_each_failure_reported);
     tcase_add_test(t, real_53300_through_tls_is_retried);
