@@ -686,8 +686,18 @@ static int fd_ready(int fd, PostgresPollingStatusType want)
     return r != 0; /* errors count as ready: libpq will report them */
 }
 
+static dsql_pq_poll_status poll_step(dsql_pq_connecting *c, int *fd, int *timeout_ms,
+                                     dsql_error *err, int known_ready);
+
 dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd, int *timeout_ms,
                                          dsql_error *err)
+{
+    return poll_step(c, fd, timeout_ms, err, 0);
+}
+
+/* known_ready: the caller has just seen the fd ready (skip the check) */
+static dsql_pq_poll_status poll_step(dsql_pq_connecting *c, int *fd, int *timeout_ms,
+                                     dsql_error *err, int known_ready)
 {
     int dummy_fd, dummy_to;
     if (!fd)
@@ -701,6 +711,10 @@ dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd, int *ti
         return DSQL_PQ_POLL_FAILED;
     }
     for (;;) {
+        /* the hint is about the socket the caller waited on: the first
+           pass only, and only if that attempt is still the current one */
+        int kr = known_ready;
+        known_ready = 0;
         int64_t now = now_ms();
         switch (c->state) {
         case ST_OK:
@@ -728,7 +742,7 @@ dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd, int *ti
                 next_step(c, 0);
                 continue;
             }
-            if (sock >= 0 && !fd_ready(sock, c->want)) {
+            if (sock >= 0 && !kr && !fd_ready(sock, c->want)) {
                 *fd = sock;
                 *timeout_ms = c->deadline ? (int)(c->deadline - now) : -1;
                 return c->want == PGRES_POLLING_READING ? DSQL_PQ_POLL_READING
@@ -786,9 +800,10 @@ static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider,
     dsql_pq_connecting *c = connecting_new(cfg, provider, first, err);
     if (!c)
         return NULL;
+    int ready = 0;
     for (;;) {
         int fd, timeout;
-        dsql_pq_poll_status s = dsql_pq_connect_poll(c, &fd, &timeout, err);
+        dsql_pq_poll_status s = poll_step(c, &fd, &timeout, err, ready);
         if (s == DSQL_PQ_POLL_OK) {
             if (err) {
                 err->status = DSQL_OK;
@@ -807,6 +822,7 @@ static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider,
         do
             r = poll(&p, fd < 0 ? 0 : 1, timeout);
         while (r < 0 && errno == EINTR);
+        ready = r > 0;
     }
 }
 
