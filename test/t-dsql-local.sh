@@ -48,6 +48,7 @@ ca = os.environ["PGSSLROOTCERT"]
 
 def conn():
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libpq does
     return s
 
 def recv_all(s, limit=65536):
@@ -123,6 +124,41 @@ elif case == "mid-relay":
     time.sleep(0.3)
     t.sendall(b"Q" + struct.pack("!I", 29) + b"select pg_sleep(2) , 1 , 2\0"[:25])
     s.close(); print("dropped")
+elif case == "fuzz":
+    # mutated tokens and startup packets: each must get a clean answer
+    import random
+    rnd = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    good = os.environ["PGPASSWORD"]
+    alphabet = "%&=/?0123456789abcdefABCDEF-_.~XAmzDbConnect\x00\xff"
+    answers = {}
+    for i in range(int(os.environ.get("FUZZ_N", "300"))):
+        tok = list(good)
+        for _ in range(rnd.randint(1, 4)):
+            op = rnd.randint(0, 3); pos = rnd.randrange(len(tok) + 1)
+            if op == 0 and tok: del tok[min(pos, len(tok) - 1)]
+            elif op == 1: tok.insert(pos, rnd.choice(alphabet))
+            elif op == 2 and tok: tok[min(pos, len(tok) - 1)] = rnd.choice(alphabet)
+            else: tok = tok[:pos]
+        pw = "".join(tok).encode("latin-1")
+        extra = b""
+        if rnd.random() < 0.2:
+            extra = bytes(rnd.randrange(1, 256) for _ in range(rnd.randrange(0, 40))) + b"\0x\0"
+        s = conn(); sslrequest(s); t = tls(s)
+        pkt = startup(extra=extra)
+        t.sendall(pkt)
+        first = t.recv(1)
+        if first == b"R":
+            t.recv(8)
+            t.sendall(b"p" + struct.pack("!I", len(pw) + 5) + pw + b"\0")
+            reply = recv_all(t)
+            key = "ok" if reply.startswith(b"R\0\0\0\x08\0\0\0\0") else \
+                (error_text(reply) or "?").split(":")[-1][:50]
+        else:
+            key = "startup:" + ((error_text(first + recv_all(t)) or "closed")[:40])
+        answers[key] = answers.get(key, 0) + 1
+        t.close()
+    bad = [k for k in answers if k == "?" or k.startswith("startup:closed")]
+    print("answers:", len(answers), "kinds;", "unanswered:", sum(answers[k] for k in bad), "ok:", answers.get("ok", 0))
 elif case == "cancel-garbage":
     s = conn(); s.sendall(struct.pack("!IIII", 16, 80877102, 1, 2)); print("closed" if recv_all(s) == b"" else "?")
 PY
@@ -284,6 +320,7 @@ expect_raw "bogus cancel request: closed" cancel-garbage "closed"
 ) || fail=1
 "$L" stop --state-dir "$tmp/b" || bad "stop B"
 PW=$("$T" --hostname "$H1") expect_raw "client drops mid-relay" mid-relay "dropped"
+PW=$("$T" --hostname "$H1") expect_raw "300 mutated tokens / startup packets each answered" fuzz "unanswered: 0"
 out=$(PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_terminate_backend(pg_backend_pid())" 2>&1)
 echo "$out" | grep -q "terminating connection due to administrator command" &&
     pass "backend death is reported and the session closed" || bad "backend death: $out"
