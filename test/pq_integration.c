@@ -24,9 +24,12 @@ typedef struct recorder {
 static dsql_status rec_token(void *self, const dsql_token_request *req, char *buf, size_t cap,
                              size_t *len, dsql_error *err)
 {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     recorder *r = self;
+    pthread_mutex_lock(&mu);
     r->calls++;
     snprintf(r->last_host, sizeof r->last_host, "%s", req->hostname);
+    pthread_mutex_unlock(&mu);
     return dsql_token_provider_token(r->inner, req, buf, cap, len, err);
 }
 
@@ -81,6 +84,14 @@ static void local_gateway(dsql_config *c)
     ck_assert_int_eq(dsql_config_set(c, "hostaddr", "127.0.0.1", &err), DSQL_OK);
     ck_assert_int_eq(dsql_config_set(c, "port", port, &err), DSQL_OK);
     ck_assert_int_eq(dsql_config_set(c, "sslrootcert", ca, &err), DSQL_OK);
+}
+
+static int query_one(PGconn *c)
+{
+    PGresult *r = PQexec(c, "select 1");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
 }
 
 /* Connects, runs a query, checks TLS; returns the backend pid. */
@@ -247,6 +258,38 @@ START_TEST(reconnect_gets_new_backend)
     ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
     PQclear(r);
     PQfinish(conn);
+}
+END_TEST
+
+static void *connect_thread(void *arg)
+{
+    long ok = 0;
+    for (int i = 0; i < 5; i++) {
+        dsql_error e;
+        PGconn *c = dsql_pq_connect(cfg, tp, &e);
+        if (c && query_one(c))
+            ok++;
+        PQfinish(c);
+    }
+    (void)arg;
+    return (void *)ok;
+}
+
+START_TEST(threads_share_config_and_provider)
+{
+    ck_assert_int_eq(dsql_config_parse(cfg, ep, &err), DSQL_OK);
+    local_gateway(cfg);
+    ck_assert_int_eq(dsql_config_resolve(cfg, &err), DSQL_OK); /* then share it */
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, connect_thread, NULL), 0);
+    long total = 0;
+    for (int i = 0; i < 8; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        total += (long)r;
+    }
+    ck_assert_int_eq(total, 40);
 }
 END_TEST
 
@@ -566,6 +609,7 @@ static Suite *integration_suite(void)
     tcase_add_test(t, params_for_pqconnectdbparams);
     tcase_add_test(t, nonblocking_connect);
     tcase_add_test(t, reconnect_gets_new_backend);
+    tcase_add_test(t, threads_share_config_and_provider);
     tcase_add_test(t, wrong_ca_fails_verify_full);
     tcase_add_test(t, certificate_for_other_name_fails);
     tcase_add_test(t, non_dsql_host_without_region_rejected_before_network);
