@@ -125,7 +125,8 @@ static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     dl_log("conn %lu: maximum connection duration reached, closing", c->id);
-    if (c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) {
+    if ((c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) ||
+        (c->tls_up && (c->state == S_STARTUP || c->state == S_PASSWORD))) {
         /* between two backend messages: say why, as a FATAL error */
         snprintf(msg, sizeof msg,
                  "terminating connection: maximum connection duration of %d s reached",
