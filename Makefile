@@ -243,3 +243,9 @@ bench: $(B)/bench/pool-bench
 $(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+# ThreadSanitizer run of the pool suite: a clang build in $(B)-tsan (run
+# `make all` first to go through dsql-local; else a local PostgreSQL).
+.PHONY: tsan-pool
+tsan-pool:
+	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(B)-tsan/test/check_pool
+	CK_FORK=no TSAN_OPTIONS="halt_on_error=1 exitcode=66" B=$(B) $(B)-tsan/test/check_pool
