@@ -204,6 +204,14 @@ done
     [ "$AWS_ACCESS_KEY_ID" = AKIALOCALTEST0000001 ] && pass "exports name the first host and key" ||
     bad "unexpected exports"
 DAEMON=$(head -1 "$tmp/a/dsql-local.pid")
+out=$("$L" start --state-dir "$tmp/a" 2>&1); st=$?
+[ $st -eq 1 ] && echo "$out" | grep -q "already running in $tmp/a" && pass "a second start on the same state dir is refused" ||
+    bad "second start: $st $out"
+out=$("$L" start --state-dir "$tmp/busy" --port "$PGPORT" 2>&1); st=$?
+[ $st -eq 1 ] && echo "$out" | grep -q "cannot listen on 127.0.0.1:$PGPORT" && [ ! -e "$tmp/busy" ] &&
+    pass "a busy --port fails cleanly" || bad "busy port: $st $out"
+out=$("$L" stop --state-dir "$tmp/none" 2>&1); st=$?
+[ $st -eq 1 ] && echo "$out" | grep -q "not running" && pass "stop without a server says so" || bad "stop: $st $out"
 
 iso() { date -u -d "@$(( $(date +%s) + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }
 # q DESCRIPTION EXPECTED-STDOUT-or-! FRAGMENT [env assignments...] -- dsql-token args

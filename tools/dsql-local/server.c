@@ -222,7 +222,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
 {
     static char text[16384];
     server s;
-    char err[700], idbuf[32], hostbuf[300], regbuf[DSQL_REGION_MAX + 1];
+    char err[700], idbuf[32], hostbuf[300], regbuf[DSQL_REGION_MAX + 1], sockdir[600];
     const char *hosts[DL_MAX_HOSTS];
     const char *region;
     dl_config run_cfg = *cfg;
@@ -284,17 +284,23 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     CHECK_STOP();
     if (dl_certs_make(s.dir, hosts, n, err, sizeof err) != 0)
         goto fail;
-    if (dl_cluster_start(&s.cluster, s.dir, err, sizeof err) != 0)
-        goto fail;
-    CHECK_STOP();
+    /* listen first, so a busy --port fails before initdb; nobody knows
+     * the port until we report, and PostgreSQL is up by then */
     s.base = event_base_new();
     if (!s.base) {
         snprintf(err, sizeof err, "cannot create the event loop");
         goto fail;
     }
-    gw = dl_gateway_new(s.base, &run_cfg, s.dir, s.keys, s.cluster.sock_dir, err, sizeof err);
+    if (snprintf(sockdir, sizeof sockdir, "%s/pg", s.dir) >= (int)sizeof sockdir) {
+        snprintf(err, sizeof err, "state directory path too long");
+        goto fail;
+    }
+    gw = dl_gateway_new(s.base, &run_cfg, s.dir, s.keys, sockdir, err, sizeof err);
     if (!gw)
         goto fail;
+    if (dl_cluster_start(&s.cluster, s.dir, err, sizeof err) != 0)
+        goto fail;
+    CHECK_STOP();
     sigs[0] = evsignal_new(s.base, SIGTERM, on_stop_signal, &s);
     sigs[1] = evsignal_new(s.base, SIGINT, on_stop_signal, &s);
     sigs[2] = evsignal_new(s.base, SIGHUP, on_stop_signal, &s);
