@@ -117,6 +117,12 @@ static int make_state_dir(server *s, char *err, size_t cap)
         }
         s->created_dir = 1;
     }
+    {   /* exported paths (PGSSLROOTCERT) must work from any directory */
+        char *abs = realpath(s->dir, NULL);
+        if (abs && strlen(abs) < sizeof s->dir)
+            strcpy(s->dir, abs);
+        free(abs);
+    }
     /* the server user must be able to reach <dir>/pg */
     if (getuid() == 0 && chmod(s->dir, 0711) != 0) {
         snprintf(err, cap, "cannot chmod %s", s->dir);
