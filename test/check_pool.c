@@ -48,7 +48,10 @@ static void kill_backend(int pid)
         sleep_ms(10);
     }
     PQfinish(admin);
-    sleep_ms(20);
+    /* The backend's goodbye is in the socket before it leaves
+     * pg_stat_activity; through the gateway it is relayed a moment later. */
+    if (srv.via_dsql_local)
+        sleep_ms(20);
 }
 
 static dsql_pq_pool_stats stats(dsql_pq_pool *p)
@@ -575,6 +578,57 @@ START_TEST(test_conflict_retry_single_connection)
     ck_assert_uint_eq(res.conflicts, 3);
     ck_assert_msg(dt >= 0.05, "backoff %.3f s (want 20 ms + 30 ms)", dt);
     ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+END_TEST
+
+/* DSQL reports most conflicts at COMMIT. A deferred trigger raises 40001
+ * with OC000 while COMMIT runs, on the first attempt only. */
+static dsql_status insert_maybe_conflict(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                                         dsql_error *err)
+{
+    (void)arg;
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SET LOCAL pooltest.fail_commit = '%s'; INSERT INTO commit_conflict VALUES (%u)",
+             info->attempt == 1 ? "on" : "off", info->attempt);
+    PGresult *r = PQexec(conn, sql);
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+START_TEST(test_conflict_at_commit)
+{
+    PGconn *c = harness_connect();
+    ck_assert(harness_exec(c,
+        "DROP TABLE IF EXISTS commit_conflict;"
+        "CREATE TABLE commit_conflict (attempt int);"
+        "CREATE OR REPLACE FUNCTION conflict_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF current_setting('pooltest.fail_commit', true) = 'on' THEN "
+        "RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'change conflicts with another "
+        "transaction, please retry: (OC000)'; END IF; RETURN NULL; END $$;"
+        "CREATE CONSTRAINT TRIGGER cc AFTER INSERT ON commit_conflict "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION conflict_at_commit()"));
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_run_transaction(c, insert_maybe_conflict, NULL, NULL, &res, &err);
+    ck_assert_msg(st == DSQL_OK, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.conflicts, 1);
+    PGresult *r = PQexec(c, "SELECT string_agg(attempt::text, ',') FROM commit_conflict");
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "2"); /* attempt 1 was not committed */
+    PQclear(r);
+    /* retry off: the COMMIT's conflict is reported as such */
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry = 0;
+    st = dsql_pq_run_transaction(c, insert_maybe_conflict, NULL, &t, &res, &err);
+    ck_assert_int_eq(st, DSQL_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "40001");
+    ck_assert(strstr(err.message, "OC000"));
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    ck_assert(harness_exec(c, "DROP TABLE commit_conflict"));
     PQfinish(c);
 }
 END_TEST
@@ -1294,6 +1348,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_all_backends_killed);
     tcase_add_test(tc, test_conflict_retry_single_connection);
     tcase_add_test(tc, test_oc_codes_and_plain_errors);
+    tcase_add_test(tc, test_conflict_at_commit);
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);
     tcase_add_test(tc, test_mixed_sync_async_stress);

@@ -448,11 +448,17 @@ static int socket_readable(PGconn *c)
     return r != 0;
 }
 
-/* 1 when the connection, idle for idle_ns, looks usable. */
+/* 1 when the connection, idle for idle_ns, looks usable. Input that
+ * arrives on an idle connection is usually the server's goodbye (a FATAL
+ * ErrorResponse, which libpq only passes to the notice processor) with the
+ * close right behind it, but it can be a harmless notice or parameter
+ * status: after any, the connection must answer a round trip (when
+ * allow_ping; else it is given up). */
 static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int allow_ping)
 {
     if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
         return 0;
+    int unsolicited = 0;
     if (p->opts.check_idle_ms != UINT32_MAX && idle_ns >= (int64_t)p->opts.check_idle_ms * MS) {
         int fd = PQsocket(c);
         if (fd < 0)
@@ -467,8 +473,7 @@ static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int a
                 return 0;
             if (r == 0)
                 break;
-            /* Unprompted input on an idle connection: a notice, a parameter
-             * status, a notification -- or the server's goodbye and EOF. */
+            unsolicited = 1;
             if (++rounds > 8 || !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
                 return 0;
             drain_notifies(c);
@@ -476,7 +481,11 @@ static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int a
         if (PQisBusy(c))
             return 0;
     }
-    if (allow_ping && p->opts.ping_idle_ms && idle_ns >= (int64_t)p->opts.ping_idle_ms * MS) {
+    int ping = unsolicited ||
+               (p->opts.ping_idle_ms && idle_ns >= (int64_t)p->opts.ping_idle_ms * MS);
+    if (ping) {
+        if (!allow_ping)
+            return 0;
         PGresult *r = PQexec(c, "");
         int ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY;
         PQclear(r);
@@ -1311,7 +1320,7 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     for (unsigned i = 0; i < n_suspects; i++) {
         slot *s = suspects[i];
         PGconn *c = s->conn;
-        int ok = conn_healthy(p, c, INT64_MAX / 2, 0);
+        int ok = conn_healthy(p, c, INT64_MAX / 2, 1);
         pthread_mutex_lock(&p->mu);
         if (ok && !p->closed) {
             make_available_locked(p, s, s->idle_since);

@@ -151,7 +151,9 @@ typedef struct dsql_pq_pool_options {
     uint32_t check_idle_ms;      /* socket check on acquire when idle at least
                                     this long (0: always; it costs one poll(2)
                                     and catches closed and killed
-                                    connections); UINT32_MAX: never */
+                                    connections; input that arrived while
+                                    idle costs a round trip to confirm);
+                                    UINT32_MAX: never */
     uint32_t ping_idle_ms;       /* also a round trip (empty query) when idle
                                     at least this long; 0: never (default) */
     const char *reset_query;     /* run on release; NULL: "RESET ALL";
