@@ -353,6 +353,18 @@ fds_after=$(ls /proc/"$DAEMON"/fd | wc -l)
 [ "$fds_after" -le "$fds_before" ] && pass "no leaked descriptors ($fds_before before, $fds_after after)" ||
     bad "descriptors: $fds_before before, $fds_after after"
 
+# ---- optional soak: DSQL_LOCAL_SOAK=60 (seconds), needs make build/bench/gateway-bench ----
+if [ -n "${DSQL_LOCAL_SOAK:-}" ] && [ -x "$B/bench/gateway-bench" ]; then
+    rss0=$(awk '/VmRSS/ {print $2}' /proc/"$DAEMON"/status)
+    out=$("$B/bench/gateway-bench" --token --query --threads 8 --seconds "$DSQL_LOCAL_SOAK" 2>&1)
+    sleep 1
+    fds=$(ls /proc/"$DAEMON"/fd | wc -l)
+    rss1=$(awk '/VmRSS/ {print $2}' /proc/"$DAEMON"/status)
+    echo "$out" | grep -q "failed=0" && [ "$fds" -le "$fds_before" ] &&
+        pass "soak ${DSQL_LOCAL_SOAK}s: $out; fds $fds; RSS ${rss0} -> ${rss1} kB" ||
+        bad "soak: $out; fds $fds (was $fds_before)"
+fi
+
 # ---- stop ----
 "$L" stop --state-dir "$tmp/a" && [ ! -e "$tmp/a" ] && pass "stop removed the state directory" ||
     bad "stop left $tmp/a"
