@@ -1287,7 +1287,7 @@ static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *ar
  * transaction whose connection is cut before COMMIT is replayed on a new
  * one. Only a cut that lands while COMMIT is in flight can surface (as
  * DSQL_EUNKNOWN_COMMIT), and a plain statement cut mid-flight fails; the
- * loop idles 98% of the time, so at most one of those is tolerated. */
+ * loop idles about 99% of the time; at most one of those is tolerated. */
 START_TEST(test_gateway_duration_limit)
 {
     int limit = atoi(getenv("DSQL_POOL_GATEWAY_LIMIT_S"));
@@ -1315,7 +1315,7 @@ START_TEST(test_gateway_duration_limit)
             unknown++;
         else
             ck_abort_msg("transaction surfaced %s: %s", dsql_status_name(st), err.message);
-        sleep_ms(50);
+        sleep_ms(100);
     }
     dsql_pq_pool_stats s = stats(p);
     printf("gateway limit %d s: commits=%ld unknown=%ld select_cut=%ld opened=%llu "
