@@ -159,6 +159,30 @@ elif case == "fuzz":
         t.close()
     bad = [k for k in answers if k == "?" or k.startswith("startup:closed")]
     print("answers:", len(answers), "kinds;", "unanswered:", sum(answers[k] for k in bad), "ok:", answers.get("ok", 0))
+elif case == "cancel-tls":
+    # log in, read BackendKeyData, start a long query, cancel it over a
+    # second TLS connection (as libpq 17 does)
+    s = conn(); sslrequest(s); t = tls(s); t.sendall(startup()); t.recv(9)
+    pw = os.environ["PGPASSWORD"].encode()
+    t.sendall(b"p" + struct.pack("!I", len(pw) + 5) + pw + b"\0")
+    buf = b""; key = None
+    while not buf.endswith(b"Z\0\0\0\x05I"):
+        buf += t.recv(4096)
+    i = 0
+    while i < len(buf):
+        typ = buf[i:i + 1]; ln = struct.unpack("!I", buf[i + 1:i + 5])[0]
+        if typ == b"K": key = buf[i + 5:i + 13]
+        i += 1 + ln
+    q = b"select pg_sleep(20)\0"
+    t.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    time.sleep(0.5)
+    c = conn(); sslrequest(c); ct = tls(c); ct.sendall(struct.pack("!II", 16, 80877102) + key); ct.close()
+    t0 = time.time(); reply = b""
+    while b"57014" not in reply and time.time() - t0 < 10:
+        d = t.recv(4096)
+        if not d: break
+        reply += d
+    print("cancelled after %.1f s" % (time.time() - t0) if b"57014" in reply else "not cancelled")
 elif case == "cancel-garbage":
     s = conn(); s.sendall(struct.pack("!IIII", 16, 80877102, 1, 2)); print("closed" if recv_all(s) == b"" else "?")
 PY
@@ -328,6 +352,7 @@ expect_raw "bogus cancel request: closed" cancel-garbage "closed"
 ) || fail=1
 "$L" stop --state-dir "$tmp/b" || bad "stop B"
 PW=$("$T" --hostname "$H1") expect_raw "client drops mid-relay" mid-relay "dropped"
+PW=$("$T" --hostname "$H1") expect_raw "CancelRequest inside TLS reaches the backend" cancel-tls "cancelled after"
 PW=$("$T" --hostname "$H1") expect_raw "300 mutated tokens / startup packets each answered" fuzz "unanswered: 0"
 out=$(PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_terminate_backend(pg_backend_pid())" 2>&1)
 echo "$out" | grep -q "terminating connection due to administrator command" &&
