@@ -357,6 +357,20 @@ PW=$("$T" --hostname "$H1") expect_raw "300 mutated tokens / startup packets eac
 out=$(PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_terminate_backend(pg_backend_pid())" 2>&1)
 echo "$out" | grep -q "terminating connection due to administrator command" &&
     pass "backend death is reported and the session closed" || bad "backend death: $out"
+# a backend killed outright (PostgreSQL then restarts every backend)
+PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_backend_pid()" -c "select pg_sleep(20)" \
+    >"$tmp/victim.out" 2>&1 &
+victim=$!
+n=0; while [ ! -s "$tmp/victim.out" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+kill -KILL "$(head -1 "$tmp/victim.out")" 2>/dev/null
+wait $victim
+grep -q "server closed the connection\|connection to server was lost\|terminating connection" "$tmp/victim.out" &&
+    pass "client of a killed backend sees the connection end" || bad "killed backend: $(cat "$tmp/victim.out")"
+n=0
+until PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select 1" >/dev/null 2>&1 || [ $n -ge 50 ]; do
+    sleep 0.2; n=$((n + 1))
+done
+[ $n -lt 50 ] && pass "logins work again after PostgreSQL's crash recovery" || bad "no login after the backend crash"
 try "gateway still serves after all of that" admin -- --hostname "$H1"
 
 # ---- load: 200 concurrent logins + queries ----
