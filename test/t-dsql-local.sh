@@ -348,9 +348,15 @@ expect_raw "bogus cancel request: closed" cancel-garbage "closed"
     out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 42" -c "select pg_sleep(6)" 2>&1)
     echo "$out" | grep -q "^42" && echo "$out" | grep -q "maximum connection duration of 3 s reached" &&
         pass "connection-duration limit ends the session with a FATAL notice" || bad "duration limit: $out"
+    # the whole PostgreSQL gone: the gateway answers, stop still cleans up
+    kill -KILL "$(head -1 "$tmp/b/pg/data/postmaster.pid")"
+    sleep 0.5
+    out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 1" 2>&1)
+    echo "$out" | grep -q "the database is not available" &&
+        pass "PostgreSQL killed: logins get a clear error" || bad "postmaster killed: $out"
     exit $fail
 ) || fail=1
-"$L" stop --state-dir "$tmp/b" || bad "stop B"
+"$L" stop --state-dir "$tmp/b" && [ ! -e "$tmp/b" ] && pass "stop after PostgreSQL died cleans up" || bad "stop B"
 PW=$("$T" --hostname "$H1") expect_raw "client drops mid-relay" mid-relay "dropped"
 PW=$("$T" --hostname "$H1") expect_raw "CancelRequest inside TLS reaches the backend" cancel-tls "cancelled after"
 PW=$("$T" --hostname "$H1") expect_raw "300 mutated tokens / startup packets each answered" fuzz "unanswered: 0"
