@@ -21,10 +21,27 @@
 #define DL_PG_BINDIR "/usr/lib/postgresql/15/bin"
 #endif
 
+/* DSQL_LOCAL_PG_BINDIR, else PostgreSQL 15 (what DSQL speaks), else the
+ * newest Debian-style /usr/lib/postgresql/N/bin with an initdb. */
 static const char *pg_bindir(void)
 {
+    static char found[64];
     const char *d = getenv("DSQL_LOCAL_PG_BINDIR");
-    return d && *d ? d : DL_PG_BINDIR;
+    char path[128];
+    int v;
+
+    if (d && *d)
+        return d;
+    snprintf(path, sizeof path, "%s/initdb", DL_PG_BINDIR);
+    if (access(path, X_OK) == 0)
+        return DL_PG_BINDIR;
+    for (v = 20; v >= 12; v--) {
+        snprintf(found, sizeof found, "/usr/lib/postgresql/%d/bin", v);
+        snprintf(path, sizeof path, "%s/initdb", found);
+        if (access(path, X_OK) == 0)
+            return found;
+    }
+    return DL_PG_BINDIR;
 }
 
 /* uid/gid the server runs as: ourselves unless we are root. */
