@@ -249,3 +249,10 @@ $(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)
 tsan-pool:
 	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(B)-tsan/test/check_pool
 	CK_FORK=no TSAN_OPTIONS="halt_on_error=1 exitcode=66" B=$(B) $(B)-tsan/test/check_pool
+# valgrind over the pool suite (direct PostgreSQL: valgrind does not follow
+# the re-exec under dsql-local; run it inside `dsql-local run` for that).
+.PHONY: valgrind-pool
+valgrind-pool: $(B)/test/check_pool
+	CK_FORK=no DSQL_POOL_TEST_DIRECT=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite,indirect $(B)/test/check_pool
+check: $(B)/examples/pool-transfers
