@@ -9,6 +9,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
+.DEFAULT_GOAL := all
 VERSION := 0.1.0
 SOVERSION := 0
 B ?= build
