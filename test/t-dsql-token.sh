@@ -18,6 +18,8 @@ check "exactly one line on stdout" test "$lines" -eq 1
 out=$($T --hostname test.dsql.us-east-1.on.aws --user app --expires-in 60 --time 2024-11-07T17:39:33Z)
 check "non-admin user signs DbConnect" sh -c "echo '$out' | grep -q 'Action=DbConnect&'"
 check "expires-in is used" sh -c "echo '$out' | grep -q 'X-Amz-Expires=60&'"
+out=$($T --hostname a.dsql.us-east-1.on.aws --region eu-west-1 --time 2024-11-07T17:39:33Z)
+check "explicit --region wins over the hostname's" sh -c "echo '$out' | grep -q '%2Feu-west-1%2Fdsql%2F'"
 out=$($T --hostname localhost --region eu-west-1 --time 2024-11-07T17:39:33Z)
 check "explicit region for a non-DSQL host" sh -c "echo '$out' | grep -q '%2Feu-west-1%2Fdsql%2F'"
 

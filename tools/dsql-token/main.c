@@ -181,8 +181,9 @@ static int make_token(const options *o, const target *t, char **token)
     }
     dsql_credentials_provider_free(cp);
     uint32_t expires = o->expires_in ? o->expires_in : dsql_config_token_duration(t->cfg);
-    dsql_token_params p = {DSQL_STRUCT_VERSION, t->host.signing_host, t->host.region, t->user,
-                           expires, o->time};
+    /* an explicit --region is the signing region, even for a DSQL name */
+    dsql_token_params p = {DSQL_STRUCT_VERSION, t->host.signing_host,
+                           o->region ? o->region : t->host.region, t->user, expires, o->time};
     size_t len = 0;
     dsql_status st = dsql_token_generate(&p, &creds, NULL, 0, &len, &err);
     if (st == DSQL_EBUFSIZE) {
