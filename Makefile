@@ -257,3 +257,8 @@ valgrind-pool: $(B)/test/check_pool
 	CK_FORK=no DSQL_POOL_TEST_DIRECT=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect $(B)/test/check_pool
 check: $(B)/examples/pool-transfers
+
+# --- issue 8: examples run by test/t-examples.sh, make dist, ABI layout ---
+# (block owned by the vendoring/examples/dist/ABI work; keep edits inside)
+check: $(B)/examples/token $(B)/examples/custom-provider
+# --- end issue 8 block ---
