@@ -261,4 +261,13 @@ check: $(B)/examples/pool-transfers
 # --- issue 8: examples run by test/t-examples.sh, make dist, ABI layout ---
 # (block owned by the vendoring/examples/dist/ABI work; keep edits inside)
 check: $(B)/examples/token $(B)/examples/custom-provider
+# Struct layout check (test/t-abi.sh compares with test/data/abi-layout.txt;
+# `make abi-update` rewrites that file after a soname bump or an addition).
+$(B)/test/abi_layout: test/abi_layout.c $(wildcard include/*.h include/dsqlauth/*.h) config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -o $@ $<
+check: $(B)/test/abi_layout
+.PHONY: abi-update
+abi-update: $(B)/test/abi_layout $(SHLIB)
+	B=$(B) CC="$(CC)" sh test/t-abi.sh --update
 # --- end issue 8 block ---
