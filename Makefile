@@ -270,4 +270,23 @@ check: $(B)/test/abi_layout
 .PHONY: abi-update
 abi-update: $(B)/test/abi_layout $(SHLIB)
 	B=$(B) CC="$(CC)" sh test/t-abi.sh --update
+# `make dist`: $(DISTDIR)/libdsqlauth-$(VERSION).tar.gz from the committed
+# tree (git archive HEAD; uncommitted changes are left out) plus a
+# generated configure, so `./configure && make` needs no autotools.
+# Reproducible: sorted names, commit time, numeric owner 0, gzip -n.
+# test/t-dist.sh unpacks it elsewhere and builds it.
+DISTNAME := libdsqlauth-$(VERSION)
+DISTDIR ?= $(B)
+.PHONY: dist
+dist:
+	@git rev-parse --verify -q HEAD >/dev/null || { echo "make dist: needs a git checkout (it archives HEAD)" >&2; exit 1; }
+	@git diff --quiet HEAD -- . || echo "make dist: note: uncommitted changes are not in the tarball (it archives HEAD)" >&2
+	rm -rf $(DISTDIR)/$(DISTNAME) $(DISTDIR)/$(DISTNAME).tar.gz
+	mkdir -p $(DISTDIR)
+	git archive --format=tar --prefix=$(DISTNAME)/ HEAD | tar -x -C $(DISTDIR)
+	cd $(DISTDIR)/$(DISTNAME) && autoreconf -fi && rm -rf autom4te.cache configure~
+	tar -C $(DISTDIR) --sort=name --mtime="$$(git log -1 --format=%cI HEAD)" --owner=0 --group=0 \
+	  --numeric-owner -cf - $(DISTNAME) | gzip -n9 >$(DISTDIR)/$(DISTNAME).tar.gz
+	rm -rf $(DISTDIR)/$(DISTNAME)
+	@echo "make dist: $(DISTDIR)/$(DISTNAME).tar.gz ($$(git rev-parse --short HEAD))"
 # --- end issue 8 block ---
