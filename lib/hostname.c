@@ -6,20 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* 1: letter, digit, '-' or '_'; 2: '.'; 0: anything else */
-static const unsigned char HOST_CHAR[256] = {
-    ['-'] = 1, ['_'] = 1, ['.'] = 2,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-};
 
 dsql_status dsql__hostname_check(const char *hostname, const char **start, size_t *len,
                                  dsql_error *err)
@@ -44,12 +30,11 @@ dsql_status dsql__hostname_check(const char *hostname, const char **start, size_
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         char c = h[i];
-        unsigned kind = HOST_CHAR[(unsigned char)c];
-        if (kind == 1) {
+        if (c != '.' && c != '~' && dsql__uri_unreserved((unsigned char)c)) {
             if (++label > 63)
                 return dsql__error(err, DSQL_EINVAL,
                                    "hostname has a label longer than 63 characters");
-        } else if (kind == 2) {
+        } else if (c == '.') {
             if (label == 0)
                 return dsql__error(err, DSQL_EINVAL,
                                    "hostname has an empty label at position %zu", i + 1);

@@ -50,6 +50,7 @@ int dsql__utc_parse_iso8601(const char *s, int64_t *out);
 int64_t dsql__now(void);
 
 /* uri.c: RFC 3986 encoding, keeping A-Za-z0-9 - _ . ~ (and '/' if asked). */
+int dsql__uri_unreserved(unsigned char c); /* A-Za-z0-9 - _ . ~ */
 size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash);
 size_t dsql__uri_encode(char *dst, const char *s, size_t n, int keep_slash);
 /* Decode %XX in place-safe manner into dst (dst may equal s); returns length. */
@@ -84,10 +85,6 @@ typedef struct dsql__token_input {
     char date[9];
     char datetime[17];
 } dsql__token_input;
-dsql_status dsql__token_prepare(const dsql_token_params *params,
-                                const dsql_credentials *creds,
-                                dsql__token_input *in, char *region_buf,
-                                dsql_error *err);
 /* The query text up to "X-Amz-Date=" and the canonical-request hash state
  * after it: fixed per (action, key id, date, region), so the signer
  * caches it next to the derived key. */
@@ -103,10 +100,15 @@ void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *i
                              const dsql_credentials *creds);
 int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_input *in,
                                const dsql_credentials *creds);
-size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds);
-/* 0 when cap is surely enough, else the exact token length (without NUL). */
-size_t dsql__token_required(const dsql__token_input *in, const dsql_credentials *creds,
-                            size_t cap);
+/* Common start of every token call: empties buf, validates the input into
+ * *in, and checks that buf can hold the token (else DSQL_EBUFSIZE with the
+ * token length in *len). */
+dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_credentials *creds,
+                              dsql__token_input *in, char *region_buf, char *buf, size_t cap,
+                              size_t *len, dsql_error *err);
+/* Derives the key and writes the token; returns its length. */
+size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credentials *creds,
+                                 char *buf);
 /* Writes token + NUL into buf (large enough); returns the token length. */
 size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
                          const dsql__token_prefix *pre, const dsql__hmac_key *signing_key,

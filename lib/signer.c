@@ -89,30 +89,14 @@ dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *para
         return dsql__error(err, DSQL_EINVAL, "signer is NULL");
     dsql__token_input in;
     char region[DSQL_REGION_MAX + 1];
-    if (buf && cap)
-        buf[0] = '\0';
-    dsql_status status = dsql__token_prepare(params, creds, &in, region, err);
+    dsql_status status = dsql__token_begin(params, creds, &in, region, buf, cap, len, err);
     if (status != DSQL_OK)
         return status;
-    size_t usable = buf ? cap : 0;
-    size_t need = dsql__token_required(&in, creds, usable);
-    if (need && usable < need + 1) {
-        if (len)
-            *len = need;
-        return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
-                           need + 1, usable);
-    }
     size_t written;
-
     const char *secret = creds->secret_access_key;
     size_t secret_len = strlen(secret);
     if (secret_len > CACHED_SECRET_MAX) { /* unusual: sign without caching */
-        dsql__hmac_key key;
-        dsql__token_prefix pre;
-        dsql__sigv4_derive_key(&key, secret, in.date, in.region, "dsql");
-        dsql__token_prefix_init(&pre, &in, creds);
-        written = dsql__token_write(&in, creds, &pre, &key, buf);
-        dsql__hmac_key_wipe(&key);
+        written = dsql__token_sign_uncached(&in, creds, buf);
         if (len)
             *len = written;
         return DSQL_OK;

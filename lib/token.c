@@ -90,8 +90,8 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql_error *err)
     return DSQL_OK;
 }
 
-dsql_status dsql__token_prepare(const dsql_token_params *p, const dsql_credentials *creds,
-                                dsql__token_input *in, char *region_buf, dsql_error *err)
+static dsql_status token_prepare(const dsql_token_params *p, const dsql_credentials *creds,
+                                 dsql__token_input *in, char *region_buf, dsql_error *err)
 {
     if (!p)
         return dsql__error(err, DSQL_EINVAL, "token parameters are NULL");
@@ -226,7 +226,7 @@ int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_
     return pre->action == in->action && strcmp(pre->access_key_id, c->access_key_id) == 0;
 }
 
-size_t dsql__token_length(const dsql__token_input *in, const dsql_credentials *creds)
+static size_t token_length(const dsql__token_input *in, const dsql_credentials *creds)
 {
     writer w = {NULL, 0};
     spans sp;
@@ -294,15 +294,42 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
     return w.pos + 64;
 }
 
-size_t dsql__token_required(const dsql__token_input *in, const dsql_credentials *creds,
-                            size_t cap)
+dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_credentials *creds,
+                              dsql__token_input *in, char *region_buf, char *buf, size_t cap,
+                              size_t *len, dsql_error *err)
 {
+    if (buf && cap)
+        buf[0] = '\0';
+    dsql_status st = token_prepare(params, creds, in, region_buf, err);
+    if (st != DSQL_OK)
+        return st;
     /* Most callers pass a roomy buffer: an upper bound (every byte of the
      * encoded values at its worst, 3 bytes) spares the exact counting pass. */
+    size_t usable = buf ? cap : 0;
     size_t bound = in->host_len + 256 + 3 * (strlen(creds->access_key_id) + strlen(in->region));
     if (has_session_token(creds))
         bound += 32 + 3 * strlen(creds->session_token);
-    return cap > bound ? 0 : dsql__token_length(in, creds);
+    if (usable > bound)
+        return DSQL_OK;
+    size_t need = token_length(in, creds);
+    if (usable >= need + 1)
+        return DSQL_OK;
+    if (len)
+        *len = need;
+    return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
+                       need + 1, usable);
+}
+
+size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credentials *creds,
+                                 char *buf)
+{
+    dsql__hmac_key key;
+    dsql__token_prefix pre;
+    dsql__sigv4_derive_key(&key, creds->secret_access_key, in->date, in->region, "dsql");
+    dsql__token_prefix_init(&pre, in, creds);
+    size_t written = dsql__token_write(in, creds, &pre, &key, buf);
+    dsql__hmac_key_wipe(&key);
+    return written;
 }
 
 dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_credentials *creds,
@@ -310,25 +337,10 @@ dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_cred
 {
     dsql__token_input in;
     char region[DSQL_REGION_MAX + 1];
-    if (buf && cap)
-        buf[0] = '\0';
-    dsql_status st = dsql__token_prepare(params, creds, &in, region, err);
+    dsql_status st = dsql__token_begin(params, creds, &in, region, buf, cap, len, err);
     if (st != DSQL_OK)
         return st;
-    size_t usable = buf ? cap : 0;
-    size_t need = dsql__token_required(&in, creds, usable);
-    if (need && usable < need + 1) {
-        if (len)
-            *len = need;
-        return dsql__error(err, DSQL_EBUFSIZE, "token needs a buffer of %zu bytes; got %zu",
-                           need + 1, usable);
-    }
-    dsql__hmac_key key;
-    dsql__token_prefix pre;
-    dsql__sigv4_derive_key(&key, creds->secret_access_key, in.date, in.region, "dsql");
-    dsql__token_prefix_init(&pre, &in, creds);
-    size_t written = dsql__token_write(&in, creds, &pre, &key, buf);
-    dsql__hmac_key_wipe(&key);
+    size_t written = dsql__token_sign_uncached(&in, creds, buf);
     if (len)
         *len = written;
     return DSQL_OK;

@@ -20,6 +20,8 @@ static const unsigned char UNRESERVED[256] = {
     ['y'] = 1, ['z'] = 1,
 };
 
+int dsql__uri_unreserved(unsigned char c) { return UNRESERVED[c]; }
+
 static int is_unreserved(unsigned char c, int keep_slash)
 {
     return UNRESERVED[c] || (keep_slash && c == '/');
