@@ -93,7 +93,7 @@ $(B)/bench/gateway-bench: bench/gateway-bench.c $(STLIB)
 bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-bench.sh
 
-$(B)/test/%: test/%.c test/testutil.h $(STLIB)
+$(B)/test/%: test/%.c $(wildcard test/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< \
 	  $(ALL_LIBS) $(CHECK_LIBS) $(CJSON_LIBS)
@@ -128,13 +128,13 @@ check: all $(TESTS) $(SHLIB) $(FUZZ_REPLAYS)
 	B=$(B) CC="$(CC)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
 
 # `make check` replays each corpus through its target, without libFuzzer.
-$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c $(STLIB)
+$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz_util.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< test/fuzz/replay.c $(ALL_LIBS)
 
 # `make fuzz` runs every target under libFuzzer+ASan+UBSan for FUZZ_SECONDS,
 # growing test/fuzz/corpus/<target>/ (commit what it finds).
-$(B)/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRCS) $(ADAPTER_SRCS)
+$(B)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_util.h $(LIB_SRCS) $(ADAPTER_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib \
 	  $(LIB_DEPS_CFLAGS) $(LIBPQ_CFLAGS) -o $@ $< $(LIB_SRCS) $(ADAPTER_SRCS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
@@ -145,7 +145,7 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$t \
 	    2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==ERROR)' || exit 1; done
 
-$(B)/bench/%: bench/%.c $(STLIB)
+$(B)/bench/%: bench/%.c bench/benchutil.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LDFLAGS) -o $@ $< $(ALL_LIBS)
 

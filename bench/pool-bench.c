@@ -16,23 +16,11 @@
 #include <time.h>
 
 #include "../test/pool_harness.h"
+#include "benchutil.h"
 
 #define BATCH 1000
 #define BATCHES 200
 #define THREADS 8
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int uncontended(const char *name, uint32_t check_idle_ms, const char *reset,
                        int batches)

@@ -13,24 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "dsqlauth.h"
 
 #define TOKENS 500000
 #define WARMUP 20000
 #define BATCH 100
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int run_case(const char *name, dsql_credentials_provider *creds)
 {

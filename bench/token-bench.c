@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "benchutil.h"
 #include "dsqlauth.h"
 
 #define TOKENS 1000000
@@ -25,19 +26,6 @@ static void *count_realloc(void *p, size_t n) { atomic_fetch_add(&allocations, 1
 static void *ossl_malloc(size_t n, const char *f, int l) { (void)f, (void)l; return count_malloc(n); }
 static void *ossl_realloc(void *p, size_t n, const char *f, int l) { (void)f, (void)l; return count_realloc(p, n); }
 static void ossl_free(void *p, const char *f, int l) { (void)f, (void)l; free(p); }
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int sign(dsql_signer *signer, const dsql_token_params *p, const dsql_credentials *c,
                 char *buf, size_t cap)
@@ -65,9 +53,8 @@ static int run_case(const char *name, dsql_signer *signer, const dsql_credential
         samples[b] = (now_ns() - t0) / BATCH;
     }
     long allocs = atomic_load(&allocations) - allocs_before;
-    qsort(samples, TOKENS / BATCH, sizeof samples[0], cmp_double);
     printf("%s: median_ns=%.0f p99_ns=%.0f allocs_per_token=%.2f\n", name,
-           samples[TOKENS / BATCH / 2], samples[TOKENS / BATCH * 99 / 100],
+           percentile(samples, TOKENS / BATCH, 50), percentile(samples, TOKENS / BATCH, 99),
            (double)allocs / TOKENS);
     fflush(stdout);
     return 1;

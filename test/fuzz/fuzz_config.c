@@ -6,16 +6,13 @@
 #include <string.h>
 
 #include "dsqlauth.h"
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-    char *s = malloc(size + 1);
+    char *s = fuzz_cstring(data, size);
     if (!s)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
     dsql_error err;
     dsql_config *cfg = dsql_config_new(&err);
     if (!cfg) {

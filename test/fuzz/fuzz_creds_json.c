@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "creds/remote_util.h"
+#include "fuzz_util.h"
 
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static void check(dsql_status st, dsql_credentials *c)
 {
@@ -34,11 +34,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
               &c);
         dsql__json_delete_wiped(j);
     }
-    char *body = malloc(size + 1);
+    char *body = fuzz_cstring(data, size);
     if (!body)
         return 0;
-    memcpy(body, data, size);
-    body[size] = '\0';
     dsql__http_response resp = {500, body, size, "application/json"};
     char summary[200];
     dsql__http_error_summary(&resp, summary, sizeof summary);

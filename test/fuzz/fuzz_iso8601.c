@@ -6,16 +6,13 @@
 #include <string.h>
 
 #include "internal.h"
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-    char *in = malloc(size + 1);
+    char *in = fuzz_cstring(data, size);
     if (!in)
         return 0;
-    memcpy(in, data, size);
-    in[size] = '\0';
     int64_t t;
     if (dsql__utc_parse_iso8601(in, &t) && t >= 0 && t <= INT64_C(253402300799)) {
         char date[9], datetime[17], iso[32];

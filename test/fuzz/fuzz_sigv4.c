@@ -5,16 +5,13 @@
 #include <string.h>
 
 #include "dsqlauth.h"
-
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-    char *in = malloc(size + 1);
+    char *in = fuzz_cstring(data, size);
     if (!in)
         return 0;
-    memcpy(in, data, size);
-    in[size] = '\0';
     dsql_sigv4_pair query[32], headers[32];
     size_t nq = 0, nh = 0;
     char *lines[2] = {"GET", "/"};
