@@ -115,10 +115,39 @@ case "$needed" in
     *curl* | *cjson* | *expat*) echo "FAIL core program needs: $needed"; fail=1 ;;
     *) echo "ok   NEEDED: $needed" ;;
 esac
-out=$(env -u AWS_PROFILE "$tmp/prog" 2>&1) || { echo "FAIL core program: $out"; exit 1; }
-case "$out" in
-    *X-Amz-Signature=5ac084bc7cabccc19a52a5d1b5c24b50d3ce143f43b659bd484c91aaf555e190*"config: abc.dsql.eu-west-1.on.aws 5432 eu-west-1"*)
-        echo "ok   core-only program signs the published token, env provider token, config" ;;
-    *) echo "FAIL core program output: $out"; fail=1 ;;
-esac
+check_output() { # $1 = program, $2 = what it was built by
+    out=$(env -u AWS_PROFILE "$1" 2>&1) || { echo "FAIL core program ($2): $out"; fail=1; return; }
+    case "$out" in
+        *X-Amz-Signature=5ac084bc7cabccc19a52a5d1b5c24b50d3ce143f43b659bd484c91aaf555e190*"config: abc.dsql.eu-west-1.on.aws 5432 eu-west-1"*)
+            echo "ok   $2: signs the published token, env provider token, config" ;;
+        *) echo "FAIL core program output ($2): $out"; fail=1 ;;
+    esac
+}
+check_output "$tmp/prog" "core-only program"
+
+# The doc's build blocks (core only; everything), each run as written in a
+# project that copied lib/ and include/ into third_party/dsqlauth/ (cc
+# there means $CC).
+nblocks=$(grep -c '^<!-- test/t-vendoring-core.sh runs the next block' doc/VENDORING.md)
+[ "$nblocks" -ge 2 ] || { echo "FAIL doc/VENDORING.md: expected two tested build blocks, found $nblocks"; fail=1; }
+n=0
+while [ $n -lt "$nblocks" ]; do
+    n=$((n + 1))
+    proj=$tmp/project$n
+    mkdir -p "$proj/third_party/dsqlauth"
+    cp -r include lib "$proj/third_party/dsqlauth/"
+    cp "$tmp/prog.c" "$proj/app.c"
+    awk -v want="$n" '/^<!-- test\/t-vendoring-core.sh runs the next block/ {k++; f = (k == want); next}
+         f && /^```sh/ {g = 1; next}
+         g && /^```/ {exit}
+         g {print}' doc/VENDORING.md >"$tmp/doc-block$n.sh"
+    if [ ! -s "$tmp/doc-block$n.sh" ]; then
+        echo "FAIL doc/VENDORING.md: no build block after marker $n"; fail=1
+    elif (cd "$proj" && cc() { command $CC "$@"; } && set -e && . "$tmp/doc-block$n.sh") \
+        >"$tmp/doc$n.log" 2>&1; then
+        check_output "$proj/app" "doc/VENDORING.md build block $n, run as written"
+    else
+        echo "FAIL doc/VENDORING.md's build block $n:"; cat "$tmp/doc-block$n.sh" "$tmp/doc$n.log"; fail=1
+    fi
+done
 exit $fail
