@@ -145,6 +145,22 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$t \
 	    2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==ERROR)' || exit 1; done
 
+# >>> issue 9: fuzz targets for dsql-local's token verifier and startup-packet
+# parser (test/fuzz/fuzz_local_*.c), built from those dsql-local sources (the
+# more specific patterns win over the generic fuzz rules above).
+LOCAL_FUZZ_SRCS := tools/dsql-local/verify.c tools/dsql-local/keys.c \
+  tools/dsql-local/util.c tools/dsql-local/wire.c
+LOCAL_FUZZ_CFLAGS := -D_DEFAULT_SOURCE -Itools/dsql-local $(LIBEVENT_CFLAGS)
+$(B)/fuzz/replay_local_%: test/fuzz/fuzz_local_%.c test/fuzz/replay.c $(LOCAL_FUZZ_SRCS) tools/dsql-local/local.h $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LOCAL_FUZZ_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) -o $@ $< \
+	  test/fuzz/replay.c $(LOCAL_FUZZ_SRCS) $(ALL_LIBS)
+$(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) tools/dsql-local/local.h $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib $(LOCAL_FUZZ_CFLAGS) \
+	  $(LIB_DEPS_CFLAGS) -o $@ $< $(LOCAL_FUZZ_SRCS) $(LIB_SRCS) $(LIB_DEPS_LIBS)
+# <<< issue 9
+
 $(B)/bench/%: bench/%.c bench/benchutil.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LDFLAGS) -o $@ $< $(ALL_LIBS)

@@ -24,22 +24,29 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 #define FZ_SESSION "fuzzSESSIONIQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD"
 #define FZ_NOW 1767225900 /* 2026-01-01T00:05:00Z */
 
-static char keys_path[256];
+static char keys_dir[64], keys_path[256];
+
+static void remove_keys(void)
+{
+    unlink(keys_path);
+    rmdir(keys_dir);
+}
 
 static void make_keys(void)
 {
     static const char table[] = "# fuzz key table\n"
                                 "AKIAFUZZLONGTERM0001 " FZ_SECRET "\n"
                                 "ASIAFUZZTEMPORARY001 " FZ_SECRET " " FZ_SESSION "\n";
-    char dir[] = "/tmp/dsql-fuzz-verify.XXXXXX";
     FILE *fp;
 
-    if (!mkdtemp(dir))
+    strcpy(keys_dir, "/tmp/dsql-fuzz-verify.XXXXXX");
+    if (!mkdtemp(keys_dir))
         abort();
-    snprintf(keys_path, sizeof keys_path, "%s/keys", dir);
+    snprintf(keys_path, sizeof keys_path, "%s/keys", keys_dir);
     fp = fopen(keys_path, "w");
     if (!fp || fwrite(table, 1, sizeof table - 1, fp) != sizeof table - 1 || fclose(fp) != 0)
         abort();
+    atexit(remove_keys);
 }
 
 static int contains(const void *hay, size_t n, const char *needle)
