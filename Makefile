@@ -159,6 +159,22 @@ $(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) tools/dsql-l
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib $(LOCAL_FUZZ_CFLAGS) \
 	  $(LIB_DEPS_CFLAGS) -o $@ $< $(LOCAL_FUZZ_SRCS) $(LIB_SRCS) $(LIB_DEPS_LIBS)
+# `make tsan`: the threaded tests (signer threads in check_token, the
+# credentials cache, the concurrent HTTP providers, the pool) built with
+# clang -fsanitize=thread in $(B)-tsan; fails on any ThreadSanitizer report
+# (exit code 66 or a WARNING line in the output). The pool suite goes through
+# $(B)/dsql-local when `make all` has built it.
+TSAN_TESTS := check_token check_creds_cache check_http_creds check_pool
+.PHONY: tsan
+tsan:
+	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(TSAN_TESTS:%=$(B)-tsan/test/%)
+	@failed=0; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
+	  fork=yes; [ $$t = check_pool ] && fork=no; \
+	  CK_FORK=$$fork AWS_EC2_METADATA_DISABLED=true B=$(B) \
+	    TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	    $(B)-tsan/test/$$t >$(B)-tsan/$$t.log 2>&1; status=$$?; cat $(B)-tsan/$$t.log; \
+	  if [ $$status -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' $(B)-tsan/$$t.log; then \
+	    echo "tsan $$t FAILED"; failed=1; fi; done; exit $$failed
 # <<< issue 9
 
 $(B)/bench/%: bench/%.c bench/benchutil.h $(STLIB)
