@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int is_ws(char c) { return c == ' ' || c == '\t'; }
 
@@ -372,11 +373,33 @@ char *dsql__profiles_path(dsql__file_kind kind)
     return path;
 }
 
-/* Whole file into a heap buffer; *text = NULL when it does not exist. */
-static dsql_status read_file(const char *path, char **text, size_t *len, dsql_error *err)
+/* Does the text set a secret (aws_secret_access_key, aws_session_token;
+ * keys are case-insensitive)? */
+static int holds_secret(const char *text, size_t len)
 {
+    static const char *const keys[] = {"aws_secret_access_key", "aws_session_token"};
+    for (size_t k = 0; k < 2; k++) {
+        size_t kn = strlen(keys[k]);
+        for (size_t i = 0; i + kn <= len; i++) {
+            size_t j = 0;
+            while (j < kn && ((text[i + j] >= 'A' && text[i + j] <= 'Z') ? text[i + j] + 32 : text[i + j]) == keys[k][j])
+                j++;
+            if (j == kn)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whole file into a heap buffer; *text = NULL when it does not exist.
+ * *mode gets the file's permission bits. */
+static dsql_status read_file(const char *path, char **text, size_t *len, unsigned *mode,
+                             dsql_error *err)
+{
+    struct stat sb;
     *text = NULL;
     *len = 0;
+    *mode = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT || errno == ENOTDIR)
@@ -384,6 +407,8 @@ static dsql_status read_file(const char *path, char **text, size_t *len, dsql_er
         return dsql__error(err, DSQL_EIO, "profile file %s: cannot open: %s", path,
                            strerror(errno));
     }
+    if (fstat(fileno(f), &sb) == 0)
+        *mode = (unsigned)sb.st_mode & 07777u;
     size_t cap = 4096, n = 0;
     char *buf = dsql__malloc(cap);
     while (buf) {
@@ -437,7 +462,13 @@ dsql_status dsql__profiles_load(dsql__profiles *set, dsql_error *err)
         }
         char *text;
         size_t len;
-        dsql_status st = read_file(path, &text, &len, err);
+        unsigned mode;
+        dsql_status st = read_file(path, &text, &len, &mode, err);
+        if (st == DSQL_OK && text && (mode & 077u) && holds_secret(text, len))
+            dsql__log(DSQL_LOG_WARN,
+                      "profile file %s holds credentials but is accessible to group or "
+                      "others (mode %04o); restrict it with chmod 600",
+                      path, mode);
         if (st == DSQL_OK && text) {
             st = dsql__profiles_parse(set, text, len, kinds[i], path, err);
             OPENSSL_cleanse(text, len);
