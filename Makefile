@@ -311,7 +311,8 @@ DISTNAME := libdsqlauth-$(VERSION)
 DISTDIR ?= $(B)
 .PHONY: dist
 dist:
-	@git rev-parse --verify -q HEAD >/dev/null || { echo "make dist: needs a git checkout (it archives HEAD)" >&2; exit 1; }
+	@test "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$$(pwd -P)" && git rev-parse --verify -q HEAD >/dev/null \
+	  || { echo "make dist: needs a git checkout of this tree (it archives HEAD)" >&2; exit 1; }
 	@git diff --quiet HEAD -- . || echo "make dist: note: uncommitted changes are not in the tarball (it archives HEAD)" >&2
 	rm -rf $(DISTDIR)/$(DISTNAME) $(DISTDIR)/$(DISTNAME).tar.gz
 	mkdir -p $(DISTDIR)

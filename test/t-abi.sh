@@ -89,7 +89,7 @@ fi
 grows() { # $1 = older layout, $2 = newer; prints the lines $2 lost
     sort "$1" >"$tmp/g1"; sort "$2" >"$tmp/g2"; comm -23 "$tmp/g1" "$tmp/g2"
 }
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
     n=0
     for c in $(git log --format=%H -- "$file" 2>/dev/null); do
         git show "$c:$file" >"$tmp/old" 2>/dev/null || continue

@@ -7,8 +7,9 @@
 set -u
 CC=${CC:-cc}
 fail=0
-if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
-    echo "ok   not a git checkout: make dist (git archive HEAD) skipped"
+if ! git rev-parse --verify -q HEAD >/dev/null 2>&1 ||
+    [ "$(git rev-parse --show-toplevel 2>/dev/null)" != "$(pwd -P)" ]; then
+    echo "ok   not a git checkout of this tree: make dist (git archive HEAD) skipped"
     exit 0
 fi
 tmp=$(mktemp -d)
