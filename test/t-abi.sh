@@ -7,6 +7,7 @@
 # `make abi-update`. Regenerating without a bump does not help: a layout
 # once committed for a soname may only grow (new structs, new constants),
 # which is checked against every committed version of the file (git).
+# doc/ABI.md says how to make compatible and incompatible changes.
 #   test/t-abi.sh --update   rewrite test/data/abi-layout.txt
 set -u
 B=${B:-build}
@@ -77,7 +78,7 @@ elif [ "$recorded_soname" = "$soname" ]; then
     cat "$tmp/d"
     echo "     An incompatible change needs a new soname: bump SOVERSION in the Makefile, then"
     echo "     run 'make abi-update' and commit $file. A compatible one (a new struct) only needs"
-    echo "     'make abi-update'."
+    echo "     'make abi-update'. See doc/ABI.md."
     fail=1
 else
     echo "FAIL $file records $recorded_soname, the library is $soname: run 'make abi-update'"
