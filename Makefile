@@ -21,9 +21,13 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 SANITIZE ?=
+# the shared library must not have undefined symbols, except under the
+# sanitizers, whose runtime only the executables link
+NO_UNDEFINED := -Wl,--no-undefined
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
+NO_UNDEFINED :=
 endif
 BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -pthread
 
@@ -63,7 +67,7 @@ $(B)/pic/%.o: %.c $(wildcard include/*.h include/dsqlauth/*.h lib/*.h) config.mk
 
 $(SHLIB): $(LIB_OBJS) $(ADAPTER_OBJS) lib/libdsqlauth.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libdsqlauth.map \
-	  -Wl,--no-undefined $(LDFLAGS) -o $@ $(LIB_OBJS) $(ADAPTER_OBJS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
+	  $(NO_UNDEFINED) $(LDFLAGS) -o $@ $(LIB_OBJS) $(ADAPTER_OBJS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
 	ln -sf libdsqlauth.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf $(SONAME) $(B)/libdsqlauth.so
 
