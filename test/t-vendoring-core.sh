@@ -1,7 +1,7 @@
 #!/bin/sh
 # The token core vendored alone: the files listed in lib/VENDOR-CORE (the
-# same list doc/VENDORING.md quotes) compile with -Wall -Wextra -Werror and
-# no configure, and a program linked from them with nothing but -lcrypto
+# same list doc/VENDORING.md quotes) compile as POSIX C11 with -Wall -Wextra
+# -Werror and no configure, and a program linked from them with nothing but -lcrypto
 # (and -pthread) signs the published token and mints one through the
 # env provider -> cache -> signing token provider path.
 set -u
@@ -48,7 +48,8 @@ fi
 mkdir "$tmp/objs"
 for f in $core; do
     o="$tmp/objs/$(echo "$f" | tr / _).o"
-    $CC -std=c11 -Wall -Wextra -Werror -I"$top/include" -c "$f" -o "$o" 2>"$tmp/cc.err" ||
+    $CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$top/include" -c "$f" -o "$o" \
+        2>"$tmp/cc.err" ||
         { echo "FAIL vendored compile of $f:"; cat "$tmp/cc.err"; exit 1; }
 done
 cat >"$tmp/prog.c" <<'C'
@@ -106,7 +107,7 @@ int main(void)
     return 0;
 }
 C
-$CC -std=c11 -Wall -Wextra -Werror -I"$top/include" "$tmp/prog.c" "$tmp"/objs/*.o \
+$CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$top/include" "$tmp/prog.c" "$tmp"/objs/*.o \
     -o "$tmp/prog" -lcrypto -pthread 2>"$tmp/ld.err" ||
     { echo "FAIL core link with only -lcrypto:"; cat "$tmp/ld.err"; exit 1; }
 echo "ok   core links with only -lcrypto -pthread"
