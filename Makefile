@@ -34,10 +34,14 @@ BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -pthread
 -include config.mk
 
 # Configure on first use; install-deps first so configure finds everything.
-config.mk: configure.ac config.mk.in scripts/install-deps
+config.mk: configure config.mk.in scripts/install-deps
+	scripts/install-deps
+	./configure --quiet CC="$(CC)"
+
+# a release tarball ships configure; a git checkout makes it
+configure: configure.ac
 	scripts/install-deps
 	autoreconf -fi
-	./configure --quiet CC="$(CC)"
 
 LIB_SRCS := $(sort $(wildcard lib/*.c lib/creds/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
@@ -51,7 +55,7 @@ SHLIB := $(B)/libdsqlauth.so.$(VERSION)
 SONAME := libdsqlauth.so.$(SOVERSION)
 STLIB := $(B)/libdsqlauth.a
 
-TOOLS := $(B)/dsql-token
+TOOLS := $(B)/dsql-token $(B)/dsql-local
 TEST_SRCS := $(sort $(wildcard test/check_*.c))
 TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
 BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench
@@ -83,7 +87,6 @@ $(B)/dsql-token: $(wildcard tools/dsql-token/*.c) $(STLIB)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 
 # dsql-local: the local DSQL stand-in (tools/dsql-local, not part of the .so)
-TOOLS += $(B)/dsql-local
 DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c))
 $(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
@@ -293,6 +296,7 @@ valgrind-pool: $(B)/test/check_pool
 	CK_FORK=no DSQL_POOL_TEST_DIRECT=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect $(B)/test/check_pool
 check: $(B)/examples/pool-transfers
+
 
 # --- issue 8: examples run by test/t-examples.sh, make dist, ABI layout ---
 # (block owned by the vendoring/examples/dist/ABI work; keep edits inside)
