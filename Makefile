@@ -297,6 +297,13 @@ valgrind-pool: $(B)/test/check_pool
 	  --errors-for-leak-kinds=definite,indirect $(B)/test/check_pool
 check: $(B)/examples/pool-transfers
 
+# >>> issue 7: the pool across a real dsql-local restart (test/t-pool-restart.sh
+# runs test/pool_restart, which stops and restarts dsql-local itself)
+$(B)/test/pool_restart: test/pool_restart.c $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+check: $(B)/test/pool_restart $(B)/dsql-local
+# <<< issue 7 (pool restart)
 
 # --- issue 8: examples run by test/t-examples.sh, make dist, ABI layout ---
 # (block owned by the vendoring/examples/dist/ABI work; keep edits inside)
