@@ -407,7 +407,7 @@ static dsql_status read_file(const char *path, char **text, size_t *len, unsigne
         return dsql__error(err, DSQL_EIO, "profile file %s: cannot open: %s", path,
                            strerror(errno));
     }
-    if (fstat(fileno(f), &sb) == 0)
+    if (stat(path, &sb) == 0) /* stat, not fstat(fileno()): plain C11 + POSIX headers */
         *mode = (unsigned)sb.st_mode & 07777u;
     size_t cap = 4096, n = 0;
     char *buf = dsql__malloc(cap);
