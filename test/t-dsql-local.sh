@@ -443,19 +443,21 @@ st=$?
 TMPDIR=$tmp/t "$L" run -- sh -c 'kill -9 $$'
 st=$?
 [ $st -eq 137 ] && pass "run reports a killed command as 128+9" || bad "run returned $st for a killed command"
+# a sleep no other process on the machine runs, to find ours
+nap="sleep 60.$$"
 waitfor() { n=0; while [ ! -e "$1" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done; }
-TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started2; exec sleep 60" &
+TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started2; exec $nap" &
 rp=$!; waitfor "$tmp/started2"; kill -TERM $rp; wait $rp
 st=$?
 [ $st -eq 143 ] && pass "SIGTERM to run stops the command ($st)" || bad "SIGTERM to run: status $st"
-TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started; exec sleep 60" &
+TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started; exec $nap" &
 rp=$!; waitfor "$tmp/started"; kill -KILL $rp; wait $rp 2>/dev/null
-TMPDIR=$tmp/t "$L" run -- sleep 60 &
+TMPDIR=$tmp/t "$L" run -- $nap &
 rp=$!; sleep 0.5; kill -KILL $rp; wait $rp 2>/dev/null
 n=0
 while :; do # the servers stop PostgreSQL and clean up on their own
     left=$(ls -A "$tmp/t")
-    procs=$(ps -eo args | grep -v grep | grep -F -e "$tmp/t" -e "sleep 60" | tee "$tmp/procs" | wc -l)
+    procs=$(ps -eo args | grep -v grep | grep -F -e "$tmp/t" -e "$nap" | tee "$tmp/procs" | wc -l)
     [ -z "$left" ] && [ "$procs" -eq 0 ] && break
     n=$((n + 1)); [ $n -ge 60 ] && break
     sleep 0.5

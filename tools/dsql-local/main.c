@@ -269,6 +269,11 @@ static void remove_leftovers(const char *dir, int created_dir, int generated_key
     unlink(path);
 }
 
+static int stopped(const char *pid_file, const char *dir, int created_dir)
+{
+    return access(pid_file, F_OK) != 0 && (!created_dir || access(dir, F_OK) != 0);
+}
+
 static int cmd_stop(dl_config *cfg)
 {
     char dir[512], path[600];
@@ -297,13 +302,14 @@ static int cmd_stop(dl_config *cfg)
         remove_leftovers(dir, created_dir, generated_keys);
         return 1;
     }
-    /* the server removes its pid file last, after PostgreSQL has stopped */
+    /* the server removes its pid file last, after PostgreSQL has stopped;
+     * a directory it created is removed as a whole, so wait for that too */
     for (i = 0; i < 600; i++) {
-        if (access(path, F_OK) != 0)
+        if (stopped(path, dir, created_dir))
             return 0;
         if (!process_alive(pid)) { /* died without cleaning up */
             sleep_ms(100);
-            if (access(path, F_OK) != 0)
+            if (stopped(path, dir, created_dir))
                 return 0;
             remove_leftovers(dir, created_dir, generated_keys);
             return 0;
