@@ -132,7 +132,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 
 check: all $(TESTS) $(SHLIB) $(FUZZ_REPLAYS)
-	B=$(B) CC="$(CC)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
+	B=$(B) CC="$(CC)" SANITIZE="$(SANITIZE)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
 
 # `make check` replays each corpus through its target, without libFuzzer.
 $(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz_util.h $(STLIB)

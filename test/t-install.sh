@@ -28,7 +28,9 @@ int main(void)
 }
 C
 # shellcheck disable=SC2046
-${CC:-cc} "$tmp/outside.c" -o "$tmp/outside" $(PKG_CONFIG_PATH=$tmp pkg-config --cflags --libs dsqlauth) \
+# a sanitizer build of the library needs the sanitizer runtime in the program
+${CC:-cc} ${SANITIZE:+-fsanitize=$SANITIZE} "$tmp/outside.c" -o "$tmp/outside" \
+    $(PKG_CONFIG_PATH=$tmp pkg-config --cflags --libs dsqlauth) \
     || { echo "FAIL outside build with pkg-config"; exit 1; }
 LD_LIBRARY_PATH=$root/lib "$tmp/outside" >/dev/null || { echo "FAIL outside program"; exit 1; }
 echo "ok   outside program built with pkg-config --cflags --libs dsqlauth runs"
