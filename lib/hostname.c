@@ -30,7 +30,7 @@ dsql_status dsql__hostname_check(const char *hostname, const char **start, size_
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         char c = h[i];
-        if (c != '.' && c != '~' && dsql__uri_unreserved((unsigned char)c)) {
+        if (c != '.' && c != '~' && dsql__unreserved[(unsigned char)c]) {
             if (++label > 63)
                 return dsql__error(err, DSQL_EINVAL,
                                    "hostname has a label longer than 63 characters");

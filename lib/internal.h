@@ -50,7 +50,7 @@ int dsql__utc_parse_iso8601(const char *s, int64_t *out);
 int64_t dsql__now(void);
 
 /* uri.c: RFC 3986 encoding, keeping A-Za-z0-9 - _ . ~ (and '/' if asked). */
-int dsql__uri_unreserved(unsigned char c); /* A-Za-z0-9 - _ . ~ */
+extern const unsigned char dsql__unreserved[256]; /* 1 for A-Za-z0-9 - _ . ~ */
 size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash);
 size_t dsql__uri_encode(char *dst, const char *s, size_t n, int keep_slash);
 /* Decode %XX in place-safe manner into dst (dst may equal s); returns length. */

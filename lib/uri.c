@@ -6,7 +6,7 @@
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
 /* 1 for the unreserved set; '/' is handled by the callers' flag. */
-static const unsigned char UNRESERVED[256] = {
+const unsigned char dsql__unreserved[256] = {
     ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
     ['8'] = 1, ['9'] = 1,
@@ -20,11 +20,9 @@ static const unsigned char UNRESERVED[256] = {
     ['y'] = 1, ['z'] = 1,
 };
 
-int dsql__uri_unreserved(unsigned char c) { return UNRESERVED[c]; }
-
 static int is_unreserved(unsigned char c, int keep_slash)
 {
-    return UNRESERVED[c] || (keep_slash && c == '/');
+    return dsql__unreserved[c] || (keep_slash && c == '/');
 }
 
 size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash)
