@@ -27,18 +27,26 @@ dsql_status dsql__hostname_check(const char *hostname, const char **start, size_
     if (n > DSQL_HOSTNAME_MAX)
         return dsql__error(err, DSQL_EINVAL, "hostname is %zu characters long; the limit is %u",
                            n, DSQL_HOSTNAME_MAX);
-    size_t label = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* label by label: the inner loop only skips label characters */
+    for (size_t i = 0;;) {
+        size_t label_start = i;
+        while (i < n && (dsql__char_class[(unsigned char)h[i]] & DSQL__CC_HOST_LABEL))
+            i++;
+        size_t label = i - label_start;
+        if (label > 63)
+            return dsql__error(err, DSQL_EINVAL,
+                               "hostname has a label longer than 63 characters");
+        if (i == n) {
+            if (label == 0)
+                return dsql__error(err, DSQL_EINVAL, "hostname ends with '.'");
+            break;
+        }
         char c = h[i];
-        if (c != '.' && c != '~' && dsql__unreserved[(unsigned char)c]) {
-            if (++label > 63)
-                return dsql__error(err, DSQL_EINVAL,
-                                   "hostname has a label longer than 63 characters");
-        } else if (c == '.') {
+        if (c == '.') {
             if (label == 0)
                 return dsql__error(err, DSQL_EINVAL,
                                    "hostname has an empty label at position %zu", i + 1);
-            label = 0;
+            i++;
         } else if (c == ':') {
             return dsql__error(err, DSQL_EINVAL,
                                "hostname contains ':' at position %zu; give the host "
@@ -51,8 +59,6 @@ dsql_status dsql__hostname_check(const char *hostname, const char **start, size_
                                (unsigned char)c, i + 1);
         }
     }
-    if (label == 0)
-        return dsql__error(err, DSQL_EINVAL, "hostname ends with '.'");
     *start = h;
     *len = n;
     return DSQL_OK;

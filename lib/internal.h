@@ -50,7 +50,9 @@ int dsql__utc_parse_iso8601(const char *s, int64_t *out);
 int64_t dsql__now(void);
 
 /* uri.c: RFC 3986 encoding, keeping A-Za-z0-9 - _ . ~ (and '/' if asked). */
-extern const unsigned char dsql__unreserved[256]; /* 1 for A-Za-z0-9 - _ . ~ */
+#define DSQL__CC_UNRESERVED 1 /* A-Za-z0-9 - _ . ~ */
+#define DSQL__CC_HOST_LABEL 2 /* A-Za-z0-9 - _ */
+extern const unsigned char dsql__char_class[256];
 size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash);
 size_t dsql__uri_encode(char *dst, const char *s, size_t n, int keep_slash);
 /* Decode %XX in place-safe manner into dst (dst may equal s); returns length. */

@@ -5,24 +5,30 @@
 
 static const char HEX_UPPER[] = "0123456789ABCDEF";
 
-/* 1 for the unreserved set; '/' is handled by the callers' flag. */
-const unsigned char dsql__unreserved[256] = {
-    ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
+/* Character classes: the SigV4 unreserved set, and which of those may
+ * appear in a hostname label. */
+#define U DSQL__CC_UNRESERVED
+#define H (DSQL__CC_UNRESERVED | DSQL__CC_HOST_LABEL)
+const unsigned char dsql__char_class[256] = {
+    ['-'] = H, ['_'] = H, ['.'] = U, ['~'] = U,
+    ['0'] = H, ['1'] = H, ['2'] = H, ['3'] = H, ['4'] = H, ['5'] = H, ['6'] = H, ['7'] = H,
+    ['8'] = H, ['9'] = H,
+    ['A'] = H, ['B'] = H, ['C'] = H, ['D'] = H, ['E'] = H, ['F'] = H, ['G'] = H, ['H'] = H,
+    ['I'] = H, ['J'] = H, ['K'] = H, ['L'] = H, ['M'] = H, ['N'] = H, ['O'] = H, ['P'] = H,
+    ['Q'] = H, ['R'] = H, ['S'] = H, ['T'] = H, ['U'] = H, ['V'] = H, ['W'] = H, ['X'] = H,
+    ['Y'] = H, ['Z'] = H,
+    ['a'] = H, ['b'] = H, ['c'] = H, ['d'] = H, ['e'] = H, ['f'] = H, ['g'] = H, ['h'] = H,
+    ['i'] = H, ['j'] = H, ['k'] = H, ['l'] = H, ['m'] = H, ['n'] = H, ['o'] = H, ['p'] = H,
+    ['q'] = H, ['r'] = H, ['s'] = H, ['t'] = H, ['u'] = H, ['v'] = H, ['w'] = H, ['x'] = H,
+    ['y'] = H, ['z'] = H,
 };
+#undef U
+#undef H
+
 
 static int is_unreserved(unsigned char c, int keep_slash)
 {
-    return dsql__unreserved[c] || (keep_slash && c == '/');
+    return (dsql__char_class[c] & DSQL__CC_UNRESERVED) || (keep_slash && c == '/');
 }
 
 size_t dsql__uri_encoded_len(const char *s, size_t n, int keep_slash)

@@ -272,6 +272,16 @@ START_TEST(test_bad_input)
     assert_rejected("https://", "r", NULL, &c, DSQL_EINVAL, "hostname is empty");
     assert_rejected(long_host, "r", NULL, &c, DSQL_EINVAL, "limit is 253");
     assert_rejected("a..b", "r", NULL, &c, DSQL_EINVAL, "empty label");
+    assert_rejected(".a", "r", NULL, &c, DSQL_EINVAL, "empty label at position 1");
+    char long_label[80];
+    memset(long_label, 'b', 64);
+    strcpy(long_label + 64, ".example.com");
+    assert_rejected(long_label, "r", NULL, &c, DSQL_EINVAL, "label longer than 63");
+    long_label[63] = '.'; /* 63 is allowed */
+    char buf63[1024];
+    dsql_token_params p63 = {DSQL_STRUCT_VERSION, long_label, "r", NULL, 0, 1700000000};
+    ck_assert_int_eq(dsql_token_generate(&p63, &c, buf63, sizeof buf63, NULL, NULL), DSQL_OK);
+    assert_rejected("a.b~c", "r", NULL, &c, DSQL_EINVAL, "invalid character (byte 0x7e) at position 4");
     assert_rejected("a.b.", "r", NULL, &c, DSQL_EINVAL, "ends with '.'");
     assert_rejected("host:5432", "r", NULL, &c, DSQL_EINVAL, "contains ':'");
     assert_rejected("bad host", "r", NULL, &c, DSQL_EINVAL, "invalid character (byte 0x20)");
