@@ -84,6 +84,7 @@ typedef struct dsql__token_input {
     const char *action;
     uint32_t expires;
     int64_t now;
+    size_t session_token_len; /* 0: none */
     char date[9];
     char datetime[17];
 } dsql__token_input;

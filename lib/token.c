@@ -30,14 +30,15 @@ static void put(writer *w, const char *s, size_t n)
 
 static void put_str(writer *w, const char *s) { put(w, s, strlen(s)); }
 
-static void put_encoded(writer *w, const char *s)
+static void put_encoded_n(writer *w, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (w->buf)
         w->pos += dsql__uri_encode(w->buf + w->pos, s, n, 0);
     else
         w->pos += dsql__uri_encoded_len(s, n, 0);
 }
+
+static void put_encoded(writer *w, const char *s) { put_encoded_n(w, s, strlen(s)); }
 
 static void put_uint(writer *w, uint32_t v)
 {
@@ -72,7 +73,10 @@ static dsql_status check_region(const char *r, dsql_error *err)
     return DSQL_OK;
 }
 
-static dsql_status check_credentials(const dsql_credentials *c, dsql_error *err)
+/* Also records the session token's length: it can be long, so it is
+ * measured once per token. */
+static dsql_status check_credentials(const dsql_credentials *c, dsql__token_input *in,
+                                     dsql_error *err)
 {
     if (!c || !c->access_key_id || !c->access_key_id[0])
         return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no access key id");
@@ -84,7 +88,8 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql_error *err)
     if (strlen(c->secret_access_key) > MAX_SECRET)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "secret access key is longer than %u characters", MAX_SECRET);
-    if (has_session_token(c) && strlen(c->session_token) > MAX_SESSION_TOKEN)
+    in->session_token_len = has_session_token(c) ? strlen(c->session_token) : 0;
+    if (in->session_token_len > MAX_SESSION_TOKEN)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "session token is longer than %u bytes", MAX_SESSION_TOKEN);
     return DSQL_OK;
@@ -137,7 +142,7 @@ static dsql_status token_prepare(const dsql_token_params *p, const dsql_credenti
         return dsql__error(err, DSQL_EINVAL, "signing time %lld is outside years 1970..9999",
                            (long long)in->now);
 
-    if ((st = check_credentials(creds, err)) != DSQL_OK)
+    if ((st = check_credentials(creds, in, err)) != DSQL_OK)
         return st;
     if (creds->expiration) {
         if (creds->expiration <= in->now)
@@ -198,9 +203,9 @@ static void write_unsigned(writer *w, const dsql__token_input *in, const dsql_cr
     sp->query_mid = w->pos;
     put_str(w, "&X-Amz-SignedHeaders=host");
     sp->token_start = sp->token_end = w->pos;
-    if (has_session_token(c)) {
+    if (in->session_token_len) {
         put_str(w, "&X-Amz-Security-Token=");
-        put_encoded(w, c->session_token);
+        put_encoded_n(w, c->session_token, in->session_token_len);
         sp->token_end = w->pos;
     }
     put_str(w, "&X-Amz-Signature=");
@@ -307,8 +312,7 @@ dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_creden
      * encoded values at its worst, 3 bytes) spares the exact counting pass. */
     size_t usable = buf ? cap : 0;
     size_t bound = in->host_len + 256 + 3 * (strlen(creds->access_key_id) + strlen(in->region));
-    if (has_session_token(creds))
-        bound += 32 + 3 * strlen(creds->session_token);
+    bound += 32 + 3 * in->session_token_len;
     if (usable > bound)
         return DSQL_OK;
     size_t need = token_length(in, creds);
