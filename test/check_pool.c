@@ -995,6 +995,42 @@ START_TEST(test_nonblocking_acquire)
 END_TEST
 
 
+/* The non-blocking acquire makes no round trip (ping_idle_ms is for the
+ * blocking one): an idle connection past ping_idle_ms is handed out after
+ * the socket check, not closed as broken and replaced. */
+START_TEST(test_nonblocking_acquire_ping_idle)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    o.ping_idle_ms = 1;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    int pid = backend_pid(c);
+    dsql_pq_pool_release(p, c);
+    sleep_ms(20);
+    int polls = 0;
+    c = acquire_by_polling(p, 2000, &err, &polls);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_eq(backend_pid(c), pid);
+    ck_assert(select_one(c));
+    dsql_pq_pool_release(p, c);
+    /* the blocking acquire pings it and keeps it too */
+    sleep_ms(20);
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_int_eq(backend_pid(c), pid);
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 0);
+    ck_assert_uint_eq(s.opened, 1);
+    ck_assert_uint_eq(s.acquires, 3);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 /* ---- credentials expiring; every backend gone at once ---- */
 
 START_TEST(test_credentials_expiring)
@@ -1351,6 +1387,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_conflict_at_commit);
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);
+    tcase_add_test(tc, test_nonblocking_acquire_ping_idle);
     tcase_add_test(tc, test_mixed_sync_async_stress);
     tcase_add_test(tc, test_allocation_failures);
     tcase_add_test(tc, test_contention_transfers);

@@ -453,7 +453,8 @@ static int socket_readable(PGconn *c)
  * ErrorResponse, which libpq only passes to the notice processor) with the
  * close right behind it, but it can be a harmless notice or parameter
  * status: after any, the connection must answer a round trip (when
- * allow_ping; else it is given up). */
+ * allow_ping; else it is given up). Without allow_ping (the non-blocking
+ * acquire) ping_idle_ms does not apply. */
 static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int allow_ping)
 {
     if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
@@ -481,8 +482,8 @@ static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int a
         if (PQisBusy(c))
             return 0;
     }
-    int ping = unsolicited ||
-               (p->opts.ping_idle_ms && idle_ns >= (int64_t)p->opts.ping_idle_ms * MS);
+    int ping = unsolicited || (allow_ping && p->opts.ping_idle_ms &&
+                               idle_ns >= (int64_t)p->opts.ping_idle_ms * MS);
     if (ping) {
         if (!allow_ping)
             return 0;
