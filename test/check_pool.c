@@ -1031,6 +1031,36 @@ START_TEST(test_nonblocking_acquire_ping_idle)
 }
 END_TEST
 
+/* check_idle_ms = UINT32_MAX turns the socket check on acquire off; maintain
+ * still closes an idle connection whose backend is gone. */
+START_TEST(test_maintain_closes_killed_without_acquire_check)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = 2;
+    o.check_idle_ms = UINT32_MAX;
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    int pid = backend_pid(c);
+    dsql_pq_pool_release(p, c);
+    kill_backend(pid);
+    ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.closed_broken, 1);
+    ck_assert_uint_eq(s.size, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_ne(backend_pid(c), pid);
+    ck_assert(select_one(c));
+    dsql_pq_pool_release(p, c);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 /* ---- credentials expiring; every backend gone at once ---- */
 
 START_TEST(test_credentials_expiring)
@@ -1388,6 +1418,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);
     tcase_add_test(tc, test_nonblocking_acquire_ping_idle);
+    tcase_add_test(tc, test_maintain_closes_killed_without_acquire_check);
     tcase_add_test(tc, test_mixed_sync_async_stress);
     tcase_add_test(tc, test_allocation_failures);
     tcase_add_test(tc, test_contention_transfers);

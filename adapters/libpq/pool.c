@@ -448,19 +448,25 @@ static int socket_readable(PGconn *c)
     return r != 0;
 }
 
-/* 1 when the connection, idle for idle_ns, looks usable. Input that
- * arrives on an idle connection is usually the server's goodbye (a FATAL
- * ErrorResponse, which libpq only passes to the notice processor) with the
- * close right behind it, but it can be a harmless notice or parameter
- * status: after any, the connection must answer a round trip (when
- * allow_ping; else it is given up). Without allow_ping (the non-blocking
- * acquire) ping_idle_ms does not apply. */
-static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int allow_ping)
+/* What conn_healthy() may do beyond the socket check. */
+typedef enum ping_mode {
+    PING_NEVER,    /* no round trip: input on the socket gives it up */
+    PING_ON_INPUT, /* a round trip after input on the socket */
+    PING_ALWAYS    /* a round trip in any case */
+} ping_mode;
+
+/* 1 when the idle connection c looks usable. check_socket: poll its socket
+ * first. Input that arrives on an idle connection is usually the server's
+ * goodbye (a FATAL ErrorResponse, which libpq only passes to the notice
+ * processor) with the close right behind it, but it can be a harmless
+ * notice or parameter status: after any, the connection must answer a
+ * round trip (unless PING_NEVER: then it is given up). */
+static int conn_healthy(PGconn *c, int check_socket, ping_mode ping)
 {
     if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)
         return 0;
     int unsolicited = 0;
-    if (p->opts.check_idle_ms != UINT32_MAX && idle_ns >= (int64_t)p->opts.check_idle_ms * MS) {
+    if (check_socket) {
         int fd = PQsocket(c);
         if (fd < 0)
             return 0;
@@ -482,11 +488,9 @@ static int conn_healthy(const dsql_pq_pool *p, PGconn *c, int64_t idle_ns, int a
         if (PQisBusy(c))
             return 0;
     }
-    int ping = unsolicited || (allow_ping && p->opts.ping_idle_ms &&
-                               idle_ns >= (int64_t)p->opts.ping_idle_ms * MS);
-    if (ping) {
-        if (!allow_ping)
-            return 0;
+    if (unsolicited && ping == PING_NEVER)
+        return 0;
+    if (unsolicited || ping == PING_ALWAYS) {
         PGresult *r = PQexec(c, "");
         int ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY;
         PQclear(r);
@@ -787,7 +791,11 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
             PGconn *c = s->conn;
             if (idle >= (int64_t)p->opts.check_idle_ms * MS || p->opts.ping_idle_ms) {
                 pthread_mutex_unlock(&p->mu);
-                int ok = conn_healthy(p, c, idle, 1);
+                int ok = conn_healthy(
+                    c, p->opts.check_idle_ms != UINT32_MAX &&
+                           idle >= (int64_t)p->opts.check_idle_ms * MS,
+                    p->opts.ping_idle_ms && idle >= (int64_t)p->opts.ping_idle_ms * MS
+                        ? PING_ALWAYS : PING_ON_INPUT);
                 pthread_mutex_lock(&p->mu);
                 if (!ok) {
                     drop_slot_locked(p, s, CLOSE_BROKEN);
@@ -980,7 +988,9 @@ static void acq_step(dsql_pq_pool_acquiring *a)
             int64_t idle = now - s->idle_since;
             PGconn *c = s->conn;
             pthread_mutex_unlock(&p->mu);
-            int ok = conn_healthy(p, c, idle, 0);
+            int ok = conn_healthy(c, p->opts.check_idle_ms != UINT32_MAX &&
+                                         idle >= (int64_t)p->opts.check_idle_ms * MS,
+                                  PING_NEVER);
             pthread_mutex_lock(&p->mu);
             if (!ok) {
                 drop_slot_locked(p, s, CLOSE_BROKEN);
@@ -1321,7 +1331,7 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     for (unsigned i = 0; i < n_suspects; i++) {
         slot *s = suspects[i];
         PGconn *c = s->conn;
-        int ok = conn_healthy(p, c, INT64_MAX / 2, 1);
+        int ok = conn_healthy(c, 1, PING_ON_INPUT); /* whatever check_idle_ms says */
         pthread_mutex_lock(&p->mu);
         if (ok && !p->closed) {
             make_available_locked(p, s, s->idle_since);
