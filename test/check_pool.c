@@ -1100,6 +1100,67 @@ START_TEST(test_credentials_expiring)
 }
 END_TEST
 
+/* A connector over the harness that, once told to, fails without filling
+ * err (against its contract: the pool must still say something). */
+static atomic_int connect_fails_silently;
+
+static PGconn *silent_connect(void *self, dsql_error *err)
+{
+    (void)self;
+    if (atomic_load(&connect_fails_silently))
+        return NULL;
+    return srv.via_dsql_local ? dsql_pq_connect(srv.cfg, srv.inner, err)
+                              : direct_connect(NULL, err);
+}
+
+static const dsql_pq_connector_vtable silent_vt = {DSQL_STRUCT_VERSION, silent_connect, NULL,
+                                                   NULL, NULL, NULL};
+
+/* Leave a pattern in the stack below the caller, where the next calls'
+ * uninitialised locals would be. */
+static __attribute__((noinline)) void dirty_stack(void)
+{
+    volatile unsigned char junk[32768];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = 0x5a;
+}
+
+START_TEST(test_connector_failing_silently)
+{
+    dsql_error err = {0};
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.min_size = 1;
+    o.max_size = 2;
+    o.connector = &silent_vt;
+    dsql_pq_pool *p = dsql_pq_pool_new(NULL, NULL, &o, &err);
+    ck_assert_msg(p != NULL, "%s", err.message);
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(PQsendQuery(c, "SELECT 1")); /* closed on release: below min_size */
+    dsql_pq_pool_release(p, c);
+    ck_assert_uint_eq(stats(p).size, 0);
+    atomic_store(&connect_fails_silently, 1);
+    /* maintain with err NULL, as the background thread calls it */
+    dirty_stack();
+    ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, NULL), DSQL_EINTERNAL);
+    err = (dsql_error){0};
+    ck_assert_ptr_null(dsql_pq_pool_acquire(p, 0, &err));
+    ck_assert_int_eq(err.status, DSQL_EINTERNAL);
+    ck_assert(strstr(err.message, "without saying why"));
+    err = (dsql_error){0};
+    int polls = 0;
+    ck_assert_ptr_null(acquire_by_polling(p, 0, &err, &polls));
+    ck_assert_int_eq(err.status, DSQL_EINTERNAL);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.open_failures, 3);
+    ck_assert_uint_eq(s.opening, 0);
+    ck_assert_uint_eq(s.size, 0);
+    atomic_store(&connect_fails_silently, 0);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 typedef struct grab_arg {
     dsql_pq_pool *p;
     int ok;
@@ -1411,6 +1472,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_killed_while_idle);
     tcase_add_test(tc, test_killed_while_in_use);
     tcase_add_test(tc, test_credentials_expiring);
+    tcase_add_test(tc, test_connector_failing_silently);
     tcase_add_test(tc, test_all_backends_killed);
     tcase_add_test(tc, test_conflict_retry_single_connection);
     tcase_add_test(tc, test_oc_codes_and_plain_errors);

@@ -736,7 +736,7 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
 
 static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
 {
-    dsql_error local;
+    dsql_error local = {0}; /* read below if the connector fails silently */
     dsql_error *e = err ? err : &local;
     PGconn *c = p->vt->connect(p->self, e);
     if (c && PQstatus(c) != CONNECTION_OK) {
