@@ -253,11 +253,20 @@ static unsigned size_locked(const dsql_pq_pool *p)
     return p->n_idle + p->n_in_use + p->n_opening;
 }
 
-static slot *free_slot_locked(dsql_pq_pool *p)
+/* A free slot reserved for opening (OPENING), or NULL when the pool is full. */
+static slot *reserve_locked(dsql_pq_pool *p)
 {
-    for (unsigned i = 0; i < p->nslots; i++)
-        if (p->slots[i].state == SLOT_FREE)
-            return &p->slots[i];
+    if (size_locked(p) >= p->opts.max_size)
+        return NULL;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        slot *s = &p->slots[i];
+        if (s->state == SLOT_FREE) {
+            s->state = SLOT_OPENING;
+            s->conn = NULL;
+            p->n_opening++;
+            return s;
+        }
+    }
     return NULL;
 }
 
@@ -352,8 +361,9 @@ static void wake_one_locked(dsql_pq_pool *p)
     }
 }
 
-/* Drop slot s (its connection is the caller's to PQfinish outside the
- * mutex); returns the connection. */
+/* Drop slot s: IN_USE, OPENING (its connection NULL: a reservation given
+ * up), or IDLE already popped off the ring. Returns the connection, the
+ * caller's to PQfinish outside the mutex. */
 static PGconn *drop_slot_locked(dsql_pq_pool *p, slot *s, close_reason r)
 {
     PGconn *c = s->conn;
@@ -388,41 +398,6 @@ static void make_available_locked(dsql_pq_pool *p, slot *s, int64_t now)
     s->state = SLOT_IDLE;
     s->idle_since = now;
     ring_push_top(p, s);
-}
-
-typedef enum take_result { TAKE_IDLE, TAKE_OPEN, TAKE_CLOSE, TAKE_FULL } take_result;
-
-/* Under the mutex: pop an idle slot (marked IN_USE), or reserve a free slot
- * for opening, or hand back one expired connection to close (then call
- * again), or report the pool full. */
-static take_result take_locked(dsql_pq_pool *p, int64_t now, slot **out, PGconn **to_close)
-{
-    if (p->n_idle > 0) {
-        slot *s = ring_pop_top(p);
-        s->state = SLOT_IN_USE;
-        p->n_in_use++;
-        if (now >= s->expires) {
-            *to_close = drop_slot_locked(p, s, CLOSE_LIFETIME);
-            return TAKE_CLOSE;
-        }
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-            *to_close = drop_slot_locked(p, s, CLOSE_BROKEN);
-            return TAKE_CLOSE;
-        }
-        *out = s;
-        return TAKE_IDLE;
-    }
-    if (size_locked(p) < p->opts.max_size) {
-        slot *s = free_slot_locked(p);
-        if (s) {
-            s->state = SLOT_OPENING;
-            s->conn = NULL;
-            p->n_opening++;
-            *out = s;
-            return TAKE_OPEN;
-        }
-    }
-    return TAKE_FULL;
 }
 
 /* ---- health and reset (outside the mutex; the caller owns the slot) ---- */
@@ -467,21 +442,11 @@ static int conn_healthy(PGconn *c, int check_socket, ping_mode ping)
         return 0;
     int unsolicited = 0;
     if (check_socket) {
-        int fd = PQsocket(c);
-        if (fd < 0)
-            return 0;
         int rounds = 0;
-        for (;;) {
-            struct pollfd pfd = {fd, POLLIN, 0};
-            int r = poll(&pfd, 1, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                return 0;
-            if (r == 0)
-                break;
+        while (socket_readable(c)) {
             unsolicited = 1;
-            if (++rounds > 8 || !PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)
+            if (PQsocket(c) < 0 || ++rounds > 8 || !PQconsumeInput(c) ||
+                PQstatus(c) != CONNECTION_OK)
                 return 0;
             drain_notifies(c);
         }
@@ -583,12 +548,11 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
     /* The connector's self is ours from here on, also on failure. */
     const dsql_pq_connector_vtable *cvt = o.connector;
     void *cself = o.connector_self;
+    dsql_pq_pool *p = NULL;
 #define FAIL_EARLY(...)                                                     \
     do {                                                                    \
         fail(err, DSQL_EINVAL, __VA_ARGS__);                                \
-        if (cvt && cvt->version == DSQL_STRUCT_VERSION && cvt->destroy)     \
-            cvt->destroy(cself);                                            \
-        return NULL;                                                        \
+        goto drop_connector;                                                \
     } while (0)
     if (o.version != DSQL_STRUCT_VERSION)
         FAIL_EARLY("pool options: version %d is not %d (use dsql_pq_pool_options_init)",
@@ -612,37 +576,26 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
         FAIL_EARLY("pool options: maintain_interval_ms is 0 with background_thread");
     if (!cvt && !cfg)
         FAIL_EARLY("configuration is NULL (and no connector given)");
-    if (dsql__pq_txn_options_check(&o.txn, err) != DSQL_OK) {
-        if (cvt && cvt->destroy)
-            cvt->destroy(cself);
-        return NULL;
-    }
+    if (dsql__pq_txn_options_check(&o.txn, err) != DSQL_OK)
+        goto drop_connector;
 #undef FAIL_EARLY
 
-    dsql_pq_pool *p = calloc(1, sizeof *p);
+    p = calloc(1, sizeof *p);
     if (!p) {
-        if (cvt && cvt->destroy)
-            cvt->destroy(cself);
         fail(err, DSQL_ENOMEM, "out of memory creating the pool");
-        return NULL;
+        goto drop_connector;
     }
-    p->vt = cvt;
-    p->self = cself;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
-        if (cvt && cvt->destroy)
-            cvt->destroy(cself);
-        free(p);
         fail(err, DSQL_ENOMEM, "cannot create the pool mutex");
-        return NULL;
+        goto drop_connector;
     }
     if (pthread_condattr_init(&p->condattr) != 0) {
-        if (cvt && cvt->destroy)
-            cvt->destroy(cself);
         pthread_mutex_destroy(&p->mu);
-        free(p);
         fail(err, DSQL_ENOMEM, "cannot create the pool condition attributes");
-        return NULL;
+        goto drop_connector;
     }
+    p->vt = cvt; /* pool_destroy destroys it from here on */
+    p->self = cself;
     pthread_condattr_setclock(&p->condattr, CLOCK_MONOTONIC);
     p->opts = o;
     p->opts.connector = NULL;
@@ -730,15 +683,22 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
         p->thread_started = 1;
     }
     return p;
+
+drop_connector: /* a failure before the pool owned the connector */
+    free(p);
+    if (cvt && cvt->version == DSQL_STRUCT_VERSION && cvt->destroy)
+        cvt->destroy(cself);
+    return NULL;
 }
 
 /* ---- acquire / release ---- */
 
-static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
+/* The connector's answer c for the OPENING slot s. Open: it goes into s
+ * (still OPENING) and DSQL_OK comes back with the mutex locked. Not: the
+ * slot is freed, and the status (e says why) comes back with the mutex
+ * unlocked. */
+static dsql_status open_done(dsql_pq_pool *p, slot *s, PGconn *c, dsql_error *e)
 {
-    dsql_error local = {0}; /* read below if the connector fails silently */
-    dsql_error *e = err ? err : &local;
-    PGconn *c = p->vt->connect(p->self, e);
     if (c && PQstatus(c) != CONNECTION_OK) {
         PQfinish(c);
         c = NULL;
@@ -746,10 +706,8 @@ static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
     }
     pthread_mutex_lock(&p->mu);
     if (!c) {
-        s->state = SLOT_FREE;
-        p->n_opening--;
         p->st.open_failures++;
-        wake_one_locked(p);
+        drop_slot_locked(p, s, CLOSE_NONE);
         pthread_mutex_unlock(&p->mu);
         if (e->status == DSQL_OK)
             fail(e, DSQL_EINTERNAL, "the connector failed without saying why");
@@ -758,7 +716,74 @@ static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
     s->conn = c;
     s->expires = new_expiry_locked(p, now_ns());
     p->st.opened++;
-    return DSQL_OK; /* still locked, slot still OPENING */
+    return DSQL_OK;
+}
+
+/* Open a connection into the OPENING slot s (blocking), as open_done. */
+static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
+{
+    dsql_error local = {0}; /* read if the connector fails silently */
+    dsql_error *e = err ? err : &local;
+    return open_done(p, s, p->vt->connect(p->self, e), e);
+}
+
+/* The connection just opened into s goes to the caller that opened it. */
+static void acquire_opened_locked(dsql_pq_pool *p, slot *s)
+{
+    p->n_opening--;
+    p->n_in_use++;
+    s->state = SLOT_IN_USE;
+    p->st.acquires++;
+}
+
+typedef enum take_result { TAKE_IDLE, TAKE_OPEN, TAKE_AGAIN, TAKE_FULL } take_result;
+
+/* Under the mutex: take the top idle connection (marked IN_USE), or reserve
+ * a free slot for opening, or report the pool full. The idle connection is
+ * checked first: its lifetime and status, then (the mutex released
+ * meanwhile) its socket when it has been idle for check_idle_ms, and a
+ * round trip when it has been idle for ping_idle_ms or input arrived on the
+ * socket; may_ping 0 (non-blocking acquire): no round trip, and input gives
+ * it up. One that fails is dropped and closed: TAKE_AGAIN, the mutex having
+ * been released (*now is fresh); call again. */
+static take_result take_locked(dsql_pq_pool *p, int64_t *now, int may_ping, slot **out)
+{
+    if (p->n_idle == 0) {
+        *out = reserve_locked(p);
+        return *out ? TAKE_OPEN : TAKE_FULL;
+    }
+    slot *s = ring_pop_top(p);
+    s->state = SLOT_IN_USE;
+    p->n_in_use++;
+    int64_t idle = *now - s->idle_since;
+    int check_socket =
+        p->opts.check_idle_ms != UINT32_MAX && idle >= (int64_t)p->opts.check_idle_ms * MS;
+    ping_mode ping = PING_NEVER;
+    if (may_ping)
+        ping = p->opts.ping_idle_ms && idle >= (int64_t)p->opts.ping_idle_ms * MS
+                   ? PING_ALWAYS : PING_ON_INPUT;
+    close_reason r = CLOSE_NONE;
+    if (*now >= s->expires) {
+        r = CLOSE_LIFETIME;
+    } else if (PQstatus(s->conn) != CONNECTION_OK) {
+        r = CLOSE_BROKEN;
+    } else if (check_socket || ping == PING_ALWAYS) {
+        pthread_mutex_unlock(&p->mu);
+        int ok = conn_healthy(s->conn, check_socket, ping);
+        pthread_mutex_lock(&p->mu);
+        if (!ok)
+            r = CLOSE_BROKEN;
+    }
+    if (r == CLOSE_NONE) {
+        *out = s;
+        return TAKE_IDLE;
+    }
+    PGconn *c = drop_slot_locked(p, s, r);
+    pthread_mutex_unlock(&p->mu);
+    PQfinish(c);
+    *now = now_ns();
+    pthread_mutex_lock(&p->mu);
+    return TAKE_AGAIN;
 }
 
 PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
@@ -779,49 +804,20 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
             return NULL;
         }
         slot *s = NULL;
-        PGconn *to_close = NULL;
-        switch (take_locked(p, now, &s, &to_close)) {
-        case TAKE_CLOSE:
-            pthread_mutex_unlock(&p->mu);
-            PQfinish(to_close);
-            pthread_mutex_lock(&p->mu);
+        switch (take_locked(p, &now, 1, &s)) {
+        case TAKE_AGAIN:
             continue;
-        case TAKE_IDLE: {
-            int64_t idle = now - s->idle_since;
-            PGconn *c = s->conn;
-            if (idle >= (int64_t)p->opts.check_idle_ms * MS || p->opts.ping_idle_ms) {
-                pthread_mutex_unlock(&p->mu);
-                int ok = conn_healthy(
-                    c, p->opts.check_idle_ms != UINT32_MAX &&
-                           idle >= (int64_t)p->opts.check_idle_ms * MS,
-                    p->opts.ping_idle_ms && idle >= (int64_t)p->opts.ping_idle_ms * MS
-                        ? PING_ALWAYS : PING_ON_INPUT);
-                pthread_mutex_lock(&p->mu);
-                if (!ok) {
-                    drop_slot_locked(p, s, CLOSE_BROKEN);
-                    pthread_mutex_unlock(&p->mu);
-                    PQfinish(c);
-                    now = now_ns();
-                    pthread_mutex_lock(&p->mu);
-                    continue;
-                }
-            }
-            p->st.acquires++;
-            pthread_mutex_unlock(&p->mu);
-            return c;
-        }
-        case TAKE_OPEN: {
-            pthread_mutex_unlock(&p->mu);
-            if (open_into(p, s, err) != DSQL_OK)
-                return NULL;
-            /* locked again */
-            p->n_opening--;
-            p->n_in_use++;
-            s->state = SLOT_IN_USE;
+        case TAKE_IDLE:
             p->st.acquires++;
             pthread_mutex_unlock(&p->mu);
             return s->conn;
-        }
+        case TAKE_OPEN:
+            pthread_mutex_unlock(&p->mu);
+            if (open_into(p, s, err) != DSQL_OK)
+                return NULL;
+            acquire_opened_locked(p, s); /* open_into locked again */
+            pthread_mutex_unlock(&p->mu);
+            return s->conn;
         case TAKE_FULL:
             break;
         }
@@ -889,8 +885,6 @@ static PGconn *expired_bottom_locked(dsql_pq_pool *p, int64_t now)
     if (r == CLOSE_NONE)
         return NULL;
     ring_pop_bottom(p);
-    b->state = SLOT_IN_USE;
-    p->n_in_use++;
     return drop_slot_locked(p, b, r);
 }
 
@@ -955,13 +949,6 @@ struct dsql_pq_pool_acquiring {
     dsql_error err;
 };
 
-static void set_failed(dsql_pq_pool_acquiring *a, dsql_error *err)
-{
-    a->state = ACQ_FAILED;
-    if (err)
-        *err = a->err;
-}
-
 /* Look for a connection: ready, opening, waiting, or failed. */
 static void acq_step(dsql_pq_pool_acquiring *a)
 {
@@ -976,30 +963,10 @@ static void acq_step(dsql_pq_pool_acquiring *a)
             return;
         }
         slot *s = NULL;
-        PGconn *to_close = NULL;
-        take_result t = take_locked(p, now, &s, &to_close);
-        if (t == TAKE_CLOSE) {
-            pthread_mutex_unlock(&p->mu);
-            PQfinish(to_close);
-            pthread_mutex_lock(&p->mu);
+        take_result t = take_locked(p, &now, 0, &s);
+        if (t == TAKE_AGAIN)
             continue;
-        }
         if (t == TAKE_IDLE) {
-            int64_t idle = now - s->idle_since;
-            PGconn *c = s->conn;
-            pthread_mutex_unlock(&p->mu);
-            int ok = conn_healthy(c, p->opts.check_idle_ms != UINT32_MAX &&
-                                         idle >= (int64_t)p->opts.check_idle_ms * MS,
-                                  PING_NEVER);
-            pthread_mutex_lock(&p->mu);
-            if (!ok) {
-                drop_slot_locked(p, s, CLOSE_BROKEN);
-                pthread_mutex_unlock(&p->mu);
-                PQfinish(c);
-                now = now_ns();
-                pthread_mutex_lock(&p->mu);
-                continue;
-            }
             p->st.acquires++;
             pthread_mutex_unlock(&p->mu);
             a->s = s;
@@ -1009,24 +976,14 @@ static void acq_step(dsql_pq_pool_acquiring *a)
         if (t == TAKE_OPEN) {
             pthread_mutex_unlock(&p->mu);
             a->s = s;
-            if (p->vt->connect_start) {
-                a->attempt = p->vt->connect_start(p->self, &a->err);
-                if (!a->attempt) {
-                    pthread_mutex_lock(&p->mu);
-                    s->state = SLOT_FREE;
-                    p->n_opening--;
-                    p->st.open_failures++;
-                    wake_one_locked(p);
-                    pthread_mutex_unlock(&p->mu);
-                    a->s = NULL;
-                    if (a->err.status == DSQL_OK)
-                        fail(&a->err, DSQL_EINTERNAL, "the connector failed without saying why");
-                    a->state = ACQ_FAILED;
-                    return;
-                }
+            if (!p->vt->connect_start) {
+                a->state = ACQ_CONNECT_BLOCKING;
+            } else if ((a->attempt = p->vt->connect_start(p->self, &a->err)) != NULL) {
                 a->state = ACQ_CONNECTING;
             } else {
-                a->state = ACQ_CONNECT_BLOCKING;
+                open_done(p, s, NULL, &a->err); /* frees the slot, unlocked */
+                a->s = NULL;
+                a->state = ACQ_FAILED;
             }
             return;
         }
@@ -1103,32 +1060,14 @@ static void drain_pipe(int fd)
 static dsql_pq_poll_status acq_opened(dsql_pq_pool_acquiring *a, PGconn *c, dsql_error *err)
 {
     dsql_pq_pool *p = a->pool;
-    slot *s = a->s;
-    if (c && PQstatus(c) != CONNECTION_OK) {
-        PQfinish(c);
-        c = NULL;
-        fail(&a->err, DSQL_ENETWORK, "the connector returned a connection that is not open");
-    }
-    pthread_mutex_lock(&p->mu);
-    if (!c) {
-        s->state = SLOT_FREE;
-        p->n_opening--;
-        p->st.open_failures++;
-        wake_one_locked(p);
-        pthread_mutex_unlock(&p->mu);
+    if (open_done(p, a->s, c, &a->err) != DSQL_OK) {
         a->s = NULL;
-        if (a->err.status == DSQL_OK)
-            fail(&a->err, DSQL_EINTERNAL, "the connector failed without saying why");
-        set_failed(a, err);
+        a->state = ACQ_FAILED;
+        if (err)
+            *err = a->err;
         return DSQL_PQ_POLL_FAILED;
     }
-    s->conn = c;
-    s->expires = new_expiry_locked(p, now_ns());
-    p->st.opened++;
-    p->n_opening--;
-    p->n_in_use++;
-    s->state = SLOT_IN_USE;
-    p->st.acquires++;
+    acquire_opened_locked(p, a->s);
     pthread_mutex_unlock(&p->mu);
     a->state = ACQ_READY;
     return DSQL_PQ_POLL_OK;
@@ -1219,22 +1158,12 @@ PGconn *dsql_pq_pool_acquire_finish(dsql_pq_pool_acquiring *a)
     case ACQ_READY:
         result = a->s->conn;
         break;
-    case ACQ_CONNECTING: {
-        PGconn *c = p->vt->connect_finish(p->self, a->attempt);
-        if (c)
-            PQfinish(c);
+    case ACQ_CONNECTING:
+    case ACQ_CONNECT_BLOCKING: /* give up the attempt and the reservation */
+        if (a->state == ACQ_CONNECTING)
+            PQfinish(p->vt->connect_finish(p->self, a->attempt));
         pthread_mutex_lock(&p->mu);
-        a->s->state = SLOT_FREE;
-        p->n_opening--;
-        wake_one_locked(p);
-        pthread_mutex_unlock(&p->mu);
-        break;
-    }
-    case ACQ_CONNECT_BLOCKING:
-        pthread_mutex_lock(&p->mu);
-        a->s->state = SLOT_FREE;
-        p->n_opening--;
-        wake_one_locked(p);
+        drop_slot_locked(p, a->s, CLOSE_NONE);
         pthread_mutex_unlock(&p->mu);
         break;
     case ACQ_WAITING: {
@@ -1314,8 +1243,6 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
                     next = it;
             }
         } else {
-            s->state = SLOT_IN_USE;
-            p->n_in_use++;
             doomed[n_doomed++] = drop_slot_locked(p, s, r);
         }
     }
@@ -1355,13 +1282,10 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     for (unsigned i = 0; i < want; i++) {
         pthread_mutex_lock(&p->mu);
         slot *s = NULL;
-        if (p->closed || size_locked(p) >= p->opts.min_size || !(s = free_slot_locked(p))) {
+        if (p->closed || size_locked(p) >= p->opts.min_size || !(s = reserve_locked(p))) {
             pthread_mutex_unlock(&p->mu);
             break;
         }
-        s->state = SLOT_OPENING;
-        s->conn = NULL;
-        p->n_opening++;
         pthread_mutex_unlock(&p->mu);
         dsql_status st = open_into(p, s, err);
         if (st != DSQL_OK) {
@@ -1453,13 +1377,8 @@ void dsql_pq_pool_close(dsql_pq_pool *p)
     p->closed = 1;
     while (p->wq_head)
         wake_one_locked(p);
-    for (;;) {
-        if (p->n_idle == 0)
-            break;
-        slot *s = ring_pop_top(p);
-        s->state = SLOT_IN_USE;
-        p->n_in_use++;
-        PGconn *c = drop_slot_locked(p, s, CLOSE_POOL);
+    while (p->n_idle > 0) {
+        PGconn *c = drop_slot_locked(p, ring_pop_top(p), CLOSE_POOL);
         pthread_mutex_unlock(&p->mu);
         PQfinish(c);
         pthread_mutex_lock(&p->mu);
