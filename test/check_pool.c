@@ -80,6 +80,60 @@ static char *show(PGconn *c, const char *what)
     return v;
 }
 
+/* Run one statement as a transaction callback does: its status. */
+static dsql_status exec_status(PGconn *conn, const char *sql, dsql_error *err)
+{
+    PGresult *r = PQexec(conn, sql);
+    dsql_status st = dsql_pq_result_status(conn, r, err);
+    PQclear(r);
+    return st;
+}
+
+/* The default pool options, with at most max_size connections. */
+static dsql_pq_pool_options pool_opts(unsigned max_size)
+{
+    dsql_pq_pool_options o;
+    dsql_pq_pool_options_init(&o);
+    o.max_size = max_size;
+    return o;
+}
+
+/* A pool over the server; the test fails when it cannot be made. */
+static dsql_pq_pool *new_pool(dsql_pq_pool_options o)
+{
+    dsql_error err = {0};
+    dsql_pq_pool *p = harness_pool(&o, &err);
+    ck_assert_msg(p != NULL, "pool: %s", err.message);
+    return p;
+}
+
+/* A connection from p (the pool's acquire timeout); the test fails without. */
+static PGconn *acquire_ok(dsql_pq_pool *p)
+{
+    dsql_error err = {0};
+    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_msg(c != NULL, "acquire: %s", err.message);
+    return c;
+}
+
+/* Acquire a connection and give it straight back: its backend's pid. */
+static int acquire_release_pid(dsql_pq_pool *p)
+{
+    PGconn *c = acquire_ok(p);
+    int pid = backend_pid(c);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    return pid;
+}
+
+/* Transaction options with conflict retries off. */
+static dsql_pq_txn_options retry_off(void)
+{
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry = 0;
+    return t;
+}
+
 /* ---- basics ---- */
 
 START_TEST(test_options_and_validation)
@@ -93,17 +147,16 @@ START_TEST(test_options_and_validation)
     ck_assert_uint_eq(o.txn.max_delay_us, 100000);
     ck_assert(o.txn.jitter == 0.25);
     dsql_error err = {0};
+    o = pool_opts(2);
     o.min_size = 5;
-    o.max_size = 2;
     ck_assert_ptr_null(harness_pool(&o, &err));
     ck_assert_int_eq(err.status, DSQL_EINVAL);
     ck_assert(strstr(err.message, "min_size"));
-    dsql_pq_pool_options_init(&o);
+    o = pool_opts(DSQL_PQ_POOL_DEFAULT_MAX_SIZE);
     o.txn.max_retries = 101;
     ck_assert_ptr_null(harness_pool(&o, &err));
     ck_assert(strstr(err.message, "max_retries"));
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 0;
+    o = pool_opts(0);
     ck_assert_ptr_null(harness_pool(&o, &err));
     ck_assert(strstr(err.message, "max_size"));
     ck_assert_ptr_null(dsql_pq_pool_new(NULL, NULL, NULL, &err));
@@ -121,22 +174,17 @@ END_TEST
 
 START_TEST(test_acquire_release_reset)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
+    dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 2;
-    o.max_size = 4;
     long calls0 = atomic_load(&token_calls);
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_msg(p != NULL, "%s", err.message);
+    dsql_pq_pool *p = new_pool(o);
     dsql_pq_pool_stats s = stats(p);
     ck_assert_uint_eq(s.size, 2);
     ck_assert_uint_eq(s.idle, 2);
     ck_assert_uint_eq(s.opened, 2);
     ck_assert_int_eq(atomic_load(&token_calls) - calls0, 2);
 
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
+    PGconn *c = acquire_ok(p);
     ck_assert(select_one(c));
     int pid = backend_pid(c);
     /* session state and an open transaction are cleaned on release */
@@ -148,7 +196,7 @@ START_TEST(test_acquire_release_reset)
     ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INTRANS);
     ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
     ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_EINVAL); /* twice: refused */
-    c = dsql_pq_pool_acquire(p, -1, &err);
+    c = acquire_ok(p);
     ck_assert_int_eq(backend_pid(c), pid); /* LIFO: the same one */
     char *now = show(c, "statement_timeout");
     ck_assert_str_eq(now, orig);
@@ -162,7 +210,7 @@ START_TEST(test_acquire_release_reset)
     PQclear(PQexec(c, "SELECT 1/0"));
     ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INERROR);
     dsql_pq_pool_release(p, c);
-    c = dsql_pq_pool_acquire(p, -1, &err);
+    c = acquire_ok(p);
     ck_assert_int_eq(backend_pid(c), pid);
     ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
     /* a connection with a query still running is closed, not kept */
@@ -203,14 +251,11 @@ static void *waiter_thread(void *arg)
 START_TEST(test_acquire_timeout_exhaustion)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
+    dsql_pq_pool_options o = pool_opts(2);
     o.acquire_timeout_ms = 300;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
-    PGconn *a = dsql_pq_pool_acquire(p, -1, &err), *b = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert(a && b && a != b);
+    dsql_pq_pool *p = new_pool(o);
+    PGconn *a = acquire_ok(p), *b = acquire_ok(p);
+    ck_assert(a != b);
     double t0 = now_s();
     ck_assert_ptr_null(dsql_pq_pool_acquire(p, -1, &err));
     double dt = now_s() - t0;
@@ -260,12 +305,8 @@ static void *close_waiter_thread(void *arg)
 START_TEST(test_close_wakes_waiters)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 1;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    PGconn *a = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(a);
+    dsql_pq_pool *p = new_pool(pool_opts(1));
+    PGconn *a = acquire_ok(p);
     waiter_arg w = {p, NULL, {0}, 0};
     pthread_t th;
     pthread_create(&th, NULL, close_waiter_thread, &w);
@@ -289,20 +330,15 @@ END_TEST
 
 START_TEST(test_lifetime_rotation)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 3;
+    dsql_pq_pool_options o = pool_opts(3);
     o.max_lifetime_ms = 2000;
     o.lifetime_jitter = 0.2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     long calls0 = atomic_load(&token_calls);
     int pids[64], npids = 0;
     double t0 = now_s();
     while (now_s() - t0 < 5.2) {
-        PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-        ck_assert_msg(c != NULL, "%s", err.message);
+        PGconn *c = acquire_ok(p);
         ck_assert(select_one(c)); /* never an error for the caller */
         int pid = backend_pid(c), seen = 0;
         for (int i = 0; i < npids; i++)
@@ -327,16 +363,13 @@ END_TEST
 START_TEST(test_idle_timeout_and_maintain)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
+    dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 1;
-    o.max_size = 4;
     o.idle_timeout_ms = 200;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     PGconn *c[3];
     for (int i = 0; i < 3; i++)
-        ck_assert_ptr_nonnull(c[i] = dsql_pq_pool_acquire(p, -1, &err));
+        c[i] = acquire_ok(p);
     for (int i = 0; i < 3; i++)
         dsql_pq_pool_release(p, c[i]);
     ck_assert_uint_eq(stats(p).idle, 3);
@@ -350,36 +383,28 @@ START_TEST(test_idle_timeout_and_maintain)
     ck_assert_uint_eq(s.idle, 1); /* min_size stays */
     ck_assert_uint_eq(s.closed_idle, 2);
     /* maintain replaces a killed idle connection up to min_size */
-    PGconn *x = dsql_pq_pool_acquire(p, -1, &err);
-    int pid = backend_pid(x);
-    dsql_pq_pool_release(p, x);
+    int pid = acquire_release_pid(p);
     kill_backend(pid);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
     s = stats(p);
     ck_assert_uint_eq(s.closed_broken, 1);
     ck_assert_uint_eq(s.idle, 1);
-    x = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_int_ne(backend_pid(x), pid);
-    dsql_pq_pool_release(p, x);
+    ck_assert_int_ne(acquire_release_pid(p), pid);
     dsql_pq_pool_free(p);
 }
 END_TEST
 
 START_TEST(test_background_thread)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
+    dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 2;
-    o.max_size = 4;
     o.idle_timeout_ms = 100;
     o.background_thread = 1;
     o.maintain_interval_ms = 50;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     PGconn *c[4];
     for (int i = 0; i < 4; i++)
-        ck_assert_ptr_nonnull(c[i] = dsql_pq_pool_acquire(p, -1, &err));
+        c[i] = acquire_ok(p);
     int pid = backend_pid(c[0]);
     for (int i = 0; i < 4; i++)
         dsql_pq_pool_release(p, c[i]);
@@ -396,19 +421,11 @@ END_TEST
 
 START_TEST(test_killed_while_idle)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
-    int pid = backend_pid(c);
-    dsql_pq_pool_release(p, c);
+    dsql_pq_pool *p = new_pool(pool_opts(2));
+    int pid = acquire_release_pid(p);
     kill_backend(pid);
     /* never handed out: the socket check finds it closed */
-    c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
+    PGconn *c = acquire_ok(p);
     ck_assert_int_ne(backend_pid(c), pid);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
@@ -424,42 +441,27 @@ static dsql_status kill_self_first(PGconn *conn, const dsql_pq_txn_info *info, v
 {
     int *calls = arg;
     (*calls)++;
-    if (info->attempt == 1) {
-        PGresult *r = PQexec(conn, "SELECT pg_terminate_backend(pg_backend_pid())");
-        dsql_status st = dsql_pq_result_status(conn, r, err);
-        PQclear(r);
-        if (st == DSQL_OK) { /* the FATAL may come with the next command */
-            r = PQexec(conn, "SELECT 1");
-            st = dsql_pq_result_status(conn, r, err);
-            PQclear(r);
-        }
-        return st;
+    if (info->attempt == 1) { /* the FATAL may come with the next command */
+        dsql_status st = exec_status(conn, "SELECT pg_terminate_backend(pg_backend_pid())", err);
+        if (st != DSQL_OK)
+            return st;
     }
-    PGresult *r = PQexec(conn, "SELECT 1");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "SELECT 1", err);
 }
 
 START_TEST(test_killed_while_in_use)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    int pid = backend_pid(c);
-    kill_backend(pid);
-    PGresult *r = PQexec(c, "SELECT 1");
-    dsql_status st = dsql_pq_result_status(c, r, &err);
-    PQclear(r);
+    dsql_pq_pool *p = new_pool(pool_opts(2));
+    PGconn *c = acquire_ok(p);
+    kill_backend(backend_pid(c));
+    dsql_status st = exec_status(c, "SELECT 1", &err);
     ck_assert_int_eq(st, DSQL_ENETWORK);
     dsql_pq_pool_release(p, c);
     dsql_pq_pool_stats s = stats(p);
     ck_assert_uint_eq(s.closed_broken, 1);
     ck_assert_uint_eq(s.size, 0);
-    c = dsql_pq_pool_acquire(p, -1, &err);
+    c = acquire_ok(p);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
 
@@ -517,9 +519,7 @@ static dsql_status provoke_conflict(PGconn *conn, const dsql_pq_txn_info *info, 
         a->seen[a->nseen++] = info->attempt;
     if (info->attempt > 1)
         memcpy(a->prev_sqlstate, info->previous_sqlstate, 6);
-    PGresult *r = PQexec(conn, "SELECT balance FROM accounts WHERE id = 1");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
+    dsql_status st = exec_status(conn, "SELECT balance FROM accounts WHERE id = 1", err);
     if (st != DSQL_OK)
         return st;
     if (info->attempt == 1 || a->conflict_every_time) {
@@ -527,10 +527,7 @@ static dsql_status provoke_conflict(PGconn *conn, const dsql_pq_txn_info *info, 
         ck_assert(harness_exec(other, "UPDATE accounts SET balance = balance + 1 WHERE id = 1"));
         PQfinish(other);
     }
-    r = PQexec(conn, "UPDATE accounts SET balance = balance - 1 WHERE id = 1");
-    st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "UPDATE accounts SET balance = balance - 1 WHERE id = 1", err);
 }
 
 START_TEST(test_conflict_retry_single_connection)
@@ -550,9 +547,7 @@ START_TEST(test_conflict_retry_single_connection)
     ck_assert_str_eq(a.prev_sqlstate, "40001");
 
     /* retry off: the conflict is reported with the server's SQLSTATE/message */
-    dsql_pq_txn_options t;
-    dsql_pq_txn_options_init(&t);
-    t.retry = 0;
+    dsql_pq_txn_options t = retry_off();
     memset(&a, 0, sizeof a);
     st = dsql_pq_run_transaction(c, provoke_conflict, &a, &t, &res, &err);
     ck_assert_int_eq(st, DSQL_ECONFLICT);
@@ -592,10 +587,7 @@ static dsql_status insert_maybe_conflict(PGconn *conn, const dsql_pq_txn_info *i
     snprintf(sql, sizeof sql,
              "SET LOCAL pooltest.fail_commit = '%s'; INSERT INTO commit_conflict VALUES (%u)",
              info->attempt == 1 ? "on" : "off", info->attempt);
-    PGresult *r = PQexec(conn, sql);
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, sql, err);
 }
 
 START_TEST(test_conflict_at_commit)
@@ -620,9 +612,7 @@ START_TEST(test_conflict_at_commit)
     ck_assert_str_eq(PQgetvalue(r, 0, 0), "2"); /* attempt 1 was not committed */
     PQclear(r);
     /* retry off: the COMMIT's conflict is reported as such */
-    dsql_pq_txn_options t;
-    dsql_pq_txn_options_init(&t);
-    t.retry = 0;
+    dsql_pq_txn_options t = retry_off();
     st = dsql_pq_run_transaction(c, insert_maybe_conflict, NULL, &t, &res, &err);
     ck_assert_int_eq(st, DSQL_ECONFLICT);
     ck_assert_str_eq(err.sqlstate, "40001");
@@ -641,10 +631,7 @@ static dsql_status raise_oc000(PGconn *conn, const dsql_pq_txn_info *info, void 
         ? "DO $$ BEGIN RAISE EXCEPTION 'change conflicts with another transaction, "
           "please retry: (OC000)'; END $$"
         : "SELECT 1";
-    PGresult *r = PQexec(conn, sql);
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, sql, err);
 }
 
 static dsql_status fail_plain(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
@@ -652,10 +639,7 @@ static dsql_status fail_plain(PGconn *conn, const dsql_pq_txn_info *info, void *
 {
     (void)info;
     (*(int *)arg)++;
-    PGresult *r = PQexec(conn, "SELECT 1/0");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "SELECT 1/0", err);
 }
 
 static dsql_status app_error(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
@@ -700,10 +684,7 @@ static dsql_status insert_row(PGconn *conn, const dsql_pq_txn_info *info, void *
 {
     (void)info;
     (*(int *)arg)++;
-    PGresult *r = PQexec(conn, "INSERT INTO commit_killer VALUES (1)");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "INSERT INTO commit_killer VALUES (1)", err);
 }
 
 START_TEST(test_ambiguous_commit_not_retried)
@@ -719,10 +700,7 @@ START_TEST(test_ambiguous_commit_not_retried)
         "CREATE CONSTRAINT TRIGGER die AFTER INSERT ON commit_killer "
         "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION die_at_commit()"));
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
+    dsql_pq_pool *p = new_pool(pool_opts(2));
     int calls = 0;
     dsql_pq_txn_result res;
     dsql_status st = dsql_pq_pool_run_transaction(p, insert_row, &calls, NULL, &res, &err);
@@ -773,10 +751,7 @@ static dsql_status do_transfer(PGconn *conn, const dsql_pq_txn_info *info, void 
              "UPDATE accounts SET balance = balance + %ld WHERE id = %d;"
              "INSERT INTO transfers VALUES (%d, %d, %d, %ld)",
              dlo, lo, -dlo, hi, t->id, t->src, t->dst, t->amount);
-    PGresult *r = PQexec(conn, sql);
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, sql, err);
 }
 
 typedef struct worker {
@@ -861,13 +836,9 @@ static void run_workers(dsql_pq_pool *p, const dsql_pq_txn_options *opts, int to
 START_TEST(test_contention_transfers)
 {
     setup_accounts(ACCOUNTS, 1000000);
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 20;
+    dsql_pq_pool_options o = pool_opts(20);
     o.txn.max_retries = 100; /* 8 writers on 10 rows: long conflict streaks */
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     worker w[THREADS];
     double t0 = now_s();
     run_workers(p, NULL, TRANSFERS, w);
@@ -896,9 +867,7 @@ START_TEST(test_contention_transfers)
 
     /* retries off: conflicts are reported, never hidden, never half-applied */
     setup_accounts(ACCOUNTS, 1000000);
-    dsql_pq_txn_options t;
-    dsql_pq_txn_options_init(&t);
-    t.retry = 0;
+    dsql_pq_txn_options t = retry_off();
     run_workers(p, &t, 2000, w);
     ok = failed = other = 0;
     for (int i = 0; i < THREADS; i++) {
@@ -951,10 +920,7 @@ static void *release_after_100ms(void *arg)
 START_TEST(test_nonblocking_acquire)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 1;
-    dsql_pq_pool *p = harness_pool(&o, &err);
+    dsql_pq_pool *p = new_pool(pool_opts(1));
     int polls = 0;
     PGconn *c = acquire_by_polling(p, 2000, &err, &polls);
     ck_assert_msg(c != NULL, "%s", err.message);
@@ -1001,28 +967,20 @@ END_TEST
 START_TEST(test_nonblocking_acquire_ping_idle)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
+    dsql_pq_pool_options o = pool_opts(2);
     o.ping_idle_ms = 1;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
-    int pid = backend_pid(c);
-    dsql_pq_pool_release(p, c);
+    dsql_pq_pool *p = new_pool(o);
+    int pid = acquire_release_pid(p);
     sleep_ms(20);
     int polls = 0;
-    c = acquire_by_polling(p, 2000, &err, &polls);
+    PGconn *c = acquire_by_polling(p, 2000, &err, &polls);
     ck_assert_msg(c != NULL, "%s", err.message);
     ck_assert_int_eq(backend_pid(c), pid);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
     /* the blocking acquire pings it and keeps it too */
     sleep_ms(20);
-    c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_int_eq(backend_pid(c), pid);
-    dsql_pq_pool_release(p, c);
+    ck_assert_int_eq(acquire_release_pid(p), pid);
     dsql_pq_pool_stats s = stats(p);
     ck_assert_uint_eq(s.closed_broken, 0);
     ck_assert_uint_eq(s.opened, 1);
@@ -1036,24 +994,17 @@ END_TEST
 START_TEST(test_maintain_closes_killed_without_acquire_check)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
+    dsql_pq_pool_options o = pool_opts(2);
     o.check_idle_ms = UINT32_MAX;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
-    int pid = backend_pid(c);
-    dsql_pq_pool_release(p, c);
+    dsql_pq_pool *p = new_pool(o);
+    int pid = acquire_release_pid(p);
     kill_backend(pid);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
     dsql_pq_pool_stats s = stats(p);
     ck_assert_uint_eq(s.closed_broken, 1);
     ck_assert_uint_eq(s.size, 0);
     ck_assert_uint_eq(s.in_use, 0);
-    c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
+    PGconn *c = acquire_ok(p);
     ck_assert_int_ne(backend_pid(c), pid);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
@@ -1066,16 +1017,12 @@ END_TEST
 START_TEST(test_credentials_expiring)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    PGconn *a = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(a);
+    dsql_pq_pool *p = new_pool(pool_opts(2));
+    PGconn *a = acquire_ok(p);
     dsql_pq_pool_release(p, a);
     atomic_store(&token_expired, 1);
     /* the open connection still serves */
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
+    PGconn *c = acquire_ok(p);
     ck_assert_ptr_eq(c, a);
     ck_assert(select_one(c));
     /* a new one cannot be made: the provider's status comes back at once */
@@ -1091,8 +1038,7 @@ START_TEST(test_credentials_expiring)
     ck_assert_uint_eq(s.size, 1);
     /* fresh credentials: it recovers */
     atomic_store(&token_expired, 0);
-    b = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_msg(b != NULL, "%s", err.message);
+    b = acquire_ok(p);
     ck_assert(select_one(b));
     dsql_pq_pool_release(p, b);
     dsql_pq_pool_release(p, c);
@@ -1128,15 +1074,12 @@ static __attribute__((noinline)) void dirty_stack(void)
 START_TEST(test_connector_failing_silently)
 {
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
+    dsql_pq_pool_options o = pool_opts(2);
     o.min_size = 1;
-    o.max_size = 2;
-    o.connector = &silent_vt;
+    o.connector = &silent_vt; /* not through new_pool: the harness sets its own */
     dsql_pq_pool *p = dsql_pq_pool_new(NULL, NULL, &o, &err);
     ck_assert_msg(p != NULL, "%s", err.message);
-    PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-    ck_assert_ptr_nonnull(c);
+    PGconn *c = acquire_ok(p);
     ck_assert(PQsendQuery(c, "SELECT 1")); /* closed on release: below min_size */
     dsql_pq_pool_release(p, c);
     ck_assert_uint_eq(stats(p).size, 0);
@@ -1181,17 +1124,13 @@ static void *grab_and_query(void *arg)
  * idle; four callers at once all get working new ones. */
 START_TEST(test_all_backends_killed)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
+    dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 4;
-    o.max_size = 4;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     int pids[4];
     PGconn *c[4];
     for (int i = 0; i < 4; i++) {
-        c[i] = dsql_pq_pool_acquire(p, -1, &err);
+        c[i] = acquire_ok(p);
         pids[i] = backend_pid(c[i]);
     }
     for (int i = 0; i < 4; i++)
@@ -1246,13 +1185,9 @@ static void *mixed_worker(void *arg)
 
 START_TEST(test_mixed_sync_async_stress)
 {
-    dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
+    dsql_pq_pool_options o = pool_opts(2);
     o.reset_query = "";
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(o);
     pthread_t th[6];
     mixed_arg m[6];
     for (int i = 0; i < 6; i++) {
@@ -1333,10 +1268,7 @@ static dsql_status noop_txn(PGconn *conn, const dsql_pq_txn_info *info, void *ar
 {
     (void)info;
     (void)arg;
-    PGresult *r = PQexec(conn, "SELECT 1");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "SELECT 1", err);
 }
 
 START_TEST(test_allocation_failures)
@@ -1345,10 +1277,8 @@ START_TEST(test_allocation_failures)
     long n = 0;
     for (; n < 500 && !completed; n++) {
         dsql_error err = {0};
-        dsql_pq_pool_options o;
-        dsql_pq_pool_options_init(&o);
+        dsql_pq_pool_options o = pool_opts(2);
         o.min_size = 1;
-        o.max_size = 2;
         o.txn.begin = "BEGIN";
         o.connector = &oom_vt;
         oom_hit = 0;
@@ -1401,10 +1331,7 @@ static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *ar
 {
     (void)info;
     (void)arg;
-    PGresult *r = PQexec(conn, "UPDATE accounts SET balance = balance + 1 WHERE id = 1");
-    dsql_status st = dsql_pq_result_status(conn, r, err);
-    PQclear(r);
-    return st;
+    return exec_status(conn, "UPDATE accounts SET balance = balance + 1 WHERE id = 1", err);
 }
 
 /* Run by test/t-pool-gateway.sh under `dsql-local run
@@ -1421,16 +1348,11 @@ START_TEST(test_gateway_duration_limit)
     ck_assert_int_gt(limit, 0);
     setup_accounts(1, 0);
     dsql_error err = {0};
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = 2;
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    ck_assert_ptr_nonnull(p);
+    dsql_pq_pool *p = new_pool(pool_opts(2));
     long commits = 0, unknown = 0, select_cut = 0;
     double t0 = now_s();
     while (now_s() - t0 < 3.0 * limit + 1.0) {
-        PGconn *c = dsql_pq_pool_acquire(p, -1, &err);
-        ck_assert_msg(c != NULL, "%s", err.message);
+        PGconn *c = acquire_ok(p);
         if (!select_one(c))
             select_cut++;
         dsql_pq_pool_release(p, c);
