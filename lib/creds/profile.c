@@ -409,13 +409,19 @@ static dsql_status sso_creds(const dsql__profile_plan *plan, dsql_credentials *o
     }
     fclose(probe);
     char *text = read_small_file(path, 1u << 20, &st, what, err);
-    dsql__free(path);
-    if (!text)
+    if (!text) {
+        dsql__free(path);
         return st;
+    }
     cJSON *doc = cJSON_Parse(text);
     dsql__free_secret(text);
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(doc, "accessToken");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(doc, "expiresAt");
+    const cJSON *refresh = cJSON_GetObjectItemCaseSensitive(doc, "refreshToken");
+    if ((cJSON_IsString(tok) && tok->valuestring[0]) ||
+        (cJSON_IsString(refresh) && refresh->valuestring[0]))
+        dsql__warn_if_exposed("SSO token cache file", path, "an SSO token");
+    dsql__free(path);
     int64_t expires = 0;
     if (!cJSON_IsObject(doc) || !cJSON_IsString(tok) || !tok->valuestring[0] ||
         !cJSON_IsString(exp)) {

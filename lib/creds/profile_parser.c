@@ -391,15 +391,24 @@ static int holds_secret(const char *text, size_t len)
     return 0;
 }
 
-/* Whole file into a heap buffer; *text = NULL when it does not exist.
- * *mode gets the file's permission bits. */
-static dsql_status read_file(const char *path, char **text, size_t *len, unsigned *mode,
-                             dsql_error *err)
+void dsql__warn_if_exposed(const char *kind, const char *path, const char *holds)
 {
     struct stat sb;
+    if (stat(path, &sb) != 0) /* stat, not fstat(fileno()): plain C11 + POSIX headers */
+        return;
+    unsigned mode = (unsigned)sb.st_mode & 07777u;
+    if (mode & 077u)
+        dsql__log(DSQL_LOG_WARN,
+                  "%s %s holds %s but is accessible to group or others (mode %04o); "
+                  "restrict it with chmod 600",
+                  kind, path, holds, mode);
+}
+
+/* Whole file into a heap buffer; *text = NULL when it does not exist. */
+static dsql_status read_file(const char *path, char **text, size_t *len, dsql_error *err)
+{
     *text = NULL;
     *len = 0;
-    *mode = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT || errno == ENOTDIR)
@@ -407,8 +416,6 @@ static dsql_status read_file(const char *path, char **text, size_t *len, unsigne
         return dsql__error(err, DSQL_EIO, "profile file %s: cannot open: %s", path,
                            strerror(errno));
     }
-    if (stat(path, &sb) == 0) /* stat, not fstat(fileno()): plain C11 + POSIX headers */
-        *mode = (unsigned)sb.st_mode & 07777u;
     size_t cap = 4096, n = 0;
     char *buf = dsql__malloc(cap);
     while (buf) {
@@ -462,13 +469,9 @@ dsql_status dsql__profiles_load(dsql__profiles *set, dsql_error *err)
         }
         char *text;
         size_t len;
-        unsigned mode;
-        dsql_status st = read_file(path, &text, &len, &mode, err);
-        if (st == DSQL_OK && text && (mode & 077u) && holds_secret(text, len))
-            dsql__log(DSQL_LOG_WARN,
-                      "profile file %s holds credentials but is accessible to group or "
-                      "others (mode %04o); restrict it with chmod 600",
-                      path, mode);
+        dsql_status st = read_file(path, &text, &len, err);
+        if (st == DSQL_OK && text && holds_secret(text, len))
+            dsql__warn_if_exposed("profile file", path, "credentials");
         if (st == DSQL_OK && text) {
             st = dsql__profiles_parse(set, text, len, kinds[i], path, err);
             OPENSSL_cleanse(text, len);

@@ -55,4 +55,13 @@ const char *dsql__section_get_nonempty(const dsql__section *sec, const char *key
 
 void dsql__profiles_free(dsql__profiles *set);
 
+/* For a file just read that holds secrets: when stat() shows any group or
+ * other permission bit (077), logs at DSQL_LOG_WARN "<kind> <path> holds
+ * <holds> but is accessible to group or others (mode 0NNN); restrict it
+ * with chmod 600". Names the path and mode only, never the content; silent
+ * when the file is private or cannot be stat()ed. The caller still uses the
+ * file (as the AWS CLI and SDKs do). Used for the shared config and
+ * credentials files (profile_parser.c) and the SSO token cache (profile.c). */
+void dsql__warn_if_exposed(const char *kind, const char *path, const char *holds);
+
 #endif
