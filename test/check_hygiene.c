@@ -122,6 +122,39 @@ START_TEST(test_freed_memory_holds_no_secret)
 }
 END_TEST
 
+/* A token from dsql_token_provider_token_alloc holds the session token
+ * (URI-encoded): neither its buffer nor a too-small first buffer may
+ * reach the allocator's free unwiped. */
+START_TEST(test_alloc_token_freed_wiped)
+{
+    leaked_secrets = 0;
+    dsql_set_allocator(inspect_malloc, inspect_realloc, inspect_free);
+    dsql_credentials src = {"AKIDHYGIENE", SECRET, SESSION, 0};
+    /* a session token long enough that the first 4 KiB buffer is too small */
+    char session[4500];
+    memset(session, 'z', sizeof session - 1);
+    session[sizeof session - 1] = '\0';
+    memcpy(session, SESSION, strlen(SESSION));
+    for (int round = 0; round < 2; round++) {
+        src.session_token = round ? session : SESSION;
+        dsql_credentials_provider *cp = dsql_credentials_provider_static(&src, NULL);
+        dsql_token_provider *tp = dsql_token_provider_signing(cp, NULL, NULL);
+        ck_assert_ptr_nonnull(tp);
+        dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL,
+                                  0};
+        char *token = NULL;
+        size_t len = 0;
+        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, &len, NULL), DSQL_OK);
+        ck_assert(strstr(token, SESSION_ENCODED) != NULL);
+        ck_assert(round == 0 ? len < 4096 : len > 4096);
+        dsql_token_free(token);
+        dsql_token_provider_free(tp);
+    }
+    dsql_set_allocator(NULL, NULL, NULL);
+    ck_assert_int_eq(leaked_secrets, 0);
+}
+END_TEST
+
 /* The inspection itself must be able to fail: a block freed with a
  * secret in it is counted. */
 START_TEST(test_inspector_detects_a_secret)
@@ -155,6 +188,7 @@ static Suite *hygiene_suite(void)
     TCase *tc = tcase_create("hygiene");
     tcase_add_test(tc, test_inspector_detects_a_secret);
     tcase_add_test(tc, test_freed_memory_holds_no_secret);
+    tcase_add_test(tc, test_alloc_token_freed_wiped);
     tcase_add_test(tc, test_clamp_is_logged_without_secrets);
     suite_add_tcase(s, tc);
     return s;

@@ -1,5 +1,5 @@
 /* DSQL tokens: every published known-answer token, the caching signer,
- * edge cases and input validation. */
+ * edge cases and input validation, tokens in heap buffers. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
 
@@ -479,6 +479,369 @@ START_TEST(test_signer_shared_by_threads)
 }
 END_TEST
 
+/* --- dsql_token_provider_token_alloc / dsql_token_free --------------- */
+
+/* An allocator that counts live blocks, can fail the n-th allocation and
+ * inspects every token-sized block it frees: all of it must be zero. */
+typedef struct blk_header {
+    size_t size;
+    size_t pad; /* keeps the block 16-byte aligned */
+} blk_header;
+
+#define TOKEN_BLOCK_MIN 64 /* the only smaller block here is the provider handle */
+
+static long live_blocks, fail_countdown, unwiped_frees;
+static int inspect_frees; /* 0 while the signer frees its own blocks */
+
+static void *insp_malloc(size_t n)
+{
+    if (fail_countdown > 0 && --fail_countdown == 0)
+        return NULL;
+    blk_header *h = malloc(sizeof *h + n);
+    if (!h)
+        return NULL;
+    h->size = n;
+    live_blocks++;
+    return h + 1;
+}
+
+static void insp_free(void *p)
+{
+    if (!p)
+        return;
+    blk_header *h = (blk_header *)p - 1;
+    const unsigned char *b = p;
+    if (inspect_frees && h->size >= TOKEN_BLOCK_MIN)
+        for (size_t i = 0; i < h->size; i++)
+            if (b[i]) {
+                unwiped_frees++;
+                break;
+            }
+    live_blocks--;
+    free(h);
+}
+
+static void *insp_realloc(void *p, size_t n)
+{
+    void *q = insp_malloc(n);
+    if (q && p) {
+        blk_header *h = (blk_header *)p - 1;
+        memcpy(q, p, h->size < n ? h->size : n);
+        insp_free(p);
+    }
+    return q;
+}
+
+static void alloc_setup(void)
+{
+    live_blocks = fail_countdown = unwiped_frees = 0;
+    inspect_frees = 1;
+    dsql_set_allocator(insp_malloc, insp_realloc, insp_free);
+}
+
+static void alloc_teardown(void) { dsql_set_allocator(NULL, NULL, NULL); }
+
+/* A token provider double following the buffer contract with a token of
+ * `size` bytes, plus the ways a provider can misbehave. */
+typedef struct sized_provider {
+    size_t size;
+    int calls;
+    size_t caps[4];       /* cap of each call */
+    dsql_status fail_with; /* not DSQL_OK: write half a token, then fail */
+    int always_more;      /* DSQL_EBUFSIZE every time, asking for twice the cap */
+    size_t report_len;    /* not 0: DSQL_EBUFSIZE reporting this length */
+    int no_nul;           /* DSQL_OK with the buffer full and no NUL */
+} sized_provider;
+
+static dsql_status sized_fail(dsql_error *err, dsql_status st, const char *msg)
+{
+    if (err) {
+        err->status = st;
+        snprintf(err->message, sizeof err->message, "%s", msg);
+    }
+    return st;
+}
+
+static dsql_status sized_token(void *self, const dsql_token_request *req, char *buf,
+                               size_t cap, size_t *len, dsql_error *err)
+{
+    sized_provider *sp = self;
+    (void)req;
+    if (sp->calls < 4)
+        sp->caps[sp->calls] = cap;
+    sp->calls++;
+    if (sp->fail_with != DSQL_OK) {
+        memset(buf, 'T', cap / 2);
+        return sized_fail(err, sp->fail_with, "sized provider: no credentials today");
+    }
+    if (sp->no_nul) {
+        memset(buf, 'T', cap);
+        return DSQL_OK;
+    }
+    if (sp->always_more || sp->report_len) {
+        *len = sp->report_len ? sp->report_len : cap * 2;
+        buf[0] = '\0';
+        return sized_fail(err, DSQL_EBUFSIZE, "sized provider: buffer too small");
+    }
+    *len = sp->size;
+    if (cap < sp->size + 1) {
+        buf[0] = '\0';
+        return sized_fail(err, DSQL_EBUFSIZE, "sized provider: buffer too small");
+    }
+    memset(buf, 'T', sp->size);
+    buf[sp->size] = '\0';
+    /* scratch behind the NUL, which the caller must not hand out unwiped */
+    memset(buf + sp->size + 1, 'S', cap - sp->size - 1 < 32 ? cap - sp->size - 1 : 32);
+    return DSQL_OK;
+}
+
+static const dsql_token_provider_vtable SIZED = {DSQL_STRUCT_VERSION, sized_token, NULL};
+
+static const dsql_token_request ALLOC_REQ = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws",
+                                             "admin", NULL, 0};
+
+static int all_t(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != 'T')
+            return 0;
+    return s[n] == '\0';
+}
+
+/* The inspection itself must be able to fail. */
+START_TEST(test_alloc_inspector_detects_unwiped)
+{
+    char *p = insp_malloc(100);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0, 100);
+    p[50] = 'x';
+    insp_free(p);
+    ck_assert_int_eq(unwiped_frees, 1);
+    ck_assert_int_eq(live_blocks, 0);
+}
+END_TEST
+
+START_TEST(test_alloc_token_signing_provider)
+{
+    dsql_credentials_provider *cp = dsql_credentials_provider_new(&FAKE, NULL, NULL);
+    dsql_token_provider_options opt = {DSQL_STRUCT_VERSION, "eu-central-1", 60};
+    dsql_token_provider *tp = dsql_token_provider_signing(cp, &opt, NULL);
+    ck_assert_ptr_nonnull(tp);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0};
+    char *token = NULL, v[128];
+    size_t len = 0;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, &len, &err), DSQL_OK);
+    ck_assert_ptr_nonnull(token);
+    ck_assert_uint_eq(len, strlen(token));
+    ck_assert(strncmp(token, "localhost/?Action=DbConnect&", 28) == 0);
+    ck_assert(test_query_param(token, "X-Amz-Credential", v, sizeof v));
+    ck_assert(strstr(v, "AKIDFAKE%2F") && strstr(v, "%2Feu-central-1%2Fdsql%2F"));
+    ck_assert(test_query_param(token, "X-Amz-Signature", v, sizeof v));
+    ck_assert_uint_eq(strlen(v), 64);
+    dsql_token_free(token);
+    /* len_out may be NULL */
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, NULL, NULL), DSQL_OK);
+    ck_assert_ptr_nonnull(token);
+    dsql_token_free(token);
+    dsql_token_free(NULL);
+    ck_assert_int_eq(unwiped_frees, 0);
+    inspect_frees = 0; /* the signer's blocks are not tokens */
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+}
+END_TEST
+
+START_TEST(test_alloc_token_first_buffer_fits)
+{
+    sized_provider sp = {.size = 1500};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    char *token = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, NULL),
+                     DSQL_OK);
+    ck_assert_int_eq(sp.calls, 1);
+    ck_assert_uint_eq(len, 1500);
+    ck_assert(all_t(token, 1500));
+    /* the provider's scratch behind the NUL is gone already */
+    ck_assert_int_eq(token[1501], '\0');
+    dsql_token_free(token);
+    ck_assert_int_eq(unwiped_frees, 0); /* dsql_token_free wiped the whole block */
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+}
+END_TEST
+
+/* A token longer than the first guess: one DSQL_EBUFSIZE, then a buffer of
+ * exactly the reported length + 1. */
+START_TEST(test_alloc_token_ebufsize_retry)
+{
+    sized_provider sp = {.size = 10000};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    char *token = NULL;
+    size_t len = 0;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+                     DSQL_OK);
+    ck_assert_int_eq(sp.calls, 2);
+    ck_assert_uint_lt(sp.caps[0], 10001);
+    ck_assert_uint_eq(sp.caps[1], 10001);
+    ck_assert_uint_eq(len, 10000);
+    ck_assert(all_t(token, 10000));
+    ck_assert_int_eq(err.status, DSQL_OK); /* no leftover of the first round */
+    ck_assert_str_eq(err.message, "");
+    ck_assert_int_eq(live_blocks, 2); /* the handle and the token */
+    dsql_token_free(token);
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+    ck_assert_int_eq(unwiped_frees, 0); /* the first buffer too */
+}
+END_TEST
+
+START_TEST(test_alloc_token_provider_keeps_asking)
+{
+    sized_provider sp = {.always_more = 1};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    char *token = (char *)"not touched";
+    size_t len = 99;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+                     DSQL_EINTERNAL);
+    ck_assert_int_eq(err.status, DSQL_EINTERNAL);
+    ck_assert_msg(strstr(err.message, "asked for a larger buffer again"), "%s", err.message);
+    ck_assert_ptr_null(token);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(sp.calls, 2);
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+    ck_assert_int_eq(unwiped_frees, 0);
+}
+END_TEST
+
+/* DSQL_EBUFSIZE with a length that already fits (or SIZE_MAX, whose + 1
+ * wraps to 0) would make the retry pointless or undersized. */
+START_TEST(test_alloc_token_provider_bad_length)
+{
+    static const size_t lens[] = {10, 4095, SIZE_MAX};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        sized_provider sp = {.report_len = lens[i]};
+        dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+        char *token = (char *)"not touched";
+        dsql_error err = {0};
+        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, NULL, &err),
+                         DSQL_EINTERNAL);
+        ck_assert_msg(strstr(err.message, "returned DSQL_EBUFSIZE for a"), "%s", err.message);
+        ck_assert_ptr_null(token);
+        ck_assert_int_eq(sp.calls, 1);
+        dsql_token_provider_free(tp);
+    }
+    sized_provider sp = {.no_nul = 1};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    char *token = (char *)"not touched";
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, NULL, &err),
+                     DSQL_EINTERNAL);
+    ck_assert_msg(strstr(err.message, "not NUL-terminated"), "%s", err.message);
+    ck_assert_ptr_null(token);
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+    ck_assert_int_eq(unwiped_frees, 0);
+}
+END_TEST
+
+/* The provider's status and message come through unchanged; the half
+ * token it wrote is wiped with the buffer. */
+START_TEST(test_alloc_token_provider_error_passed_through)
+{
+    sized_provider sp = {.fail_with = DSQL_ECREDENTIALS};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    char *token = (char *)"not touched";
+    size_t len = 99;
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+                     DSQL_ECREDENTIALS);
+    ck_assert_int_eq(err.status, DSQL_ECREDENTIALS);
+    ck_assert_str_eq(err.message, "sized provider: no credentials today");
+    ck_assert_ptr_null(token);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(sp.calls, 1);
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+    ck_assert_int_eq(unwiped_frees, 0);
+}
+END_TEST
+
+START_TEST(test_alloc_token_bad_arguments)
+{
+    sized_provider sp = {.size = 10};
+    dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+    dsql_error err = {0};
+    char *token = (char *)"not touched";
+    size_t len = 99;
+    ck_assert_int_eq(dsql_token_provider_token_alloc(NULL, &ALLOC_REQ, &token, &len, &err),
+                     DSQL_EINVAL);
+    ck_assert_str_eq(err.message, "token provider is NULL");
+    ck_assert_ptr_null(token);
+    ck_assert_uint_eq(len, 0);
+    token = (char *)"not touched";
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, NULL, &token, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "token request is NULL"), "%s", err.message);
+    ck_assert_ptr_null(token);
+    dsql_token_request old = ALLOC_REQ;
+    old.version = DSQL_STRUCT_VERSION + 1;
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &old, &token, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "version other than"), "%s", err.message);
+    len = 99;
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, NULL, &len, &err),
+                     DSQL_EINVAL);
+    ck_assert_str_eq(err.message, "token_out is NULL");
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, NULL, NULL, NULL, NULL), DSQL_EINVAL);
+    ck_assert_int_eq(sp.calls, 0); /* and no buffer was allocated for them */
+    ck_assert_int_eq(live_blocks, 1);
+    dsql_token_provider_free(tp);
+    ck_assert_int_eq(live_blocks, 0);
+}
+END_TEST
+
+/* The first buffer, then (on the DSQL_EBUFSIZE path) the second one fails
+ * to allocate: DSQL_ENOMEM naming the buffer, NULL out, nothing leaked. */
+START_TEST(test_alloc_token_out_of_memory)
+{
+    static const struct {
+        size_t size;
+        long fail_nth;
+        int calls;
+        const char *what;
+    } cases[] = {
+        {100, 1, 0, "out of memory for a 4096-byte token buffer"},
+        {10000, 1, 0, "out of memory for a 4096-byte token buffer"},
+        {10000, 2, 1, "out of memory for a 10001-byte token buffer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sized_provider sp = {.size = cases[i].size};
+        dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
+        ck_assert_ptr_nonnull(tp);
+        char *token = (char *)"not touched";
+        size_t len = 99;
+        dsql_error err = {0};
+        fail_countdown = cases[i].fail_nth;
+        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+                         DSQL_ENOMEM);
+        fail_countdown = 0;
+        ck_assert_int_eq(err.status, DSQL_ENOMEM);
+        ck_assert_str_eq(err.message, cases[i].what);
+        ck_assert_ptr_null(token);
+        ck_assert_uint_eq(len, 0);
+        ck_assert_int_eq(sp.calls, cases[i].calls);
+        ck_assert_int_eq(live_blocks, 1); /* only the provider handle */
+        dsql_token_provider_free(tp);
+        ck_assert_int_eq(live_blocks, 0);
+    }
+    ck_assert_int_eq(unwiped_frees, 0);
+}
+END_TEST
+
 static Suite *token_suite(void)
 {
     load_vectors();
@@ -500,6 +863,20 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_env_provider);
     tcase_add_test(tc, test_signer_shared_by_threads);
     suite_add_tcase(s, tc);
+    /* swaps the library's allocator: the teardown restores it even when a
+     * test fails (CK_FORK=no runs every test in one process) */
+    TCase *alloc = tcase_create("token_alloc");
+    tcase_add_checked_fixture(alloc, alloc_setup, alloc_teardown);
+    tcase_add_test(alloc, test_alloc_inspector_detects_unwiped);
+    tcase_add_test(alloc, test_alloc_token_signing_provider);
+    tcase_add_test(alloc, test_alloc_token_first_buffer_fits);
+    tcase_add_test(alloc, test_alloc_token_ebufsize_retry);
+    tcase_add_test(alloc, test_alloc_token_provider_keeps_asking);
+    tcase_add_test(alloc, test_alloc_token_provider_bad_length);
+    tcase_add_test(alloc, test_alloc_token_provider_error_passed_through);
+    tcase_add_test(alloc, test_alloc_token_bad_arguments);
+    tcase_add_test(alloc, test_alloc_token_out_of_memory);
+    suite_add_tcase(s, alloc);
     return s;
 }
 

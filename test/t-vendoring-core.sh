@@ -3,7 +3,8 @@
 # same list doc/VENDORING.md quotes) compile as POSIX C11 with -Wall -Wextra
 # -Werror and no configure, and a program linked from them with nothing but -lcrypto
 # (and -pthread) signs the published token and mints one through the
-# env provider -> cache -> signing token provider path.
+# env provider -> cache -> signing token provider path (into a caller
+# buffer and into a heap buffer).
 set -u
 CC=${CC:-cc}
 top=$(pwd)
@@ -84,6 +85,15 @@ int main(void)
         fprintf(stderr, "provider: %s\n", err.message);
         return 1;
     }
+    /* the heap-buffer variant every adapter uses is in the core too */
+    char *heap = NULL;
+    size_t heap_len = 0;
+    if (dsql_token_provider_token_alloc(tp, &req, &heap, &heap_len, &err) != DSQL_OK ||
+        heap_len != strlen(heap) || strncmp(heap, buf, 60) != 0) {
+        fprintf(stderr, "provider token_alloc: %s\n", heap ? heap : err.message);
+        return 1;
+    }
+    dsql_token_free(heap);
     dsql_token_provider_free(tp);
     static const char prefix[] = "abc.dsql.eu-west-1.on.aws/?Action=DbConnect&";
     if (len != strlen(buf) || strncmp(buf, prefix, sizeof prefix - 1) != 0 ||

@@ -81,6 +81,20 @@ DSQL_API dsql_status dsql_token_provider_token(dsql_token_provider *p,
                                                size_t *len, dsql_error *err);
 DSQL_API void dsql_token_provider_free(dsql_token_provider *p);
 
+/* dsql_token_provider_token into a heap buffer sized for the token: asks
+ * again once with the length the provider reports on DSQL_EBUFSIZE. On
+ * success *token_out is a NUL-terminated token to release with
+ * dsql_token_free and *len_out (len_out may be NULL) its length. On error
+ * *token_out is NULL: never a partial token. The buffer comes from the
+ * allocator of dsql_set_allocator. */
+DSQL_API dsql_status dsql_token_provider_token_alloc(dsql_token_provider *p,
+                                                     const dsql_token_request *req,
+                                                     char **token_out, size_t *len_out,
+                                                     dsql_error *err);
+/* Wipes a token from dsql_token_provider_token_alloc (every byte, the NUL
+ * included) and frees it with the library's allocator. NULL is allowed. */
+DSQL_API void dsql_token_free(char *token);
+
 typedef struct dsql_token_provider_options {
     int version;         /* DSQL_STRUCT_VERSION */
     const char *region;  /* used when the request and hostname name none */
