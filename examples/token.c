@@ -44,24 +44,18 @@ int main(int argc, char **argv)
         .region = NULL,      /* from the hostname, else the environment */
         .expires_in = seconds, /* 0: 900 s */
     };
-    /* a token is a few hundred bytes, more with a session token; on
-     * DSQL_EBUFSIZE, len says how much is needed */
-    char small[64], *buf = small;
+    /* a token is a few hundred bytes, more with a session token: let the
+     * library size the buffer */
+    char *token = NULL;
     size_t len = 0;
-    dsql_status st = dsql_token_provider_token(tokens, &req, small, sizeof small, &len, &err);
-    if (st == DSQL_EBUFSIZE) {
-        buf = malloc(len + 1);
-        st = buf ? dsql_token_provider_token(tokens, &req, buf, len + 1, &len, &err) : DSQL_ENOMEM;
-    }
+    dsql_status st = dsql_token_provider_token_alloc(tokens, &req, &token, &len, &err);
     if (st != DSQL_OK) {
-        fprintf(stderr, "token: %s (%s)\n", st == DSQL_ENOMEM && !buf ? "out of memory" : err.message,
-                dsql_status_name(st));
+        fprintf(stderr, "token: %s (%s)\n", err.message, dsql_status_name(st));
     } else {
-        fwrite(buf, 1, len, stdout);
+        fwrite(token, 1, len, stdout);
         putchar('\n');
     }
-    if (buf != small)
-        free(buf);
+    dsql_token_free(token); /* wipes it; NULL is fine */
     dsql_token_provider_free(tokens);
     return st == DSQL_OK ? 0 : 1;
 }

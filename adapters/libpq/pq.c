@@ -15,7 +15,6 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#define TOKEN_CAP0 4096
 #define MAX_RETRY_DELAY_MS 5000u
 #define MAX_PARAMS 64
 
@@ -81,29 +80,13 @@ static dsql_token_provider *default_provider(dsql_config *cfg, dsql_error *err)
     return dsql_token_provider_signing(creds, &o, err);
 }
 
-/* Signs a token for host h into a heap buffer (wipe + free). */
+/* Signs a token for host h (release with dsql_token_free). */
 static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
                               h->region, dsql_config_token_duration(cfg)};
-    size_t cap = TOKEN_CAP0, len = 0;
-    for (int round = 0; round < 2; round++) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return fail(err, DSQL_ENOMEM, "out of memory for a token");
-        dsql_status st = dsql_token_provider_token(p, &req, buf, cap, &len, err);
-        if (st == DSQL_OK) {
-            *out = buf;
-            return DSQL_OK;
-        }
-        OPENSSL_cleanse(buf, cap);
-        free(buf);
-        if (st != DSQL_EBUFSIZE)
-            return st;
-        cap = len + 1;
-    }
-    return fail(err, DSQL_EINTERNAL, "token provider keeps asking for a larger buffer");
+    return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
 }
 
 /* ---- parameter arrays ---- */
@@ -255,8 +238,7 @@ dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider, size
             *values = vals;
         }
     }
-    OPENSSL_cleanse(token, strlen(token));
-    free(token);
+    dsql_token_free(token);
     return st;
 }
 
@@ -527,8 +509,7 @@ static int start_attempt(dsql_pq_connecting *c)
     st = build_kv(c->cfg, &h, token, port, app, &p, &e);
     if (st == DSQL_OK)
         c->conn = PQconnectStartParams(p.k, p.v, 0);
-    OPENSSL_cleanse(token, strlen(token));
-    free(token);
+    dsql_token_free(token);
     if (st != DSQL_OK) {
         record(c, STEP_CONFIG, "", e.message);
         return -1;

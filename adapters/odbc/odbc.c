@@ -15,7 +15,6 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#define TOKEN_CAP0 4096
 #define PLAIN_MAX 127 /* psqlODBC copies Server/Database/UID into fixed buffers */
 
 /* ---- errors ---- */
@@ -164,31 +163,13 @@ static dsql_token_provider *default_provider(dsql_config *cfg, dsql_error *err)
     return dsql_token_provider_signing(creds, &o, err);
 }
 
-/* A token for host h in a heap buffer of *cap bytes (wipe + free). */
+/* A token for host h (release with dsql_token_free). */
 static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
-                              const dsql_config_host *h, char **out, size_t *outcap,
-                              dsql_error *err)
+                              const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
                               h->region, dsql_config_token_duration(cfg)};
-    size_t cap = TOKEN_CAP0, len = 0;
-    for (int round = 0; round < 2; round++) {
-        char *buf = malloc(cap);
-        if (!buf)
-            return fail(err, DSQL_ENOMEM, "out of memory for a token");
-        dsql_status st = dsql_token_provider_token(p, &req, buf, cap, &len, err);
-        if (st == DSQL_OK) {
-            *out = buf;
-            *outcap = cap;
-            return DSQL_OK;
-        }
-        OPENSSL_cleanse(buf, cap);
-        free(buf);
-        if (st != DSQL_EBUFSIZE)
-            return st;
-        cap = len + 1;
-    }
-    return fail(err, DSQL_EINTERNAL, "token provider keeps asking for a larger buffer");
+    return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
 }
 
 /* ---- the connection string ---- */
@@ -392,31 +373,26 @@ static dsql_status prepare(dsql_config *cfg, dsql_token_provider **provider,
 }
 
 /* String for host i; on success b holds it (caller wipes with sb_free).
- * With tok non-NULL the token is handed back too (caller wipes and frees
- * *tcap bytes), for redacting diagnostics. */
+ * With tok non-NULL the token is handed back too (caller releases it with
+ * dsql_token_free), for redacting diagnostics. */
 static dsql_status string_for_host(dsql_config *cfg, dsql_token_provider *provider, size_t i,
                                    const dsql_odbc_options *opts, sbuf *b,
-                                   dsql_config_host *h, char **tok, size_t *tcap,
-                                   dsql_error *err)
+                                   dsql_config_host *h, char **tok, dsql_error *err)
 {
     dsql_status st = dsql_config_host_at(cfg, i, h, err);
     if (st != DSQL_OK)
         return st;
     char *token = NULL;
-    size_t cap = 0;
-    st = sign_token(cfg, provider, h, &token, &cap, err);
+    st = sign_token(cfg, provider, h, &token, err);
     if (st != DSQL_OK)
         return st;
     st = build(cfg, h, token, opts, b, err);
     if (st != DSQL_OK)
         sb_free(b);
-    if (st == DSQL_OK && tok) {
+    if (st == DSQL_OK && tok)
         *tok = token;
-        *tcap = cap;
-    } else {
-        OPENSSL_cleanse(token, cap);
-        free(token);
-    }
+    else
+        dsql_token_free(token);
     return st;
 }
 
@@ -440,7 +416,7 @@ dsql_status dsql_odbc_connection_string(dsql_config *cfg, dsql_token_provider *p
     }
     sbuf b = {0};
     dsql_config_host h = {0};
-    st = string_for_host(cfg, provider, host_index, opts, &b, &h, NULL, NULL, err);
+    st = string_for_host(cfg, provider, host_index, opts, &b, &h, NULL, err);
     dsql_token_provider_free(owned);
     if (st != DSQL_OK)
         return st;
@@ -583,8 +559,7 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         dsql_config_host h = {0};
         dsql_error e = {0};
         char *token = NULL;
-        size_t tcap = 0;
-        st = string_for_host(cfg, provider, i, opts, &b, &h, &token, &tcap, &e);
+        st = string_for_host(cfg, provider, i, opts, &b, &h, &token, &e);
         if (st != DSQL_OK) {
             /* Configuration and memory errors are the same for every host. */
             dsql_token_provider_free(owned);
@@ -600,8 +575,7 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         }
         if (b.len > 32767) {
             sb_free(&b);
-            OPENSSL_cleanse(token, tcap);
-            free(token);
+            dsql_token_free(token);
             dsql_token_provider_free(owned);
             return fail(err, DSQL_ECONFIG, "connection string longer than ODBC allows");
         }
@@ -613,8 +587,7 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
             diagnostics(dbc, state, msg, sizeof msg);
             redact(msg, token);
         }
-        OPENSSL_cleanse(token, tcap);
-        free(token);
+        dsql_token_free(token);
         if (SQL_SUCCEEDED(rc)) {
             dsql_token_provider_free(owned);
             if (err) {
