@@ -166,6 +166,21 @@ $(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) tools/dsql-l
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib $(LOCAL_FUZZ_CFLAGS) \
 	  $(LIB_DEPS_CFLAGS) -o $@ $< $(LOCAL_FUZZ_SRCS) $(LIB_SRCS) $(LIB_DEPS_LIBS)
+# >>> issue 9: allocation-failure loop over the dsql-local gateway
+# (test/gateway_allocfail.c, run by test/t-gateway-allocfail.sh): the
+# gateway's sources without its main, cluster and server, with malloc and
+# friends wrapped so every allocation can be failed.
+GATEWAY_TEST_SRCS := $(filter-out tools/dsql-local/main.c tools/dsql-local/server.c \
+  tools/dsql-local/cluster.c,$(DSQL_LOCAL_SRCS))
+$(B)/test/gateway_allocfail: test/gateway_allocfail.c $(GATEWAY_TEST_SRCS) \
+  $(wildcard tools/dsql-local/*.h) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/dsql-local $(LIBEVENT_CFLAGS) \
+	  $(OPENSSL_CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -o $@ $< \
+	  $(GATEWAY_TEST_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
+check: $(B)/test/gateway_allocfail
+
 # `make tsan`: the threaded tests (signer threads in check_token, the
 # credentials cache, the concurrent HTTP providers, the pool) built with
 # clang -fsanitize=thread in $(B)-tsan; fails on any ThreadSanitizer report

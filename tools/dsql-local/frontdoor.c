@@ -134,10 +134,10 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
     raw_refuse(c, "08P01", "unsupported frontend protocol or request code");
 }
 
-static void send_auth_request(conn *c)
+static int send_auth_request(conn *c)
 {
     static const unsigned char cleartext[9] = {'R', 0, 0, 0, 8, 0, 0, 0, 3};
-    bufferevent_write(c->client, cleartext, sizeof cleartext);
+    return bufferevent_write(c->client, cleartext, sizeof cleartext);
 }
 
 static int known_host(const dl_config *cfg, const char *sni)
@@ -206,7 +206,10 @@ static int on_startup(conn *c, struct evbuffer *in)
         return -1;
     }
     c->state = S_PASSWORD;
-    send_auth_request(c);
+    if (send_auth_request(c) != 0) {
+        conn_fail(c, "53200", "out of memory");
+        return -1;
+    }
     return 1;
 }
 
@@ -281,7 +284,7 @@ void frontdoor_read_cb(struct bufferevent *bev, void *arg)
 
     int r = 1;
 
-    /* S_BACKEND: pipelined bytes wait in the input buffer for the relay */
+    /* after the password, pipelined bytes wait in the input buffer for the relay */
     while (r > 0) {
         if (c->state == S_STARTUP)
             r = on_startup(c, in);

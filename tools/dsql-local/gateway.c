@@ -89,8 +89,8 @@ static void conn_close_after_flush(conn *c)
     bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
     if (!c->close_timer)
         c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
-    if (c->close_timer)
-        evtimer_add(c->close_timer, &five);
+    if (!c->close_timer || evtimer_add(c->close_timer, &five) != 0)
+        conn_free(c); /* out of memory: nothing would bound the wait */
 }
 
 void conn_fail(conn *c, const char *sqlstate, const char *message)
@@ -189,8 +189,8 @@ static void close_backend_after_flush(conn *c)
     bufferevent_setwatermark(c->backend, EV_WRITE, 0, 0);
     if (!c->close_timer)
         c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
-    if (c->close_timer)
-        evtimer_add(c->close_timer, &five);
+    if (!c->close_timer || evtimer_add(c->close_timer, &five) != 0)
+        conn_free(c); /* out of memory: nothing would bound the wait */
 }
 
 static void relay_read_cb(struct bufferevent *from, void *arg)
@@ -201,7 +201,12 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
 
     if (from == c->backend)
         track_backend(c, bufferevent_get_input(from));
-    evbuffer_add_buffer(out, bufferevent_get_input(from));
+    if (evbuffer_add_buffer(out, bufferevent_get_input(from)) != 0) {
+        /* dropping bytes would desynchronise the protocol: close instead */
+        dl_log("conn %lu: out of memory while relaying", c->id);
+        conn_free(c);
+        return;
+    }
     if (evbuffer_get_length(out) >= RELAY_HIGH)
         bufferevent_disable(from, EV_READ);
 }
@@ -211,8 +216,10 @@ static void relay_write_cb(struct bufferevent *to, void *arg)
     conn *c = arg;
     struct bufferevent *from = to == c->client ? c->backend : c->client;
 
-    if (c->state == S_RELAY)
-        bufferevent_enable(from, EV_READ);
+    if (c->state == S_RELAY && bufferevent_enable(from, EV_READ) != 0) {
+        dl_log("conn %lu: out of memory while relaying", c->id);
+        conn_free(c);
+    }
 }
 
 static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -233,72 +240,69 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void backend_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    conn *c = arg;
-
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED) {
-        if (c->auth_timer) {
-            event_free(c->auth_timer);
-            c->auth_timer = NULL;
-        }
-        c->state = S_RELAY;
-        c->gw->n_ok++;
-        bufferevent_write(c->backend, c->startup, c->startup_len);
-        free(c->startup);
-        c->startup = NULL;
-        bufferevent_setcb(c->client, relay_read_cb, relay_write_cb, relay_event_cb, c);
-        bufferevent_setcb(c->backend, relay_read_cb, relay_write_cb, relay_event_cb, c);
-        bufferevent_enable(c->backend, EV_READ | EV_WRITE);
-        bufferevent_enable(c->client, EV_READ | EV_WRITE);
-        if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
-            relay_read_cb(c->client, c);
-        return;
-    }
-    dl_log("conn %lu: cannot reach PostgreSQL", c->id);
-    conn_fail(c, "08006", "unable to accept connection, the database is not available");
-}
-
-void conn_start_backend(conn *c)
+/* A connected, non-blocking socket to PostgreSQL, or -1. Connecting here
+ * (a local Unix socket answers at once) rather than with
+ * bufferevent_socket_connect(): libevent 2.1 ignores a failure to watch
+ * the new socket there, and the connection would then wait forever. */
+static int backend_socket(const struct dl_gateway *gw)
 {
     struct sockaddr_un sa;
-
-    c->state = S_BACKEND;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", c->gw->pg_socket) >= (int)sizeof sa.sun_path) {
-        conn_fail(c, "08006", "unable to accept connection, the database is not available");
-        return;
-    }
-    c->backend = bufferevent_socket_new(c->gw->base, -1,
-                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->backend) {
-        conn_fail(c, "53200", "out of memory");
-        return;
-    }
-    bufferevent_setcb(c->backend, NULL, NULL, backend_event_cb, c);
-    if (bufferevent_socket_connect(c->backend, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        /* on an immediate failure the event callback may not run */
-        if (c->state == S_BACKEND)
-            conn_fail(c, "08006", "unable to accept connection, the database is not available");
-    }
-}
-
-int cancel_relay(struct dl_gateway *gw, const unsigned char pkt[16])
-{
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0)
         return -1;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
-    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", gw->pg_socket) < (int)sizeof sa.sun_path &&
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        send(fd, pkt, 16, MSG_NOSIGNAL) == 16)
+    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", gw->pg_socket) >= (int)sizeof sa.sun_path ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void conn_start_backend(conn *c)
+{
+    int fd = backend_socket(c->gw);
+
+    if (fd < 0) {
+        dl_log("conn %lu: cannot reach PostgreSQL: %s", c->id, strerror(errno));
+        conn_fail(c, "08006", "unable to accept connection, the database is not available");
+        return;
+    }
+    c->backend = bufferevent_socket_new(c->gw->base, fd,
+                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!c->backend) {
+        close(fd);
+        conn_fail(c, "53200", "out of memory");
+        return;
+    }
+    if (bufferevent_write(c->backend, c->startup, c->startup_len) != 0 ||
+        bufferevent_enable(c->backend, EV_READ | EV_WRITE) != 0 ||
+        bufferevent_enable(c->client, EV_READ | EV_WRITE) != 0) {
+        conn_fail(c, "53200", "out of memory");
+        return;
+    }
+    event_free(c->auth_timer); /* logged in: only the lifetime limit is left */
+    c->auth_timer = NULL;
+    c->state = S_RELAY;
+    c->gw->n_ok++;
+    free(c->startup);
+    c->startup = NULL;
+    bufferevent_setcb(c->client, relay_read_cb, relay_write_cb, relay_event_cb, c);
+    bufferevent_setcb(c->backend, relay_read_cb, relay_write_cb, relay_event_cb, c);
+    if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
+        relay_read_cb(c->client, c); /* bytes the client pipelined after its password */
+}
+
+int cancel_relay(struct dl_gateway *gw, const unsigned char pkt[16])
+{
+    int fd = backend_socket(gw), rc = -1;
+
+    if (fd >= 0 && send(fd, pkt, 16, MSG_NOSIGNAL) == 16)
         rc = 0;
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     dl_log("cancel request relayed%s", rc == 0 ? "" : " (failed)");
     return rc;
 }
@@ -324,9 +328,14 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 int conn_start_tls(conn *c)
 {
     SSL *ssl = SSL_new(c->gw->ssl_ctx);
+    BIO *bio = ssl ? BIO_new_socket(c->fd, BIO_NOCLOSE) : NULL;
 
-    if (!ssl)
+    /* our own BIO: libevent 2.1 makes one without checking it was made */
+    if (!bio) {
+        SSL_free(ssl);
         return -1;
+    }
+    SSL_set_bio(ssl, bio, bio);
     if (c->raw_ev) {
         event_free(c->raw_ev);
         c->raw_ev = NULL;
@@ -334,15 +343,14 @@ int conn_start_tls(conn *c)
     c->client = bufferevent_openssl_socket_new(c->gw->base, c->fd, ssl,
                                                BUFFEREVENT_SSL_ACCEPTING,
                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!c->client) {
-        SSL_free(ssl);
-        return -1;
-    }
+    if (!c->client)
+        return -1; /* with BEV_OPT_CLOSE_ON_FREE libevent freed the SSL */
     c->fd = -1;
     c->state = S_STARTUP; /* bytes only arrive once the handshake is done */
     bufferevent_setcb(c->client, frontdoor_read_cb, NULL, tls_event_cb, c);
     bufferevent_setwatermark(c->client, EV_READ, 0, DL_MAX_PACKET + 64);
-    bufferevent_enable(c->client, EV_READ | EV_WRITE);
+    if (bufferevent_enable(c->client, EV_READ | EV_WRITE) != 0)
+        return -1; /* the caller frees c, and with it the bufferevent */
     return 0;
 }
 
@@ -419,13 +427,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     c->raw_ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, frontdoor_raw_cb, c);
     c->auth_timer = evtimer_new(gw->base, auth_timeout_cb, c);
     c->life_timer = evtimer_new(gw->base, life_timeout_cb, c);
-    if (!c->raw_ev || !c->auth_timer || !c->life_timer) {
-        conn_free(c);
-        return;
-    }
-    event_add(c->raw_ev, NULL);
-    evtimer_add(c->auth_timer, &auth);
-    evtimer_add(c->life_timer, &life);
+    if (!c->raw_ev || !c->auth_timer || !c->life_timer || event_add(c->raw_ev, NULL) != 0 ||
+        evtimer_add(c->auth_timer, &auth) != 0 || evtimer_add(c->life_timer, &life) != 0)
+        conn_free(c); /* out of memory: a connection nobody watches would hang */
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -493,6 +497,9 @@ void dl_gateway_free(dl_gateway *gw)
         evconnlistener_free(gw->listener);
     while (gw->conns)
         conn_free(gw->conns);
+    /* bufferevents made with BEV_OPT_DEFER_CALLBACKS finish freeing (and
+     * drop their SSL, and the SSL_CTX reference) in the loop's next pass */
+    event_base_loop(gw->base, EVLOOP_NONBLOCK);
     dl_log("gateway stopped: %lu connections, %lu logged in, %lu refused",
            gw->n_accepted, gw->n_ok, gw->n_refused);
     SSL_CTX_free(gw->ssl_ctx);

@@ -16,7 +16,6 @@ enum conn_state {
     S_DISCARD,  /* plaintext startup: read it, then refuse */
     S_STARTUP,  /* TLS up, waiting for the startup packet */
     S_PASSWORD, /* AuthenticationCleartextPassword sent */
-    S_BACKEND,  /* token accepted, connecting to PostgreSQL */
     S_RELAY,    /* bytes both ways */
     S_CLOSING   /* flushing a last message to the client */
 };
