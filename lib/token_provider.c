@@ -1,6 +1,7 @@
 /* The token provider handle, and the default implementation: a caching
  * signer over a credentials provider. */
 #include "internal.h"
+#include "creds/cache.h"
 
 #include <string.h>
 
@@ -52,6 +53,7 @@ void dsql_token_provider_free(dsql_token_provider *p)
 typedef struct signing_provider {
     dsql_signer *signer;
     dsql_credentials_provider *creds;
+    int cached; /* creds is a caching provider: borrow, do not copy */
     char *region;
     uint32_t expires_in;
 } signing_provider;
@@ -60,8 +62,13 @@ static dsql_status signing_token(void *self, const dsql_token_request *req, char
                                  size_t cap, size_t *len, dsql_error *err)
 {
     signing_provider *sp = self;
-    dsql_credentials creds;
-    dsql_status st = dsql_credentials_provider_get(sp->creds, &creds, err);
+    /* a caching provider (the default chain is one) lends its current
+     * credentials for the signature; any other provider's are copied */
+    dsql_credentials copy;
+    const dsql_credentials *creds = &copy;
+    dsql__creds_snapshot *snap = NULL;
+    dsql_status st = sp->cached ? dsql__cached_borrow(sp->creds, &snap, &creds, err)
+                                : dsql_credentials_provider_get(sp->creds, &copy, err);
     if (st != DSQL_OK)
         return st;
     dsql_token_params params = {DSQL_STRUCT_VERSION,
@@ -76,8 +83,11 @@ static dsql_status signing_token(void *self, const dsql_token_request *req, char
         dsql_region_from_hostname(req->hostname, discovered, sizeof discovered, NULL) !=
             DSQL_OK)
         params.region = sp->region;
-    st = dsql_signer_token(sp->signer, &params, &creds, buf, cap, len, err);
-    dsql_credentials_clear(&creds);
+    st = dsql_signer_token(sp->signer, &params, creds, buf, cap, len, err);
+    if (snap)
+        dsql__cached_return(snap);
+    else
+        dsql_credentials_clear(&copy);
     return st;
 }
 
@@ -120,6 +130,7 @@ dsql_token_provider *dsql_token_provider_signing(dsql_credentials_provider *cred
         return NULL;
     }
     sp->creds = creds;
+    sp->cached = dsql__is_cached(creds);
     sp->expires_in = opt && opt->expires_in ? opt->expires_in : DSQL_TOKEN_DEFAULT_EXPIRES;
     if (opt && opt->region && opt->region[0] && !(sp->region = dsql__strdup(opt->region))) {
         signing_destroy(sp);

@@ -6,18 +6,31 @@
  *
  * Only one inner get() runs at a time; callers that waited for a fetch
  * that failed get its error (no second fetch for the same wait), the next
- * call tries again: failures are never cached. */
+ * call tries again: failures are never cached.
+ *
+ * The cached value is an immutable, reference-counted snapshot. The cache
+ * holds one reference to its current snapshot; a caller takes another under
+ * the mutex and drops it when done, so a refresh publishes a new snapshot
+ * without waiting for anyone, and the old one is wiped and freed by
+ * whoever drops its last reference. get() copies out of a snapshot; the
+ * signing token provider borrows it (dsql__cached_borrow) and signs from
+ * it directly, with no copy. */
 #include "cache.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+
+struct dsql__creds_snapshot {
+    atomic_uint refs;
+    dsql_credentials creds; /* never written after publication */
+};
 
 typedef struct cache {
     dsql_credentials_provider *inner;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    dsql_credentials creds;
-    int have;
+    dsql__creds_snapshot *cur; /* NULL until the first successful fetch */
     int fetching;
     uint64_t gen;     /* completed fetches */
     uint64_t started; /* started fetches */
@@ -34,26 +47,45 @@ static void copy_error(dsql_error *dst, const dsql_error *src)
         *dst = *src;
 }
 
-static dsql_status cache_get(void *self, dsql_credentials *out, dsql_error *err)
+/* Another reference to a published snapshot; the caller holds c->mu (so
+ * the cache's own reference keeps it alive meanwhile). */
+static dsql__creds_snapshot *snapshot_ref(dsql__creds_snapshot *s)
 {
-    cache *c = self;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+/* Drops a reference; the last one wipes the secrets and frees. */
+static void snapshot_unref(dsql__creds_snapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        dsql_credentials_clear(&s->creds);
+        dsql__free(s);
+    }
+}
+
+/* The current credentials as a counted reference in *out, fetching them
+ * first when there are none or they are due (see the top of the file). */
+static dsql_status cache_acquire(cache *c, dsql__creds_snapshot **out, dsql_error *err)
+{
     dsql_status st;
     int advisory_fetch = 0;
+    *out = NULL;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         int64_t now = dsql__now();
-        if (c->have) {
-            int64_t exp = c->creds.expiration;
+        if (c->cur) {
+            int64_t exp = c->cur->creds.expiration;
             if (exp == 0 || now < exp - c->advisory) {
-                st = dsql_credentials_copy(out, &c->creds, err);
+                *out = snapshot_ref(c->cur);
                 pthread_mutex_unlock(&c->mu);
-                return st;
+                return DSQL_OK;
             }
             if (now < exp - c->mandatory) {
                 if (c->fetching) { /* someone refreshes; the value is still good */
-                    st = dsql_credentials_copy(out, &c->creds, err);
+                    *out = snapshot_ref(c->cur);
                     pthread_mutex_unlock(&c->mu);
-                    return st;
+                    return DSQL_OK;
                 }
                 advisory_fetch = 1;
                 break;
@@ -78,6 +110,7 @@ static dsql_status cache_get(void *self, dsql_credentials *out, dsql_error *err)
     dsql_credentials fresh;
     dsql_error e;
     memset(&e, 0, sizeof e);
+    dsql__creds_snapshot *snap = NULL;
     st = dsql_credentials_provider_get(c->inner, &fresh, &e);
     int64_t now = dsql__now();
     if (st == DSQL_OK && fresh.expiration != 0 && fresh.expiration <= now) {
@@ -86,32 +119,54 @@ static dsql_status cache_get(void *self, dsql_credentials *out, dsql_error *err)
                          "cached provider: the provider returned credentials that have "
                          "already expired");
     }
+    if (st == DSQL_OK) {
+        if ((snap = dsql__malloc(sizeof *snap)) != NULL) {
+            atomic_init(&snap->refs, 2); /* the cache's and the caller's */
+            snap->creds = fresh;
+        } else {
+            dsql_credentials_clear(&fresh);
+            st = dsql__error(&e, DSQL_ENOMEM, "cached provider: out of memory");
+        }
+    }
 
+    dsql__creds_snapshot *old = NULL;
     pthread_mutex_lock(&c->mu);
     c->fetching = 0;
     c->gen++;
     c->last_st = st;
     c->last_err = e;
     if (st == DSQL_OK) {
-        dsql_credentials_clear(&c->creds);
-        c->creds = fresh;
-        c->have = 1;
-        if (fresh.expiration)
+        old = c->cur;
+        c->cur = snap;
+        *out = snap;
+        if (snap->creds.expiration)
             dsql__log(DSQL_LOG_DEBUG, "cached provider: new credentials valid for %lld s",
-                      (long long)(fresh.expiration - now));
-        st = dsql_credentials_copy(out, &c->creds, err);
-    } else if (advisory_fetch && c->have && now < c->creds.expiration) {
+                      (long long)(snap->creds.expiration - now));
+    } else if (advisory_fetch && c->cur && now < c->cur->creds.expiration) {
         dsql__log(DSQL_LOG_WARN,
                   "cached provider: refresh failed (%s); using the cached credentials, "
                   "which expire in %lld s",
-                  e.message, (long long)(c->creds.expiration - now));
+                  e.message, (long long)(c->cur->creds.expiration - now));
         c->last_st = DSQL_OK; /* nobody waits on an advisory refresh */
-        st = dsql_credentials_copy(out, &c->creds, err);
+        *out = snapshot_ref(c->cur);
+        st = DSQL_OK;
     } else {
         copy_error(err, &e);
     }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    snapshot_unref(old); /* freed here unless someone still signs with it */
+    return st;
+}
+
+static dsql_status cache_get(void *self, dsql_credentials *out, dsql_error *err)
+{
+    dsql__creds_snapshot *snap;
+    dsql_status st = cache_acquire(self, &snap, err);
+    if (st != DSQL_OK)
+        return st;
+    st = dsql_credentials_copy(out, &snap->creds, err);
+    snapshot_unref(snap);
     return st;
 }
 
@@ -119,7 +174,7 @@ static void cache_destroy(void *self)
 {
     cache *c = self;
     dsql_credentials_provider_free(c->inner);
-    dsql_credentials_clear(&c->creds);
+    snapshot_unref(c->cur);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     dsql__free(c);
@@ -182,4 +237,27 @@ uint64_t dsql__cached_fetches(dsql_credentials_provider *p)
     uint64_t n = c->started;
     pthread_mutex_unlock(&c->mu);
     return n;
+}
+
+dsql_status dsql__cached_borrow(dsql_credentials_provider *p, dsql__creds_snapshot **snap,
+                                const dsql_credentials **creds, dsql_error *err)
+{
+    *snap = NULL;
+    *creds = NULL;
+    if (!p || p->vtable != &CACHE_VTABLE)
+        return dsql__error(err, DSQL_EINVAL, "cached provider: not a caching provider");
+    dsql_status st = cache_acquire(p->self, snap, err);
+    if (st == DSQL_OK)
+        *creds = &(*snap)->creds;
+    return st;
+}
+
+void dsql__cached_return(dsql__creds_snapshot *snap)
+{
+    snapshot_unref(snap);
+}
+
+int dsql__is_cached(const dsql_credentials_provider *p)
+{
+    return p && p->vtable == &CACHE_VTABLE;
 }
