@@ -18,6 +18,7 @@
 
 #include "../strbuf.h"
 #include "remote.h"
+#include "remote_util.h"
 
 #define MAX_HOPS 64
 
@@ -444,9 +445,7 @@ static dsql_status sso_creds(const dsql__profile_plan *plan, dsql_credentials *o
         st = dsql__sso_get_role_credentials(region, tok->valuestring, get(s, "sso_account_id"),
                                             get(s, "sso_role_name"), out, err);
     }
-    if (cJSON_IsString(tok) && tok->valuestring)
-        OPENSSL_cleanse(tok->valuestring, strlen(tok->valuestring));
-    cJSON_Delete(doc);
+    dsql__json_delete_wiped(doc); /* the access and refresh tokens */
     return st;
 }
 
