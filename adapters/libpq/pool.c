@@ -1212,7 +1212,7 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
         return DSQL_OK;
     }
     /* Walk the idle ring bottom (oldest) to top; keep the survivors in order. */
-    unsigned n = p->n_idle, kept = 0;
+    unsigned n = p->n_idle;
     int64_t next = INT64_MAX;
     for (unsigned i = 0; i < n; i++) {
         slot *s = ring_pop_bottom(p);
@@ -1234,7 +1234,6 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
         }
         if (r == CLOSE_NONE) {
             ring_push_top(p, s);
-            kept++;
             if (s->expires < next)
                 next = s->expires;
             if (p->opts.idle_timeout_ms) {
@@ -1249,8 +1248,6 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
     for (unsigned i = 0; i < p->nslots; i++)
         if (p->slots[i].state == SLOT_IN_USE && p->slots[i].expires < next)
             next = p->slots[i].expires;
-    unsigned size = size_locked(p);
-    unsigned want = p->opts.min_size > size ? p->opts.min_size - size : 0;
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < n_doomed; i++)
         PQfinish(doomed[i]);
@@ -1271,15 +1268,10 @@ dsql_status dsql_pq_pool_maintain(dsql_pq_pool *p, int *next_ms, dsql_error *err
             PQfinish(c);
     }
     free(suspects);
-    if (n_suspects) {
-        pthread_mutex_lock(&p->mu);
-        size = size_locked(p);
-        want = p->opts.min_size > size ? p->opts.min_size - size : 0;
-        pthread_mutex_unlock(&p->mu);
-    }
 
+    /* Open connections up to min_size (checked each round; at most min_size rounds). */
     dsql_status result = DSQL_OK;
-    for (unsigned i = 0; i < want; i++) {
+    for (unsigned i = 0; i < p->opts.min_size; i++) {
         pthread_mutex_lock(&p->mu);
         slot *s = NULL;
         if (p->closed || size_locked(p) >= p->opts.min_size || !(s = reserve_locked(p))) {
