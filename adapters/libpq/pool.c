@@ -755,7 +755,8 @@ static take_result take_locked(dsql_pq_pool *p, int64_t *now, int may_ping, slot
     slot *s = ring_pop_top(p);
     s->state = SLOT_IN_USE;
     p->n_in_use++;
-    int64_t idle = *now - s->idle_since;
+    /* *now was read before the mutex: a release in between looks idle < 0 */
+    int64_t idle = *now > s->idle_since ? *now - s->idle_since : 0;
     int check_socket =
         p->opts.check_idle_ms != UINT32_MAX && idle >= (int64_t)p->opts.check_idle_ms * MS;
     ping_mode ping = PING_NEVER;
