@@ -559,45 +559,19 @@ END_TEST
 
 /* Fail the n-th allocation for every n until a borrow succeeds: each
  * failure is DSQL_ENOMEM (or no provider at all) and nothing leaks. */
-static long alloc_countdown, live_allocations;
-static void *failing_malloc(size_t n)
-{
-    if (alloc_countdown > 0 && --alloc_countdown == 0)
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        live_allocations++;
-    return p;
-}
-static void *failing_realloc(void *p, size_t n)
-{
-    if (alloc_countdown > 0 && --alloc_countdown == 0)
-        return NULL;
-    if (!p)
-        live_allocations++;
-    return realloc(p, n);
-}
-static void counting_free(void *p)
-{
-    if (p)
-        live_allocations--;
-    free(p);
-}
-
 START_TEST(test_borrow_allocation_failures)
 {
     dsql_status st = DSQL_ENOMEM;
     long n;
-    dsql_set_allocator(failing_malloc, failing_realloc, counting_free);
+    test_use_failing_allocator();
     for (n = 1; st != DSQL_OK && n < 1000; n++) {
-        alloc_countdown = n;
-        live_allocations = 0;
+        test_alloc_fail_nth(n);
         snap_fetches = 0;
         dsql_error err;
         dsql_credentials_provider *cp = dsql_credentials_provider_cached(
             dsql_credentials_provider_new(&SNAP_VT, NULL, &err), &err);
         if (!cp) {
-            ck_assert_int_eq(live_allocations, 0);
+            ck_assert_int_eq(test_alloc_live(), 0);
             continue;
         }
         dsql__creds_snapshot *snap;
@@ -611,7 +585,7 @@ START_TEST(test_borrow_allocation_failures)
             ck_assert_ptr_null(snap);
         }
         dsql_credentials_provider_free(cp);
-        ck_assert_msg(live_allocations == 0, "leak after failing allocation %ld", n);
+        ck_assert_msg(test_alloc_live() == 0, "leak after failing allocation %ld", n);
     }
     dsql_set_allocator(NULL, NULL, NULL);
     ck_assert_int_eq(st, DSQL_OK);

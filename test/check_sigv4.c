@@ -252,31 +252,6 @@ END_TEST
 
 /* Fail the n-th allocation for every n until signing succeeds: each
  * failure must be DSQL_ENOMEM with nothing leaked and an empty result. */
-static long alloc_countdown, live_allocations;
-static void *failing_malloc(size_t n)
-{
-    if (alloc_countdown > 0 && --alloc_countdown == 0)
-        return NULL;
-    void *p = malloc(n);
-    if (p)
-        live_allocations++;
-    return p;
-}
-static void *failing_realloc(void *p, size_t n)
-{
-    if (alloc_countdown > 0 && --alloc_countdown == 0)
-        return NULL;
-    if (!p)
-        live_allocations++;
-    return realloc(p, n);
-}
-static void counting_free(void *p)
-{
-    if (p)
-        live_allocations--;
-    free(p);
-}
-
 START_TEST(test_allocation_failures)
 {
     dsql_credentials creds = {"AKID", "SECRET", "TOKEN/+=", 0};
@@ -288,14 +263,13 @@ START_TEST(test_allocation_failures)
                               .region = "r", .service = "s", .time = 1, .expires = 60};
     for (int mode = 0; mode < 2; mode++) {
         req.mode = mode ? DSQL_SIGV4_HEADER : DSQL_SIGV4_QUERY;
-        dsql_set_allocator(failing_malloc, failing_realloc, counting_free);
+        test_use_failing_allocator();
         dsql_status st = DSQL_ENOMEM;
         long n;
         for (n = 1; st == DSQL_ENOMEM && n < 10000; n++) {
             dsql_sigv4_result res;
             dsql_error err;
-            alloc_countdown = n;
-            live_allocations = 0;
+            test_alloc_fail_nth(n);
             st = dsql_sigv4_sign(&req, &creds, &res, &err);
             if (st == DSQL_ENOMEM) {
                 ck_assert_ptr_null(res.canonical_request);
@@ -305,7 +279,7 @@ START_TEST(test_allocation_failures)
                 ck_assert_int_eq(st, DSQL_OK);
                 dsql_sigv4_result_clear(&res);
             }
-            ck_assert_msg(live_allocations == 0, "leak after failing allocation %ld", n);
+            ck_assert_msg(test_alloc_live() == 0, "leak after failing allocation %ld", n);
         }
         dsql_set_allocator(NULL, NULL, NULL);
         ck_assert_int_eq(st, DSQL_OK);

@@ -66,4 +66,50 @@ static inline int test_query_param(const char *token, const char *key, char *out
         return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                       \
     }
 
+/* A failing, counting allocator for dsql_set_allocator(): after
+ * test_alloc_fail_nth(n) the n-th allocation from then on fails (0: none),
+ * and test_alloc_live() is the number of blocks allocated and not freed. */
+typedef struct test_alloc_state {
+    long countdown, live;
+} test_alloc_state;
+static inline test_alloc_state *test_alloc(void)
+{
+    static test_alloc_state state;
+    return &state;
+}
+static inline void test_alloc_fail_nth(long n)
+{
+    test_alloc()->countdown = n;
+    test_alloc()->live = 0;
+}
+static inline long test_alloc_live(void) { return test_alloc()->live; }
+static inline int test_alloc_fails_now(void)
+{
+    return test_alloc()->countdown > 0 && --test_alloc()->countdown == 0;
+}
+static inline void *test_failing_malloc(size_t n)
+{
+    void *p = test_alloc_fails_now() ? NULL : malloc(n);
+    if (p)
+        test_alloc()->live++;
+    return p;
+}
+static inline void *test_failing_realloc(void *p, size_t n)
+{
+    void *q = test_alloc_fails_now() ? NULL : realloc(p, n);
+    if (q && !p)
+        test_alloc()->live++;
+    return q;
+}
+static inline void test_counting_free(void *p)
+{
+    if (p)
+        test_alloc()->live--;
+    free(p);
+}
+static inline void test_use_failing_allocator(void)
+{
+    dsql_set_allocator(test_failing_malloc, test_failing_realloc, test_counting_free);
+}
+
 #endif
