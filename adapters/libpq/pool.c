@@ -21,21 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- helpers shared with transaction.c ---- */
+#define fail dsql__pq_fail /* pq.c has it: the whole adapter's */
 
-dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-{
-    if (err) {
-        err->status = st;
-        err->sqlstate[0] = '\0';
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-#define fail dsql__pq_fail
+/* ---- helpers shared with transaction.c ---- */
 
 static _Thread_local uint64_t rng_state;
 
@@ -1077,13 +1065,8 @@ static dsql_pq_poll_status acq_opened(dsql_pq_pool_acquiring *a, PGconn *c, dsql
 dsql_pq_poll_status dsql_pq_pool_acquire_poll(dsql_pq_pool_acquiring *a, int *fd,
                                               int *timeout_ms, dsql_error *err)
 {
-    int dummy_fd, dummy_tmo;
-    if (!fd)
-        fd = &dummy_fd;
-    if (!timeout_ms)
-        timeout_ms = &dummy_tmo;
-    *fd = -1;
-    *timeout_ms = -1;
+    int scratch[2];
+    dsql__pq_poll_outs_init(&fd, &timeout_ms, scratch);
     if (!a) {
         fail(err, DSQL_EINVAL, "acquire handle is NULL");
         return DSQL_PQ_POLL_FAILED;

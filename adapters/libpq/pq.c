@@ -3,6 +3,7 @@
  * on transient startup errors. Uses only the public libdsqlauth API. */
 #include "dsqlauth.h"
 #include "dsqlauth/libpq.h"
+#include "pool_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -20,9 +21,8 @@
 
 /* ---- small helpers ---- */
 
-static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
+/* pool.c and transaction.c use this one too (pool_internal.h) */
+dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
 {
     if (err) {
         err->status = st;
@@ -34,6 +34,7 @@ static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
     }
     return st;
 }
+#define fail dsql__pq_fail
 
 static int64_t now_ms(void)
 {
@@ -184,6 +185,14 @@ typedef struct params_block {
 } params_block;
 #define PARAMS_MAGIC ((size_t)0x6473716c70713031ull)
 
+/* Every entry point that takes a config starts here. */
+static dsql_status resolve_cfg(dsql_config *cfg, dsql_error *err)
+{
+    if (!cfg)
+        return fail(err, DSQL_EINVAL, "configuration is NULL");
+    return dsql_config_resolve(cfg, err);
+}
+
 dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider, size_t host_index,
                            const char *const **keywords, const char *const **values,
                            dsql_error *err)
@@ -191,9 +200,7 @@ dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider, size
     if (!keywords || !values)
         return fail(err, DSQL_EINVAL, "keywords or values is NULL");
     *keywords = *values = NULL;
-    if (!cfg)
-        return fail(err, DSQL_EINVAL, "configuration is NULL");
-    dsql_status st = dsql_config_resolve(cfg, err);
+    dsql_status st = resolve_cfg(cfg, err);
     if (st != DSQL_OK)
         return st;
     dsql_config_host h;
@@ -484,6 +491,18 @@ static void close_conn(dsql_pq_connecting *c)
     }
 }
 
+/* Records the error libpq reports on c->conn; whether it is worth a retry. */
+static int record_libpq_error(dsql_pq_connecting *c)
+{
+    char msg[400], ss[6];
+    find_sqlstate(PQerrorMessage(c->conn), ss);
+    clean_message(PQerrorMessage(c->conn), ss, msg, sizeof msg);
+    int retry;
+    step s = classify(msg, ss, &retry);
+    record(c, s, ss, msg);
+    return retry;
+}
+
 /* Starts an attempt on host order[pos]. Returns 0 when libpq is under
  * way, 1 when the attempt failed at once (recorded), -1 on a fatal error
  * (provider, memory: c->last filled). */
@@ -522,12 +541,7 @@ static int start_attempt(dsql_pq_connecting *c)
     /* verbose errors carry the SQLSTATE of startup failures */
     PQsetErrorVerbosity(c->conn, PQERRORS_VERBOSE);
     if (PQstatus(c->conn) == CONNECTION_BAD) {
-        char msg[400], ss[6];
-        find_sqlstate(PQerrorMessage(c->conn), ss);
-        clean_message(PQerrorMessage(c->conn), ss, msg, sizeof msg);
-        int retry;
-        step s = classify(msg, ss, &retry);
-        record(c, s, ss, msg);
+        record_libpq_error(c);
         close_conn(c);
         return 1;
     }
@@ -586,11 +600,7 @@ static unsigned cfg_uint(dsql_config *cfg, const char *key, unsigned dflt)
 static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider *provider,
                                           size_t first, dsql_error *err)
 {
-    if (!cfg) {
-        fail(err, DSQL_EINVAL, "configuration is NULL");
-        return NULL;
-    }
-    if (dsql_config_resolve(cfg, err) != DSQL_OK)
+    if (resolve_cfg(cfg, err) != DSQL_OK)
         return NULL;
     dsql_pq_connecting *c = calloc(1, sizeof *c);
     size_t n = dsql_config_host_count(cfg);
@@ -680,13 +690,8 @@ dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd, int *ti
 static dsql_pq_poll_status poll_step(dsql_pq_connecting *c, int *fd, int *timeout_ms,
                                      dsql_error *err, int known_ready)
 {
-    int dummy_fd, dummy_to;
-    if (!fd)
-        fd = &dummy_fd;
-    if (!timeout_ms)
-        timeout_ms = &dummy_to;
-    *fd = -1;
-    *timeout_ms = -1;
+    int scratch[2];
+    dsql__pq_poll_outs_init(&fd, &timeout_ms, scratch);
     if (!c) {
         fail(err, DSQL_EINVAL, "connection handle is NULL");
         return DSQL_PQ_POLL_FAILED;
@@ -742,13 +747,7 @@ static dsql_pq_poll_status poll_step(dsql_pq_connecting *c, int *fd, int *timeou
                     *timeout_ms = 0;
                 return r == PGRES_POLLING_READING ? DSQL_PQ_POLL_READING : DSQL_PQ_POLL_WRITING;
             }
-            char msg[400], ss[6];
-            find_sqlstate(PQerrorMessage(c->conn), ss);
-            clean_message(PQerrorMessage(c->conn), ss, msg, sizeof msg);
-            int retry;
-            step s = classify(msg, ss, &retry);
-            record(c, s, ss, msg);
-            next_step(c, retry);
+            next_step(c, record_libpq_error(c));
             continue;
         }
         }
@@ -817,9 +816,7 @@ dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg, dsql_token_provid
 {
     if (!conn)
         return fail(err, DSQL_EINVAL, "conn is NULL");
-    if (!cfg)
-        return fail(err, DSQL_EINVAL, "configuration is NULL");
-    dsql_status st = dsql_config_resolve(cfg, err);
+    dsql_status st = resolve_cfg(cfg, err);
     if (st != DSQL_OK)
         return st;
     size_t first = (size_t)-1;
