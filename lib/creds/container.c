@@ -154,22 +154,9 @@ static dsql_status container_get(void *self, dsql_credentials *out, dsql_error *
     dsql__free(url);
     if (st != DSQL_OK)
         return st;
-    if (resp.status != 200) {
-        char detail[200];
-        dsql__http_error_summary(&resp, detail, sizeof detail);
-        st = dsql__error(err, resp.status >= 500 ? DSQL_ESERVER : DSQL_ECREDENTIALS,
-                         WHAT ": %s answered HTTP %ld%s%s%s", host, resp.status,
-                         detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
-        dsql__http_response_clear(&resp);
-        return st;
-    }
-    cJSON *j = cJSON_ParseWithLength(resp.body, resp.body_len);
-    if (!j) {
-        st = dsql__error(err, DSQL_EPARSE,
-                         WHAT ": the response from %s is not valid JSON (content type %s, %zu "
-                         "bytes)",
-                         host, resp.content_type ? resp.content_type : "none", resp.body_len);
-    } else {
+    cJSON *j;
+    st = dsql__http_json_answer(WHAT, host, &resp, &j, err);
+    if (st == DSQL_OK) {
         st = dsql__creds_from_json(WHAT, j, "AccessKeyId", "SecretAccessKey", "Token",
                                    "Expiration", 0, 1, out, err);
         dsql__json_delete_wiped(j);

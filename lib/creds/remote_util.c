@@ -212,3 +212,25 @@ void dsql__http_error_summary(const dsql__http_response *resp, char *buf, size_t
         dsql__json_delete_wiped(j);
     }
 }
+
+dsql_status dsql__http_json_answer(const char *what, const char *host,
+                                   const dsql__http_response *resp, cJSON **out,
+                                   dsql_error *err)
+{
+    *out = NULL;
+    if (resp->status != 200) {
+        char detail[200];
+        dsql__http_error_summary(resp, detail, sizeof detail);
+        return dsql__error(err, resp->status >= 500 ? DSQL_ESERVER : DSQL_ECREDENTIALS,
+                           "%s: %s answered HTTP %ld%s%s%s", what, host, resp->status,
+                           detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
+    }
+    *out = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (*out)
+        return DSQL_OK;
+    return dsql__error(err, DSQL_EPARSE,
+                       "%s: the response from %s is not valid JSON (content type %s, %zu "
+                       "bytes)",
+                       what, host, resp->content_type ? resp->content_type : "none",
+                       resp->body_len);
+}

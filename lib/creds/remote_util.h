@@ -52,6 +52,16 @@ dsql_status dsql__http_perform_retry(const dsql__http_request *req, int attempts
  * like) into buf; "" when the body is not such JSON. Bodies are never
  * quoted otherwise (they might echo secrets). */
 void dsql__http_error_summary(const dsql__http_response *resp, char *buf, size_t cap);
+
+/* The JSON body of a 200 answer into *out (free it with
+ * dsql__json_delete_wiped). Another status is "<what>: <host> answered
+ * HTTP n (summary)", DSQL_ESERVER for 5xx, else DSQL_ECREDENTIALS; a body
+ * that is not JSON is DSQL_EPARSE naming the content type and size (never
+ * the body: it may hold secrets). resp is left for the caller to clear. */
+dsql_status dsql__http_json_answer(const char *what, const char *host,
+                                   const dsql__http_response *resp, cJSON **out,
+                                   dsql_error *err);
+
 /* container.c, tests only: the base URL AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
  * is joined to (NULL: http://169.254.170.2). */
 void dsql__container_set_relative_base_for_tests(const char *base);

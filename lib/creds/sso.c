@@ -78,30 +78,21 @@ dsql_status dsql__sso_get_role_credentials(const char *sso_region, const char *a
     dsql__free(url);
     if (st != DSQL_OK)
         return st;
-    if (resp.status != 200) {
+    if (resp.status == 401 || resp.status == 403) {
         char detail[200];
         dsql__http_error_summary(&resp, detail, sizeof detail);
         const char *sep = detail[0] ? " (" : "", *end = detail[0] ? ")" : "";
-        if (resp.status == 401 || resp.status == 403)
-            st = dsql__error(err, resp.status == 401 ? DSQL_EEXPIRED : DSQL_ECREDENTIALS,
-                             WHAT ": %s rejected the SSO access token with HTTP %ld%s%s%s; "
-                             "it has expired or lacks access to role %s in account %s: run "
-                             "`aws sso login`",
-                             host, resp.status, sep, detail, end, role_name, account_id);
-        else
-            st = dsql__error(err, resp.status >= 500 ? DSQL_ESERVER : DSQL_ECREDENTIALS,
-                             WHAT ": %s answered HTTP %ld%s%s%s", host, resp.status, sep,
-                             detail, end);
+        st = dsql__error(err, resp.status == 401 ? DSQL_EEXPIRED : DSQL_ECREDENTIALS,
+                         WHAT ": %s rejected the SSO access token with HTTP %ld%s%s%s; "
+                         "it has expired or lacks access to role %s in account %s: run "
+                         "`aws sso login`",
+                         host, resp.status, sep, detail, end, role_name, account_id);
         dsql__http_response_clear(&resp);
         return st;
     }
-    cJSON *j = cJSON_ParseWithLength(resp.body, resp.body_len);
-    if (!j) {
-        st = dsql__error(err, DSQL_EPARSE,
-                         WHAT ": the response from %s is not valid JSON (content type %s, %zu "
-                         "bytes)",
-                         host, resp.content_type ? resp.content_type : "none", resp.body_len);
-    } else {
+    cJSON *j;
+    st = dsql__http_json_answer(WHAT, host, &resp, &j, err);
+    if (st == DSQL_OK) {
         const cJSON *rc = cJSON_GetObjectItemCaseSensitive(j, "roleCredentials");
         if (!cJSON_IsObject(rc))
             st = dsql__error(err, DSQL_EPARSE, WHAT ": the response from %s has no "
