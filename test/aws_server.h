@@ -1,7 +1,8 @@
 /* Starts test/aws_test_server.py (loopback stand-in for IMDS, ECS, STS and
  * SSO) and talks to its control plane. Include from one Check suite; call
  * aws_server_start() in main() before srunner_run_all (the forked tests
- * inherit it) and aws_server_stop() after. Only 127.0.0.1 is used. */
+ * inherit it) and aws_server_stop() after, or use AWS_SERVER_TEST_MAIN.
+ * Only 127.0.0.1 is used. */
 #ifndef DSQL_AWS_SERVER_H
 #define DSQL_AWS_SERVER_H
 
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "testutil.h"
 
 static pid_t aws_server_pid = -1;
 static int aws_server_port;
@@ -96,6 +98,29 @@ static inline void aws_server_stop(void)
         aws_server_pid = -1;
     }
 }
+
+/* For main(): aws_server_clean_env() and aws_server_start(), saying on
+ * stderr why the server did not start. Returns 0 on success. */
+static inline int aws_server_start_clean(void)
+{
+    aws_server_clean_env();
+    if (aws_server_start() != 0) {
+        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* main() of a suite whose tests all talk to the server. */
+#define AWS_SERVER_TEST_MAIN(suite_fn)                                          \
+    int main(void)                                                              \
+    {                                                                           \
+        if (aws_server_start_clean() != 0)                                      \
+            return EXIT_FAILURE;                                                \
+        int failed = test_run_suite(suite_fn());                                \
+        aws_server_stop();                                                      \
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                       \
+    }
 
 static inline char *aws_server_call(const char *method, const char *path, const char *body)
 {

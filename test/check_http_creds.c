@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 
 #include "testutil.h"
@@ -83,6 +84,39 @@ static void configf(const char *fmt, ...)
 #define ASSERT_MSG_HAS(err, s)                                                                 \
     ck_assert_msg(strstr((err).message, (s)), "message \"%s\" lacks \"%s\"", (err).message, (s))
 
+/* Sets one injected fault: fault("ecs", "\"status\":500") configures
+ * {"faults":{"ecs":{"status":500}}}. */
+static void fault(const char *route, const char *spec)
+{
+    configf("{\"faults\":{\"%s\":{%s}}}", route, spec);
+}
+
+/* The status of `what` (run at line `line` of a test) must be `want`, and
+ * its error message must hold each string of the NULL-terminated list ap;
+ * no secret may appear in it. */
+static void check_outcome(int line, const char *what, dsql_status st, const dsql_error *err,
+                          dsql_status want, va_list ap)
+{
+    ck_assert_msg(st == want, "line %d: %s gave %s, want %s: %s", line, what,
+                  dsql_status_name(st), dsql_status_name(want), err->message);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        ck_assert_msg(strstr(err->message, s), "line %d: %s: message \"%s\" lacks \"%s\"", line,
+                      what, err->message, s);
+    assert_no_secrets(err);
+}
+
+/* EXPECT(call, err, want, "part of the message", ...): call's status is
+ * want and err's message holds every string given. */
+#define EXPECT(call, err, ...) expect_(__LINE__, #call, (call), &(err), __VA_ARGS__, NULL)
+static void expect_(int line, const char *what, dsql_status st, const dsql_error *err,
+                    dsql_status want, ...)
+{
+    va_list ap;
+    va_start(ap, want);
+    check_outcome(line, what, st, err, want, ap);
+    va_end(ap);
+}
+
 /* Runs provider p once; returns the status, fills err/creds. */
 static dsql_status run(dsql_credentials_provider *(*make)(dsql_error *), dsql_credentials *c,
                        dsql_error *err)
@@ -94,6 +128,23 @@ static dsql_status run(dsql_credentials_provider *(*make)(dsql_error *), dsql_cr
     dsql_credentials_provider_free(p);
     assert_no_secrets(err);
     return st;
+}
+
+/* EXPECT_GET(make, want, "part of the message", ...): like EXPECT for one
+ * run() of the provider; credentials it gets are dropped. */
+#define EXPECT_GET(make, ...) expect_get(__LINE__, #make, make, __VA_ARGS__, NULL)
+static void expect_get(int line, const char *what, dsql_credentials_provider *(*make)(dsql_error *),
+                       dsql_status want, ...)
+{
+    dsql_credentials c;
+    dsql_error err;
+    dsql_status st = run(make, &c, &err);
+    if (st == DSQL_OK)
+        dsql_credentials_clear(&c);
+    va_list ap;
+    va_start(ap, want);
+    check_outcome(line, what, st, &err, want, ap);
+    va_end(ap);
 }
 
 static void assert_test_creds(const dsql_credentials *c, int64_t expires_in)
@@ -234,16 +285,12 @@ START_TEST(test_container_relative_uri_wins)
     dsql__container_set_relative_base_for_tests(aws_server_url);
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/ecs/v2/creds?id=1", 1);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/never", 1);
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
     char *path = aws_server_last("ecs", "path");
     ck_assert_str_eq(path, "/ecs/v2/creds?id=1");
     free(path);
     setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "ecs/no-slash", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
     path = aws_server_last("ecs", "path");
     ck_assert_str_eq(path, "/ecs/no-slash");
     free(path);
@@ -253,37 +300,28 @@ END_TEST
 
 START_TEST(test_container_not_configured)
 {
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECREDENTIALS, "container credentials",
+               "AWS_CONTAINER_CREDENTIALS_FULL_URI");
 }
 END_TEST
 
 START_TEST(test_container_full_uri_host_rules)
 {
-    dsql_credentials c;
-    dsql_error err;
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.2", 1);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://example.com/creds", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
-    ASSERT_MSG_HAS(err, "example.com");
-    ASSERT_MSG_HAS(err, "https");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECONFIG, "example.com", "https");
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.3/creds", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECONFIG);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "file:///etc/passwd", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECONFIG);
     /* loopback in any spelling is allowed (and here refused by nobody) */
     char url[128];
     snprintf(url, sizeof url, "http://localhost:%d/ecs/creds", aws_server_port);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/ecs/creds", free_port());
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
-    ASSERT_MSG_HAS(err, "cannot connect to 127.0.0.1");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ENETWORK, "cannot connect to 127.0.0.1");
 }
 END_TEST
 
@@ -293,12 +331,9 @@ START_TEST(test_container_auth_token)
     configf("{\"ecs_authorization\":\"container-auth-tok-1\"}");
     dsql_credentials c;
     dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "HTTP 401");
-    ASSERT_MSG_HAS(err, "AccessDenied");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECREDENTIALS, "HTTP 401", "AccessDenied");
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth-tok-1", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
 
     /* the file wins over the variable and is re-read at every get() */
     char path[] = "/tmp/dsql-ecs-token-XXXXXX";
@@ -329,13 +364,9 @@ END_TEST
 START_TEST(test_container_500_retried_then_fails)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"status\":500}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ESERVER);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "HTTP 500");
-    ASSERT_MSG_HAS(err, "InternalError");
+    fault("ecs", "\"status\":500");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ESERVER, "container credentials",
+               "HTTP 500", "InternalError");
     ck_assert_int_eq(aws_server_count("ecs"), 3);
 }
 END_TEST
@@ -343,11 +374,8 @@ END_TEST
 START_TEST(test_container_500_once_recovers)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"status\":503,\"times\":1}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    fault("ecs", "\"status\":503,\"times\":1");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
     ck_assert_int_eq(aws_server_count("ecs"), 2);
 }
 END_TEST
@@ -355,12 +383,9 @@ END_TEST
 START_TEST(test_container_404)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"status\":404,\"body\":\"\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "container credentials: 127.0.0.1");
-    ASSERT_MSG_HAS(err, "HTTP 404");
+    fault("ecs", "\"status\":404,\"body\":\"\"");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECREDENTIALS,
+               "container credentials: 127.0.0.1", "HTTP 404");
     ck_assert_int_eq(aws_server_count("ecs"), 1);
 }
 END_TEST
@@ -370,13 +395,9 @@ START_TEST(test_container_timeout)
     container_env();
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
     setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
-    configf("{\"faults\":{\"ecs\":{\"delay\":2}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "timed out");
-    ASSERT_MSG_HAS(err, "127.0.0.1");
+    fault("ecs", "\"delay\":2");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ETIMEOUT, "container credentials",
+               "timed out", "127.0.0.1");
 }
 END_TEST
 
@@ -385,12 +406,9 @@ START_TEST(test_container_slow_body)
     container_env();
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.4", 1);
     setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
-    configf("{\"faults\":{\"ecs\":{\"slow_body\":0.1}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "timed out");
+    fault("ecs", "\"slow_body\":0.1");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ETIMEOUT, "container credentials",
+               "timed out");
 }
 END_TEST
 
@@ -398,60 +416,44 @@ START_TEST(test_container_truncated)
 {
     container_env();
     setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
-    configf("{\"faults\":{\"ecs\":{\"truncate\":true}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "truncated");
+    fault("ecs", "\"truncate\":true");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ENETWORK, "container credentials",
+               "truncated");
 }
 END_TEST
 
 START_TEST(test_container_malformed_json)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"body\":\"{\\\"AccessKeyId\\\": \\\"AKID\\\", \"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "not valid JSON");
+    fault("ecs", "\"body\":\"{\\\"AccessKeyId\\\": \\\"AKID\\\", \"");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_EPARSE, "container credentials",
+               "not valid JSON");
 }
 END_TEST
 
 START_TEST(test_container_wrong_content_type)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"body\":\"<html>captive portal</html>\","
-            "\"content_type\":\"text/html\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "not valid JSON");
-    ASSERT_MSG_HAS(err, "text/html");
+    fault("ecs", "\"body\":\"<html>captive portal</html>\","
+                 "\"content_type\":\"text/html\"");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_EPARSE, "not valid JSON", "text/html");
 }
 END_TEST
 
 START_TEST(test_container_missing_field)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"body\":\"{\\\"AccessKeyId\\\":\\\"AKID\\\"}\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "has no SecretAccessKey");
+    fault("ecs", "\"body\":\"{\\\"AccessKeyId\\\":\\\"AKID\\\"}\"");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_EPARSE, "has no SecretAccessKey");
 }
 END_TEST
 
 START_TEST(test_container_expired)
 {
     container_env();
-    configf("{\"faults\":{\"ecs\":{\"expires_in\":-60}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_EEXPIRED);
-    ASSERT_MSG_HAS(err, "container credentials");
-    ASSERT_MSG_HAS(err, "already expired");
+    fault("ecs", "\"expires_in\":-60");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_EEXPIRED, "container credentials",
+               "already expired");
 }
 END_TEST
 
@@ -467,10 +469,7 @@ START_TEST(test_container_oversized)
     strcpy(json + off + n, "\"}}}");
     ck_assert_int_eq(aws_server_config(json), 0);
     free(json);
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ENETWORK);
-    ASSERT_MSG_HAS(err, "larger than 1048576 bytes");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ENETWORK, "larger than 1048576 bytes");
 }
 END_TEST
 
@@ -504,10 +503,8 @@ START_TEST(test_imds_disabled)
 {
     imds_env();
     setenv("AWS_EC2_METADATA_DISABLED", "TRUE", 1);
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "IMDS: disabled by AWS_EC2_METADATA_DISABLED");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ECREDENTIALS,
+               "IMDS: disabled by AWS_EC2_METADATA_DISABLED");
     ck_assert_int_eq(aws_server_total(), 0);
 }
 END_TEST
@@ -515,33 +512,25 @@ END_TEST
 START_TEST(test_imds_no_role)
 {
     imds_env();
-    configf("{\"faults\":{\"imds_role\":{\"status\":404}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "IMDS: no IAM role is attached");
+    fault("imds_role", "\"status\":404");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ECREDENTIALS, "IMDS: no IAM role is attached");
 }
 END_TEST
 
 START_TEST(test_imds_unknown_role)
 {
     imds_env();
-    configf("{\"faults\":{\"imds_role\":{\"body\":\"other-role\\n\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "no credentials for IAM role other-role");
+    fault("imds_role", "\"body\":\"other-role\\n\"");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ECREDENTIALS,
+               "no credentials for IAM role other-role");
 }
 END_TEST
 
 START_TEST(test_imds_token_500_once_recovers)
 {
     imds_env();
-    configf("{\"faults\":{\"imds_token\":{\"status\":500,\"times\":1}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    fault("imds_token", "\"status\":500,\"times\":1");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_OK);
     ck_assert_int_eq(aws_server_count("imds_token"), 2);
 }
 END_TEST
@@ -550,12 +539,9 @@ START_TEST(test_imds_creds_500_bounded)
 {
     imds_env();
     setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "3", 1);
-    configf("{\"faults\":{\"imds_creds\":{\"status\":500}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ESERVER);
-    ASSERT_MSG_HAS(err, "IMDS: get role credentials");
-    ASSERT_MSG_HAS(err, "HTTP 500");
+    fault("imds_creds", "\"status\":500");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ESERVER, "IMDS: get role credentials",
+               "HTTP 500");
     ck_assert_int_eq(aws_server_count("imds_creds"), 3);
 }
 END_TEST
@@ -564,12 +550,8 @@ START_TEST(test_imds_unreachable_not_retried)
 {
     imds_env();
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
-    configf("{\"faults\":{\"imds_token\":{\"delay\":2}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "IMDS");
-    ASSERT_MSG_HAS(err, "timed out");
+    fault("imds_token", "\"delay\":2");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ETIMEOUT, "IMDS", "timed out");
     ck_assert_int_eq(aws_server_count("imds_token"), 1);
 }
 END_TEST
@@ -578,11 +560,8 @@ START_TEST(test_imds_slow_creds)
 {
     imds_env();
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.3", 1);
-    configf("{\"faults\":{\"imds_creds\":{\"slow_body\":0.1}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "IMDS");
+    fault("imds_creds", "\"slow_body\":0.1");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ETIMEOUT, "IMDS");
     ck_assert_int_eq(aws_server_count("imds_creds"), 2); /* default: 2 attempts */
 }
 END_TEST
@@ -591,39 +570,27 @@ START_TEST(test_imds_malformed_and_truncated)
 {
     imds_env();
     setenv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "1", 1);
-    configf("{\"faults\":{\"imds_creds\":{\"body\":\"{\\\"Code\\\":\\\"Success\\\",\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "IMDS");
-    ASSERT_MSG_HAS(err, "not valid JSON");
-    configf("{\"faults\":{\"imds_creds\":{\"truncate\":true}}}");
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ENETWORK);
-    ASSERT_MSG_HAS(err, "IMDS");
-    ASSERT_MSG_HAS(err, "truncated");
+    fault("imds_creds", "\"body\":\"{\\\"Code\\\":\\\"Success\\\",\"");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_EPARSE, "IMDS", "not valid JSON");
+    fault("imds_creds", "\"truncate\":true");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ENETWORK, "IMDS", "truncated");
 }
 END_TEST
 
 START_TEST(test_imds_code_not_success)
 {
     imds_env();
-    configf("{\"faults\":{\"imds_creds\":{\"body\":\"{\\\"Code\\\":\\\"AssumeRoleUnauthorizedAccess\\\"}\"}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "AssumeRoleUnauthorizedAccess");
+    fault("imds_creds", "\"body\":\"{\\\"Code\\\":\\\"AssumeRoleUnauthorizedAccess\\\"}\"");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ECREDENTIALS, "AssumeRoleUnauthorizedAccess");
 }
 END_TEST
 
 START_TEST(test_imds_expired)
 {
     imds_env();
-    configf("{\"faults\":{\"imds_creds\":{\"expires_in\":-1}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_EEXPIRED);
-    ASSERT_MSG_HAS(err, "IMDS (role test-role)");
-    ASSERT_MSG_HAS(err, "already expired");
+    fault("imds_creds", "\"expires_in\":-1");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_EEXPIRED, "IMDS (role test-role)",
+               "already expired");
 }
 END_TEST
 
@@ -631,12 +598,9 @@ START_TEST(test_imds_v1_disabled)
 {
     imds_env();
     setenv("AWS_EC2_METADATA_V1_DISABLED", "true", 1);
-    configf("{\"faults\":{\"imds_token\":{\"status\":403}}}");
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "IMDS: get session token");
-    ASSERT_MSG_HAS(err, "HTTP 403");
+    fault("imds_token", "\"status\":403");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ECREDENTIALS, "IMDS: get session token",
+               "HTTP 403");
     ck_assert_int_eq(aws_server_count("imds_role"), 0);
 }
 END_TEST
@@ -646,10 +610,7 @@ START_TEST(test_imds_connection_refused)
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", free_port());
     setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_ENETWORK);
-    ASSERT_MSG_HAS(err, "IMDS: cannot connect to 127.0.0.1");
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_ENETWORK, "IMDS: cannot connect to 127.0.0.1");
 }
 END_TEST
 
@@ -662,6 +623,25 @@ static void sts_env(void)
 }
 
 static dsql_credentials source_creds = {"AKIDSOURCE", "source-secret", NULL, 0};
+
+#define ROLE_R "arn:aws:iam::123456789012:role/r"
+
+/* EXPECT_ASSUME_ROLE(want, "part of the message", ...): like EXPECT for an
+ * AssumeRole of ROLE_R with source_creds; credentials it gets are dropped. */
+#define EXPECT_ASSUME_ROLE(...) expect_assume_role(__LINE__, __VA_ARGS__, NULL)
+static void expect_assume_role(int line, dsql_status want, ...)
+{
+    dsql__assume_role_params p = {.role_arn = ROLE_R};
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = dsql__sts_assume_role(&source_creds, &p, &c, &err);
+    if (st == DSQL_OK)
+        dsql_credentials_clear(&c);
+    va_list ap;
+    va_start(ap, want);
+    check_outcome(line, "STS AssumeRole of " ROLE_R, st, &err, want, ap);
+    va_end(ap);
+}
 
 START_TEST(test_sts_assume_role_signed)
 {
@@ -698,7 +678,7 @@ START_TEST(test_sts_assume_role_with_session_token)
     sts_env();
     configf("{\"sts_source_session_token\":\"src-session-tok\"}");
     dsql_credentials src = {"AKIDSOURCE", "source-secret", "src-session-tok", 0};
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql__assume_role_params p = {.role_arn = ROLE_R};
     dsql_credentials c;
     dsql_error err = {0};
     dsql_status st = dsql__sts_assume_role(&src, &p, &c, &err);
@@ -720,11 +700,7 @@ END_TEST
 START_TEST(test_sts_generic_endpoint_env)
 {
     setenv("AWS_ENDPOINT_URL", aws_server_url, 1);
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_ASSUME_ROLE(DSQL_OK);
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
 }
 END_TEST
@@ -733,12 +709,11 @@ START_TEST(test_sts_bad_signature)
 {
     sts_env();
     dsql_credentials wrong = {"AKIDSOURCE", "not-the-secret", NULL, 0};
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql__assume_role_params p = {.role_arn = ROLE_R};
     dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&wrong, &p, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "STS AssumeRole: 127.0.0.1");
-    ASSERT_MSG_HAS(err, "HTTP 403: SignatureDoesNotMatch: signature mismatch");
+    EXPECT(dsql__sts_assume_role(&wrong, &p, &c, &err), err, DSQL_ECREDENTIALS,
+           "STS AssumeRole: 127.0.0.1", "HTTP 403: SignatureDoesNotMatch: signature mismatch");
     ck_assert_ptr_null(c.access_key_id);
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
 }
@@ -747,12 +722,8 @@ END_TEST
 START_TEST(test_sts_500_retried)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"status\":500}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ESERVER);
-    ASSERT_MSG_HAS(err, "HTTP 500: InternalFailure: injected failure");
+    fault("sts_assume_role", "\"status\":500");
+    EXPECT_ASSUME_ROLE(DSQL_ESERVER, "HTTP 500: InternalFailure: injected failure");
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 3);
 }
 END_TEST
@@ -760,43 +731,32 @@ END_TEST
 START_TEST(test_sts_expired_token_code)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"status\":400,\"body\":\"<ErrorResponse><Error>"
-            "<Code>ExpiredToken</Code><Message>The security token included in the request is "
-            "expired</Message></Error></ErrorResponse>\"}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EEXPIRED);
-    ASSERT_MSG_HAS(err, "ExpiredToken: The security token included");
+    fault("sts_assume_role",
+          "\"status\":400,\"body\":\"<ErrorResponse><Error>"
+          "<Code>ExpiredToken</Code><Message>The security token included in the request is "
+          "expired</Message></Error></ErrorResponse>\"");
+    EXPECT_ASSUME_ROLE(DSQL_EEXPIRED, "ExpiredToken: The security token included");
 }
 END_TEST
 
 START_TEST(test_sts_malformed_xml)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
-            "<Credentials><AccessKeyId>AK</AccessKeyId>\"}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "STS AssumeRole");
-    ASSERT_MSG_HAS(err, "not well-formed XML");
+    fault("sts_assume_role", "\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
+                             "<Credentials><AccessKeyId>AK</AccessKeyId>\"");
+    EXPECT_ASSUME_ROLE(DSQL_EPARSE, "STS AssumeRole", "not well-formed XML");
 }
 END_TEST
 
 START_TEST(test_sts_missing_credentials_element)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
-            "<Credentials><AccessKeyId>AK</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
-            "<SessionToken>T</SessionToken></Credentials></AssumeRoleResult>"
-            "</AssumeRoleResponse>\"}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "has no Credentials/Expiration");
+    fault("sts_assume_role",
+          "\"body\":\"<AssumeRoleResponse><AssumeRoleResult>"
+          "<Credentials><AccessKeyId>AK</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+          "<SessionToken>T</SessionToken></Credentials></AssumeRoleResult>"
+          "</AssumeRoleResponse>\"");
+    EXPECT_ASSUME_ROLE(DSQL_EPARSE, "has no Credentials/Expiration");
 }
 END_TEST
 
@@ -805,36 +765,25 @@ START_TEST(test_sts_doctype_refused)
     sts_env();
     configf("{\"faults\":{\"sts_assume_role\":{\"body\":\"<?xml version=\\\"1.0\\\"?>"
             "<!DOCTYPE r [<!ENTITY a \\\"aaaa\\\">]><r>&a;</r>\"}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "DOCTYPE");
+    EXPECT_ASSUME_ROLE(DSQL_EPARSE, "DOCTYPE");
 }
 END_TEST
 
 START_TEST(test_sts_html_error_page)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"status\":502,\"content_type\":\"text/html\","
-            "\"body\":\"<html><body>Bad Gateway<br></body></html>\"}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ESERVER);
-    ASSERT_MSG_HAS(err, "HTTP 502 (content type text/html, not an STS error document)");
+    fault("sts_assume_role", "\"status\":502,\"content_type\":\"text/html\","
+                             "\"body\":\"<html><body>Bad Gateway<br></body></html>\"");
+    EXPECT_ASSUME_ROLE(DSQL_ESERVER,
+                       "HTTP 502 (content type text/html, not an STS error document)");
 }
 END_TEST
 
 START_TEST(test_sts_expired_credentials)
 {
     sts_env();
-    configf("{\"faults\":{\"sts_assume_role\":{\"expires_in\":-10}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EEXPIRED);
-    ASSERT_MSG_HAS(err, "have already expired");
+    fault("sts_assume_role", "\"expires_in\":-10");
+    EXPECT_ASSUME_ROLE(DSQL_EEXPIRED, "have already expired");
 }
 END_TEST
 
@@ -842,13 +791,8 @@ START_TEST(test_sts_timeout)
 {
     sts_env();
     dsql__http_set_timeout_cap_ms(200);
-    configf("{\"faults\":{\"sts_assume_role\":{\"delay\":1}}}");
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "STS AssumeRole: POST 127.0.0.1");
-    ASSERT_MSG_HAS(err, "timed out");
+    fault("sts_assume_role", "\"delay\":1");
+    EXPECT_ASSUME_ROLE(DSQL_ETIMEOUT, "STS AssumeRole: POST 127.0.0.1", "timed out");
 }
 END_TEST
 
@@ -859,7 +803,7 @@ START_TEST(test_sts_invalid_input)
     dsql_credentials c;
     dsql_error err = {0};
     ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_EINVAL);
-    p.role_arn = "arn:aws:iam::123456789012:role/r";
+    p.role_arn = ROLE_R;
     p.role_session_name = "bad name with spaces";
     ck_assert_int_eq(dsql__sts_assume_role(&source_creds, &p, &c, &err), DSQL_ECONFIG);
     ASSERT_MSG_HAS(err, "role_session_name");
@@ -912,32 +856,46 @@ START_TEST(test_web_identity_provider)
 
     /* the file is re-read: a rotated token is used at the next get() */
     configf("{\"web_identity_token\":\"web-identity-jwt-2\"}");
-    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "STS AssumeRoleWithWebIdentity: 127.0.0.1 answered HTTP 400: "
-                        "InvalidIdentityToken");
+    EXPECT_GET(dsql_credentials_provider_web_identity, DSQL_ECREDENTIALS,
+               "STS AssumeRoleWithWebIdentity: 127.0.0.1 answered HTTP 400: "
+               "InvalidIdentityToken");
     write_file(path, "web-identity-jwt-2");
-    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_web_identity, DSQL_OK);
 
     unlink(path);
-    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_EIO);
-    ASSERT_MSG_HAS(err, "web identity: cannot open AWS_WEB_IDENTITY_TOKEN_FILE");
+    EXPECT_GET(dsql_credentials_provider_web_identity, DSQL_EIO,
+               "web identity: cannot open AWS_WEB_IDENTITY_TOKEN_FILE");
 }
 END_TEST
 
 START_TEST(test_web_identity_not_configured)
 {
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set");
+    EXPECT_GET(dsql_credentials_provider_web_identity, DSQL_ECREDENTIALS,
+               "web identity: AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set");
     setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_web_identity, &c, &err), DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
+    EXPECT_GET(dsql_credentials_provider_web_identity, DSQL_ECREDENTIALS,
+               "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
 }
 END_TEST
 
 /* ---- SSO --------------------------------------------------------------- */
+
+/* EXPECT_SSO(want, "part of the message", ...): like EXPECT for an SSO
+ * GetRoleCredentials of role r in account 1 with "sso-access-token". */
+#define EXPECT_SSO(...) expect_sso(__LINE__, __VA_ARGS__, NULL)
+static void expect_sso(int line, dsql_status want, ...)
+{
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st =
+        dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r", &c, &err);
+    if (st == DSQL_OK)
+        dsql_credentials_clear(&c);
+    va_list ap;
+    va_start(ap, want);
+    check_outcome(line, "SSO GetRoleCredentials of 1/r", st, &err, want, ap);
+    va_end(ap);
+}
 
 START_TEST(test_sso_ok)
 {
@@ -950,7 +908,8 @@ START_TEST(test_sso_ok)
     assert_test_creds(&c, 3600);
     dsql_credentials_clear(&c);
     char *path = aws_server_last("sso", "path");
-    ck_assert_str_eq(path, "/federation/credentials?account_id=123456789012&role_name=Admin%20Role");
+    ck_assert_str_eq(path,
+                     "/federation/credentials?account_id=123456789012&role_name=Admin%20Role");
     free(path);
     assert_no_secrets(&err);
 }
@@ -961,24 +920,16 @@ START_TEST(test_sso_rejected_token)
     setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
     dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "stale-token", "123456789012",
-                                                    "Admin", &c, &err),
-                     DSQL_EEXPIRED);
-    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials");
-    ASSERT_MSG_HAS(err, "HTTP 401");
-    ASSERT_MSG_HAS(err, "Session token not found or invalid");
-    ASSERT_MSG_HAS(err, "run `aws sso login`");
-    configf("{\"faults\":{\"sso\":{\"status\":403,\"body\":\"{\\\"message\\\":\\\"No access\\\"}\"}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token",
-                                                    "123456789012", "Admin", &c, &err),
-                     DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "HTTP 403 (No access)");
-    ASSERT_MSG_HAS(err, "run `aws sso login`");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "", "123456789012", "Admin",
-                                                    &c, &err),
-                     DSQL_ECREDENTIALS);
-    ASSERT_MSG_HAS(err, "aws sso login");
-    assert_no_secrets(&err);
+    EXPECT(dsql__sso_get_role_credentials("us-west-2", "stale-token", "123456789012", "Admin",
+                                          &c, &err),
+           err, DSQL_EEXPIRED, "SSO GetRoleCredentials", "HTTP 401",
+           "Session token not found or invalid", "run `aws sso login`");
+    fault("sso", "\"status\":403,\"body\":\"{\\\"message\\\":\\\"No access\\\"}\"");
+    EXPECT(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "123456789012",
+                                          "Admin", &c, &err),
+           err, DSQL_ECREDENTIALS, "HTTP 403 (No access)", "run `aws sso login`");
+    EXPECT(dsql__sso_get_role_credentials("us-west-2", "", "123456789012", "Admin", &c, &err),
+           err, DSQL_ECREDENTIALS, "aws sso login");
 }
 END_TEST
 
@@ -986,35 +937,18 @@ START_TEST(test_sso_faults)
 {
     setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
     dsql__http_set_timeout_cap_ms(300);
-    dsql_credentials c;
-    dsql_error err = {0};
-    configf("{\"faults\":{\"sso\":{\"body\":\"{\\\"roleCredentials\\\":{\"}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: the response from 127.0.0.1");
-    ASSERT_MSG_HAS(err, "not valid JSON");
-    configf("{\"faults\":{\"sso\":{\"body\":\"{}\"}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_EPARSE);
-    ASSERT_MSG_HAS(err, "no roleCredentials");
-    configf("{\"faults\":{\"sso\":{\"expires_in\":-5}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_EEXPIRED);
-    configf("{\"faults\":{\"sso\":{\"status\":500}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_ESERVER);
-    ASSERT_MSG_HAS(err, "HTTP 500 (injected failure)");
+    fault("sso", "\"body\":\"{\\\"roleCredentials\\\":{\"");
+    EXPECT_SSO(DSQL_EPARSE, "SSO GetRoleCredentials: the response from 127.0.0.1",
+               "not valid JSON");
+    fault("sso", "\"body\":\"{}\"");
+    EXPECT_SSO(DSQL_EPARSE, "no roleCredentials");
+    fault("sso", "\"expires_in\":-5");
+    EXPECT_SSO(DSQL_EEXPIRED);
+    fault("sso", "\"status\":500");
+    EXPECT_SSO(DSQL_ESERVER, "HTTP 500 (injected failure)");
     ck_assert_int_eq(aws_server_count("sso"), 3);
-    configf("{\"faults\":{\"sso\":{\"delay\":1,\"times\":3}}}");
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_ETIMEOUT);
-    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: GET 127.0.0.1");
-    assert_no_secrets(&err);
+    fault("sso", "\"delay\":1,\"times\":3");
+    EXPECT_SSO(DSQL_ETIMEOUT, "SSO GetRoleCredentials: GET 127.0.0.1");
 }
 END_TEST
 
@@ -1072,13 +1006,8 @@ START_TEST(test_tls_untrusted_certificate)
     snprintf(url, sizeof url, "https://127.0.0.1:%d", tls_port);
     setenv("AWS_ENDPOINT_URL_SSO", url, 1);
     dsql__http_set_timeout_cap_ms(2000);
-    dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_int_eq(dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r",
-                                                    &c, &err),
-                     DSQL_ETLS);
-    ASSERT_MSG_HAS(err, "SSO GetRoleCredentials: TLS with 127.0.0.1 failed");
-    ASSERT_MSG_HAS(err, "certificate");
+    EXPECT_SSO(DSQL_ETLS, "SSO GetRoleCredentials: TLS with 127.0.0.1 failed", "certificate");
     assert_no_secrets(&err);
 }
 END_TEST
@@ -1101,7 +1030,7 @@ START_TEST(test_tls_trusted_certificate)
     ck_assert_msg(st == DSQL_OK, "%s", err.message);
     assert_test_creds(&c, 3600);
     dsql_credentials_clear(&c);
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r"};
+    dsql__assume_role_params p = {.role_arn = ROLE_R};
     st = dsql__sts_assume_role(&source_creds, &p, &c, &err);
     ck_assert_msg(st == DSQL_OK, "%s", err.message);
     dsql_credentials_clear(&c);
@@ -1128,18 +1057,13 @@ START_TEST(test_ipv6_loopback)
     snprintf(url, sizeof url, "http://[::1]:%d", v6_port);
     setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", url, 1);
     setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.5", 1);
-    dsql_credentials c;
-    dsql_error err;
-    ck_assert_int_eq(run(dsql_credentials_provider_imds, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_imds, DSQL_OK);
     snprintf(url, sizeof url, "http://[::1]:%d/ecs/creds", v6_port);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_OK);
-    dsql_credentials_clear(&c);
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_OK);
     /* a non-loopback IPv6 address over http is refused */
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://[fd00:ec2::24]/creds", 1);
-    ck_assert_int_eq(run(dsql_credentials_provider_container, &c, &err), DSQL_ECONFIG);
-    ASSERT_MSG_HAS(err, "[fd00:ec2::24]");
+    EXPECT_GET(dsql_credentials_provider_container, DSQL_ECONFIG, "[fd00:ec2::24]");
 }
 END_TEST
 
@@ -1223,29 +1147,29 @@ static void alloc_loop(dsql_status (*call)(dsql_credentials *, dsql_error *))
     ck_abort_msg("never succeeded");
 }
 
-static dsql_status call_container(dsql_credentials *c, dsql_error *err)
+/* One get() from a provider made by make; a failing make is a status too. */
+static dsql_status get_once(dsql_credentials_provider *(*make)(dsql_error *), dsql_credentials *c,
+                            dsql_error *err)
 {
     memset(c, 0, sizeof *c);
-    dsql_credentials_provider *p = dsql_credentials_provider_container(err);
+    dsql_credentials_provider *p = make(err);
     if (!p)
         return err->status;
     dsql_status st = dsql_credentials_provider_get(p, c, err);
     dsql_credentials_provider_free(p);
     return st;
+}
+static dsql_status call_container(dsql_credentials *c, dsql_error *err)
+{
+    return get_once(dsql_credentials_provider_container, c, err);
 }
 static dsql_status call_imds(dsql_credentials *c, dsql_error *err)
 {
-    memset(c, 0, sizeof *c);
-    dsql_credentials_provider *p = dsql_credentials_provider_imds(err);
-    if (!p)
-        return err->status;
-    dsql_status st = dsql_credentials_provider_get(p, c, err);
-    dsql_credentials_provider_free(p);
-    return st;
+    return get_once(dsql_credentials_provider_imds, c, err);
 }
 static dsql_status call_sts(dsql_credentials *c, dsql_error *err)
 {
-    dsql__assume_role_params p = {.role_arn = "arn:aws:iam::123456789012:role/r",
+    dsql__assume_role_params p = {.role_arn = ROLE_R,
                                   .external_id = "x"};
     return dsql__sts_assume_role(&source_creds, &p, c, err);
 }
@@ -1336,16 +1260,10 @@ static Suite *http_creds_suite(void)
 
 int main(void)
 {
-    aws_server_clean_env();
-    if (aws_server_start() != 0) {
-        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
+    if (aws_server_start_clean() != 0)
         return EXIT_FAILURE;
-    }
     start_extra_servers();
-    SRunner *sr = srunner_create(http_creds_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(http_creds_suite());
     aws_server_stop();
     stop_extra_servers();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

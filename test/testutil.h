@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dsqlauth.h"
 
@@ -56,15 +57,78 @@ static inline int test_query_param(const char *token, const char *key, char *out
     return 0;
 }
 
+/* Runs every test of a suite; returns the number that failed. */
+static inline int test_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}
+
 #define TEST_MAIN(suite_fn)                                                     \
     int main(void)                                                              \
     {                                                                           \
-        SRunner *sr = srunner_create(suite_fn());                               \
-        srunner_run_all(sr, CK_NORMAL);                                         \
-        int failed = srunner_ntests_failed(sr);                                 \
-        srunner_free(sr);                                                       \
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                       \
+        return test_run_suite(suite_fn()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;   \
     }
+
+/* ---- a throwaway HOME with shared config / credentials files ---------- */
+
+/* Unsets the variables that name profile files, a profile, a region or
+ * keys, and disables IMDS, so only the files under HOME count. */
+static inline void test_clear_profile_env(void)
+{
+    static const char *const vars[] = {
+        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_REGION",
+        "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+}
+
+/* Makes a new directory /tmp/<prefix>-XXXXXX in dir (cap bytes) and
+ * points HOME at it. */
+static inline void test_make_home(char *dir, size_t cap, const char *prefix)
+{
+    snprintf(dir, cap, "/tmp/%s-XXXXXX", prefix);
+    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s failed", dir);
+    setenv("HOME", dir, 1);
+}
+
+/* Removes the tree at dir, if any, and empties dir. */
+static inline void test_remove_tree(char *dir)
+{
+    if (dir[0]) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+    }
+    dir[0] = '\0';
+}
+
+/* Writes dir/rel, making the directories between (mode 0700), and gives
+ * it mode (chmod, so the umask does not matter). Returns the path, in a
+ * buffer the next call reuses. */
+static inline const char *test_write_file_in(const char *dir, const char *rel, const char *text,
+                                             mode_t mode)
+{
+    static char path[1024];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, rel);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof path, "path too long: %s/%s", dir, rel);
+    for (char *s = path + strlen(dir) + 1; (s = strchr(s, '/')); s++) {
+        *s = '\0';
+        mkdir(path, 0700);
+        *s = '/';
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    int wrote = fputs(text, f);
+    int closed = fclose(f);
+    ck_assert_msg(wrote >= 0 && closed == 0, "cannot write %s", path);
+    ck_assert_msg(chmod(path, mode) == 0, "cannot chmod %s", path);
+    return path;
+}
 
 /* A failing, counting allocator for dsql_set_allocator(): after
  * test_alloc_fail_nth(n) the n-th allocation from then on fails (0: none),
