@@ -15,42 +15,21 @@ static char tmpdir[256];
 static void setup(void)
 {
     aws_server_clean_env();
-    static const char *const vars[] = {"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
-                                       "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
-                                       "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    test_clear_profile_env();
     setenv("AWS_ENDPOINT_URL_STS", aws_server_url, 1);
     setenv("AWS_ENDPOINT_URL_SSO", aws_server_url, 1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dsql-profile-http-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    setenv("HOME", tmpdir, 1);
+    test_make_home(tmpdir, sizeof tmpdir, "dsql-profile-http");
     ck_assert_int_eq(aws_server_config("{}"), 0);
 }
 
 static void teardown(void)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    test_remove_tree(tmpdir);
 }
 
 static const char *write_file(const char *rel, const char *text)
 {
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *s = path + strlen(tmpdir) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(path, 0700);
-        *s = '/';
-    }
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, 0755);
-    return path;
+    return test_write_file_in(tmpdir, rel, text, 0755);
 }
 
 static dsql_status profile_get(const char *name, dsql_credentials *c, dsql_error *err)
@@ -347,17 +326,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    aws_server_clean_env();
-    if (aws_server_start() != 0) {
-        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
-        return EXIT_FAILURE;
-    }
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    aws_server_stop();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+AWS_SERVER_TEST_MAIN(suite)
