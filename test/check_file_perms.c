@@ -30,16 +30,8 @@ static void capture_log(dsql_log_level level, const char *message, void *userdat
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dsql-perms-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    setenv("HOME", tmpdir, 1);
-    unsetenv("AWS_CONFIG_FILE");
-    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_ACCESS_KEY_ID");
-    unsetenv("AWS_SECRET_ACCESS_KEY");
-    unsetenv("AWS_SESSION_TOKEN");
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    test_make_home(tmpdir, sizeof tmpdir, "dsql-perms");
+    test_clear_profile_env();
     aws_server_clean_env();
     logbuf[0] = '\0';
     dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
@@ -47,27 +39,15 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[400];
     dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    test_remove_tree(tmpdir);
 }
 
 /* Writes tmpdir/rel with the given mode (chmod, so the umask does not
  * matter); returns the path (static). */
 static const char *put(const char *rel, const char *text, mode_t mode)
 {
-    static char path[512];
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/.aws", tmpdir);
-    mkdir(dir, 0700);
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fputs(text, f) >= 0, 1);
-    ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(chmod(path, mode), 0);
-    return path;
+    return test_write_file_in(tmpdir, rel, text, mode);
 }
 
 /* Loads profile `name` through the public API; returns the status. */
@@ -193,14 +173,7 @@ static const char *sso_setup(const char *cache_json, mode_t mode)
     unsigned char md[20];
     unsigned int n = 0;
     ck_assert(EVP_Digest("corp", 4, md, &n, EVP_sha1(), NULL) && n == 20);
-    char rel[128] = ".aws/sso";
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, rel);
-    mkdir(dir, 0700);
-    strcat(rel, "/cache");
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, rel);
-    mkdir(dir, 0700);
-    strcat(rel, "/");
+    char rel[128] = ".aws/sso/cache/";
     for (int i = 0; i < 20; i++)
         sprintf(rel + strlen(rel), "%02x", md[i]);
     strcat(rel, ".json");
@@ -363,17 +336,4 @@ static Suite *perms_suite(void)
     return s;
 }
 
-int main(void)
-{
-    aws_server_clean_env();
-    if (aws_server_start() != 0) {
-        fprintf(stderr, "cannot start test/aws_test_server.py (python3 needed)\n");
-        return EXIT_FAILURE;
-    }
-    SRunner *sr = srunner_create(perms_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    aws_server_stop();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+AWS_SERVER_TEST_MAIN(perms_suite)
