@@ -14,48 +14,28 @@ static char tmpdir[256];
 
 static void clean_env(void)
 {
+    test_clear_profile_env();
     static const char *const vars[] = {
-        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_REGION",
-        "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ACCOUNT_ID"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 }
 
 static void make_tmpdir(void)
 {
     clean_env();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dsql-chain-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    setenv("HOME", tmpdir, 1);
+    test_make_home(tmpdir, sizeof tmpdir, "dsql-chain");
 }
 
 static void teardown(void)
 {
-    if (tmpdir[0]) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    tmpdir[0] = '\0';
+    test_remove_tree(tmpdir);
 }
 
 static void write_file(const char *rel, const char *text)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *s = path + strlen(tmpdir) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(path, 0700);
-        *s = '/';
-    }
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    chmod(path, 0755);
+    test_write_file_in(tmpdir, rel, text, 0755);
 }
 
 static dsql_status chain_get(const char *profile, dsql_credentials *c, dsql_error *err)
