@@ -16,50 +16,19 @@ static char tmpdir[256];
 
 static void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dsql-profile-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    setenv("HOME", tmpdir, 1);
-    unsetenv("AWS_CONFIG_FILE");
-    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
-    unsetenv("AWS_PROFILE");
-    unsetenv("AWS_REGION");
-    unsetenv("AWS_DEFAULT_REGION");
-    unsetenv("AWS_ACCESS_KEY_ID");
-    unsetenv("AWS_SECRET_ACCESS_KEY");
-    unsetenv("AWS_SESSION_TOKEN");
-    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-}
-
-static void remove_tree(const char *dir)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    test_make_home(tmpdir, sizeof tmpdir, "dsql-profile");
+    test_clear_profile_env();
 }
 
 static void teardown(void)
 {
-    if (tmpdir[0])
-        remove_tree(tmpdir);
-    tmpdir[0] = '\0';
+    test_remove_tree(tmpdir);
 }
 
 /* Writes tmpdir/rel (creating parent dirs), returns the path (static). */
 static const char *write_file(const char *rel, const char *text, int mode)
 {
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *s = path + strlen(tmpdir) + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(path, 0700);
-        *s = '/';
-    }
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fwrite(text, 1, strlen(text), f);
-    fclose(f);
-    chmod(path, (mode_t)mode);
-    return path;
+    return test_write_file_in(tmpdir, rel, text, (mode_t)mode);
 }
 
 static char logbuf[1 << 16];
@@ -712,20 +681,26 @@ static dsql_status op_parse(void)
     return st;
 }
 
+/* One get() from p, which is then freed; a NULL p (its constructor
+ * failed) gives err's status. The credentials are dropped. */
+static dsql_status get_from(dsql_credentials_provider *p, dsql_error *err)
+{
+    if (!p)
+        return err->status;
+    dsql_credentials cr;
+    dsql_status st = dsql_credentials_provider_get(p, &cr, err);
+    dsql_credentials_clear(&cr);
+    dsql_credentials_provider_free(p);
+    return st;
+}
+
 static dsql_status op_provider(void)
 {
     dsql_error err;
     dsql_credentials_provider *p = dsql_credentials_provider_profile("default", &err);
     if (!p)
         return err.status;
-    dsql_credentials_provider *c = dsql_credentials_provider_cached(p, &err);
-    if (!c)
-        return err.status;
-    dsql_credentials cr;
-    dsql_status st = dsql_credentials_provider_get(c, &cr, &err);
-    dsql_credentials_clear(&cr);
-    dsql_credentials_provider_free(c);
-    return st;
+    return get_from(dsql_credentials_provider_cached(p, &err), &err);
 }
 
 static dsql_status op_chain(void)
@@ -739,27 +714,13 @@ static dsql_status op_chain(void)
         dsql_credentials_provider_free(ps[0]);
         return err.status;
     }
-    dsql_credentials_provider *c = dsql_credentials_provider_chain(ps, 2, &err);
-    if (!c)
-        return err.status;
-    dsql_credentials cr;
-    dsql_status st = dsql_credentials_provider_get(c, &cr, &err);
-    dsql_credentials_clear(&cr);
-    dsql_credentials_provider_free(c);
-    return st;
+    return get_from(dsql_credentials_provider_chain(ps, 2, &err), &err);
 }
 
 static dsql_status op_default(void)
 {
     dsql_error err;
-    dsql_credentials_provider *p = dsql_credentials_provider_default(NULL, &err);
-    if (!p)
-        return err.status;
-    dsql_credentials cr;
-    dsql_status st = dsql_credentials_provider_get(p, &cr, &err);
-    dsql_credentials_clear(&cr);
-    dsql_credentials_provider_free(p);
-    return st;
+    return get_from(dsql_credentials_provider_default(NULL, &err), &err);
 }
 
 static dsql_status op_region(void)
