@@ -35,6 +35,8 @@ void dl_log_open(const char *path);
 int dl_random_string(char *buf, size_t n, const char *alphabet);
 int dl_rmtree(const char *path);
 int dl_write_file(const char *path, const char *data, size_t len, int mode);
+/* SIGINT, SIGTERM and SIGHUP (the ways to stop us) to handler, or SIG_DFL. */
+void dl_on_stop_signals(void (*handler)(int));
 
 /* keys.c: the key table, "ACCESS_KEY_ID SECRET [SESSION_TOKEN]" a line. */
 typedef struct dl_key {

@@ -192,27 +192,37 @@ static pid_t spawn_server(const dl_config *cfg, int die_with_parent, int *report
     return pid;
 }
 
+/* Forks the server and reads its report into buf: the server's pid, or -1
+ * when it did not start (said on stderr). */
+static pid_t start_server(const dl_config *cfg, int die_with_parent, char *buf, size_t cap)
+{
+    int fd, rc;
+    pid_t pid;
+
+    pid = spawn_server(cfg, die_with_parent, &fd);
+    if (pid < 0) {
+        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+        return -1;
+    }
+    rc = read_report(fd, buf, cap);
+    close(fd);
+    if (rc != 0) {
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
 static int cmd_start(dl_config *cfg)
 {
     char dir[512], report[16384];
-    int fd, rc;
-    pid_t pid;
 
     if (!cfg->state_dir) {
         default_state_dir(dir, sizeof dir);
         cfg->state_dir = dir;
     }
-    pid = spawn_server(cfg, 0, &fd);
-    if (pid < 0) {
-        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+    if (start_server(cfg, 0, report, sizeof report) < 0)
         return 1;
-    }
-    rc = read_report(fd, report, sizeof report);
-    close(fd);
-    if (rc != 0) {
-        waitpid(pid, NULL, 0);
-        return 1;
-    }
     *strstr(report, "END\n") = '\0';
     fputs(strchr(report, '\n') + 1, stdout);
     return 0;
@@ -356,28 +366,14 @@ static void apply_env(char *lines)
 static int cmd_run(dl_config *cfg, char **cmd)
 {
     char report[16384];
-    int fd, status = 0, rc;
+    int status = 0, rc;
     pid_t server, child, parent;
-    struct sigaction sa;
 
-    server = spawn_server(cfg, 1, &fd);
-    if (server < 0) {
-        fprintf(stderr, "dsql-local: cannot fork: %s\n", strerror(errno));
+    server = start_server(cfg, 1, report, sizeof report);
+    if (server < 0)
         return 125;
-    }
-    rc = read_report(fd, report, sizeof report);
-    close(fd);
-    if (rc != 0) {
-        waitpid(server, NULL, 0);
-        return 125;
-    }
     apply_env(strchr(report, '\n') + 1);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = forward_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    dl_on_stop_signals(forward_signal);
     parent = getpid();
     child = fork();
     if (child == 0) {
@@ -385,9 +381,7 @@ static int cmd_run(dl_config *cfg, char **cmd)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(125);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
+        dl_on_stop_signals(SIG_DFL);
         execvp(cmd[0], cmd);
         fprintf(stderr, "dsql-local: cannot run %s: %s\n", cmd[0], strerror(errno));
         _exit(127);

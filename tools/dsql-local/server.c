@@ -29,14 +29,7 @@ static void note_stop(int sig)
  * setup steps check, so an early `stop` or a dying `run` still cleans up. */
 static void catch_stop_signals(void)
 {
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = note_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    dl_on_stop_signals(note_stop);
 }
 
 #define CHECK_STOP()                                                   \

@@ -1,7 +1,8 @@
-/* dsql-local: logging, random names, small file helpers. */
+/* dsql-local: logging, random names, small file helpers, stop signals. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,4 +101,16 @@ int dl_write_file(const char *path, const char *data, size_t len, int mode)
         off += (size_t)w;
     }
     return close(fd);
+}
+
+void dl_on_stop_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
