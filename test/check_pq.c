@@ -2,6 +2,7 @@
  * per-host tokens, retry/backoff on 53300, no retry on login failure,
  * per-host failure reports, shuffling, non-blocking connect, reconnect,
  * timeouts, against a loopback fake front door (test/fakepg.h). */
+#include <stdarg.h>
 #include <stdint.h>
 
 #include "testutil.h"
@@ -156,6 +157,34 @@ START_TEST(explicit_application_name_kept)
 }
 END_TEST
 
+/* EXPECT_CONNECT_FAILS(want, "part of the message", ...): dsql_pq_connect()
+ * with cfg and tp gives no connection, status want in err, and a message
+ * holding every string given; a failure names the test line. */
+#define EXPECT_CONNECT_FAILS(...) expect_connect_fails(__LINE__, __VA_ARGS__, NULL)
+static void expect_connect_fails(int line, dsql_status want, ...)
+{
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    ck_assert_msg(c == NULL, "line %d: connected, want %s", line, dsql_status_name(want));
+    ck_assert_msg(err.status == want, "line %d: %s, want %s: %s", line,
+                  dsql_status_name(err.status), dsql_status_name(want), err.message);
+    va_list ap;
+    va_start(ap, want);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        ck_assert_msg(strstr(err.message, s), "line %d: message \"%s\" lacks \"%s\"", line,
+                      err.message, s);
+    va_end(ap);
+}
+
+/* Points cfg at two hosts, a and b, both on 127.0.0.1 (ports pa and pb),
+ * plus the extra settings. */
+static void use_two_hosts(const char *a, int pa, const char *b, int pb, const char *extra)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=%s,%s hostaddr=127.0.0.1,127.0.0.1 port=%d,%d sslmode=disable %s",
+             a, b, pa, pb, extra);
+    parse(ci);
+}
+
 START_TEST(non_dsql_host_rejected_before_network)
 {
     fake_pg f = {0};
@@ -163,12 +192,7 @@ START_TEST(non_dsql_host_rejected_before_network)
     char ci[200];
     snprintf(ci, sizeof ci, "host=localhost hostaddr=127.0.0.1 port=%d sslmode=disable", f.port);
     parse(ci);
-    PGconn *c = dsql_pq_connect(cfg, tp, &err);
-    ck_assert_ptr_null(c);
-    ck_assert_int_eq(err.status, DSQL_ECONFIG);
-    ck_assert_msg(strstr(err.message, "'localhost' is not an Aurora DSQL endpoint") &&
-                      strstr(err.message, "set region"),
-                  "%s", err.message);
+    EXPECT_CONNECT_FAILS(DSQL_ECONFIG, "'localhost' is not an Aurora DSQL endpoint", "set region");
     ck_assert_ptr_null(dsql_pq_connect_start(cfg, tp, &err));
     poll(NULL, 0, 100);
     ck_assert_int_eq(f.connections, 0);
@@ -177,8 +201,10 @@ START_TEST(non_dsql_host_rejected_before_network)
 }
 END_TEST
 
-static void use_fake(const fake_pg *f, const char *extra)
+/* Starts the fake server f and points cfg at it, plus the extra settings. */
+static void use_fake(fake_pg *f, const char *extra)
 {
+    ck_assert_int_eq(fake_pg_start(f), 0);
     char ci[512];
     snprintf(ci, sizeof ci,
              "host=" EP " hostaddr=127.0.0.1 port=%d sslmode=disable connect_retry_delay_ms=40 %s",
@@ -189,7 +215,6 @@ static void use_fake(const fake_pg *f, const char *extra)
 START_TEST(connect_ok_token_as_password)
 {
     fake_pg f = {.accept_prefix = "tok:" EP ":us-east-1:admin:900"};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "application_name_prefix=t");
     PGconn *c = dsql_pq_connect(cfg, tp, &err);
     ck_assert_msg(c != NULL, "%s", err.message);
@@ -207,7 +232,6 @@ START_TEST(retry_backs_off_on_53300)
 {
     fake_pg f = {.error_times = 2, .sqlstate = "53300",
                  .message = "sorry, too many clients already"};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "");
     int64_t t0 = fake_now_ms();
     PGconn *c = dsql_pq_connect(cfg, tp, &err);
@@ -224,18 +248,13 @@ END_TEST
 
 START_TEST(retry_is_bounded)
 {
-    fake_pg f = {.error_times = 100, .sqlstate = "53400", .message = "configuration limit exceeded"};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
+    fake_pg f = {
+        .error_times = 100, .sqlstate = "53400", .message = "configuration limit exceeded"};
     use_fake(&f, "connect_retries=2");
-    PGconn *c = dsql_pq_connect(cfg, tp, &err);
-    ck_assert_ptr_null(c);
+    EXPECT_CONNECT_FAILS(DSQL_ESERVER, "(3 attempts)", "server failed for " EP,
+                         "FATAL:  configuration limit exceeded");
     ck_assert_int_eq(f.connections, 3);
-    ck_assert_msg(strstr(err.message, "(3 attempts)"), "%s", err.message);
-    ck_assert_int_eq(err.status, DSQL_ESERVER);
     ck_assert_str_eq(err.sqlstate, "53400");
-    ck_assert_msg(strstr(err.message, "server failed for " EP) &&
-                      strstr(err.message, "FATAL:  configuration limit exceeded"),
-                  "%s", err.message);
     fake_pg_stop(&f);
 }
 END_TEST
@@ -243,16 +262,11 @@ END_TEST
 START_TEST(auth_failure_not_retried)
 {
     fake_pg f = {.accept_prefix = "something-else"};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "");
-    PGconn *c = dsql_pq_connect(cfg, tp, &err);
-    ck_assert_ptr_null(c);
+    EXPECT_CONNECT_FAILS(DSQL_EAUTH, "authentication failed for " EP,
+                         "IAM authentication failed for user \"admin\"");
     ck_assert_int_eq(f.connections, 1);
-    ck_assert_int_eq(err.status, DSQL_EAUTH);
     ck_assert_str_eq(err.sqlstate, "28P01");
-    ck_assert_msg(strstr(err.message, "authentication failed for " EP) &&
-                      strstr(err.message, "IAM authentication failed for user \"admin\""),
-                  "%s", err.message);
     ck_assert_ptr_null(strstr(err.message, "tok:"));
     fake_pg_stop(&f);
 }
@@ -260,14 +274,11 @@ END_TEST
 
 START_TEST(each_host_gets_its_own_token)
 {
-    fake_pg a = {.accept_prefix = "nothing"}, b = {.accept_prefix = "tok:b.dsql.us-east-2.on.aws:us-east-2:"};
+    fake_pg a = {.accept_prefix = "nothing"},
+            b = {.accept_prefix = "tok:b.dsql.us-east-2.on.aws:us-east-2:"};
     ck_assert_int_eq(fake_pg_start(&a), 0);
     ck_assert_int_eq(fake_pg_start(&b), 0);
-    char ci[400];
-    snprintf(ci, sizeof ci,
-             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-2.on.aws hostaddr=127.0.0.1,127.0.0.1 "
-             "port=%d,%d sslmode=disable", a.port, b.port);
-    parse(ci);
+    use_two_hosts("a.dsql.us-east-1.on.aws", a.port, "b.dsql.us-east-2.on.aws", b.port, "");
     PGconn *c = dsql_pq_connect(cfg, tp, &err);
     ck_assert_msg(c != NULL, "%s", err.message);
     ck_assert_str_eq(a.last_password, "tok:a.dsql.us-east-1.on.aws:us-east-1:admin:900");
@@ -283,19 +294,12 @@ START_TEST(all_hosts_fail_reports_each)
 {
     fake_pg a = {.accept_prefix = "nothing"};
     ck_assert_int_eq(fake_pg_start(&a), 0);
-    char ci[400];
-    snprintf(ci, sizeof ci,
-             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-2.on.aws hostaddr=127.0.0.1,127.0.0.1 "
-             "port=%d,%d sslmode=disable", a.port, fake_closed_port());
-    parse(ci);
-    PGconn *c = dsql_pq_connect(cfg, tp, &err);
-    ck_assert_ptr_null(c);
-    ck_assert_msg(strstr(err.message, "all 2 hosts failed: [1] a.dsql.us-east-1.on.aws:") &&
-                      strstr(err.message, ": authentication: ") &&
-                      strstr(err.message, "; [2] b.dsql.us-east-2.on.aws:") &&
-                      strstr(err.message, ": network: ") && strstr(err.message, "refused"),
-                  "%s", err.message);
-    ck_assert_int_eq(err.status, DSQL_ENETWORK); /* the last host's */
+    use_two_hosts("a.dsql.us-east-1.on.aws", a.port, "b.dsql.us-east-2.on.aws",
+                  fake_closed_port(), "");
+    /* the status is the last host's */
+    EXPECT_CONNECT_FAILS(DSQL_ENETWORK, "all 2 hosts failed: [1] a.dsql.us-east-1.on.aws:",
+                         ": authentication: ", "; [2] b.dsql.us-east-2.on.aws:", ": network: ",
+                         "refused");
     fake_pg_stop(&a);
 }
 END_TEST
@@ -305,11 +309,8 @@ START_TEST(load_balance_random_shuffles)
     fake_pg a = {0}, b = {0};
     ck_assert_int_eq(fake_pg_start(&a), 0);
     ck_assert_int_eq(fake_pg_start(&b), 0);
-    char ci[400];
-    snprintf(ci, sizeof ci,
-             "host=a.dsql.us-east-1.on.aws,b.dsql.us-east-1.on.aws hostaddr=127.0.0.1,127.0.0.1 "
-             "port=%d,%d sslmode=disable load_balance_hosts=random", a.port, b.port);
-    parse(ci);
+    use_two_hosts("a.dsql.us-east-1.on.aws", a.port, "b.dsql.us-east-1.on.aws", b.port,
+                  "load_balance_hosts=random");
     for (int i = 0; i < 30; i++) {
         PGconn *c = dsql_pq_connect(cfg, tp, &err);
         ck_assert_msg(c != NULL, "%s", err.message);
@@ -329,7 +330,6 @@ END_TEST
 START_TEST(nonblocking_with_backoff)
 {
     fake_pg f = {.error_times = 1, .sqlstate = "53300", .message = "too many"};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     /* a backoff of 200..400 ms: a loaded machine must not sleep through it
      * between two polls (with 40 ms it did, and the wait went unseen) */
     use_fake(&f, "connect_retry_delay_ms=400");
@@ -374,7 +374,6 @@ END_TEST
 START_TEST(reconnect_new_token)
 {
     fake_pg f = {0};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "");
     PGconn *c = dsql_pq_connect(cfg, tp, &err);
     ck_assert_ptr_nonnull(c);
@@ -399,16 +398,12 @@ END_TEST
 START_TEST(credentials_failure_is_reported)
 {
     fake_pg f = {0};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "");
     ft.fail_with = DSQL_ECREDENTIALS;
-    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
-    ck_assert_int_eq(err.status, DSQL_ECREDENTIALS);
-    ck_assert_msg(strstr(err.message, "credentials failed for " EP), "%s", err.message);
+    EXPECT_CONNECT_FAILS(DSQL_ECREDENTIALS, "credentials failed for " EP);
     ck_assert_int_eq(f.connections, 0);
     ft.fail_with = DSQL_EINVAL;
-    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
-    ck_assert_msg(strstr(err.message, "token failed for"), "%s", err.message);
+    EXPECT_CONNECT_FAILS(DSQL_EINVAL, "token failed for");
     fake_pg_stop(&f);
 }
 END_TEST
@@ -416,12 +411,8 @@ END_TEST
 START_TEST(bad_libpq_option_is_config_error)
 {
     fake_pg f = {0};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "no_such_option=1");
-    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
-    ck_assert_int_eq(err.status, DSQL_ECONFIG);
-    ck_assert_msg(strstr(err.message, "config failed") &&
-                      strstr(err.message, "invalid connection option"), "%s", err.message);
+    EXPECT_CONNECT_FAILS(DSQL_ECONFIG, "config failed", "invalid connection option");
     fake_pg_stop(&f);
 }
 END_TEST
@@ -429,12 +420,10 @@ END_TEST
 START_TEST(connect_timeout)
 {
     fake_pg f = {.silent = 1};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "connect_timeout=2");
     int64_t t0 = fake_now_ms();
-    ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
+    EXPECT_CONNECT_FAILS(DSQL_ETIMEOUT);
     int64_t ms = fake_now_ms() - t0;
-    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
     ck_assert_msg(ms >= 1900 && ms < 4000, "%lld ms", (long long)ms);
     fake_pg_stop(&f);
 }
@@ -446,7 +435,8 @@ START_TEST(every_failed_host_fits_in_the_report)
     char ci[1200];
     int o = snprintf(ci, sizeof ci, "host=");
     for (int i = 0; i < 6; i++)
-        o += snprintf(ci + o, sizeof ci - (size_t)o, "%sh%d.dsql.us-east-1.on.aws", i ? "," : "", i);
+        o +=
+            snprintf(ci + o, sizeof ci - (size_t)o, "%sh%d.dsql.us-east-1.on.aws", i ? "," : "", i);
     o += snprintf(ci + o, sizeof ci - (size_t)o, " hostaddr=");
     for (int i = 0; i < 6; i++)
         o += snprintf(ci + o, sizeof ci - (size_t)o, "%s127.0.0.1", i ? "," : "");
@@ -468,7 +458,6 @@ END_TEST
 START_TEST(echoed_token_is_removed)
 {
     fake_pg f = {.accept_prefix = "nothing", .echo_password = 1};
-    ck_assert_int_eq(fake_pg_start(&f), 0);
     use_fake(&f, "");
     /* the test double's tokens look like real ones here */
     dsql_credentials creds = {"AKIDEXAMPLE", "secret", NULL, 0};
