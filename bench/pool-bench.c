@@ -22,21 +22,29 @@
 #define BATCHES 200
 #define THREADS 8
 
-static int uncontended(const char *name, uint32_t check_idle_ms, const char *reset,
-                       int batches)
+/* A pool of `size` connections, all opened up front; NULL after saying why. */
+static dsql_pq_pool *full_pool(unsigned size, uint32_t check_idle_ms, const char *reset)
 {
     dsql_pq_pool_options o;
     dsql_pq_pool_options_init(&o);
-    o.max_size = 1;
-    o.min_size = 1;
+    o.max_size = size;
+    o.min_size = size;
     o.check_idle_ms = check_idle_ms;
     o.reset_query = reset;
     dsql_error err = {0};
     dsql_pq_pool *p = harness_pool(&o, &err);
-    if (!p) {
+    if (!p)
         fprintf(stderr, "pool-bench: %s\n", err.message);
+    return p;
+}
+
+static int uncontended(const char *name, uint32_t check_idle_ms, const char *reset,
+                       int batches)
+{
+    dsql_pq_pool *p = full_pool(1, check_idle_ms, reset);
+    if (!p)
         return 0;
-    }
+    dsql_error err = {0};
     static double samples[BATCHES];
     int batch = reset && *reset ? 20 : BATCH;
     for (int b = -5; b < batches; b++) {
@@ -135,17 +143,9 @@ static int threads8(const char *name, const char *reset, double seconds, int rou
     for (int i = 0; i < THREADS; i++)
         if (!(conns[i] = harness_connect()))
             return 0;
-    dsql_pq_pool_options o;
-    dsql_pq_pool_options_init(&o);
-    o.max_size = THREADS;
-    o.min_size = THREADS;
-    o.reset_query = reset;
-    dsql_error err = {0};
-    dsql_pq_pool *p = harness_pool(&o, &err);
-    if (!p) {
-        fprintf(stderr, "pool-bench: %s\n", err.message);
+    dsql_pq_pool *p = full_pool(THREADS, DSQL_PQ_POOL_DEFAULT_CHECK_IDLE_MS, reset);
+    if (!p)
         return 0;
-    }
     double ded[16], pool[16];
     long errors = 0, e;
     for (int r = 0; r < rounds && r < 16; r++) {
