@@ -61,6 +61,42 @@ static dsql_pq_pool_stats stats(dsql_pq_pool *p)
     return s;
 }
 
+/* EXPECT_STATS(p, "in_use=0 idle=1"): each counter named has the value
+ * given, all in one snapshot of p's stats; a failure names the test line,
+ * the counter and both values. */
+#define EXPECT_STATS(p, spec) expect_stats(__LINE__, (p), (spec))
+static void expect_stats(int line, dsql_pq_pool *p, const char *spec)
+{
+    dsql_pq_pool_stats s = stats(p);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } counters[] = {
+        {"size", s.size}, {"idle", s.idle}, {"in_use", s.in_use}, {"opening", s.opening},
+        {"waiting", s.waiting}, {"acquires", s.acquires}, {"waits", s.waits},
+        {"timeouts", s.timeouts}, {"opened", s.opened}, {"open_failures", s.open_failures},
+        {"closed_lifetime", s.closed_lifetime}, {"closed_idle", s.closed_idle},
+        {"closed_broken", s.closed_broken}, {"closed_dirty", s.closed_dirty},
+        {"closed_pool", s.closed_pool}, {"txn_commits", s.txn_commits},
+        {"txn_retries", s.txn_retries}, {"txn_conflicts", s.txn_conflicts},
+        {"txn_failures", s.txn_failures}, {"txn_unknown_commits", s.txn_unknown_commits}};
+    const size_t ncounters = sizeof counters / sizeof counters[0];
+    for (const char *q = spec; *q;) {
+        char name[32];
+        unsigned long long want;
+        int used = 0;
+        ck_assert_msg(sscanf(q, " %31[a-z_]=%llu %n", name, &want, &used) == 2 && used > 0,
+                      "line %d: bad stats spec at \"%s\"", line, q);
+        q += used;
+        size_t i = 0;
+        while (i < ncounters && strcmp(counters[i].name, name) != 0)
+            i++;
+        ck_assert_msg(i < ncounters, "line %d: no stats counter %s", line, name);
+        ck_assert_msg(counters[i].value == want, "line %d: stats %s is %llu, want %llu", line,
+                      name, (unsigned long long)counters[i].value, want);
+    }
+}
+
 static int select_one(PGconn *c)
 {
     PGresult *r = PQexec(c, "SELECT 1");
@@ -178,10 +214,7 @@ START_TEST(test_acquire_release_reset)
     o.min_size = 2;
     long calls0 = atomic_load(&token_calls);
     dsql_pq_pool *p = new_pool(o);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.size, 2);
-    ck_assert_uint_eq(s.idle, 2);
-    ck_assert_uint_eq(s.opened, 2);
+    EXPECT_STATS(p, "size=2 idle=2 opened=2");
     ck_assert_int_eq(atomic_load(&token_calls) - calls0, 2);
 
     PGconn *c = acquire_ok(p);
@@ -216,16 +249,12 @@ START_TEST(test_acquire_release_reset)
     /* a connection with a query still running is closed, not kept */
     ck_assert(PQsendQuery(c, "SELECT pg_sleep(0.05)"));
     dsql_pq_pool_release(p, c);
-    s = stats(p);
-    ck_assert_uint_eq(s.closed_dirty, 1);
-    ck_assert_uint_eq(s.size, 1);
+    EXPECT_STATS(p, "closed_dirty=1 size=1");
     /* a connection that is not the pool's is refused */
     PGconn *other = harness_connect();
     ck_assert_int_eq(dsql_pq_pool_release(p, other), DSQL_EINVAL);
     PQfinish(other);
-    s = stats(p);
-    ck_assert_uint_eq(s.in_use, 0);
-    ck_assert_uint_eq(s.acquires, 3);
+    EXPECT_STATS(p, "in_use=0 acquires=3");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -263,17 +292,14 @@ START_TEST(test_acquire_timeout_exhaustion)
     ck_assert_msg(dt >= 0.29 && dt < 2.0, "waited %.3f s", dt);
     ck_assert_ptr_null(dsql_pq_pool_acquire(p, 0, &err)); /* 0: at once */
     ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.timeouts, 2);
-    ck_assert_uint_eq(s.waits, 1);
-    ck_assert_uint_eq(s.in_use, 2);
+    EXPECT_STATS(p, "timeouts=2 waits=1 in_use=2");
 
     /* a waiter gets a released connection handed over */
     waiter_arg w = {p, NULL, {0}, 0};
     pthread_t th;
     pthread_create(&th, NULL, waiter_thread, &w);
     sleep_ms(150);
-    ck_assert_uint_eq(stats(p).waiting, 1);
+    EXPECT_STATS(p, "waiting=1");
     dsql_pq_pool_release(p, a);
     pthread_join(th, NULL);
     ck_assert_ptr_eq(w.got, a);
@@ -288,9 +314,7 @@ START_TEST(test_acquire_timeout_exhaustion)
     ck_assert(select_one(w.got));
     dsql_pq_pool_release(p, w.got);
     dsql_pq_pool_release(p, a);
-    s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 1);
-    ck_assert_uint_eq(s.in_use, 0);
+    EXPECT_STATS(p, "closed_broken=1 in_use=0");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -320,8 +344,7 @@ START_TEST(test_close_wakes_waiters)
     ck_assert(strstr(w.err.message, "closed"));
     ck_assert_ptr_null(dsql_pq_pool_acquire(p, 0, &err));
     dsql_pq_pool_release(p, a); /* closed on release */
-    ck_assert_uint_eq(stats(p).closed_pool, 1);
-    ck_assert_uint_eq(stats(p).size, 0);
+    EXPECT_STATS(p, "closed_pool=1 size=0");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -372,10 +395,10 @@ START_TEST(test_idle_timeout_and_maintain)
         c[i] = acquire_ok(p);
     for (int i = 0; i < 3; i++)
         dsql_pq_pool_release(p, c[i]);
-    ck_assert_uint_eq(stats(p).idle, 3);
+    EXPECT_STATS(p, "idle=3");
     int next = 0;
     ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
-    ck_assert_uint_eq(stats(p).idle, 3);
+    EXPECT_STATS(p, "idle=3");
     ck_assert_msg(next > 0 && next <= 200, "next %d", next);
     sleep_ms(300);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
@@ -386,9 +409,7 @@ START_TEST(test_idle_timeout_and_maintain)
     int pid = acquire_release_pid(p);
     kill_backend(pid);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
-    s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 1);
-    ck_assert_uint_eq(s.idle, 1);
+    EXPECT_STATS(p, "closed_broken=1 idle=1");
     ck_assert_int_ne(acquire_release_pid(p), pid);
     dsql_pq_pool_free(p);
 }
@@ -429,9 +450,7 @@ START_TEST(test_killed_while_idle)
     ck_assert_int_ne(backend_pid(c), pid);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 1);
-    ck_assert_uint_eq(s.size, 1);
+    EXPECT_STATS(p, "closed_broken=1 size=1");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -458,9 +477,7 @@ START_TEST(test_killed_while_in_use)
     dsql_status st = exec_status(c, "SELECT 1", &err);
     ck_assert_int_eq(st, DSQL_ENETWORK);
     dsql_pq_pool_release(p, c);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 1);
-    ck_assert_uint_eq(s.size, 0);
+    EXPECT_STATS(p, "closed_broken=1 size=0");
     c = acquire_ok(p);
     ck_assert(select_one(c));
     dsql_pq_pool_release(p, c);
@@ -709,9 +726,7 @@ START_TEST(test_ambiguous_commit_not_retried)
     ck_assert(strstr(err.message, "outcome unknown"));
     ck_assert_int_eq(calls, 1); /* never retried */
     ck_assert_uint_eq(res.attempts, 1);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.txn_unknown_commits, 1);
-    ck_assert_uint_eq(s.closed_broken, 1);
+    EXPECT_STATS(p, "txn_unknown_commits=1 closed_broken=1");
     /* the single-connection form says the same */
     PGconn *c = harness_connect();
     calls = 0;
@@ -952,10 +967,7 @@ START_TEST(test_nonblocking_acquire)
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_null(dsql_pq_pool_acquire_finish(a));
     dsql_pq_pool_release(p, c);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.waiting, 0);
-    ck_assert_uint_eq(s.in_use, 0);
-    ck_assert_uint_eq(s.idle, 1);
+    EXPECT_STATS(p, "waiting=0 in_use=0 idle=1");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -981,10 +993,7 @@ START_TEST(test_nonblocking_acquire_ping_idle)
     /* the blocking acquire pings it and keeps it too */
     sleep_ms(20);
     ck_assert_int_eq(acquire_release_pid(p), pid);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 0);
-    ck_assert_uint_eq(s.opened, 1);
-    ck_assert_uint_eq(s.acquires, 3);
+    EXPECT_STATS(p, "closed_broken=0 opened=1 acquires=3");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -1000,10 +1009,7 @@ START_TEST(test_maintain_closes_killed_without_acquire_check)
     int pid = acquire_release_pid(p);
     kill_backend(pid);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 1);
-    ck_assert_uint_eq(s.size, 0);
-    ck_assert_uint_eq(s.in_use, 0);
+    EXPECT_STATS(p, "closed_broken=1 size=0 in_use=0");
     PGconn *c = acquire_ok(p);
     ck_assert_int_ne(backend_pid(c), pid);
     ck_assert(select_one(c));
@@ -1032,10 +1038,7 @@ START_TEST(test_credentials_expiring)
     ck_assert_msg(err.status == DSQL_EEXPIRED, "%s: %s", dsql_status_name(err.status),
                   err.message);
     ck_assert(now_s() - t0 < 2.0);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.open_failures, 1);
-    ck_assert_uint_eq(s.opening, 0);
-    ck_assert_uint_eq(s.size, 1);
+    EXPECT_STATS(p, "open_failures=1 opening=0 size=1");
     /* fresh credentials: it recovers */
     atomic_store(&token_expired, 0);
     b = acquire_ok(p);
@@ -1082,7 +1085,7 @@ START_TEST(test_connector_failing_silently)
     PGconn *c = acquire_ok(p);
     ck_assert(PQsendQuery(c, "SELECT 1")); /* closed on release: below min_size */
     dsql_pq_pool_release(p, c);
-    ck_assert_uint_eq(stats(p).size, 0);
+    EXPECT_STATS(p, "size=0");
     atomic_store(&connect_fails_silently, 1);
     /* maintain with err NULL, as the background thread calls it */
     dirty_stack();
@@ -1095,10 +1098,7 @@ START_TEST(test_connector_failing_silently)
     int polls = 0;
     ck_assert_ptr_null(acquire_by_polling(p, 0, &err, &polls));
     ck_assert_int_eq(err.status, DSQL_EINTERNAL);
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.open_failures, 3);
-    ck_assert_uint_eq(s.opening, 0);
-    ck_assert_uint_eq(s.size, 0);
+    EXPECT_STATS(p, "open_failures=3 opening=0 size=0");
     atomic_store(&connect_fails_silently, 0);
     dsql_pq_pool_free(p);
 }
@@ -1147,10 +1147,7 @@ START_TEST(test_all_backends_killed)
         pthread_join(th[i], NULL);
         ck_assert(g[i].ok);
     }
-    dsql_pq_pool_stats s = stats(p);
-    ck_assert_uint_eq(s.closed_broken, 4);
-    ck_assert_uint_eq(s.opened, 8);
-    ck_assert_uint_eq(s.size, 4);
+    EXPECT_STATS(p, "closed_broken=4 opened=8 size=4");
     dsql_pq_pool_free(p);
 }
 END_TEST
@@ -1427,10 +1424,7 @@ int main(int argc, char **argv)
     }
     printf("check_pool: against %s\n",
            srv.via_dsql_local ? "dsql-local (TLS gateway, IAM tokens)" : "a local PostgreSQL");
-    SRunner *sr = srunner_create(pool_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = test_run_suite(pool_suite());
     pool_server_stop();
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
