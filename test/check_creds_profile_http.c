@@ -50,6 +50,32 @@ static void assert_server_creds(const dsql_credentials *c)
     ck_assert(left > 3500 && left <= 3601);
 }
 
+/* Loads profile `name`, which must succeed; with SERVER_CREDS, what it
+ * gets must be the test server's credentials. */
+#define SERVER_CREDS 1
+#define ANY_CREDS 0
+static void load_ok(const char *name, int server_creds)
+{
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = profile_get(name, &c, &err);
+    ck_assert_msg(st == DSQL_OK, "profile %s: %s: %s", name, dsql_status_name(st), err.message);
+    if (server_creds)
+        assert_server_creds(&c);
+    dsql_credentials_clear(&c);
+}
+
+/* From now on the STS double accepts only requests signed with the
+ * credentials it hands out itself (what a second hop signs with). */
+static void sts_source_is_server(void)
+{
+    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
+                                       "\"sts_source_secret_access_key\": "
+                                       "\"test/secret+access/key\", "
+                                       "\"sts_source_session_token\": \"test-session-token\"}"),
+                     0);
+}
+
 static void assert_last_contains(const char *route, const char *field, const char *want)
 {
     char *v = aws_server_last(route, field);
@@ -62,11 +88,7 @@ START_TEST(test_role_chain_two_hops)
 {
     /* every hop signs with the previous hop's credentials: the base keys are
      * the ones STS hands out, and the server checks each signature */
-    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
-                                       "\"sts_source_secret_access_key\": "
-                                       "\"test/secret+access/key\", "
-                                       "\"sts_source_session_token\": \"test-session-token\"}"),
-                     0);
+    sts_source_is_server();
     write_file(".aws/config",
                "[profile top]\nrole_arn = arn:aws:iam::123456789012:role/Top\n"
                "source_profile = mid\nexternal_id = ext-123\nrole_session_name = my-session\n"
@@ -76,11 +98,7 @@ START_TEST(test_role_chain_two_hops)
     write_file(".aws/credentials", "[base]\naws_access_key_id = ASIATESTACCESSKEY\n"
                                    "aws_secret_access_key = test/secret+access/key\n"
                                    "aws_session_token = test-session-token\n");
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_msg(profile_get("top", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("top", SERVER_CREDS);
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 2);
     assert_last_contains("sts_assume_role", "body",
                          "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2FTop");
@@ -104,9 +122,7 @@ START_TEST(test_role_one_hop_and_bad_source)
                                    "aws_secret_access_key = not-the-secret\n");
     dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_msg(profile_get("r", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("r", SERVER_CREDS);
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
     dsql_status st = profile_get("bad", &c, &err);
     ck_assert_int_ne(st, DSQL_OK);
@@ -114,9 +130,7 @@ START_TEST(test_role_one_hop_and_bad_source)
                   err.message);
     setenv("AWS_ACCESS_KEY_ID", "AKIDSOURCE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "source-secret", 1);
-    ck_assert_msg(profile_get("envrole", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("envrole", SERVER_CREDS);
     assert_last_contains("sts_assume_role", "body", "role%2FE");
 }
 END_TEST
@@ -125,11 +139,7 @@ START_TEST(test_credential_source_container_and_imds)
 {
     /* the container / IMDS credentials are the server's own, so the
      * AssumeRole must be signed with those */
-    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
-                                       "\"sts_source_secret_access_key\": "
-                                       "\"test/secret+access/key\", "
-                                       "\"sts_source_session_token\": \"test-session-token\"}"),
-                     0);
+    sts_source_is_server();
     write_file(".aws/config", "[profile ecs]\nrole_arn = arn:aws:iam::123456789012:role/FromEcs\n"
                               "credential_source = EcsContainer\n"
                               "[profile ec2]\nrole_arn = arn:aws:iam::123456789012:role/FromEc2\n"
@@ -141,15 +151,12 @@ START_TEST(test_credential_source_container_and_imds)
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
     dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_msg(profile_get("ecs", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("ecs", SERVER_CREDS);
     ck_assert_int_eq(aws_server_count("ecs"), 1);
     assert_last_contains("sts_assume_role", "body", "role%2FFromEcs");
     unsetenv("AWS_EC2_METADATA_DISABLED");
     setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_server_url, 1);
-    ck_assert_msg(profile_get("ec2", &c, &err) == DSQL_OK, "%s", err.message);
-    dsql_credentials_clear(&c);
+    load_ok("ec2", ANY_CREDS);
     ck_assert_int_eq(aws_server_count("imds_creds"), 1);
     assert_last_contains("sts_assume_role", "body", "role%2FFromEc2");
     ck_assert_int_eq(profile_get("odd", &c, &err), DSQL_ECONFIG);
@@ -169,21 +176,12 @@ START_TEST(test_web_identity_profile)
              "source_profile = w\n",
              tok);
     write_file(".aws/config", cfg);
-    dsql_credentials c;
-    dsql_error err = {0};
-    ck_assert_msg(profile_get("w", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("w", SERVER_CREDS);
     ck_assert_int_eq(aws_server_count("sts_web_identity"), 1);
     assert_last_contains("sts_web_identity", "body", "RoleSessionName=wsess");
     /* web identity as the source of a role */
-    ck_assert_int_eq(aws_server_config("{\"sts_source_access_key_id\": \"ASIATESTACCESSKEY\", "
-                                       "\"sts_source_secret_access_key\": "
-                                       "\"test/secret+access/key\", "
-                                       "\"sts_source_session_token\": \"test-session-token\"}"),
-                     0);
-    ck_assert_msg(profile_get("chained", &c, &err) == DSQL_OK, "%s", err.message);
-    dsql_credentials_clear(&c);
+    sts_source_is_server();
+    load_ok("chained", ANY_CREDS);
     ck_assert_int_eq(aws_server_count("sts_web_identity"), 1);
     ck_assert_int_eq(aws_server_count("sts_assume_role"), 1);
 }
@@ -217,13 +215,10 @@ START_TEST(test_sso_profiles)
                     "\"2999-01-01T00:00:00Z\", \"startUrl\": \"https://old.awsapps.com/start\"}");
     dsql_credentials c;
     dsql_error err = {0};
-    ck_assert_msg(profile_get("s", &c, &err) == DSQL_OK, "%s", err.message);
-    assert_server_creds(&c);
-    dsql_credentials_clear(&c);
+    load_ok("s", SERVER_CREDS);
     assert_last_contains("sso", "path", "account_id=123456789012");
     assert_last_contains("sso", "path", "role_name=Dev");
-    ck_assert_msg(profile_get("legacy", &c, &err) == DSQL_OK, "%s", err.message);
-    dsql_credentials_clear(&c);
+    load_ok("legacy", ANY_CREDS);
     assert_last_contains("sso", "path", "role_name=Old");
     ck_assert_int_eq(aws_server_count("sso"), 2);
     /* a token the portal rejects */
