@@ -9,11 +9,6 @@
 #define SESSION "SeSsIoNtOkEn/+=MARKER"
 #define SESSION_ENCODED "SeSsIoNtOkEn%2F%2B%3DMARKER"
 
-typedef struct header {
-    size_t size;
-    size_t pad;
-} header;
-
 static long leaked_secrets;
 
 static int contains(const unsigned char *p, size_t n, const char *needle)
@@ -27,34 +22,24 @@ static int contains(const unsigned char *p, size_t n, const char *needle)
 
 static void *inspect_malloc(size_t n)
 {
-    header *h = malloc(sizeof *h + n);
-    if (!h)
-        return NULL;
-    h->size = n;
-    return h + 1;
+    return test_sized_malloc(n);
 }
 
 static void inspect_free(void *p)
 {
     if (!p)
         return;
-    header *h = (header *)p - 1;
+    size_t size = test_sized_size(p);
     const unsigned char *bytes = p;
-    if (contains(bytes, h->size, SECRET) || contains(bytes, h->size, SESSION) ||
-        contains(bytes, h->size, SESSION_ENCODED))
+    if (contains(bytes, size, SECRET) || contains(bytes, size, SESSION) ||
+        contains(bytes, size, SESSION_ENCODED))
         __atomic_add_fetch(&leaked_secrets, 1, __ATOMIC_RELAXED);
-    free(h);
+    test_sized_free(p);
 }
 
 static void *inspect_realloc(void *p, size_t n)
 {
-    void *q = inspect_malloc(n);
-    if (q && p) {
-        header *h = (header *)p - 1;
-        memcpy(q, p, h->size < n ? h->size : n);
-        inspect_free(p);
-    }
-    return q;
+    return test_sized_realloc(p, n, inspect_malloc, inspect_free);
 }
 
 static char logged[65536];

@@ -73,6 +73,47 @@ static inline int test_run_suite(Suite *s)
         return test_run_suite(suite_fn()) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;   \
     }
 
+/* ---- blocks that know their size, for allocators that inspect frees ---- */
+
+typedef struct test_sized_header {
+    size_t size;
+    size_t pad; /* keeps the block 16-byte aligned */
+} test_sized_header;
+
+/* A block of n bytes that remembers n (test_sized_size); NULL if malloc
+ * fails. Give it back with test_sized_free. */
+static inline void *test_sized_malloc(size_t n)
+{
+    test_sized_header *h = malloc(sizeof *h + n);
+    if (!h)
+        return NULL;
+    h->size = n;
+    return h + 1;
+}
+static inline size_t test_sized_size(const void *p)
+{
+    return ((const test_sized_header *)p - 1)->size;
+}
+static inline void test_sized_free(void *p)
+{
+    if (p)
+        free((test_sized_header *)p - 1);
+}
+/* realloc for an allocator built on these blocks: a new block from alloc,
+ * the old bytes copied, the old block through release (so it is inspected
+ * like any other free). */
+static inline void *test_sized_realloc(void *p, size_t n, void *(*alloc)(size_t),
+                                       void (*release)(void *))
+{
+    void *q = alloc(n);
+    if (q && p) {
+        size_t old = test_sized_size(p);
+        memcpy(q, p, old < n ? old : n);
+        release(p);
+    }
+    return q;
+}
+
 /* ---- a throwaway HOME with shared config / credentials files ---------- */
 
 /* Unsets the variables that name profile files, a profile, a region or
