@@ -483,11 +483,6 @@ END_TEST
 
 /* An allocator that counts live blocks, can fail the n-th allocation and
  * inspects every token-sized block it frees: all of it must be zero. */
-typedef struct blk_header {
-    size_t size;
-    size_t pad; /* keeps the block 16-byte aligned */
-} blk_header;
-
 #define TOKEN_BLOCK_MIN 64 /* the only smaller block here is the provider handle */
 
 static long live_blocks, fail_countdown, unwiped_frees;
@@ -497,39 +492,31 @@ static void *insp_malloc(size_t n)
 {
     if (fail_countdown > 0 && --fail_countdown == 0)
         return NULL;
-    blk_header *h = malloc(sizeof *h + n);
-    if (!h)
-        return NULL;
-    h->size = n;
-    live_blocks++;
-    return h + 1;
+    void *p = test_sized_malloc(n);
+    if (p)
+        live_blocks++;
+    return p;
 }
 
 static void insp_free(void *p)
 {
     if (!p)
         return;
-    blk_header *h = (blk_header *)p - 1;
+    size_t size = test_sized_size(p);
     const unsigned char *b = p;
-    if (inspect_frees && h->size >= TOKEN_BLOCK_MIN)
-        for (size_t i = 0; i < h->size; i++)
+    if (inspect_frees && size >= TOKEN_BLOCK_MIN)
+        for (size_t i = 0; i < size; i++)
             if (b[i]) {
                 unwiped_frees++;
                 break;
             }
     live_blocks--;
-    free(h);
+    test_sized_free(p);
 }
 
 static void *insp_realloc(void *p, size_t n)
 {
-    void *q = insp_malloc(n);
-    if (q && p) {
-        blk_header *h = (blk_header *)p - 1;
-        memcpy(q, p, h->size < n ? h->size : n);
-        insp_free(p);
-    }
-    return q;
+    return test_sized_realloc(p, n, insp_malloc, insp_free);
 }
 
 static void alloc_setup(void)
