@@ -450,49 +450,36 @@ END_TEST
 static atomic_int snap_secret_frees;
 static atomic_int snap_dirty_frees;
 
-typedef struct snap_header {
-    size_t size;
-    size_t pad;
-} snap_header;
-
 static void *snap_malloc(size_t n)
 {
-    snap_header *h = malloc(sizeof *h + n);
-    if (!h)
-        return NULL;
-    h->size = n;
-    memset(h + 1, 0xa5, n); /* never all zeros unless wiped */
-    return h + 1;
+    void *p = test_sized_malloc(n);
+    if (p)
+        memset(p, 0xa5, n); /* never all zeros unless wiped */
+    return p;
 }
 
 static void snap_free(void *p)
 {
     if (!p)
         return;
-    snap_header *h = (snap_header *)p - 1;
+    size_t size = test_sized_size(p);
     const char *bytes = p;
     size_t k = strlen(SNAP_SECRET);
-    for (size_t i = 0; i + k <= h->size; i++)
+    for (size_t i = 0; i + k <= size; i++)
         if (memcmp(bytes + i, SNAP_SECRET, k) == 0)
             atomic_fetch_add(&snap_dirty_frees, 1);
     /* a wiped secret ("SnApShOt...MARKER<n>"): a block of its size, all zeros */
-    int zero = h->size == sizeof SNAP_SECRET + 1;
-    for (size_t i = 0; zero && i < h->size; i++)
+    int zero = size == sizeof SNAP_SECRET + 1;
+    for (size_t i = 0; zero && i < size; i++)
         zero = bytes[i] == 0;
     if (zero)
         atomic_fetch_add(&snap_secret_frees, 1);
-    free(h);
+    test_sized_free(p);
 }
 
 static void *snap_realloc(void *p, size_t n)
 {
-    void *q = snap_malloc(n);
-    if (q && p) {
-        snap_header *h = (snap_header *)p - 1;
-        memcpy(q, p, h->size < n ? h->size : n);
-        snap_free(p);
-    }
-    return q;
+    return test_sized_realloc(p, n, snap_malloc, snap_free);
 }
 
 static int snap_fetches;
