@@ -4,6 +4,7 @@
  * chain provider, and a secrets audit of every log line and error message. */
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +46,23 @@ static dsql_status chain_get(const char *profile, dsql_credentials *c, dsql_erro
     dsql_status st = dsql_credentials_provider_get(p, c, err);
     dsql_credentials_provider_free(p);
     return st;
+}
+
+/* The default chain for profile (NULL: none named) must fail with status
+ * want and a message holding each of the NULL-terminated strings. */
+static void expect_chain_fails(const char *profile, dsql_status want, ...)
+{
+    dsql_credentials c;
+    dsql_error err = {0};
+    dsql_status st = chain_get(profile, &c, &err);
+    ck_assert_msg(st == want, "profile %s: %s, want %s: %s", profile ? profile : "(none)",
+                  dsql_status_name(st), dsql_status_name(want), err.message);
+    va_list ap;
+    va_start(ap, want);
+    for (const char *s; (s = va_arg(ap, const char *));)
+        ck_assert_msg(strstr(err.message, s), "profile %s: message \"%s\" lacks \"%s\"",
+                      profile ? profile : "(none)", err.message, s);
+    va_end(ap);
 }
 
 START_TEST(test_smithy_chain_cases)
@@ -141,29 +159,20 @@ START_TEST(test_chain_errors_do_not_fall_through)
     write_file(".aws/config", "[default]\nregion = us-east-1\n"
                               "[profile regiononly]\nregion = us-west-2\n");
     write_file(".aws/credentials", "[half]\naws_access_key_id = HALFKEY\n");
-    dsql_credentials c;
-    dsql_error err = {0};
     /* key id without secret in the environment */
     setenv("AWS_ACCESS_KEY_ID", "ENVONLY", 1);
-    ck_assert_int_eq(chain_get(NULL, &c, &err), DSQL_ECREDENTIALS);
-    ck_assert_msg(strstr(err.message, "AWS_SECRET_ACCESS_KEY is not"), "%s", err.message);
+    expect_chain_fails(NULL, DSQL_ECREDENTIALS, "AWS_SECRET_ACCESS_KEY is not", NULL);
     unsetenv("AWS_ACCESS_KEY_ID");
     /* requested profile missing: explicit and via AWS_PROFILE */
-    ck_assert_int_eq(chain_get("nosuch", &c, &err), DSQL_ECONFIG);
-    ck_assert_msg(strstr(err.message, "`nosuch` not found"), "%s", err.message);
+    expect_chain_fails("nosuch", DSQL_ECONFIG, "`nosuch` not found", NULL);
     setenv("AWS_PROFILE", "nosuch2", 1);
-    ck_assert_int_eq(chain_get(NULL, &c, &err), DSQL_ECONFIG);
-    ck_assert_msg(strstr(err.message, "`nosuch2` not found"), "%s", err.message);
+    expect_chain_fails(NULL, DSQL_ECONFIG, "`nosuch2` not found", NULL);
     unsetenv("AWS_PROFILE");
     /* key id without secret in a file */
-    ck_assert_int_eq(chain_get("half", &c, &err), DSQL_ECREDENTIALS);
-    ck_assert_msg(strstr(err.message, "aws_secret_access_key is not"), "%s", err.message);
+    expect_chain_fails("half", DSQL_ECREDENTIALS, "aws_secret_access_key is not", NULL);
     /* a profile without credentials falls through to IMDS (disabled here) */
-    ck_assert_int_eq(chain_get("regiononly", &c, &err), DSQL_ECREDENTIALS);
-    ck_assert_msg(strstr(err.message, "no credentials found") && strstr(err.message, "IMDS"),
-                  "%s", err.message);
-    ck_assert_int_eq(chain_get(NULL, &c, &err), DSQL_ECREDENTIALS);
-    ck_assert_msg(strstr(err.message, "no credentials found"), "%s", err.message);
+    expect_chain_fails("regiononly", DSQL_ECREDENTIALS, "no credentials found", "IMDS", NULL);
+    expect_chain_fails(NULL, DSQL_ECREDENTIALS, "no credentials found", NULL);
 }
 END_TEST
 
