@@ -595,6 +595,34 @@ static int all_t(const char *s, size_t n)
     return s[n] == '\0';
 }
 
+/* Frees tp; then every block must be back and no token block may have
+ * been freed unwiped. */
+static void free_and_check_blocks(dsql_token_provider *tp)
+{
+    dsql_token_provider_free(tp);
+    ck_assert_msg(live_blocks == 0, "%ld blocks not freed", live_blocks);
+    ck_assert_msg(unwiped_frees == 0, "%ld token blocks freed unwiped", unwiped_frees);
+}
+
+/* Asks tp for an allocated token (with or without len_out), which must
+ * fail with want, in the return value and in *err, and leave the token
+ * NULL and the length 0. `what` names the case in a failure. */
+enum { NO_LEN_OUT, LEN_OUT };
+static void expect_alloc_fails(const char *what, dsql_token_provider *tp, int len_out,
+                               dsql_status want, dsql_error *err)
+{
+    char *token = (char *)"not touched";
+    size_t len = 99;
+    *err = (dsql_error){0};
+    dsql_status st =
+        dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, len_out ? &len : NULL, err);
+    ck_assert_msg(st == want && err->status == want, "%s: %s (err.status %s), want %s: %s", what,
+                  dsql_status_name(st), dsql_status_name(err->status), dsql_status_name(want),
+                  err->message);
+    ck_assert_msg(token == NULL, "%s: the token was not set to NULL", what);
+    ck_assert_msg(!len_out || len == 0, "%s: len %zu, want 0", what, len);
+}
+
 /* The inspection itself must be able to fail. */
 START_TEST(test_alloc_inspector_detects_unwiped)
 {
@@ -652,10 +680,8 @@ START_TEST(test_alloc_token_first_buffer_fits)
     ck_assert(all_t(token, 1500));
     /* the provider's scratch behind the NUL is gone already */
     ck_assert_int_eq(token[1501], '\0');
-    dsql_token_free(token);
-    ck_assert_int_eq(unwiped_frees, 0); /* dsql_token_free wiped the whole block */
-    dsql_token_provider_free(tp);
-    ck_assert_int_eq(live_blocks, 0);
+    dsql_token_free(token); /* wipes the whole block */
+    free_and_check_blocks(tp);
 }
 END_TEST
 
@@ -679,9 +705,7 @@ START_TEST(test_alloc_token_ebufsize_retry)
     ck_assert_str_eq(err.message, "");
     ck_assert_int_eq(live_blocks, 2); /* the handle and the token */
     dsql_token_free(token);
-    dsql_token_provider_free(tp);
-    ck_assert_int_eq(live_blocks, 0);
-    ck_assert_int_eq(unwiped_frees, 0); /* the first buffer too */
+    free_and_check_blocks(tp); /* the first buffer was wiped too */
 }
 END_TEST
 
@@ -689,19 +713,11 @@ START_TEST(test_alloc_token_provider_keeps_asking)
 {
     sized_provider sp = {.always_more = 1};
     dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
-    char *token = (char *)"not touched";
-    size_t len = 99;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
-                     DSQL_EINTERNAL);
-    ck_assert_int_eq(err.status, DSQL_EINTERNAL);
+    dsql_error err;
+    expect_alloc_fails("always more", tp, LEN_OUT, DSQL_EINTERNAL, &err);
     ck_assert_msg(strstr(err.message, "asked for a larger buffer again"), "%s", err.message);
-    ck_assert_ptr_null(token);
-    ck_assert_uint_eq(len, 0);
     ck_assert_int_eq(sp.calls, 2);
-    dsql_token_provider_free(tp);
-    ck_assert_int_eq(live_blocks, 0);
-    ck_assert_int_eq(unwiped_frees, 0);
+    free_and_check_blocks(tp);
 }
 END_TEST
 
@@ -713,26 +729,21 @@ START_TEST(test_alloc_token_provider_bad_length)
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         sized_provider sp = {.report_len = lens[i]};
         dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
-        char *token = (char *)"not touched";
-        dsql_error err = {0};
-        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, NULL, &err),
-                         DSQL_EINTERNAL);
-        ck_assert_msg(strstr(err.message, "returned DSQL_EBUFSIZE for a"), "%s", err.message);
-        ck_assert_ptr_null(token);
-        ck_assert_int_eq(sp.calls, 1);
+        char what[64];
+        snprintf(what, sizeof what, "reported length %zu", lens[i]);
+        dsql_error err;
+        expect_alloc_fails(what, tp, NO_LEN_OUT, DSQL_EINTERNAL, &err);
+        ck_assert_msg(strstr(err.message, "returned DSQL_EBUFSIZE for a"), "%s: %s", what,
+                      err.message);
+        ck_assert_msg(sp.calls == 1, "%s: %d calls", what, sp.calls);
         dsql_token_provider_free(tp);
     }
     sized_provider sp = {.no_nul = 1};
     dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
-    char *token = (char *)"not touched";
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, NULL, &err),
-                     DSQL_EINTERNAL);
+    dsql_error err;
+    expect_alloc_fails("no NUL", tp, NO_LEN_OUT, DSQL_EINTERNAL, &err);
     ck_assert_msg(strstr(err.message, "not NUL-terminated"), "%s", err.message);
-    ck_assert_ptr_null(token);
-    dsql_token_provider_free(tp);
-    ck_assert_int_eq(live_blocks, 0);
-    ck_assert_int_eq(unwiped_frees, 0);
+    free_and_check_blocks(tp);
 }
 END_TEST
 
@@ -742,19 +753,11 @@ START_TEST(test_alloc_token_provider_error_passed_through)
 {
     sized_provider sp = {.fail_with = DSQL_ECREDENTIALS};
     dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
-    char *token = (char *)"not touched";
-    size_t len = 99;
-    dsql_error err = {0};
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
-                     DSQL_ECREDENTIALS);
-    ck_assert_int_eq(err.status, DSQL_ECREDENTIALS);
+    dsql_error err;
+    expect_alloc_fails("provider error", tp, LEN_OUT, DSQL_ECREDENTIALS, &err);
     ck_assert_str_eq(err.message, "sized provider: no credentials today");
-    ck_assert_ptr_null(token);
-    ck_assert_uint_eq(len, 0);
     ck_assert_int_eq(sp.calls, 1);
-    dsql_token_provider_free(tp);
-    ck_assert_int_eq(live_blocks, 0);
-    ck_assert_int_eq(unwiped_frees, 0);
+    free_and_check_blocks(tp);
 }
 END_TEST
 
