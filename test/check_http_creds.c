@@ -1177,6 +1177,10 @@ static dsql_status call_sso(dsql_credentials *c, dsql_error *err)
 {
     return dsql__sso_get_role_credentials("us-west-2", "sso-access-token", "1", "r", c, err);
 }
+static dsql_status call_web_identity(dsql_credentials *c, dsql_error *err)
+{
+    return get_once(dsql_credentials_provider_web_identity, c, err);
+}
 
 START_TEST(test_alloc_failures)
 {
@@ -1189,6 +1193,15 @@ START_TEST(test_alloc_failures)
     alloc_loop(call_imds);
     alloc_loop(call_sts);
     alloc_loop(call_sso);
+    char path[] = "/tmp/dsql-web-token-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    write_file(path, "web-identity-jwt\n");
+    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
+    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+    alloc_loop(call_web_identity);
+    unlink(path);
 }
 END_TEST
 
