@@ -229,6 +229,68 @@ START_TEST(test_sso_profiles)
 }
 END_TEST
 
+/* Fails the n-th allocation for every n until profile `name` loads: each
+ * failure is DSQL_ENOMEM with nothing left allocated. Returns how many
+ * allocations failed in turn. */
+static long alloc_loop_profile(const char *name)
+{
+    dsql_status st = DSQL_ENOMEM;
+    long n;
+    test_use_failing_allocator();
+    for (n = 1; st != DSQL_OK && n < 5000; n++) {
+        dsql_credentials c;
+        dsql_error err = {0};
+        test_alloc_fail_nth(n);
+        dsql_credentials_provider *p = dsql_credentials_provider_profile(name, &err);
+        st = p ? dsql_credentials_provider_get(p, &c, &err) : err.status;
+        dsql_credentials_provider_free(p);
+        if (st == DSQL_OK)
+            dsql_credentials_clear(&c);
+        ck_assert_msg(st == DSQL_OK || st == DSQL_ENOMEM, "profile %s, allocation %ld: %s: %s",
+                      name, n, dsql_status_name(st), err.message);
+        ck_assert_msg(test_alloc_live() == 0, "profile %s: leak after failing allocation %ld",
+                      name, n);
+    }
+    dsql_set_allocator(NULL, NULL, NULL);
+    ck_assert_int_eq(st, DSQL_OK);
+    return n - 2;
+}
+
+START_TEST(test_profile_allocation_failures)
+{
+    /* the profile paths end to end: a two-hop role chain, a web identity
+     * profile as a role's source, an SSO profile (its token cache file) */
+    sts_source_is_server();
+    const char *tok = write_file("token.jwt", "web-identity-jwt");
+    char cfg[1500];
+    snprintf(cfg, sizeof cfg,
+             "[profile top]\nrole_arn = arn:aws:iam::123456789012:role/Top\n"
+             "source_profile = mid\n"
+             "[profile mid]\nrole_arn = arn:aws:iam::123456789012:role/Mid\n"
+             "source_profile = base\n"
+             "[profile w]\nrole_arn = arn:aws:iam::123456789012:role/W\n"
+             "web_identity_token_file = %s\n"
+             "[profile chained]\nrole_arn = arn:aws:iam::123456789012:role/C\n"
+             "source_profile = w\n"
+             "[profile s]\nsso_session = corp\nsso_account_id = 123456789012\n"
+             "sso_role_name = Dev\n"
+             "[sso-session corp]\nsso_region = us-east-1\n"
+             "sso_start_url = https://corp.awsapps.com/start\n",
+             tok);
+    write_file(".aws/config", cfg);
+    write_file(".aws/credentials", "[base]\naws_access_key_id = ASIATESTACCESSKEY\n"
+                                   "aws_secret_access_key = test/secret+access/key\n"
+                                   "aws_session_token = test-session-token\n");
+    write_sso_cache("corp", "{\"accessToken\": \"sso-access-token\", \"expiresAt\": "
+                            "\"2999-01-01T00:00:00Z\"}");
+    const char *names[] = {"top", "chained", "s"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        long failed = alloc_loop_profile(names[i]);
+        ck_assert_msg(failed > 10, "profile %s: only %ld allocations", names[i], failed);
+    }
+}
+END_TEST
+
 static void tokens_through_default(const char *profile, int n)
 {
     dsql_error err = {0};
@@ -315,6 +377,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_credential_source_container_and_imds);
     tcase_add_test(tc, test_web_identity_profile);
     tcase_add_test(tc, test_sso_profiles);
+    tcase_add_test(tc, test_profile_allocation_failures);
     tcase_add_test(tc, test_default_chain_no_network_per_token);
     tcase_add_test(tc, test_process_runs_once_for_many_tokens);
     suite_add_tcase(s, tc);

@@ -289,9 +289,10 @@ static char *read_small_file(const char *path, size_t max, dsql_status *st, cons
                           bad ? "unreadable" : "too large");
         return NULL;
     }
+    int failed = sb.failed; /* dsql__sb_take clears sb, failure flag too */
     char *text = dsql__sb_take(&sb);
-    if (!text && !sb.failed)
-        text = dsql__strdup("");
+    if (!text && !failed)
+        text = dsql__strdup(""); /* an empty file (nothing was allocated) */
     dsql__sb_free(&sb);
     if (!text)
         *st = dsql__error(err, DSQL_ENOMEM, "%s: out of memory reading %s", what, path);
