@@ -1245,16 +1245,14 @@ void *__wrap_calloc(size_t n, size_t m)
     return oom_fail_now() ? NULL : __real_calloc(n, m);
 }
 
-/* A connector over the harness whose own allocations are never failed:
- * the loop targets the pool and transaction code. */
+/* The harness's connector: through dsql-local that is dsql_pq_connect, so
+ * the adapter's own allocations (the token, the parameter block) fail in
+ * turn too; libpq's are its own (not wrapped). */
 static PGconn *oom_connect(void *self, dsql_error *err)
 {
     (void)self;
-    oom_paused++;
-    PGconn *c = srv.via_dsql_local ? dsql_pq_connect(srv.cfg, srv.inner, err)
-                                   : direct_connect(NULL, err);
-    oom_paused--;
-    return c;
+    return srv.via_dsql_local ? dsql_pq_connect(srv.cfg, srv.inner, err)
+                              : direct_connect(NULL, err);
 }
 
 static const dsql_pq_connector_vtable oom_vt = {DSQL_STRUCT_VERSION, oom_connect, NULL, NULL,
