@@ -829,16 +829,23 @@ END_TEST
 
 /* ---- web identity -------------------------------------------------------- */
 
-START_TEST(test_web_identity_provider)
+/* A web identity token file (path: a mkstemp template) and the role the
+ * environment names for it. */
+static void web_identity_env(char *path)
 {
-    sts_env();
-    char path[] = "/tmp/dsql-web-token-XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
     write_file(path, "web-identity-jwt\n");
     setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
     setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+}
+
+START_TEST(test_web_identity_provider)
+{
+    sts_env();
+    char path[] = "/tmp/dsql-web-token-XXXXXX";
+    web_identity_env(path);
     setenv("AWS_ROLE_SESSION_NAME", "pod-1", 1);
     setenv("AWS_REGION", "ap-south-1", 1);
     dsql_credentials c;
@@ -1194,12 +1201,7 @@ START_TEST(test_alloc_failures)
     alloc_loop(call_sts);
     alloc_loop(call_sso);
     char path[] = "/tmp/dsql-web-token-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    write_file(path, "web-identity-jwt\n");
-    setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path, 1);
-    setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/web", 1);
+    web_identity_env(path);
     alloc_loop(call_web_identity);
     unlink(path);
 }
