@@ -43,7 +43,8 @@ struct dsql_config {
 
 static const char *const CONNECTOR_KEYS[] = {
     "region", "profile", "token_duration_secs", "cluster_id", "signing_host",
-    "application_name_prefix", "connect_retries", "connect_retry_delay_ms", NULL};
+    "application_name_prefix", "connect_retries", "connect_retry_delay_ms",
+    "allow_insecure_tls", NULL};
 
 int dsql_config_is_connector_key(const char *key)
 {
@@ -554,9 +555,14 @@ dsql_status dsql_config_parse_uri(dsql_config *cfg, const char *uri, dsql_error 
                 st = pct_decode(eq + 1, plen - (size_t)(eq + 1 - q), "parameter value", &v,
                                 err);
             if (st == DSQL_OK) {
-                /* libpq's JDBC-compatible spelling */
+                /* JDBC's spelling: pgjdbc verifies the certificate and the
+                 * host name for ssl=true, and so do we (libpq says require) */
                 if (strcmp(k, "ssl") == 0 && strcmp(v, "true") == 0)
-                    st = put(tmp, DSQL_SOURCE_PARSED, "sslmode", "require", 7, err);
+                    st = put(tmp, DSQL_SOURCE_PARSED, "sslmode", "verify-full", 11, err);
+                else if (strcmp(k, "ssl") == 0)
+                    st = dsql__error(err, DSQL_EINVAL,
+                                     "URI parameter ssl=%.20s is not understood: only ssl=true "
+                                     "(sslmode=verify-full); use sslmode=... instead", v);
                 else
                     st = put(tmp, DSQL_SOURCE_PARSED, k, v, strlen(v), err);
             }
@@ -862,6 +868,44 @@ static dsql_status resolve_host(dsql_config *cfg, rhost *r, const char *host,
     return DSQL_OK;
 }
 
+/* A token is a bearer credential valid for up to a week: any sslmode short
+ * of verify-full could hand it to a server that is not the cluster (or send
+ * it in cleartext). One rule for every entry point, applied here before any
+ * adapter touches the network; the caller may opt out, loudly. */
+static dsql_status check_tls(const dsql_config *cfg, dsql_error *err)
+{
+    static const char *const weaker[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                         NULL};
+    const char *opt = raw(cfg, "allow_insecure_tls");
+    if (opt && strcmp(opt, "0") != 0 && strcmp(opt, "1") != 0)
+        return dsql__error(err, DSQL_ECONFIG, "allow_insecure_tls \"%.20s\" is not 0 or 1", opt);
+    const entry *m = find(cfg, "sslmode");
+    if (!m || strcmp(m->value, "verify-full") == 0)
+        return DSQL_OK;
+    size_t i = 0;
+    while (weaker[i] && strcmp(m->value, weaker[i]) != 0)
+        i++;
+    if (!weaker[i])
+        return dsql__error(err, DSQL_ECONFIG,
+                           "sslmode \"%.40s\" is not one of disable, allow, prefer, require, "
+                           "verify-ca, verify-full", m->value);
+    const char *from = m->source == DSQL_SOURCE_ENV      ? " (from the environment, PGSSLMODE)"
+                       : m->source == DSQL_SOURCE_PARSED ? " (from the connection string)"
+                                                         : "";
+    const char *how = i < 3 ? "may travel unencrypted or to a server whose certificate is "
+                              "not checked"
+                            : "may go to a server whose certificate does not prove it is the "
+                              "cluster";
+    if (!opt || strcmp(opt, "1") != 0)
+        return dsql__error(err, DSQL_ECONFIG,
+                           "sslmode=%s%s is weaker than verify-full: the IAM token %s; use "
+                           "sslmode=verify-full, or opt in with allow_insecure_tls=1",
+                           m->value, from, how);
+    dsql__log(DSQL_LOG_WARN, "sslmode=%s%s with allow_insecure_tls=1: the IAM token %s",
+              m->value, from, how);
+    return DSQL_OK;
+}
+
 static int is_resolved_key(const char *k)
 {
     return strcmp(k, "host") == 0 || strcmp(k, "hostaddr") == 0 || strcmp(k, "port") == 0 ||
@@ -902,6 +946,8 @@ dsql_status dsql_config_resolve(dsql_config *cfg, dsql_error *err)
     const char *user = raw(cfg, "user");
     if (user && !*user)
         return dsql__error(err, DSQL_ECONFIG, "user is empty");
+    if ((st = check_tls(cfg, err)) != DSQL_OK)
+        return st;
 
     entry *he = find(cfg, "host"), *ce = find(cfg, "cluster_id");
     const char *host = he ? he->value : NULL;

@@ -139,8 +139,8 @@ END_TEST
 
 START_TEST(uri_postgres_scheme_user_param)
 {
-    ck_assert_int_eq(dsql_config_parse(cfg, "postgres://" EP "?user=reader&sslmode=verify-ca",
-                                       &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_parse(cfg, "postgres://" EP "?user=reader&sslmode=verify-ca"
+                                       "&allow_insecure_tls=1", &err), DSQL_OK);
     resolve_ok();
     ck_assert_str_eq(dsql_config_user(cfg), "reader");
     ck_assert_str_eq(dsql_config_get(cfg, "sslmode"), "verify-ca");
@@ -472,7 +472,8 @@ START_TEST(allocation_failures)
         dsql_status st = c ? DSQL_OK : DSQL_ENOMEM;
         if (st == DSQL_OK)
             st = dsql_config_parse(c, "postgresql://u@a.dsql.us-east-1.on.aws:1,"
-                                      "b.dsql.us-east-2.on.aws/d?options=x&sslmode=require", &e);
+                                      "b.dsql.us-east-2.on.aws/d?options=x&sslmode=require"
+                                      "&allow_insecure_tls=1", &e);
         if (st == DSQL_OK)
             st = dsql_config_parse(c, "application_name='x y' connect_timeout=3 hostaddr=1.1.1.1,"
                                       "2.2.2.2", &e);
@@ -494,6 +495,142 @@ START_TEST(allocation_failures)
         dsql_config_free(c);
     }
     ck_assert(succeeded);
+}
+END_TEST
+
+/* ---- TLS: nothing weaker than verify-full without an explicit opt-in ---- */
+
+static const char *const WEAK_MODES[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                         NULL};
+
+static char logged[2048];
+static int logged_warnings;
+static void capture_log(dsql_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level != DSQL_LOG_WARN)
+        return;
+    logged_warnings++;
+    snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* resolve refuses, naming the sslmode, where it came from and the opt-in */
+static void assert_refused(const char *mode, const char *from)
+{
+    char want[64];
+    snprintf(want, sizeof want, "sslmode=%s", mode);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, want);
+    ck_assert_msg(strstr(err.message, from), "'%s' lacks '%s'", err.message, from);
+    ck_assert_msg(strstr(err.message, "allow_insecure_tls=1"), "%s", err.message);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0);
+}
+
+START_TEST(weak_sslmode_refused_in_conninfo)
+{
+    const char *mode = WEAK_MODES[_i];
+    char ci[200];
+    snprintf(ci, sizeof ci, "host=" EP " sslmode=%s", mode);
+    ck_assert_int_eq(dsql_config_parse(cfg, ci, &err), DSQL_OK);
+    assert_refused(mode, "(from the connection string)");
+}
+END_TEST
+
+START_TEST(weak_sslmode_refused_in_uri)
+{
+    const char *mode = WEAK_MODES[_i];
+    char uri[200];
+    snprintf(uri, sizeof uri, "postgresql://" EP "/postgres?sslmode=%s", mode);
+    ck_assert_int_eq(dsql_config_parse(cfg, uri, &err), DSQL_OK);
+    assert_refused(mode, "(from the connection string)");
+}
+END_TEST
+
+START_TEST(weak_sslmode_refused_from_pgsslmode)
+{
+    const char *mode = WEAK_MODES[_i];
+    setenv("PGSSLMODE", mode, 1);
+    ck_assert_int_eq(dsql_config_parse(cfg, EP, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_load_env(cfg, &err), DSQL_OK);
+    unsetenv("PGSSLMODE");
+    assert_refused(mode, "(from the environment, PGSSLMODE)");
+}
+END_TEST
+
+START_TEST(weak_sslmode_refused_when_set_explicitly)
+{
+    const char *mode = WEAK_MODES[_i];
+    ck_assert_int_eq(dsql_config_parse(cfg, EP, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "sslmode", mode, &err), DSQL_OK);
+    assert_refused(mode, "weaker than verify-full");
+}
+END_TEST
+
+START_TEST(insecure_tls_opt_in_warns)
+{
+    /* the opt-in in each form: conninfo key, URI parameter, explicit key */
+    static const char *const inputs[] = {
+        "host=" EP " sslmode=prefer allow_insecure_tls=1",
+        "postgresql://" EP "/postgres?sslmode=prefer&allow_insecure_tls=1", NULL};
+    dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
+    for (size_t i = 0; inputs[i]; i++) {
+        dsql_config *c = dsql_config_new(&err);
+        logged_warnings = 0;
+        ck_assert_int_eq(dsql_config_parse(c, inputs[i], &err), DSQL_OK);
+        ck_assert_msg(dsql_config_resolve(c, &err) == DSQL_OK, "%s: %s", inputs[i], err.message);
+        ck_assert_str_eq(dsql_config_get(c, "sslmode"), "prefer");
+        ck_assert_int_eq(logged_warnings, 1);
+        ck_assert_msg(strstr(logged, "sslmode=prefer") && strstr(logged, "allow_insecure_tls=1"),
+                      "warning: %s", logged);
+        ck_assert_uint_eq(dsql_config_param_count(c), 1); /* sslmode; the opt-in stays ours */
+        dsql_config_free(c);
+    }
+    ck_assert_int_eq(dsql_config_parse(cfg, EP, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "sslmode", "require", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "allow_insecure_tls", "1", &err), DSQL_OK);
+    logged_warnings = 0;
+    resolve_ok();
+    ck_assert_int_eq(logged_warnings, 1);
+    ck_assert_msg(strstr(logged, "sslmode=require"), "warning: %s", logged);
+    /* allow_insecure_tls=0 is the default: refused again, no warning */
+    ck_assert_int_eq(dsql_config_set(cfg, "allow_insecure_tls", "0", &err), DSQL_OK);
+    logged_warnings = 0;
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, "sslmode=require");
+    ck_assert_int_eq(logged_warnings, 0);
+    dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
+}
+END_TEST
+
+START_TEST(verify_full_needs_no_opt_in)
+{
+    dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
+    logged_warnings = 0;
+    ck_assert_int_eq(dsql_config_parse(cfg, "host=" EP " sslmode=verify-full", &err), DSQL_OK);
+    resolve_ok();
+    ck_assert_int_eq(logged_warnings, 0);
+    dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
+}
+END_TEST
+
+START_TEST(tls_bad_values)
+{
+    ck_assert_int_eq(dsql_config_parse(cfg, "host=" EP " sslmode=verify-fool", &err), DSQL_OK);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
+                 "sslmode \"verify-fool\" is not one of");
+    ck_assert_int_eq(dsql_config_parse(cfg, "sslmode=verify-full allow_insecure_tls=yes", &err),
+                     DSQL_OK);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
+                 "allow_insecure_tls \"yes\" is not 0 or 1");
+}
+END_TEST
+
+START_TEST(jdbc_ssl_true_is_verify_full)
+{
+    ck_assert_int_eq(dsql_config_parse(cfg, "postgresql://" EP "/postgres?ssl=true", &err),
+                     DSQL_OK);
+    resolve_ok();
+    ck_assert_str_eq(dsql_config_get(cfg, "sslmode"), "verify-full");
+    ASSERT_FAILS(dsql_config_parse(cfg, "postgresql://" EP "/postgres?ssl=false", &err),
+                 DSQL_EINVAL, "ssl=false is not understood");
 }
 END_TEST
 
@@ -530,6 +667,14 @@ static Suite *config_suite(void)
     tcase_add_test(t, bad_values);
     tcase_add_test(t, dup_copies_everything);
     tcase_add_test(t, allocation_failures);
+    tcase_add_loop_test(t, weak_sslmode_refused_in_conninfo, 0, 5);
+    tcase_add_loop_test(t, weak_sslmode_refused_in_uri, 0, 5);
+    tcase_add_loop_test(t, weak_sslmode_refused_from_pgsslmode, 0, 5);
+    tcase_add_loop_test(t, weak_sslmode_refused_when_set_explicitly, 0, 5);
+    tcase_add_test(t, insecure_tls_opt_in_warns);
+    tcase_add_test(t, verify_full_needs_no_opt_in);
+    tcase_add_test(t, tls_bad_values);
+    tcase_add_test(t, jdbc_ssl_true_is_verify_full);
     suite_add_tcase(s, t);
     return s;
 }

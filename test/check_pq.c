@@ -8,6 +8,7 @@
 #include "testutil.h"
 #include "fakepg.h"
 #include "dsqlauth/libpq.h"
+#include "dsqlauth/pool.h"
 
 #define EP "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 
@@ -113,7 +114,7 @@ START_TEST(params_overrides_and_passthrough)
     parse("postgresql://app@a.dsql.us-east-1.on.aws,b.dsql.eu-west-1.on.aws:6000/db"
           "?sslmode=require&sslrootcert=/my/ca.pem&application_name_prefix=orm"
           "&load_balance_hosts=disable&options=-c%20a%3Db&token_duration_secs=120"
-          "&gssencmode=prefer&profile=dev");
+          "&gssencmode=prefer&profile=dev&allow_insecure_tls=1");
     const char *const *k, *const *v;
     ck_assert_int_eq(dsql_pq_params(cfg, tp, 1, &k, &v, &err), DSQL_OK);
     ck_assert_str_eq(param(k, v, "host"), "b.dsql.eu-west-1.on.aws");
@@ -130,6 +131,7 @@ START_TEST(params_overrides_and_passthrough)
     ck_assert_ptr_null(param(k, v, "profile"));
     ck_assert_ptr_null(param(k, v, "token_duration_secs"));
     ck_assert_ptr_null(param(k, v, "application_name_prefix"));
+    ck_assert_ptr_null(param(k, v, "allow_insecure_tls"));
     dsql_pq_params_free(k, v);
     ck_assert_int_eq(dsql_pq_params(cfg, tp, 2, &k, &v, &err), DSQL_EINVAL);
     ck_assert_ptr_null(k);
@@ -180,7 +182,8 @@ static void expect_connect_fails(int line, dsql_status want, ...)
 static void use_two_hosts(const char *a, int pa, const char *b, int pb, const char *extra)
 {
     char ci[512];
-    snprintf(ci, sizeof ci, "host=%s,%s hostaddr=127.0.0.1,127.0.0.1 port=%d,%d sslmode=disable %s",
+    snprintf(ci, sizeof ci, "host=%s,%s hostaddr=127.0.0.1,127.0.0.1 port=%d,%d sslmode=disable "
+             "allow_insecure_tls=1 %s",
              a, b, pa, pb, extra);
     parse(ci);
 }
@@ -190,7 +193,8 @@ START_TEST(non_dsql_host_rejected_before_network)
     fake_pg f = {0};
     ck_assert_int_eq(fake_pg_start(&f), 0);
     char ci[200];
-    snprintf(ci, sizeof ci, "host=localhost hostaddr=127.0.0.1 port=%d sslmode=disable", f.port);
+    snprintf(ci, sizeof ci, "host=localhost hostaddr=127.0.0.1 port=%d sslmode=disable "
+             "allow_insecure_tls=1", f.port);
     parse(ci);
     EXPECT_CONNECT_FAILS(DSQL_ECONFIG, "'localhost' is not an Aurora DSQL endpoint", "set region");
     ck_assert_ptr_null(dsql_pq_connect_start(cfg, tp, &err));
@@ -207,7 +211,8 @@ static void use_fake(fake_pg *f, const char *extra)
     ck_assert_int_eq(fake_pg_start(f), 0);
     char ci[512];
     snprintf(ci, sizeof ci,
-             "host=" EP " hostaddr=127.0.0.1 port=%d sslmode=disable connect_retry_delay_ms=40 %s",
+             "host=" EP " hostaddr=127.0.0.1 port=%d sslmode=disable allow_insecure_tls=1 "
+             "connect_retry_delay_ms=40 %s",
              f->port, extra);
     parse(ci);
 }
@@ -443,7 +448,7 @@ START_TEST(every_failed_host_fits_in_the_report)
     o += snprintf(ci + o, sizeof ci - (size_t)o, " port=");
     for (int i = 0; i < 6; i++)
         o += snprintf(ci + o, sizeof ci - (size_t)o, "%s%d", i ? "," : "", fake_closed_port());
-    snprintf(ci + o, sizeof ci - (size_t)o, " sslmode=disable");
+    snprintf(ci + o, sizeof ci - (size_t)o, " sslmode=disable allow_insecure_tls=1");
     parse(ci);
     ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
     for (int i = 0; i < 6; i++) {
@@ -484,12 +489,81 @@ START_TEST(environment_does_not_weaken_tls)
     ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
     ck_assert_str_eq(param(k, v, "sslmode"), "verify-full");
     dsql_pq_params_free(k, v);
-    /* ...unless the program imports the environment as its configuration */
+    /* ...and refused when the program imports the environment as its
+     * configuration, unless it opts in */
     ck_assert_int_eq(dsql_config_load_env(cfg, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_ECONFIG);
+    ck_assert_msg(strstr(err.message, "sslmode=disable (from the environment, PGSSLMODE)"), "%s",
+                  err.message);
+    ck_assert_int_eq(ft.calls, 1); /* no token signed for the refused config */
+    ck_assert_int_eq(dsql_config_set(cfg, "allow_insecure_tls", "1", &err), DSQL_OK);
     ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_OK);
     ck_assert_str_eq(param(k, v, "sslmode"), "disable");
     dsql_pq_params_free(k, v);
     unsetenv("PGSSLMODE");
+}
+END_TEST
+
+/* Every libpq entry point refuses a weak sslmode without the opt-in before
+ * signing a token or sending a byte: the fake server sees no connection. */
+START_TEST(weak_tls_refused_before_any_byte)
+{
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca"};
+    const char *mode = modes[_i];
+    fake_pg f = {0};
+    ck_assert_int_eq(fake_pg_start(&f), 0);
+    char ci[300];
+    snprintf(ci, sizeof ci, "host=" EP " hostaddr=127.0.0.1 port=%d sslmode=%s", f.port, mode);
+    parse(ci);
+    char want[40];
+    snprintf(want, sizeof want, "sslmode=%s", mode);
+    EXPECT_CONNECT_FAILS(DSQL_ECONFIG, want, "allow_insecure_tls=1");
+    memset(&err, 0, sizeof err);
+    ck_assert_ptr_null(dsql_pq_connect_start(cfg, tp, &err));
+    ck_assert_msg(err.status == DSQL_ECONFIG && strstr(err.message, want), "%s", err.message);
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(cfg, tp, 0, &k, &v, &err), DSQL_ECONFIG);
+    ck_assert_ptr_null(dsql_pq_pool_new(cfg, tp, NULL, &err));
+    ck_assert_msg(err.status == DSQL_ECONFIG && strstr(err.message, want), "%s", err.message);
+    /* PGSSLMODE imported by dsql_config_load_env: the same */
+    dsql_config_free(cfg);
+    cfg = dsql_config_new(NULL);
+    snprintf(ci, sizeof ci, "host=" EP " hostaddr=127.0.0.1 port=%d", f.port);
+    parse(ci);
+    setenv("PGSSLMODE", mode, 1);
+    ck_assert_int_eq(dsql_config_load_env(cfg, &err), DSQL_OK);
+    unsetenv("PGSSLMODE");
+    EXPECT_CONNECT_FAILS(DSQL_ECONFIG, want, "PGSSLMODE", "allow_insecure_tls=1");
+    poll(NULL, 0, 100); /* a connection, had one been made, is counted by now */
+    ck_assert_int_eq(f.connections, 0);
+    ck_assert_int_eq(ft.calls, 0);
+    fake_pg_stop(&f);
+}
+END_TEST
+
+/* With the opt-in the same weak mode connects (the fake server has no TLS),
+ * and the log handler hears about it. */
+static int tls_warnings;
+static void count_tls_warning(dsql_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == DSQL_LOG_WARN && strstr(msg, "sslmode=disable") &&
+        strstr(msg, "allow_insecure_tls=1"))
+        tls_warnings++;
+}
+
+START_TEST(insecure_tls_opt_in_connects_and_warns)
+{
+    fake_pg f = {.accept_prefix = "tok:"};
+    tls_warnings = 0;
+    dsql_set_log_handler(count_tls_warning, DSQL_LOG_WARN, NULL);
+    use_fake(&f, "");
+    PGconn *c = dsql_pq_connect(cfg, tp, &err);
+    dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_eq(tls_warnings, 1);
+    PQfinish(c);
+    fake_pg_stop(&f);
 }
 END_TEST
 
@@ -503,6 +577,8 @@ static Suite *pq_suite(void)
     tcase_add_test(t, params_overrides_and_passthrough);
     tcase_add_test(t, explicit_application_name_kept);
     tcase_add_test(t, environment_does_not_weaken_tls);
+    tcase_add_loop_test(t, weak_tls_refused_before_any_byte, 0, 5);
+    tcase_add_test(t, insecure_tls_opt_in_connects_and_warns);
     tcase_add_test(t, non_dsql_host_rejected_before_network);
     tcase_add_test(t, connect_ok_token_as_password);
     tcase_add_test(t, retry_backs_off_on_53300);

@@ -65,8 +65,8 @@ START_TEST(libpq15_bundle_file)
     EXPECT(150007, "", "sslmode", "verify-full");
     EXPECT(150007, "", "sslrootcert", "test/check_pq_defaults.c");
     EXPECT(150007, "", "sslnegotiation", NULL);
-    EXPECT(150007, "sslmode=verify-ca", "sslrootcert", "test/check_pq_defaults.c");
-    EXPECT(150007, "sslmode=require", "sslrootcert", NULL);
+    EXPECT(150007, "sslmode=verify-ca allow_insecure_tls=1", "sslrootcert", "test/check_pq_defaults.c");
+    EXPECT(150007, "sslmode=require allow_insecure_tls=1", "sslrootcert", NULL);
     EXPECT(140000, "", "sslrootcert", "test/check_pq_defaults.c");
     unsetenv("SSL_CERT_FILE");
     if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0)
@@ -81,8 +81,8 @@ START_TEST(libpq16_system)
     EXPECT(160000, "", "sslrootcert", "system");
     EXPECT(160004, "", "sslnegotiation", NULL);
     /* sslrootcert=system is allowed with verify-full only: verify-ca gets the file */
-    EXPECT(160004, "sslmode=verify-ca", "sslrootcert", "test/check_pq_defaults.c");
-    EXPECT(160004, "sslmode=require", "sslrootcert", NULL);
+    EXPECT(160004, "sslmode=verify-ca allow_insecure_tls=1", "sslrootcert", "test/check_pq_defaults.c");
+    EXPECT(160004, "sslmode=require allow_insecure_tls=1", "sslrootcert", NULL);
     EXPECT(160004, "sslrootcert=/my/ca.pem", "sslrootcert", "/my/ca.pem");
     unsetenv("SSL_CERT_FILE");
 }
@@ -93,9 +93,9 @@ START_TEST(libpq17_direct)
     unsetenv("PGSSLROOTCERT");
     EXPECT(170000, "", "sslrootcert", "system");
     EXPECT(170000, "", "sslnegotiation", "direct");
-    EXPECT(170002, "sslmode=require", "sslnegotiation", "direct");
-    EXPECT(170002, "sslmode=prefer", "sslnegotiation", NULL);
-    EXPECT(170002, "sslmode=disable", "sslnegotiation", NULL);
+    EXPECT(170002, "sslmode=require allow_insecure_tls=1", "sslnegotiation", "direct");
+    EXPECT(170002, "sslmode=prefer allow_insecure_tls=1", "sslnegotiation", NULL);
+    EXPECT(170002, "sslmode=disable allow_insecure_tls=1", "sslnegotiation", NULL);
     EXPECT(170002, "sslnegotiation=postgres", "sslnegotiation", "postgres");
     EXPECT(180000, "", "sslnegotiation", "direct");
 }

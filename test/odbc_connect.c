@@ -338,6 +338,71 @@ static void test_refused(counting *c, dsql_token_provider *p)
     dsql_config_free(cfg);
 }
 
+/* An sslmode weaker than verify-full (set in code or imported from
+ * PGSSLMODE) is refused before a token is signed or the driver is called,
+ * unless allow_insecure_tls=1; then it connects and the log says so. */
+static int tls_warnings;
+static void count_tls_warning(dsql_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level == DSQL_LOG_WARN && strstr(msg, "allow_insecure_tls=1"))
+        tls_warnings++;
+}
+
+static void test_weak_tls(counting *c, dsql_token_provider *p)
+{
+    static const char *const modes[] = {"disable", "allow", "prefer", "require", "verify-ca",
+                                        NULL};
+    dsql_error err = {0};
+    for (size_t i = 0; modes[i]; i++) {
+        dsql_config *cfg = env_config();
+        dsql_config_set(cfg, "sslmode", modes[i], &err);
+        SQLHDBC dbc = new_dbc();
+        int before = c->calls;
+        dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+        char want[40];
+        snprintf(want, sizeof want, "sslmode=%s", modes[i]);
+        CHECK(st == DSQL_ECONFIG && strstr(err.message, want) &&
+                  strstr(err.message, "allow_insecure_tls=1") && c->calls == before,
+              "sslmode=%s refused before any token: %s %s (%d tokens)", modes[i],
+              dsql_status_name(st), err.message, c->calls - before);
+        char *s = NULL;
+        st = dsql_odbc_connection_string(cfg, p, 0, &opts, &s, NULL, &err);
+        CHECK(st == DSQL_ECONFIG && s == NULL, "no connection string for sslmode=%s", modes[i]);
+        free_dbc(dbc);
+        dsql_config_free(cfg);
+    }
+    const char *saved = getenv("PGSSLMODE");
+    char keep[32];
+    snprintf(keep, sizeof keep, "%s", saved ? saved : "");
+    setenv("PGSSLMODE", "prefer", 1);
+    dsql_config *cfg = env_config();
+    if (*keep)
+        setenv("PGSSLMODE", keep, 1);
+    else
+        unsetenv("PGSSLMODE");
+    SQLHDBC dbc = new_dbc();
+    dsql_status st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    CHECK(st == DSQL_ECONFIG && strstr(err.message, "PGSSLMODE"),
+          "PGSSLMODE=prefer from the environment refused: %s", err.message);
+    free_dbc(dbc);
+    /* the opt-in: TLS without verification, and a warning */
+    dsql_config_set(cfg, "sslmode", "require", &err);
+    dsql_config_set(cfg, "allow_insecure_tls", "1", &err);
+    tls_warnings = 0;
+    dsql_set_log_handler(count_tls_warning, DSQL_LOG_WARN, NULL);
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &opts, &err);
+    dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
+    char out[16];
+    CHECK(st == DSQL_OK && query1(dbc, "SELECT 1", out, sizeof out) == 0,
+          "sslmode=require with allow_insecure_tls=1 connects: %s %s", dsql_status_name(st),
+          err.message);
+    CHECK(tls_warnings == 1, "the opt-in is logged as a warning (%d)", tls_warnings);
+    free_dbc(dbc);
+    dsql_config_free(cfg);
+}
+
 static void test_tls(dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -556,6 +621,7 @@ int main(void)
         test_quoting_random(p);
         test_refused(&c, p);
         test_tls(p);
+        test_weak_tls(&c, p);
         test_no_driver(p);
         test_hosts(&c, p);
         test_occ(p);

@@ -26,6 +26,8 @@
  *   connect_retries      retries per host on transient errors (default 3)
  *   connect_retry_delay_ms    first backoff delay (default 100, doubles,
  *                        capped at 5000 with jitter)
+ *   allow_insecure_tls   0 (default) or 1: accept an sslmode weaker than
+ *                        verify-full (see dsql_config_resolve)
  * "host", "hostaddr" and "port" may be comma lists as in libpq; the
  * configuration resolves them into one entry per host, each with its own
  * signing host and region. A "password" is refused: the password is always
@@ -74,7 +76,9 @@ DSQL_API void dsql_config_free(dsql_config *cfg);
  * optional ":port"; a leading https:// and trailing '/' are dropped). */
 DSQL_API dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *err);
 /* postgresql://[user[:password]@][host[:port]][,...][/dbname][?key=value&...]
- * with %XX decoding, [IPv6] literals and several hosts. */
+ * with %XX decoding, [IPv6] literals and several hosts. The JDBC-style
+ * ssl=true means sslmode=verify-full (as in pgjdbc); any other ssl value
+ * is DSQL_EINVAL. */
 DSQL_API dsql_status dsql_config_parse_uri(dsql_config *cfg, const char *uri, dsql_error *err);
 /* "key=value key='quoted \' value' ..." as libpq reads it. */
 DSQL_API dsql_status dsql_config_parse_conninfo(dsql_config *cfg, const char *conninfo,
@@ -111,7 +115,14 @@ DSQL_API dsql_status dsql_config_load_env(dsql_config *cfg, dsql_error *err);
  * DNS) is never rewritten; it needs a region (or a DSQL signing_host), or
  * this fails with DSQL_ECONFIG saying so. Called by the adapters; call it
  * yourself to report errors early. Getters below need a resolved config;
- * any later change un-resolves it. */
+ * any later change un-resolves it.
+ * TLS: a token is a bearer credential, so an sslmode weaker than
+ * verify-full (disable, allow, prefer, require, verify-ca), from any
+ * source (conninfo, URI, PGSSLMODE via dsql_config_load_env, explicit), is
+ * refused here with DSQL_ECONFIG naming the mode and the opt-in, before
+ * any adapter signs a token or opens a socket; with allow_insecure_tls=1
+ * it is accepted and a warning goes to the log handler. An unknown
+ * sslmode is DSQL_ECONFIG too. */
 DSQL_API dsql_status dsql_config_resolve(dsql_config *cfg, dsql_error *err);
 
 /* The value of a key after resolution ("user", "dbname", "region",

@@ -14,7 +14,9 @@
  *   application_name=[<application_name_prefix>:]libdsqlauth/<version>.
  * PGSSLMODE / PGSSLROOTCERT in the environment count as set by the user
  * only through dsql_config_load_env(); an unset sslrootcert with
- * PGSSLROOTCERT in the environment leaves libpq to read it.
+ * PGSSLROOTCERT in the environment leaves libpq to read it. An sslmode
+ * weaker than verify-full is refused (DSQL_ECONFIG, before any token or
+ * byte) unless allow_insecure_tls=1 (dsql_config_resolve).
  *
  * Hosts are tried one after the other (shuffled when load_balance_hosts=
  * random), each with its own token. A transient server error during

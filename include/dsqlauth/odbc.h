@@ -16,6 +16,8 @@
  *                                (psqlODBC copies these raw); otherwise the
  *                                value goes to libpq through pqopt instead
  *   SSLmode=verify-full          unless the configuration sets sslmode
+ *                                (a weaker one needs allow_insecure_tls=1:
+ *                                dsql_config_resolve)
  *   CommLog=0;Debug=0            the driver's logs would hold the password
  *   pqopt={...}                  libpq parameters, each value single-quoted
  *                                for libpq: hostaddr (the signing host and
