@@ -11,6 +11,7 @@
 
 #include "testutil.h"
 #include "pool_harness.h"
+#include "../adapters/libpq/pool_internal.h"
 
 static double now_s(void)
 {
@@ -233,8 +234,8 @@ START_TEST(test_acquire_release_reset)
     ck_assert_int_eq(backend_pid(c), pid); /* LIFO: the same one */
     char *now = show(c, "statement_timeout");
     ck_assert_str_eq(now, orig);
-    PGresult *r = PQexec(c, "SELECT count(*) FROM t_rb");
-    ck_assert_str_eq(PQgetvalue(r, 0, 0), "0");
+    PGresult *r = PQexec(c, "SELECT to_regclass('pg_temp.t_rb') IS NULL");
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "t"); /* the temp table went with the reset */
     PQclear(r);
     free(orig);
     free(now);
@@ -1208,6 +1209,272 @@ START_TEST(test_mixed_sync_async_stress)
 }
 END_TEST
 
+/* ---- the reset gives the next borrower the session as the pool opened it ---- */
+
+/* The first column of the first row of sql on c (the test fails without). */
+static char *query_value(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "'%s': %s", sql,
+                  PQerrorMessage(c));
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* A role the pool's user may switch to (created once per server). */
+static void ensure_role(const char *name)
+{
+    PGconn *admin = harness_connect();
+    ck_assert_ptr_nonnull(admin);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM pg_roles WHERE rolname = '%s'", name);
+    PGresult *r = PQexec(admin, sql);
+    int exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    PQclear(r);
+    if (!exists) {
+        snprintf(sql, sizeof sql, "CREATE ROLE %s", name);
+        PQclear(PQexec(admin, sql)); /* a parallel run may have made it */
+    }
+    PQfinish(admin);
+}
+
+#define IDENTITY_SQL "SELECT session_user || '/' || current_user"
+
+/* One borrower runs setup (statements, in order) and gives the connection
+ * back; the next borrower gets the same session (same backend, not a new
+ * connection) and check must answer want there, with the identity the
+ * pool opened it with. */
+static void expect_reset_clears(const char *const *setup, const char *check, const char *want)
+{
+    dsql_pq_pool *p = new_pool(pool_opts(1));
+    PGconn *c = acquire_ok(p);
+    int pid = backend_pid(c);
+    char *identity = query_value(c, IDENTITY_SQL);
+    for (const char *const *q = setup; *q; q++)
+        ck_assert_msg(harness_exec(c, *q), "setup '%s' failed", *q);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    c = acquire_ok(p);
+    ck_assert_msg(backend_pid(c) == pid, "the pool opened a new connection: nothing was tested");
+    char *got = query_value(c, check);
+    ck_assert_msg(strcmp(got, want) == 0, "next borrower: '%s' gives '%s', want '%s'", check, got,
+                  want);
+    char *identity_now = query_value(c, IDENTITY_SQL);
+    ck_assert_str_eq(identity_now, identity);
+    free(got);
+    free(identity_now);
+    free(identity);
+    dsql_pq_pool_release(p, c);
+    EXPECT_STATS(p, "closed_dirty=0 closed_broken=0 opened=1");
+    dsql_pq_pool_free(p);
+}
+
+START_TEST(test_reset_clears_set_role)
+{
+    ensure_role("pool_alice");
+    const char *setup[] = {"SET ROLE pool_alice", NULL};
+    expect_reset_clears(setup, "SELECT current_user = session_user", "t");
+}
+END_TEST
+
+START_TEST(test_reset_clears_session_authorization)
+{
+    ensure_role("pool_alice");
+    const char *setup[] = {"SET SESSION AUTHORIZATION pool_alice", NULL};
+    expect_reset_clears(setup, "SELECT session_user <> 'pool_alice'", "t");
+}
+END_TEST
+
+START_TEST(test_reset_clears_role_inside_session_authorization)
+{
+    ensure_role("pool_alice");
+    const char *setup[] = {"SET ROLE pool_alice", "SET SESSION AUTHORIZATION pool_alice",
+                           "SET search_path = pg_catalog", NULL};
+    expect_reset_clears(setup, "SELECT current_user <> 'pool_alice'", "t");
+}
+END_TEST
+
+START_TEST(test_reset_clears_settings)
+{
+    const char *setup[] = {"SET search_path = pg_catalog", "SET work_mem = '7MB'",
+                           "SELECT set_config('pool.custom', 'x', false)", NULL};
+    expect_reset_clears(setup,
+                        "SELECT current_setting('search_path') || ' ' || "
+                        "current_setting('work_mem') || ' ' || "
+                        "coalesce(current_setting('pool.custom', true), '')",
+                        "\"$user\", public 4MB ");
+}
+END_TEST
+
+START_TEST(test_reset_clears_advisory_locks)
+{
+    const char *setup[] = {"SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_lock_shared(7)",
+                           NULL};
+    expect_reset_clears(setup,
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND pid = pg_backend_pid()",
+                        "0");
+}
+END_TEST
+
+START_TEST(test_reset_clears_prepared_statements)
+{
+    const char *setup[] = {"PREPARE pool_ps(int) AS SELECT $1", NULL};
+    expect_reset_clears(setup, "SELECT count(*) FROM pg_prepared_statements", "0");
+}
+END_TEST
+
+START_TEST(test_reset_clears_held_cursors)
+{
+    const char *setup[] = {"DECLARE pool_cur CURSOR WITH HOLD FOR SELECT 1", NULL};
+    expect_reset_clears(setup, "SELECT count(*) FROM pg_cursors", "0");
+}
+END_TEST
+
+START_TEST(test_reset_clears_temporary_objects)
+{
+    const char *setup[] = {"CREATE TEMP TABLE pool_tmp(secret text)",
+                           "INSERT INTO pool_tmp VALUES ('tenant a')",
+                           "CREATE TEMP VIEW pool_tmp_v AS SELECT * FROM pool_tmp", NULL};
+    expect_reset_clears(setup,
+                        "SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()",
+                        "0");
+}
+END_TEST
+
+START_TEST(test_reset_clears_listen)
+{
+    const char *setup[] = {"LISTEN pool_chan", NULL};
+    expect_reset_clears(setup, "SELECT count(*) FROM pg_listening_channels()", "0");
+}
+END_TEST
+
+START_TEST(test_reset_clears_sequence_state)
+{
+    /* lastval() would tell the next borrower the previous one's value */
+    dsql_pq_pool *p = new_pool(pool_opts(1));
+    PGconn *c = acquire_ok(p);
+    int pid = backend_pid(c);
+    ck_assert(harness_exec(c, "CREATE SEQUENCE IF NOT EXISTS pool_seq"));
+    ck_assert(harness_exec(c, "SELECT nextval('pool_seq')"));
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    c = acquire_ok(p);
+    ck_assert_int_eq(backend_pid(c), pid);
+    PGresult *r = PQexec(c, "SELECT lastval()");
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    ck_assert_msg(state && strcmp(state, "55000") == 0, "lastval() after the reset: %s %s",
+                  PQresStatus(PQresultStatus(r)),
+                  PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    dsql_pq_pool_release(p, c);
+    EXPECT_STATS(p, "closed_dirty=0 opened=1");
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* The default reset is DSQL_PQ_POOL_DEFAULT_RESET_QUERY, statement by
+ * statement; only the kinds Aurora DSQL cannot hold may be refused. */
+START_TEST(test_reset_default_steps)
+{
+    unsigned n = 0;
+    const dsql__pq_reset_step *steps = dsql__pq_reset_default_steps(&n);
+    char joined[1024];
+    ck_assert_int_eq(dsql__pq_reset_join(steps, n, 0, 0, joined, sizeof joined), 0);
+    ck_assert_str_eq(joined, DSQL_PQ_POOL_DEFAULT_RESET_QUERY);
+    ck_assert_int_eq(dsql__pq_reset_join(steps, n, 0, 0, joined, 20), -1);
+    const char *must[] = {"SET SESSION AUTHORIZATION DEFAULT", "RESET ROLE", "RESET ALL",
+                          "DEALLOCATE ALL"};
+    for (unsigned i = 0; i < n; i++) {
+        int required = 0;
+        for (size_t k = 0; k < sizeof must / sizeof must[0]; k++)
+            required |= strcmp(steps[i].sql, must[k]) == 0;
+        ck_assert_msg(required == (steps[i].unsupported == NULL), "step '%s'", steps[i].sql);
+        ck_assert(!dsql__pq_reset_tolerates(&steps[i], "42501"));
+        ck_assert(!dsql__pq_reset_tolerates(&steps[i], "40001"));
+        ck_assert(!dsql__pq_reset_tolerates(&steps[i], NULL));
+        ck_assert(!dsql__pq_reset_tolerates(&steps[i], "0A00"));
+        ck_assert_int_eq(dsql__pq_reset_tolerates(&steps[i], "0A000"), !required);
+    }
+    dsql__pq_reset_step f = {"SELECT f()", "0A000 42883"};
+    ck_assert(dsql__pq_reset_tolerates(&f, "42883"));
+    ck_assert(!dsql__pq_reset_tolerates(&f, "42601"));
+    ck_assert_int_eq(dsql__pq_reset_join(&f, 1, 1u, 1, joined, sizeof joined), 0);
+    ck_assert_str_eq(joined, "ROLLBACK");
+}
+END_TEST
+
+/* A server that refuses a step as unsupported: the first release learns
+ * it statement by statement (the other steps still run), the connection
+ * is kept, and later releases leave that step out. Real refusals: a
+ * function this PostgreSQL does not have. */
+START_TEST(test_reset_learns_unsupported_steps)
+{
+    static const dsql__pq_reset_step steps[] = {
+        {"RESET ALL", NULL},
+        {"SELECT pg_catalog.dsql_pool_no_such_function()", "0A000 42883"},
+        {"DEALLOCATE ALL", NULL},
+    };
+    dsql_pq_pool *p = new_pool(pool_opts(1));
+    dsql__pq_pool_set_reset_steps(p, steps, 3);
+    PGconn *c = acquire_ok(p);
+    int pid = backend_pid(c);
+    for (int round = 0; round < 3; round++) {
+        ck_assert(harness_exec(c, "PREPARE pool_learn AS SELECT 1"));
+        ck_assert(harness_exec(c, "SET work_mem = '9MB'"));
+        if (round == 1)
+            ck_assert(harness_exec(c, "BEGIN"));
+        ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+        c = acquire_ok(p);
+        ck_assert_int_eq(backend_pid(c), pid);
+        char *n = query_value(c, "SELECT count(*) FROM pg_prepared_statements");
+        ck_assert_str_eq(n, "0");
+        free(n);
+        char *wm = show(c, "work_mem");
+        ck_assert_str_eq(wm, "4MB");
+        free(wm);
+    }
+    dsql_pq_pool_release(p, c);
+    EXPECT_STATS(p, "closed_dirty=0 opened=1");
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* A reset step that fails for any other reason closes the connection: it
+ * is never handed out half reset. */
+START_TEST(test_reset_failure_closes_connection)
+{
+    static const dsql__pq_reset_step required_fails[] = {
+        {"RESET ALL", NULL},
+        {"SELECT 1/0", NULL},
+    };
+    static const dsql__pq_reset_step wrong_refusal[] = {
+        {"RESET ALL", NULL},
+        {"SELECT 1/0", "0A000 42883"}, /* 22012 is not "unsupported" */
+    };
+    const dsql__pq_reset_step *lists[] = {required_fails, wrong_refusal};
+    for (int k = 0; k < 2; k++) {
+        dsql_pq_pool *p = new_pool(pool_opts(1));
+        dsql__pq_pool_set_reset_steps(p, lists[k], 2);
+        PGconn *c = acquire_ok(p);
+        int pid = backend_pid(c);
+        ck_assert(harness_exec(c, "SET work_mem = '9MB'"));
+        ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+        EXPECT_STATS(p, "closed_dirty=1 size=0");
+        c = acquire_ok(p);
+        ck_assert_int_ne(backend_pid(c), pid);
+        dsql_pq_pool_release(p, c);
+        dsql_pq_pool_free(p);
+    }
+    /* the caller's own reset query, failing: the same */
+    dsql_pq_pool_options o = pool_opts(1);
+    o.reset_query = "RESET ALL; SELECT 1/0";
+    dsql_pq_pool *p = new_pool(o);
+    dsql_pq_pool_release(p, acquire_ok(p));
+    EXPECT_STATS(p, "closed_dirty=1 size=0");
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 /* ---- allocation failures (malloc/calloc wrapped at link time) ---- */
 
 void *__real_malloc(size_t n);
@@ -1381,6 +1648,19 @@ static Suite *pool_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_options_and_validation);
     tcase_add_test(tc, test_acquire_release_reset);
+    tcase_add_test(tc, test_reset_clears_set_role);
+    tcase_add_test(tc, test_reset_clears_session_authorization);
+    tcase_add_test(tc, test_reset_clears_role_inside_session_authorization);
+    tcase_add_test(tc, test_reset_clears_settings);
+    tcase_add_test(tc, test_reset_clears_advisory_locks);
+    tcase_add_test(tc, test_reset_clears_prepared_statements);
+    tcase_add_test(tc, test_reset_clears_held_cursors);
+    tcase_add_test(tc, test_reset_clears_temporary_objects);
+    tcase_add_test(tc, test_reset_clears_listen);
+    tcase_add_test(tc, test_reset_clears_sequence_state);
+    tcase_add_test(tc, test_reset_default_steps);
+    tcase_add_test(tc, test_reset_learns_unsupported_steps);
+    tcase_add_test(tc, test_reset_failure_closes_connection);
     tcase_add_test(tc, test_acquire_timeout_exhaustion);
     tcase_add_test(tc, test_close_wakes_waiters);
     tcase_add_test(tc, test_lifetime_rotation);

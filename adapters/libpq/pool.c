@@ -63,6 +63,7 @@ typedef struct slot {
     slot_state state;
     int64_t expires;    /* monotonic ns; INT64_MAX: never */
     int64_t idle_since; /* monotonic ns */
+    dsql__pq_reset_memo reset; /* what the default reset learned of conn */
 } slot;
 
 typedef struct waiter {
@@ -87,7 +88,9 @@ struct dsql_pq_pool {
     pthread_mutex_t mu;
     pthread_condattr_t condattr;
     dsql_pq_pool_options opts;
-    char *reset_query;     /* NULL: none */
+    const dsql__pq_reset_step *reset_steps; /* the default reset; NULL: */
+    unsigned n_reset_steps;
+    char *reset_query;     /* the caller's reset; NULL: none */
     char *rollback_query;  /* "ROLLBACK" or "ROLLBACK; <reset>" */
     char *txn_begin;
     const dsql_pq_connector_vtable *vt;
@@ -453,9 +456,27 @@ static int conn_healthy(PGconn *c, int check_socket, ping_mode ping)
     return 1;
 }
 
-/* Bring a returned connection back to a clean idle state, or say why not. */
-static close_reason clean_conn(const dsql_pq_pool *p, PGconn *c)
+/* Run the reset (after a ROLLBACK when in_txn): the default steps, or
+ * the caller's reset query. 1 when it succeeded. */
+static int reset_conn(const dsql_pq_pool *p, slot *s, int in_txn)
 {
+    PGconn *c = s->conn;
+    if (p->reset_steps)
+        return dsql__pq_reset_run(c, p->reset_steps, p->n_reset_steps, in_txn, &s->reset) == 0;
+    const char *q = in_txn ? p->rollback_query : p->reset_query;
+    if (!q)
+        return 1;
+    PGresult *r = PQexec(c, q);
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+}
+
+/* Bring a returned connection back to a clean idle state, or say why not.
+ * A reset that fails closes it: it is never handed out half reset. */
+static close_reason clean_conn(const dsql_pq_pool *p, slot *s)
+{
+    PGconn *c = s->conn;
     if (PQstatus(c) != CONNECTION_OK)
         return CLOSE_BROKEN;
 #ifdef LIBPQ_HAS_PIPELINING
@@ -464,33 +485,29 @@ static close_reason clean_conn(const dsql_pq_pool *p, PGconn *c)
 #endif
     if (PQisnonblocking(c) && PQsetnonblocking(c, 0) != 0)
         return CLOSE_DIRTY;
-    const char *q;
+    int in_txn;
     switch (PQtransactionStatus(c)) {
     case PQTRANS_IDLE:
         if (PQisBusy(c))
             return CLOSE_DIRTY;
-        q = p->reset_query;
+        in_txn = 0;
         break;
     case PQTRANS_INTRANS:
     case PQTRANS_INERROR:
         if (PQisBusy(c))
             return CLOSE_DIRTY;
-        q = p->rollback_query;
+        in_txn = 1;
         break;
     case PQTRANS_ACTIVE: /* a command still running or results unread */
         return CLOSE_DIRTY;
     default:
         return CLOSE_BROKEN;
     }
-    if (q) {
-        PGresult *r = PQexec(c, q);
-        int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        if (PQstatus(c) != CONNECTION_OK)
-            return CLOSE_BROKEN;
-        if (!ok)
-            return CLOSE_DIRTY;
-    }
+    int ok = reset_conn(p, s, in_txn);
+    if (PQstatus(c) != CONNECTION_OK)
+        return CLOSE_BROKEN;
+    if (!ok)
+        return CLOSE_DIRTY;
     drain_notifies(c);
     if (PQstatus(c) != CONNECTION_OK)
         return CLOSE_BROKEN;
@@ -598,7 +615,9 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
 
     const char *reset = o.reset_query ? o.reset_query : DSQL_PQ_POOL_DEFAULT_RESET_QUERY;
     int oom = 0;
-    if (*reset) {
+    if (strcmp(reset, DSQL_PQ_POOL_DEFAULT_RESET_QUERY) == 0) {
+        p->reset_steps = dsql__pq_reset_default_steps(&p->n_reset_steps);
+    } else if (*reset) {
         p->reset_query = dup_str(reset);
         size_t n = strlen("ROLLBACK; ") + strlen(reset) + 1;
         p->rollback_query = malloc(n);
@@ -679,6 +698,15 @@ drop_connector: /* a failure before the pool owned the connector */
     return NULL;
 }
 
+void dsql__pq_pool_set_reset_steps(dsql_pq_pool *p, const dsql__pq_reset_step *steps,
+                                   unsigned n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->reset_steps = steps;
+    p->n_reset_steps = n;
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* ---- acquire / release ---- */
 
 /* The connector's answer c for the OPENING slot s. Open: it goes into s
@@ -703,6 +731,7 @@ static dsql_status open_done(dsql_pq_pool *p, slot *s, PGconn *c, dsql_error *e)
     }
     s->conn = c;
     s->expires = new_expiry_locked(p, now_ns());
+    s->reset = (dsql__pq_reset_memo){0, 0};
     p->st.opened++;
     return DSQL_OK;
 }
@@ -894,7 +923,7 @@ dsql_status dsql_pq_pool_release(dsql_pq_pool *p, PGconn *c)
     pthread_mutex_unlock(&p->mu);
 
     int64_t now = now_ns();
-    close_reason r = closed ? CLOSE_POOL : now >= expires ? CLOSE_LIFETIME : clean_conn(p, c);
+    close_reason r = closed ? CLOSE_POOL : now >= expires ? CLOSE_LIFETIME : clean_conn(p, s);
     if (r == CLOSE_NONE && !closed)
         now = now_ns();
 

@@ -6,6 +6,7 @@
 #include "dsqlauth/pool.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 
 /* Set err (when not NULL) to st with a formatted message; returns st. */
 dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
@@ -34,5 +35,44 @@ void dsql__pq_pool_count_txn(dsql_pq_pool *pool, dsql_status st, const dsql_pq_t
 
 /* A uniform double in [0, 1) from a per-thread generator. */
 double dsql__pq_random01(void);
+
+/* ---- the pool's default reset on release (pool_reset.c) ---- */
+
+/* One statement of the reset. unsupported: NULL when it must succeed, else
+ * the SQLSTATEs (space-separated) with which a server says it has no such
+ * statement, and so none of the state it clears. */
+typedef struct dsql__pq_reset_step {
+    const char *sql;
+    const char *unsupported;
+} dsql__pq_reset_step;
+
+/* What the reset learned about one connection: the steps (bit i: step i)
+ * its server refuses as unsupported, once learned. */
+typedef struct dsql__pq_reset_memo {
+    uint32_t skip;
+    int learned;
+} dsql__pq_reset_memo;
+
+/* The default steps (*n of them); joined with "; " they are
+ * DSQL_PQ_POOL_DEFAULT_RESET_QUERY. */
+const dsql__pq_reset_step *dsql__pq_reset_default_steps(unsigned *n);
+
+/* 1 when step may fail with sqlstate (the server has no such state). */
+int dsql__pq_reset_tolerates(const dsql__pq_reset_step *step, const char *sqlstate);
+
+/* The steps not in skip, "ROLLBACK" first when asked, joined with "; "
+ * into buf; -1 when cap is too small. */
+int dsql__pq_reset_join(const dsql__pq_reset_step *steps, unsigned n, uint32_t skip,
+                        int rollback_first, char *buf, size_t cap);
+
+/* Reset the idle or in-transaction connection c (at most 32 steps);
+ * 0 when done, -1 when not (the caller closes c). */
+int dsql__pq_reset_run(PGconn *c, const dsql__pq_reset_step *steps, unsigned n,
+                       int rollback_first, dsql__pq_reset_memo *memo);
+
+/* Tests: replace the pool's reset with steps (borrowed; before any
+ * connection is released). */
+void dsql__pq_pool_set_reset_steps(dsql_pq_pool *pool, const dsql__pq_reset_step *steps,
+                                   unsigned n);
 
 #endif

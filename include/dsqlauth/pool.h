@@ -13,9 +13,11 @@
  * expire together), idle ones above min_size close after idle_timeout, a
  * connection that sat idle is checked on acquire (a poll of its socket, and
  * optionally a round trip), and broken ones are closed, never handed out.
- * On release an open transaction is rolled back and the reset query ("RESET
- * ALL") runs; a connection that is then not idle, or is broken, busy or in
- * pipeline mode, is closed. There is no thread of its own unless asked
+ * On release an open transaction is rolled back and the session is reset to
+ * the state the pool opened it in (identity, settings, prepared statements,
+ * cursors, LISTEN, advisory locks, temporary objects: see reset_query); a
+ * connection whose reset fails, or that is then not idle, or is broken,
+ * busy or in pipeline mode, is closed, never handed out. There is no thread of its own unless asked
  * for: upkeep happens inside acquire and release, or through
  * dsql_pq_pool_maintain() from an event loop.
  *
@@ -135,7 +137,17 @@ typedef struct dsql_pq_pool dsql_pq_pool;
 #define DSQL_PQ_POOL_DEFAULT_LIFETIME_JITTER 0.1
 #define DSQL_PQ_POOL_DEFAULT_IDLE_TIMEOUT_MS 600000u
 #define DSQL_PQ_POOL_DEFAULT_CHECK_IDLE_MS 0u
-#define DSQL_PQ_POOL_DEFAULT_RESET_QUERY "RESET ALL"
+/* The default reset, run as one string (one round trip). The role
+ * statements are first because RESET ALL does not reset them. Where a
+ * server refuses one of the last five as unsupported (Aurora DSQL has no
+ * temporary tables or sequences, and a server without UNLISTEN, CLOSE or
+ * the advisory-lock functions has no such state), that connection learns
+ * it once (the statements one by one) and leaves them out from then on;
+ * any other failure closes the connection. See dsql_pq_pool_new(3). */
+#define DSQL_PQ_POOL_DEFAULT_RESET_QUERY                                               \
+    "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DEALLOCATE ALL; "       \
+    "CLOSE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; " \
+    "DISCARD SEQUENCES"
 
 typedef struct dsql_pq_pool_options {
     int version;                 /* DSQL_STRUCT_VERSION */
@@ -156,8 +168,11 @@ typedef struct dsql_pq_pool_options {
                                     UINT32_MAX: never */
     uint32_t ping_idle_ms;       /* also a round trip (empty query) when idle
                                     at least this long; 0: never (default) */
-    const char *reset_query;     /* run on release; NULL: "RESET ALL";
-                                    "": none (then only ROLLBACK as needed) */
+    const char *reset_query;     /* run on release; NULL (or equal to
+                                    DSQL_PQ_POOL_DEFAULT_RESET_QUERY): the
+                                    default reset; "": none (then only
+                                    ROLLBACK as needed); other: yours, run as
+                                    one string that must succeed */
     int background_thread;       /* 1: a thread runs dsql_pq_pool_maintain
                                     every maintain_interval_ms (0: none) */
     uint32_t maintain_interval_ms; /* for the thread (1000) */
