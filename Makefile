@@ -59,6 +59,7 @@ TOOLS := $(B)/dsql-token $(B)/dsql-local
 TEST_SRCS := $(sort $(wildcard test/check_*.c))
 TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
 BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench
+BENCHES += $(B)/bench/profile-bench
 
 .PHONY: all lib tools check bench install uninstall clean distclean demo valgrind fuzz
 all: lib tools

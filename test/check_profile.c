@@ -651,7 +651,10 @@ static const char *alloc_text =
     "aws_secret_access_key = SK\n[profile a]\nrole_arn = arn:a\nsource_profile = b\n"
     "s3 =\n  max = 1\n  min = 2\n[profile b]\nrole_arn = arn:b\nsource_profile = default\n"
     "x = 1\n -cont\n[sso-session s]\nsso_region = us-east-1\n[profile b]\ny = 2\n"
-    "[profile c]\nsso_session = s\n";
+    "[profile c]\nsso_session = s\n"
+    /* 8 keys or more are indexed; a repeated key; continuation lines grow a value */
+    "[profile many]\nk1 = 1\nk2 = 2\nk3 = 3\nk4 = 4\nk5 = 5\nk6 = 6\nk7 = 7\nk8 = 8\n"
+    "k9 = 9\nK3 = 33\nk10 = x\n -cont\n -more continuation\n";
 
 static dsql_status op_parse(void)
 {

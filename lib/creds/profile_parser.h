@@ -5,9 +5,23 @@
 
 #include "../internal.h"
 
+/* Positions of array entries by the hash of their name: open addressing,
+ * a power-of-two number of slots, at most half full. Lookups in constant
+ * time keep parsing linear in the size of the file (a linear search per
+ * section header made 100k profiles take minutes). */
+typedef struct dsql__index_slot {
+    size_t pos1; /* position + 1; 0: empty */
+    size_t hash;
+} dsql__index_slot;
+typedef struct dsql__name_index {
+    dsql__index_slot *slots;
+    size_t cap;
+} dsql__name_index;
+
 typedef struct dsql__prop {
     char *key;   /* lower-cased */
     char *value; /* may hold a secret: wiped when freed */
+    size_t hash; /* of key */
 } dsql__prop;
 
 typedef enum dsql__section_kind { DSQL__SECTION_PROFILE = 0, DSQL__SECTION_SSO_SESSION = 1 } dsql__section_kind;
@@ -15,13 +29,16 @@ typedef enum dsql__section_kind { DSQL__SECTION_PROFILE = 0, DSQL__SECTION_SSO_S
 typedef struct dsql__section {
     dsql__section_kind kind;
     char *name;
+    size_t name_len;
     dsql__prop *props;
     size_t n, cap;
+    dsql__name_index by_key; /* empty until the section has a few properties */
 } dsql__section;
 
 typedef struct dsql__profiles {
     dsql__section *secs;
     size_t n, cap;
+    dsql__name_index by_name; /* (kind, name) */
 } dsql__profiles;
 
 typedef enum dsql__file_kind { DSQL__FILE_CONFIG = 0, DSQL__FILE_CREDENTIALS = 1 } dsql__file_kind;
@@ -29,13 +46,21 @@ typedef enum dsql__file_kind { DSQL__FILE_CONFIG = 0, DSQL__FILE_CREDENTIALS = 1
 /* Parse one file's text and merge it into *set (initialise *set to zeros
  * first). Merge config before credentials so the credentials file wins.
  * `path` only names the file in error messages. DSQL_ECONFIG on a syntax
- * error (with the line number), DSQL_ENOMEM. */
+ * error or a NUL byte (with the line number), DSQL_ENOMEM. Time linear in
+ * len. */
 dsql_status dsql__profiles_parse(dsql__profiles *set, const char *text, size_t len,
                                  dsql__file_kind kind, const char *path, dsql_error *err);
 
+/* The most a profile file may hold: a larger one is refused, not read to
+ * the end (so /dev/zero or a runaway generator cannot exhaust memory).
+ * Documented in dsql_credentials_provider_profile(3). */
+#define DSQL__PROFILE_FILE_MAX ((size_t)16 << 20)
+
 /* Read the config file (AWS_CONFIG_FILE, else ~/.aws/config) and the
  * credentials file (AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials);
- * missing files count as empty. */
+ * missing files count as empty. A file larger than DSQL__PROFILE_FILE_MAX
+ * is DSQL_ECONFIG; a FIFO with no writer is DSQL_EIO at once (never a
+ * hang); a pipe or FIFO with a writer is read to its end. */
 dsql_status dsql__profiles_load(dsql__profiles *set, dsql_error *err);
 
 /* The path of a file as the loader picks it ("~" expanded with $HOME);
