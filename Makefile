@@ -83,7 +83,7 @@ $(STLIB): $(LIB_OBJS) $(ADAPTER_OBJS)
 ALL_LIBS = $(STLIB) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
 
 tools: $(TOOLS)
-$(B)/dsql-token: $(wildcard tools/dsql-token/*.c) $(STLIB)
+$(B)/dsql-token: $(wildcard tools/dsql-token/*.c tools/dsql-token/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 

@@ -823,6 +823,17 @@ static dsql_status resolve_host(dsql_config *cfg, rhost *r, const char *host,
         return dsql__error(err, DSQL_ECONFIG,
                            "host '%.100s' is a Unix-domain socket directory; set signing_host "
                            "to the cluster endpoint the token is for", host);
+    /* say what is wrong rather than "IPv6" for two common mistakes */
+    const char *what = sign == host ? "host" : "signing_host";
+    const char *colon = strchr(sign, ':');
+    if (strstr(sign, "://"))
+        return dsql__error(err, DSQL_ECONFIG,
+                           "%s '%.100s' is a URL: give the host name alone", what, sign);
+    if (colon && !strchr(colon + 1, ':') && colon[1] &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        return dsql__error(err, DSQL_ECONFIG,
+                           "%s '%.100s' contains a port: give the host alone and the port "
+                           "separately (port=%.10s)", what, sign, colon + 1);
     if (is_ipv6_literal(sign))
         return dsql__error(err, DSQL_ECONFIG,
                            "%s '%.100s' is an IPv6 address; tokens are signed for the cluster "

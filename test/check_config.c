@@ -623,6 +623,21 @@ START_TEST(tls_bad_values)
 }
 END_TEST
 
+START_TEST(host_with_port_or_scheme_named_as_such)
+{
+    /* not "an IPv6 address" (issue 13, item 12) */
+    ck_assert_int_eq(dsql_config_set_host(cfg, EP ":5432", &err), DSQL_OK);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
+                 "host '" EP ":5432' contains a port: give the host alone and the port "
+                 "separately (port=5432)");
+    ck_assert_int_eq(dsql_config_set_host(cfg, "https://" EP, &err), DSQL_OK);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
+                 "host 'https://" EP "' is a URL: give the host name alone");
+    ck_assert_int_eq(dsql_config_set_host(cfg, "fd00::1", &err), DSQL_OK);
+    ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, "is an IPv6 address");
+}
+END_TEST
+
 START_TEST(jdbc_ssl_true_is_verify_full)
 {
     ck_assert_int_eq(dsql_config_parse(cfg, "postgresql://" EP "/postgres?ssl=true", &err),
@@ -675,6 +690,7 @@ static Suite *config_suite(void)
     tcase_add_test(t, verify_full_needs_no_opt_in);
     tcase_add_test(t, tls_bad_values);
     tcase_add_test(t, jdbc_ssl_true_is_verify_full);
+    tcase_add_test(t, host_with_port_or_scheme_named_as_such);
     suite_add_tcase(s, t);
     return s;
 }

@@ -1,53 +1,36 @@
 /* dsql-token: print an Aurora DSQL IAM token, or run a program with it in
  * PGPASSWORD (psql, pg_dump, any libpq program).
  * Exit status: 0 ok, 1 failure, 2 bad usage; the child's status for exec. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 #include <openssl/crypto.h>
 
 #include "dsqlauth.h"
 #include "internal.h" /* dsql__utc_parse_iso8601 */
-
-#define EXIT_USAGE 2
-
-typedef struct options {
-    const char *hostname;
-    const char *cluster_id;
-    const char *connection; /* URI, conninfo or host, as a positional argument */
-    const char *region;
-    const char *user;
-    const char *profile;
-    uint32_t expires_in;
-    int64_t time;
-    int verbose;
-} options;
-
-/* What the token is for, resolved from the options by lib/config.c. */
-typedef struct target {
-    dsql_config *cfg;
-    dsql_config_host host; /* the first host: the token is for one host */
-    const char *user;
-} target;
+#include "dsql_token.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: dsql-token [options] {--hostname HOST | --cluster-id ID | CONNECTION}\n"
-            "       dsql-token exec [options] {...} -- PROGRAM [ARGS...]\n"
+            "usage: dsql-token [options] [--hostname HOST | --cluster-id ID | CONNECTION]\n"
+            "       dsql-token exec [options] [...] -- PROGRAM [ARGS...]\n"
             "\n"
             "Prints an Aurora DSQL IAM authentication token, or runs PROGRAM with it\n"
-            "in PGPASSWORD (and PGHOST, PGHOSTADDR, PGPORT, PGUSER, PGDATABASE,\n"
-            "PGSSLMODE=verify-full, PGSSLROOTCERT where not already set).\n"
+            "in PGPASSWORD and PGHOST, PGHOSTADDR, PGPORT, PGUSER, PGDATABASE,\n"
+            "PGSSLMODE (verify-full), PGSSLROOTCERT set for the host it is signed for.\n"
             "CONNECTION is a postgresql:// URI, a libpq conninfo string or a host.\n"
+            "Options win over CONNECTION, which wins over PGHOST, PGHOSTADDR, PGPORT,\n"
+            "PGUSER, PGDATABASE, PGSSLMODE, PGSSLROOTCERT; with no host given, PGHOST.\n"
             "\n"
             "  --hostname HOST     cluster endpoint the token is signed for\n"
             "  --cluster-id ID     cluster id; the endpoint is ID.dsql.REGION.on.aws\n"
+            "  --hostaddr ADDR     connect to this address (the token stays for HOST)\n"
+            "  --port PORT         port (default 5432)\n"
             "  --region REGION     signing region (default: from the hostname, else\n"
             "                      AWS_REGION, AWS_DEFAULT_REGION, the profile's region)\n"
             "  --profile NAME      AWS profile for credentials and region\n"
@@ -55,6 +38,7 @@ static void usage(FILE *out)
             "                      DbConnectAdmin, any other user DbConnect)\n"
             "  --expires-in SECS   token lifetime, 1..604800 (default 900)\n"
             "  --time TIME         sign as of YYYY-MM-DDTHH:MM:SSZ (reproducible tokens)\n"
+            "  --allow-insecure-tls  accept an sslmode weaker than verify-full (warns)\n"
             "  --verbose           log what the library does to stderr (never secrets)\n"
             "  --help, --version\n"
             "\n"
@@ -62,11 +46,68 @@ static void usage(FILE *out)
             "and credentials, credential_process, SSO, web identity, containers, EC2).\n");
 }
 
+/* FNV-1a: enough to recognise a line already printed. */
+static uint64_t line_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Warnings once each: the library may repeat one in a run (the profile
+ * files are read for the region and again for the credentials). */
 static void log_to_stderr(dsql_log_level level, const char *msg, void *ud)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};
+    static uint64_t seen[32];
+    static size_t nseen;
     (void)ud;
+    if (level <= DSQL_LOG_WARN) {
+        uint64_t h = line_hash(msg);
+        for (size_t i = 0; i < nseen; i++)
+            if (seen[i] == h)
+                return;
+        if (nseen < sizeof seen / sizeof seen[0])
+            seen[nseen++] = h;
+    }
     fprintf(stderr, "dsql-token: %s: %s\n", names[level], msg);
+}
+
+/* --hostname as documented: a leading https:// and a trailing '/' are
+ * dropped (in place); a ":port" is pointed at --port. */
+static int normalize_hostname(char *h, const char **out)
+{
+    const char *given = h;
+    if (strncasecmp(h, "https://", 8) == 0)
+        h += 8;
+    size_t n = strlen(h);
+    if (n > 0 && h[n - 1] == '/')
+        h[--n] = '\0';
+    const char *colon = strchr(h, ':');
+    if (colon && !strchr(colon + 1, ':') && colon[1] &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+        fprintf(stderr, "dsql-token: --hostname '%s' contains a port: give the host alone and "
+                        "use --port %s\n", given, colon + 1);
+        return EXIT_USAGE;
+    }
+    if (n == 0 || strpbrk(h, "/?#@")) {
+        fprintf(stderr, "dsql-token: --hostname '%s' is not a host name\n", given);
+        return EXIT_USAGE;
+    }
+    *out = h;
+    return 0;
+}
+
+static int parse_port(const char *s)
+{
+    unsigned long v = strspn(s, "0123456789") == strlen(s) && strlen(s) <= 5
+                          ? strtoul(s, NULL, 10) : 0;
+    if (v < 1 || v > 65535) {
+        fprintf(stderr, "dsql-token: --port '%s' is not a number in 1..65535\n", s);
+        return EXIT_USAGE;
+    }
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -76,13 +117,31 @@ static int parse_options(int argc, char **argv, options *o)
         {"cluster-id", required_argument, NULL, 'c'}, {"profile", required_argument, NULL, 'p'},
         {"user", required_argument, NULL, 'u'},     {"expires-in", required_argument, NULL, 'e'},
         {"time", required_argument, NULL, 't'},     {"verbose", no_argument, NULL, 'v'},
+        {"hostaddr", required_argument, NULL, 'a'}, {"port", required_argument, NULL, 'P'},
+        {"allow-insecure-tls", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'H'},           {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
-    int c;
+    int c, rc = 0, idx = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    /* the leading ':' makes getopt tell a missing value (':') from an
+     * unknown option ('?') */
+    while ((c = getopt_long(argc, argv, ":", longopts, &idx)) != -1) {
+        if (optarg && strncmp(optarg, "--", 2) == 0) { /* "--hostname --user x" */
+            fprintf(stderr, "dsql-token: option --%s needs a value\n", longopts[idx].name);
+            return EXIT_USAGE;
+        }
         switch (c) {
-        case 'h': o->hostname = optarg; break;
+        case 'h':
+            if ((rc = normalize_hostname(optarg, &o->hostname)) != 0)
+                return rc;
+            break;
+        case 'a': o->hostaddr = optarg; break;
+        case 'P':
+            if ((rc = parse_port(optarg)) != 0)
+                return rc;
+            o->port = optarg;
+            break;
+        case 'I': o->allow_insecure_tls = 1; break;
         case 'c': o->cluster_id = optarg; break;
         case 'p': o->profile = optarg; break;
         case 'r': o->region = optarg; break;
@@ -108,62 +167,13 @@ static int parse_options(int argc, char **argv, options *o)
         case 'H': usage(stdout); exit(0);
         case 'V': printf("dsql-token %s\n", dsql_version()); exit(0);
         case ':':
-            fprintf(stderr, "dsql-token: %s needs a value\n", argv[optind - 1]);
+            fprintf(stderr, "dsql-token: option %s needs a value\n", argv[optind - 1]);
             return EXIT_USAGE;
         default:
             fprintf(stderr, "dsql-token: unknown option '%s' (see --help)\n", argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
-    return 0;
-}
-
-static int fail_err(const char *what, const dsql_error *err)
-{
-    fprintf(stderr, "dsql-token: %s%s\n", what, err->message);
-    return 1;
-}
-
-static int resolve_target(const options *o, target *t)
-{
-    dsql_error err;
-    int given = (o->hostname != NULL) + (o->cluster_id != NULL) + (o->connection != NULL);
-    if (given != 1) {
-        fprintf(stderr, "dsql-token: give exactly one of --hostname, --cluster-id or a "
-                        "connection string (see --help)\n");
-        return EXIT_USAGE;
-    }
-    if (!(t->cfg = dsql_config_new(&err)))
-        return fail_err("", &err);
-    dsql_status st = DSQL_OK;
-    if (o->connection)
-        st = dsql_config_parse(t->cfg, o->connection, &err);
-    else if (o->hostname)
-        st = dsql_config_set_host(t->cfg, o->hostname, &err);
-    else
-        st = dsql_config_set_cluster_id(t->cfg, o->cluster_id, NULL, &err);
-    if (st == DSQL_OK && o->user)
-        st = dsql_config_set_user(t->cfg, o->user, &err);
-    if (st == DSQL_OK && o->profile)
-        st = dsql_config_set(t->cfg, "profile", o->profile, &err);
-    /* region: explicit, else (for hosts that name none) the AWS settings */
-    char region[DSQL_REGION_MAX + 1];
-    const char *profile = o->profile ? o->profile : dsql_config_get(t->cfg, "profile");
-    if (st == DSQL_OK && o->region)
-        st = dsql_config_set_region(t->cfg, o->region, &err);
-    else if (st == DSQL_OK && !dsql_config_get(t->cfg, "region") &&
-             dsql_resolve_region(NULL, profile, region, sizeof region, NULL) == DSQL_OK)
-        st = dsql_config_set_from(t->cfg, DSQL_SOURCE_ENV, "region", region, &err);
-    if (st == DSQL_OK)
-        st = dsql_config_resolve(t->cfg, &err);
-    if (st == DSQL_OK)
-        st = dsql_config_host_at(t->cfg, 0, &t->host, &err);
-    if (st != DSQL_OK)
-        return fail_err("", &err);
-    if (dsql_config_host_count(t->cfg) > 1)
-        dsql__log(DSQL_LOG_INFO, "%zu hosts given; the token is for the first, %s",
-                  dsql_config_host_count(t->cfg), t->host.signing_host);
-    t->user = dsql_config_user(t->cfg);
     return 0;
 }
 
@@ -188,8 +198,10 @@ static int make_token(const options *o, const target *t, char **token)
     dsql_status st = dsql_token_generate(&p, &creds, NULL, 0, &len, &err);
     if (st == DSQL_EBUFSIZE) {
         *token = malloc(len + 1);
-        st = *token ? dsql_token_generate(&p, &creds, *token, len + 1, &len, &err)
-                    : dsql__error(&err, DSQL_ENOMEM, "out of memory");
+        if (*token)
+            st = dsql_token_generate(&p, &creds, *token, len + 1, &len, &err);
+        else
+            snprintf(err.message, sizeof err.message, "out of memory for the token");
     }
     dsql_credentials_clear(&creds);
     if (st != DSQL_OK) {
@@ -201,33 +213,12 @@ static int make_token(const options *o, const target *t, char **token)
     return 0;
 }
 
-static void set_default(const char *name, const char *value)
+static int print_token(const char *token)
 {
-    const char *cur = getenv(name);
-    if (!cur || !*cur)
-        setenv(name, value, 1);
-}
-
-static int run_exec(const target *t, char **argv, const char *token)
-{
-    const char *v;
-    char port[16];
-    snprintf(port, sizeof port, "%u", t->host.port);
-    setenv("PGPASSWORD", token, 1);
-    set_default("PGHOST", t->host.host);
-    if (t->host.hostaddr)
-        set_default("PGHOSTADDR", t->host.hostaddr);
-    set_default("PGPORT", port);
-    set_default("PGUSER", t->user);
-    set_default("PGDATABASE", dsql_config_dbname(t->cfg));
-    set_default("PGSSLMODE", (v = dsql_config_get(t->cfg, "sslmode")) ? v : "verify-full");
-    /* libpq < 16 does not know sslrootcert=system: name the bundle */
-    if (!(v = dsql_config_get(t->cfg, "sslrootcert")))
-        v = PQlibVersion() >= 160000 ? "system" : "/etc/ssl/certs/ca-certificates.crt";
-    set_default("PGSSLROOTCERT", v);
-    execvp(argv[0], argv);
-    fprintf(stderr, "dsql-token: cannot run '%s': %s\n", argv[0], strerror(errno));
-    return 127;
+    if (printf("%s\n", token) > 0 && fflush(stdout) == 0)
+        return 0;
+    fprintf(stderr, "dsql-token: cannot write the token to stdout\n");
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -261,23 +252,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "dsql-token: unexpected argument '%s' (see --help)\n", argv[optind]);
         return EXIT_USAGE;
     }
-    if (o.verbose)
-        dsql_set_log_handler(log_to_stderr, DSQL_LOG_DEBUG, NULL);
+    /* warnings always (an insecure-TLS opt-in, a readable credentials
+     * file); everything with --verbose */
+    dsql_set_log_handler(log_to_stderr, o.verbose ? DSQL_LOG_DEBUG : DSQL_LOG_WARN, NULL);
     target t = {0};
     char *token = NULL;
-    if ((rc = resolve_target(&o, &t)) != 0 || (rc = make_token(&o, &t, &token)) != 0) {
-        dsql_config_free(t.cfg);
-        return rc;
+    rc = resolve_target(&o, &t);
+    if (rc == 0)
+        rc = make_token(&o, &t, &token);
+    if (rc == 0)
+        rc = exec_mode ? run_exec(&t, argv + program, token) : print_token(token);
+    if (token) {
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
     }
-    if (exec_mode)
-        return run_exec(&t, argv + program, token);
     dsql_config_free(t.cfg);
-    int ok = printf("%s\n", token) > 0 && fflush(stdout) == 0;
-    OPENSSL_cleanse(token, strlen(token));
-    free(token);
-    if (!ok) {
-        fprintf(stderr, "dsql-token: cannot write the token to stdout\n");
-        return 1;
-    }
-    return 0;
+    return rc;
 }

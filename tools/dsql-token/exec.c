@@ -1,0 +1,77 @@
+/* exec: the program's PG* environment comes from the resolved target, so
+ * the token can only go where it is signed for, over verify-full TLS
+ * unless --allow-insecure-tls. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+
+#include "dsql_token.h"
+
+static void set_or_unset(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+}
+
+/* Says so when the inherited PGHOST (and what describes it) is replaced:
+ * the token is for another host. */
+static void note_replaced(const target *t)
+{
+    static const char *const vars[] = {"PGHOSTADDR", "PGPORT", "PGSSLROOTCERT", NULL};
+    const char *pghost = getenv("PGHOST");
+    if (t->env_is_host || !pghost || !*pghost)
+        return;
+    char list[64] = "";
+    for (size_t i = 0; vars[i]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "",
+                     vars[i]);
+    }
+    fprintf(stderr,
+            "dsql-token: note: the token is for %s, not for PGHOST=%s: the program gets "
+            "PGHOST=%s%s%s%s\n",
+            t->host.signing_host, pghost, t->host.host, *list ? " and not the inherited " : "",
+            list, *list ? " of the environment" : "");
+}
+
+/* Wipes the token from the environment (setenv's copy is ours). */
+static void wipe_password(void)
+{
+    char *pw = getenv("PGPASSWORD");
+    if (pw)
+        OPENSSL_cleanse(pw, strlen(pw));
+    unsetenv("PGPASSWORD");
+}
+
+int run_exec(const target *t, char **argv, const char *token)
+{
+    const char *v;
+    char port[16];
+    snprintf(port, sizeof port, "%u", t->host.port);
+    note_replaced(t);
+    setenv("PGPASSWORD", token, 1);
+    setenv("PGHOST", t->host.host, 1);
+    set_or_unset("PGHOSTADDR", t->host.hostaddr);
+    setenv("PGPORT", port, 1);
+    setenv("PGUSER", t->user, 1);
+    setenv("PGDATABASE", dsql_config_dbname(t->cfg), 1);
+    /* anything weaker was refused unless --allow-insecure-tls */
+    setenv("PGSSLMODE", (v = dsql_config_get(t->cfg, "sslmode")) ? v : "verify-full", 1);
+    /* libpq < 16 does not know sslrootcert=system: name the bundle */
+    if (!(v = dsql_config_get(t->cfg, "sslrootcert")))
+        v = PQlibVersion() >= 160000 ? "system" : "/etc/ssl/certs/ca-certificates.crt";
+    setenv("PGSSLROOTCERT", v, 1);
+    execvp(argv[0], argv);
+    int e = errno;
+    wipe_password();
+    fprintf(stderr, "dsql-token: cannot run '%s': %s\n", argv[0], strerror(e));
+    return 127;
+}
