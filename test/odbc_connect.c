@@ -401,6 +401,19 @@ static void test_weak_tls(counting *c, dsql_token_provider *p)
     CHECK(tls_warnings == 1, "the opt-in is logged as a warning (%d)", tls_warnings);
     free_dbc(dbc);
     dsql_config_free(cfg);
+    /* the caller's extra attributes cannot lower it either: the adapter's
+     * SSLmode comes later and wins. With CAs that do not know dsql-local,
+     * require would connect; verify-full must refuse. */
+    cfg = env_config();
+    dsql_config_set(cfg, "sslrootcert", "/etc/ssl/certs/ca-certificates.crt", &err);
+    dsql_odbc_options weak = opts;
+    weak.extra = "SSLmode=require;sslmode=require;";
+    dbc = new_dbc();
+    st = dsql_odbc_connect(dbc, cfg, p, &weak, &err);
+    CHECK(st == DSQL_ETLS, "SSLmode=require in opts->extra does not beat verify-full: %s %s",
+          dsql_status_name(st), err.message);
+    free_dbc(dbc);
+    dsql_config_free(cfg);
 }
 
 static void test_tls(dsql_token_provider *p)
