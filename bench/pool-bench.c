@@ -173,7 +173,7 @@ static dsql_status body(PGconn *conn, const dsql_pq_txn_info *info, void *arg, d
     int conflict_first = *(int *)arg;
     const char *sql = conflict_first && info->attempt == 1
         ? "DO $$ BEGIN RAISE EXCEPTION 'change conflicts with another transaction, "
-          "please retry: (OC000)'; END $$"
+          "please retry: (OC000)' USING ERRCODE = '40001'; END $$"
         : "SELECT 1";
     PGresult *r = PQexec(conn, sql);
     dsql_status st = dsql_pq_result_status(conn, r, err);

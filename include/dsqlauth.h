@@ -7,5 +7,6 @@
 #include "dsqlauth/sigv4.h"
 #include "dsqlauth/token.h"
 #include "dsqlauth/config.h"
+#include "dsqlauth/conflict.h"
 
 #endif

@@ -62,6 +62,12 @@ int main(void)
     M(dsql_credentials_provider_vtable, get);
     M(dsql_credentials_provider_vtable, destroy);
 
+    /* conflict.h */
+    E(DSQL_CONFLICT_NONE);
+    E(DSQL_CONFLICT_DATA);
+    E(DSQL_CONFLICT_SCHEMA);
+    E(DSQL_CONFLICT_UNKNOWN);
+
     /* sigv4.h */
     S(dsql_sigv4_pair);
     M(dsql_sigv4_pair, name);

@@ -647,7 +647,7 @@ static dsql_status raise_oc000(PGconn *conn, const dsql_pq_txn_info *info, void 
     (void)arg;
     const char *sql = info->attempt == 1
         ? "DO $$ BEGIN RAISE EXCEPTION 'change conflicts with another transaction, "
-          "please retry: (OC000)'; END $$"
+          "please retry: (OC000)' USING ERRCODE = '40001'; END $$"
         : "SELECT 1";
     return exec_status(conn, sql, err);
 }
@@ -693,6 +693,63 @@ START_TEST(test_oc_codes_and_plain_errors)
     ck_assert_str_eq(PQgetvalue(r, 0, 0), "100"); /* rolled back */
     PQclear(r);
     ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+END_TEST
+
+/* A statement that fails with user data in its DETAIL or primary message. */
+typedef struct data_error {
+    int calls;
+    const char *sql;
+} data_error;
+
+static dsql_status run_data_error(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                                  dsql_error *err)
+{
+    (void)info;
+    data_error *d = arg;
+    d->calls++;
+    return exec_status(conn, d->sql, err);
+}
+
+/* 'OC000' or 'OC001' in the application's data is not a conflict: a unique
+ * violation on such a value (DETAIL quotes it), a bad integer (the primary
+ * message quotes it), an exception raised with that text (P0001) each run
+ * the callback once and keep the server's SQLSTATE. */
+START_TEST(test_oc_codes_in_user_data_are_not_conflicts)
+{
+    PGconn *c = harness_connect();
+    ck_assert(harness_exec(c, "DROP TABLE IF EXISTS occ_data;"
+                              "CREATE TABLE occ_data (v text PRIMARY KEY);"
+                              "INSERT INTO occ_data VALUES ('OC000')"));
+    const struct {
+        const char *sql, *sqlstate;
+    } cases[] = {
+        {"INSERT INTO occ_data VALUES ('OC000')", "23505"},
+        {"SELECT 'OC001'::int", "22P02"},
+        {"DO $$ BEGIN RAISE EXCEPTION 'mutation conflicts, retry as needed (OC000)'; END $$",
+         "P0001"},
+    };
+    dsql_pq_pool *p = new_pool(pool_opts(1));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int pooled = 0; pooled < 2; pooled++) {
+            data_error d = {0, cases[i].sql};
+            dsql_error err = {0};
+            dsql_pq_txn_result res;
+            dsql_status st =
+                pooled ? dsql_pq_pool_run_transaction(p, run_data_error, &d, NULL, &res, &err)
+                       : dsql_pq_run_transaction(c, run_data_error, &d, NULL, &res, &err);
+            ck_assert_msg(st == DSQL_ESERVER && d.calls == 1 && res.conflicts == 0,
+                          "'%s' (%s): %s after %d run(s): %s", cases[i].sql,
+                          pooled ? "pool" : "connection", dsql_status_name(st), d.calls,
+                          err.message);
+            ck_assert_str_eq(err.sqlstate, cases[i].sqlstate);
+            ck_assert_int_eq(err.status, DSQL_ESERVER);
+        }
+    }
+    EXPECT_STATS(p, "txn_conflicts=0 txn_retries=0 txn_failures=3");
+    dsql_pq_pool_free(p);
+    ck_assert(harness_exec(c, "DROP TABLE occ_data"));
     PQfinish(c);
 }
 END_TEST
@@ -1673,6 +1730,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_all_backends_killed);
     tcase_add_test(tc, test_conflict_retry_single_connection);
     tcase_add_test(tc, test_oc_codes_and_plain_errors);
+    tcase_add_test(tc, test_oc_codes_in_user_data_are_not_conflicts);
     tcase_add_test(tc, test_conflict_at_commit);
     tcase_add_test(tc, test_ambiguous_commit_not_retried);
     tcase_add_test(tc, test_nonblocking_acquire);

@@ -512,6 +512,50 @@ static dsql_status fail_body(SQLHDBC dbc, void *argp, dsql_error *err)
     return s;
 }
 
+/* A unique violation on the value 'OC000' (DETAIL quotes it) and a bad
+ * integer 'OC001' (the primary message quotes it): user data, not
+ * conflicts. */
+typedef struct data_arg {
+    int calls;
+    const char *sql;
+} data_arg;
+
+static dsql_status data_body(SQLHDBC dbc, void *argp, dsql_error *err)
+{
+    data_arg *a = argp;
+    a->calls++;
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
+    SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)a->sql, SQL_NTS);
+    dsql_status s = SQL_SUCCEEDED(r) ? DSQL_OK : dsql_odbc_diag_status(SQL_HANDLE_STMT, st, err);
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return s;
+}
+
+static void test_occ_codes_in_data(SQLHDBC a)
+{
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_occ_u");
+    CHECK(exec_sql(a, "CREATE TABLE odbc_occ_u (v text PRIMARY KEY)") == 0 &&
+              exec_sql(a, "INSERT INTO odbc_occ_u VALUES ('OC000')") == 0,
+          "occ data: table created");
+    const struct {
+        const char *sql, *sqlstate;
+    } cases[] = {
+        {"INSERT INTO odbc_occ_u VALUES ('OC000')", "23505"},
+        {"SELECT 'OC001'::int", "22P02"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        data_arg arg = {0, cases[i].sql};
+        dsql_error err = {0};
+        dsql_odbc_txn_options o = {DSQL_STRUCT_VERSION, 4, 1, 5};
+        dsql_status st = dsql_odbc_run_transaction(a, data_body, &arg, &o, &err);
+        CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, cases[i].sqlstate) == 0 && arg.calls == 1,
+              "'%s': %s %s after %d run(s), not a conflict (%s)", cases[i].sql,
+              dsql_status_name(st), err.sqlstate, arg.calls, err.message);
+    }
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_occ_u");
+}
+
 static void test_occ(dsql_token_provider *p)
 {
     dsql_config *cfg = env_config();
@@ -548,6 +592,7 @@ static void test_occ(dsql_token_provider *p)
           "other errors are not retried: %s %s %s", dsql_status_name(st), err.sqlstate,
           err.message);
     exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
+    test_occ_codes_in_data(a);
     free_dbc(a);
     free_dbc(b);
     dsql_config_free(cfg);

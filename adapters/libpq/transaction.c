@@ -1,7 +1,8 @@
 /* libpq adapter: transactions that retry optimistic-concurrency conflicts.
  *
- * One attempt: BEGIN, the callback, COMMIT. A conflict (SQLSTATE 40001, or
- * OC000/OC001 in the message) at any point rolls back and, while retries
+ * One attempt: BEGIN, the callback, COMMIT. A conflict (SQLSTATE 40001:
+ * dsql_conflict_classify, which never reads DETAIL, HINT or data) at any
+ * point rolls back and, while retries
  * remain, sleeps base * 2^(retry-1) (capped, jittered) and runs the
  * callback again. Once COMMIT has been sent, losing the connection (or a
  * FATAL reply) leaves the outcome unknown: DSQL_EUNKNOWN_COMMIT, never a
@@ -24,13 +25,6 @@ static void set_sqlstate(dsql_error *err, const char *sqlstate)
         memcpy(err->sqlstate, sqlstate, 6);
     else
         err->sqlstate[0] = '\0';
-}
-
-static int is_conflict_text(const char *sqlstate, const char *message)
-{
-    if (sqlstate && strcmp(sqlstate, "40001") == 0)
-        return 1;
-    return message && (strstr(message, "OC000") || strstr(message, "OC001"));
 }
 
 /* Copy a (possibly multi-line) libpq message, without the trailing newline. */
@@ -83,7 +77,7 @@ dsql_status dsql_pq_result_status(PGconn *conn, const PGresult *res, dsql_error 
     const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     const char *full = PQresultErrorMessage(res);
     dsql_status st;
-    if (is_conflict_text(sqlstate, full))
+    if (dsql_conflict_classify(sqlstate, primary) != DSQL_CONFLICT_NONE)
         st = DSQL_ECONFLICT;
     else if (connection_class(sqlstate) || (conn && PQstatus(conn) == CONNECTION_BAD))
         st = DSQL_ENETWORK;
@@ -98,12 +92,13 @@ dsql_status dsql_pq_result_status(PGconn *conn, const PGresult *res, dsql_error 
     return st;
 }
 
-/* The callback's error says "conflict"? */
+/* The callback's error says "conflict"? Its message is its own (maybe a
+ * primary message, maybe more): only the SQLSTATE counts. */
 static int err_is_conflict(dsql_status st, const dsql_error *e)
 {
     if (st == DSQL_ECONFLICT)
         return 1;
-    return e && is_conflict_text(e->sqlstate, e->message);
+    return e && dsql_conflict_classify(e->sqlstate, NULL) != DSQL_CONFLICT_NONE;
 }
 
 static dsql_status exec_simple(PGconn *conn, const char *sql, dsql_error *err)

@@ -634,6 +634,25 @@ dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provid
 
 /* ---- OCC: conflicts and transactions ---- */
 
+/* The server's primary message in a psqlODBC diagnostic text: its first
+ * line, without the severity ("ERROR: ") in front or the ";" psqlODBC puts
+ * at its end. DETAIL and HINT follow on lines of their own. */
+static void primary_line(const char *text, char *out, size_t cap)
+{
+    const char *sev = strstr(text, "ERROR:");
+    if (sev && sev - text < 64 && !memchr(text, '\n', (size_t)(sev - text)))
+        text = sev + strlen("ERROR:");
+    while (*text == ' ')
+        text++;
+    size_t n = strcspn(text, "\n");
+    while (n > 0 && (text[n - 1] == ';' || text[n - 1] == ' ' || text[n - 1] == '\r'))
+        n--;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, text, n);
+    out[n] = '\0';
+}
+
 dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsql_error *err)
 {
     if (!handle)
@@ -654,7 +673,9 @@ dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsq
         const char *s = (const char *)state, *t = (const char *)text;
         if (i == 1)
             snprintf(first, sizeof first, "%s", s);
-        if (strcmp(s, "40001") == 0 || strstr(t, "OC000") || strstr(t, "OC001"))
+        char primary[sizeof text];
+        primary_line(t, primary, sizeof primary);
+        if (dsql_conflict_classify(s, primary) != DSQL_CONFLICT_NONE)
             st = DSQL_ECONFLICT;
         else if (st == DSQL_OK && strncmp(s, "08", 2) == 0)
             st = DSQL_ENETWORK;

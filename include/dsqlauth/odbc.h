@@ -108,8 +108,9 @@ DSQL_ODBC_API dsql_status dsql_odbc_quote(const char *value, char *buf, size_t c
                                           size_t *len, dsql_error *err);
 
 /* After an ODBC call on handle (SQL_HANDLE_STMT or SQL_HANDLE_DBC) failed:
- * DSQL_ECONFLICT for an optimistic concurrency conflict (SQLSTATE 40001,
- * or OC000 / OC001 in the message), DSQL_ENETWORK when the connection is
+ * DSQL_ECONFLICT for an optimistic concurrency conflict (a record with
+ * SQLSTATE 40001, whatever the messages say: dsql_conflict_classify),
+ * DSQL_ENETWORK when the connection is
  * gone (SQLSTATE 08xxx), else DSQL_ESERVER; err gets the SQLSTATE and the
  * driver's messages. DSQL_OK when the handle holds no diagnostic record. */
 DSQL_ODBC_API dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle,

@@ -17,12 +17,12 @@
  * the state the pool opened it in (identity, settings, prepared statements,
  * cursors, LISTEN, advisory locks, temporary objects: see reset_query); a
  * connection whose reset fails, or that is then not idle, or is broken,
- * busy or in pipeline mode, is closed, never handed out. There is no thread of its own unless asked
- * for: upkeep happens inside acquire and release, or through
- * dsql_pq_pool_maintain() from an event loop.
+ * busy or in pipeline mode, is closed, never handed out. There is no
+ * thread of its own unless asked for: upkeep happens inside acquire and
+ * release, or through dsql_pq_pool_maintain() from an event loop.
  *
  * Transactions. dsql_pq_run_transaction() runs a callback between BEGIN and
- * COMMIT; a conflict (SQLSTATE 40001, or OC000/OC001 in the message) rolls
+ * COMMIT; a conflict (SQLSTATE 40001: dsql_conflict_classify) rolls
  * back, waits (exponential backoff with jitter) and runs the callback again.
  * A connection lost after COMMIT was sent is never retried: the outcome is
  * unknown and the status is DSQL_EUNKNOWN_COMMIT. */
@@ -101,9 +101,9 @@ DSQL_API dsql_status dsql_pq_run_transaction(PGconn *conn, dsql_pq_txn_fn fn, vo
 
 /* Classify a result (res may be NULL, as PQexec returns on failure):
  * DSQL_OK for PGRES_COMMAND_OK, TUPLES_OK, EMPTY_QUERY, COPY_* and
- * SINGLE_TUPLE; DSQL_ECONFLICT for SQLSTATE 40001 or OC000/OC001 in the
- * message; DSQL_ENETWORK when the connection is broken (or SQLSTATE class
- * 08, 57P01..57P03); DSQL_ESERVER for other errors. Fills err with the
+ * SINGLE_TUPLE; DSQL_ECONFLICT for SQLSTATE 40001 (whatever the message,
+ * DETAIL or HINT say: dsql_conflict_classify); DSQL_ENETWORK when the
+ * connection is broken (or SQLSTATE class 08, 57P01..57P03); DSQL_ESERVER for other errors. Fills err with the
  * SQLSTATE and the server's message. Does not PQclear(res). */
 DSQL_API dsql_status dsql_pq_result_status(PGconn *conn, const PGresult *res, dsql_error *err);
 
