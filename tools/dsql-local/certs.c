@@ -3,6 +3,7 @@
  * server.key (0600) into dir. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -12,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "local.h"
+#include "statedir.h"
 
 static EVP_PKEY *new_key(void)
 {
@@ -70,16 +72,20 @@ fail:
     return NULL;
 }
 
+/* A new file: never through a planted symbolic link, never over a file
+ * someone else made (which could keep a readable mode or a second link). */
 static int write_pem(const char *path, X509 *cert, EVP_PKEY *key, int mode)
 {
     FILE *fp;
-    int ok;
+    int ok, fd = dl_state_create(path, mode);
 
-    if (dl_write_file(path, "", 0, mode) != 0)
+    if (fd < 0)
         return 0;
-    fp = fopen(path, "w");
-    if (!fp)
+    fp = fdopen(fd, "w");
+    if (!fp) {
+        close(fd);
         return 0;
+    }
     ok = cert ? PEM_write_X509(fp, cert)
               : PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL);
     return fclose(fp) == 0 && ok;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "local.h"
+#include "statedir.h"
 
 #ifndef DL_PG_BINDIR
 #define DL_PG_BINDIR "/usr/lib/postgresql/15/bin"
@@ -166,7 +167,7 @@ int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
         snprintf(err, errcap, "cannot create %s: %s", c->dir, strerror(errno));
         return -1;
     }
-    logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    logfd = dl_state_create(logpath, 0600); /* new: never through a planted link */
     if (logfd < 0 || (getuid() == 0 && fchown(logfd, uid, gid) != 0)) {
         snprintf(err, errcap, "cannot create %s", logpath);
         if (logfd >= 0)

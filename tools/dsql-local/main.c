@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "dsqlauth.h"
 #include "local.h"
 #include "server.h"
+#include "statedir.h"
 
 static void usage(FILE *fp)
 {
@@ -37,7 +36,8 @@ static void usage(FILE *fp)
           "                             a line (default: one generated key)\n"
           "  --temporary-credentials    generate a key with a session token\n"
           "  --state-dir DIR            where state lives (start/stop default\n"
-          "                             $TMPDIR/dsql-local-<uid>; run: a new temp dir)\n"
+          "                             $TMPDIR/dsql-local-<uid>; run: a new temp dir);\n"
+          "                             an existing one must be yours and private\n"
           "  --log FILE                 gateway log (default DIR/dsql-local.log)\n"
           "  --help, --version\n",
           fp);
@@ -228,106 +228,17 @@ static int cmd_start(dl_config *cfg)
     return 0;
 }
 
-static void sleep_ms(long ms)
+static int cmd_stop(const dl_config *cfg)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* kill(pid, 0) also succeeds for a zombie nobody reaps (containers whose
- * init does not): look at the state in /proc too. */
-static int process_alive(long pid)
-{
-    char path[64], buf[256], *paren;
-    FILE *fp;
-    size_t n;
-
-    if (kill((pid_t)pid, 0) != 0)
-        return 0;
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    fp = fopen(path, "r");
-    if (!fp)
-        return 1;
-    n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    paren = strrchr(buf, ')');
-    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
-}
-
-/* After a server was killed: what it would have removed itself. */
-static void remove_leftovers(const char *dir, int created_dir, int generated_keys)
-{
-    static const char *const files[] = {"pg", "ca.pem", "server.pem", "server.key",
-                                        "postgres.log", "dsql-local.log", NULL};
-    char path[700];
-    int i;
-
-    if (created_dir) {
-        dl_rmtree(dir);
-        return;
-    }
-    for (i = 0; files[i]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        dl_rmtree(path);
-    }
-    if (generated_keys) {
-        snprintf(path, sizeof path, "%s/keys", dir);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
-    unlink(path);
-}
-
-static int stopped(const char *pid_file, const char *dir, int created_dir)
-{
-    return access(pid_file, F_OK) != 0 && (!created_dir || access(dir, F_OK) != 0);
-}
-
-static int cmd_stop(dl_config *cfg)
-{
-    char dir[512], path[600];
+    char dir[512];
     const char *env = getenv("DSQL_LOCAL_STATE_DIR");
-    FILE *fp;
-    long pid = 0;
-    int i, created_dir = 0, generated_keys = 0;
 
     if (cfg->state_dir)
-        snprintf(dir, sizeof dir, "%s", cfg->state_dir);
-    else if (env && *env)
-        snprintf(dir, sizeof dir, "%s", env);
-    else
-        default_state_dir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
-    fp = fopen(path, "r");
-    if (!fp || fscanf(fp, "%ld %d %d", &pid, &created_dir, &generated_keys) < 1 || pid <= 1) {
-        fprintf(stderr, "dsql-local: not running (no %s)\n", path);
-        if (fp)
-            fclose(fp);
-        return 1;
-    }
-    fclose(fp);
-    if (!process_alive(pid) || kill((pid_t)pid, SIGTERM) != 0) {
-        fprintf(stderr, "dsql-local: process %ld is gone; removing what it left in %s\n", pid, dir);
-        remove_leftovers(dir, created_dir, generated_keys);
-        return 1;
-    }
-    /* the server removes its pid file last, after PostgreSQL has stopped;
-     * a directory it created is removed as a whole, so wait for that too */
-    for (i = 0; i < 600; i++) {
-        if (stopped(path, dir, created_dir))
-            return 0;
-        if (!process_alive(pid)) { /* died without cleaning up */
-            sleep_ms(100);
-            if (stopped(path, dir, created_dir))
-                return 0;
-            remove_leftovers(dir, created_dir, generated_keys);
-            return 0;
-        }
-        sleep_ms(50);
-    }
-    fprintf(stderr, "dsql-local: process %ld did not stop in 30 s\n", pid);
-    return 1;
+        return dl_stop(cfg->state_dir);
+    if (env && *env)
+        return dl_stop(env);
+    default_state_dir(dir, sizeof dir);
+    return dl_stop(dir);
 }
 
 static volatile sig_atomic_t child_pid;

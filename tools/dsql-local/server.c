@@ -16,6 +16,7 @@
 
 #include "dsqlauth.h"
 #include "server.h"
+#include "statedir.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -43,9 +44,11 @@ static void catch_stop_signals(void)
 typedef struct server {
     const dl_config *cfg;
     char dir[512];
-    int created_dir;
+    int created_dir; /* by this process: removed as a whole */
+    int lock_fd;     /* holds the directory's lock; -1 before we have it */
+    int made;        /* DL_MADE_* */
+    int names_ours;  /* no one else's files carry our state names */
     char keys[600];
-    int generated_keys;
     char log[600];
     dl_cluster cluster;
     struct event_base *base;
@@ -64,58 +67,40 @@ static void report(int fd, const char *text)
     }
 }
 
-static int pid_alive_in(const char *dir)
-{
-    char path[600];
-    FILE *fp;
-    long pid = 0;
-
-    snprintf(path, sizeof path, "%s/dsql-local.pid", dir);
-    fp = fopen(path, "r");
-    if (!fp)
-        return 0;
-    if (fscanf(fp, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(fp);
-    return pid > 1 && kill((pid_t)pid, 0) == 0;
-}
-
+/* The directory: the one given (made now, or an existing one that passes
+ * dl_state_dir_check), else a new one under $TMPDIR. */
 static int make_state_dir(server *s, char *err, size_t cap)
 {
-    const char *tmp = getenv("TMPDIR");
+    const char *tmp = getenv("TMPDIR"), *dir = s->cfg->state_dir;
+    char tmpl[512];
 
-    if (s->cfg->state_dir) {
-        snprintf(s->dir, sizeof s->dir, "%s", s->cfg->state_dir);
+    if (!dir) {
+        snprintf(tmpl, sizeof tmpl, "%s/dsql-local.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(tmpl)) {
+            snprintf(err, cap, "cannot create a directory in %s: %s",
+                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
+            return -1;
+        }
+        dir = tmpl;
+        s->created_dir = 1;
+    }
+    /* exported paths (PGSSLROOTCERT) must work from any directory */
+    if (dl_state_dir_resolve(dir, s->dir, sizeof s->dir, err, cap) != 0) {
+        if (s->created_dir)
+            rmdir(tmpl);
+        s->created_dir = 0;
+        return -1;
+    }
+    if (!s->created_dir) {
         if (mkdir(s->dir, 0700) == 0) {
             s->created_dir = 1;
         } else if (errno != EEXIST) {
             snprintf(err, cap, "cannot create %s: %s", s->dir, strerror(errno));
             return -1;
-        } else if (pid_alive_in(s->dir)) {
-            if (snprintf(err, cap, "already running in %s (dsql-local stop --state-dir %s)",
-                         s->dir, s->dir) >= (int)cap)
-                snprintf(err, cap, "already running in %s", s->dir);
-            return -1;
-        } else {
-            char pg[600];
-            snprintf(pg, sizeof pg, "%s/pg", s->dir);
-            dl_rmtree(pg); /* left over from a killed server */
         }
-    } else {
-        snprintf(s->dir, sizeof s->dir, "%s/dsql-local.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(s->dir)) {
-            snprintf(err, cap, "cannot create a directory in %s: %s",
-                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
-            return -1;
-        }
-        s->created_dir = 1;
     }
-    {   /* exported paths (PGSSLROOTCERT) must work from any directory */
-        char *abs = realpath(s->dir, NULL);
-        if (abs && strlen(abs) < sizeof s->dir)
-            strcpy(s->dir, abs);
-        free(abs);
-    }
+    if (dl_state_dir_check(s->dir, err, cap) != 0)
+        return -1;
     /* the server user must be able to reach <dir>/pg */
     if (getuid() == 0 && chmod(s->dir, 0711) != 0) {
         snprintf(err, cap, "cannot chmod %s", s->dir);
@@ -124,28 +109,63 @@ static int make_state_dir(server *s, char *err, size_t cap)
     return 0;
 }
 
+/* Takes the directory's lock, removes what a killed server left and
+ * refuses state names someone else made: from then on every such name in
+ * the directory is ours. */
+static int take_state_dir(server *s, char *err, size_t cap)
+{
+    const char *clash;
+    int left;
+
+    s->lock_fd = dl_state_lock(s->dir, &left);
+    if (s->lock_fd < 0) {
+        if (errno != EAGAIN)
+            snprintf(err, cap, "cannot lock %s/%s: %s", s->dir, DL_LOCK_NAME, strerror(errno));
+        else if (snprintf(err, cap, "already running in %s (dsql-local stop --state-dir %s)",
+                          s->dir, s->dir) >= (int)cap)
+            snprintf(err, cap, "already running in %s", s->dir);
+        return -1;
+    }
+    s->made = (s->created_dir ? DL_MADE_DIR : 0) | (s->cfg->keys_file ? 0 : DL_MADE_KEYS) |
+              (s->cfg->log_file ? 0 : DL_MADE_LOG);
+    if (left >= 0) { /* a killed server's */
+        dl_state_remove(s->dir, left, 0);
+        s->made |= left & DL_MADE_DIR;
+    }
+    if (dl_state_record(s->lock_fd, s->made) != 0) {
+        snprintf(err, cap, "cannot write %s/%s: %s", s->dir, DL_LOCK_NAME, strerror(errno));
+        return -1;
+    }
+    clash = dl_state_find_existing(s->dir, s->made);
+    if (clash) {
+        if (snprintf(err, cap, "%s/%s exists and no dsql-local server left it: refusing "
+                     "it (remove it or choose another state directory)", s->dir, clash) >= (int)cap)
+            snprintf(err, cap, "a file named %s exists in the state directory", clash);
+        return -1;
+    }
+    s->names_ours = 1;
+    return 0;
+}
+
 static void cleanup(server *s)
 {
-    static const char *const files[] = {"pg", "ca.pem", "server.pem", "server.key",
-                                        "postgres.log", NULL};
-    char path[700];
-    int i;
-
     dl_cluster_stop(&s->cluster);
-    if (s->created_dir) {
+    if (s->created_dir && s->lock_fd >= 0) {
         dl_rmtree(s->dir);
         return;
     }
-    for (i = 0; files[i]; i++) {
-        snprintf(path, sizeof path, "%s/%s", s->dir, files[i]);
-        dl_rmtree(path);
+    if (s->lock_fd < 0) { /* made nothing, unless the (empty) directory */
+        if (s->created_dir)
+            rmdir(s->dir);
+        return;
     }
-    if (s->generated_keys)
-        unlink(s->keys);
-    if (!s->cfg->log_file)
-        unlink(s->log);
-    snprintf(path, sizeof path, "%s/dsql-local.pid", s->dir);
-    unlink(path); /* last: `dsql-local stop` waits for it */
+    if (s->names_ours) {
+        dl_state_remove(s->dir, s->made, 1);
+    } else { /* only the lock file is ours */
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", s->dir, DL_LOCK_NAME);
+        unlink(path);
+    }
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -233,15 +253,24 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
     s.cluster.pid = -1;
+    s.lock_fd = -1;
     catch_stop_signals();
     quiet_stdio();
     signal(SIGPIPE, SIG_IGN);
-    if (make_state_dir(&s, err, sizeof err) != 0)
-        goto fail_early;
-    if (cfg->log_file)
+    if (make_state_dir(&s, err, sizeof err) != 0 || take_state_dir(&s, err, sizeof err) != 0)
+        goto fail;
+    if (cfg->log_file) {
         snprintf(s.log, sizeof s.log, "%s", cfg->log_file);
-    else
-        snprintf(s.log, sizeof s.log, "%s/dsql-local.log", s.dir);
+    } else {
+        int fd;
+        snprintf(s.log, sizeof s.log, "%s/%s", s.dir, DL_LOG_NAME);
+        fd = dl_state_create(s.log, 0600);
+        if (fd < 0) {
+            snprintf(err, sizeof err, "cannot create %s: %s", s.log, strerror(errno));
+            goto fail;
+        }
+        close(fd);
+    }
     dl_log_open(s.log);
 
     /* names and region */
@@ -273,10 +302,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
             goto fail;
         }
     } else {
-        snprintf(s.keys, sizeof s.keys, "%s/keys", s.dir);
-        s.generated_keys = 1;
+        snprintf(s.keys, sizeof s.keys, "%s/%s", s.dir, DL_KEYS_NAME);
         if (dl_keys_generate(s.keys, cfg->temporary, &key) != 0) {
-            snprintf(err, sizeof err, "cannot write %s", s.keys);
+            snprintf(err, sizeof err, "cannot create %s: %s", s.keys, strerror(errno));
             goto fail;
         }
     }
@@ -310,10 +338,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     CHECK_STOP(); /* a signal before evsignal_add only set the flag */
     {
         char pidpath[600], pidtext[32];
-        snprintf(pidpath, sizeof pidpath, "%s/dsql-local.pid", s.dir);
-        /* pid, then what `stop` may remove should this process be gone */
-        snprintf(pidtext, sizeof pidtext, "%ld\n%d %d\n", (long)getpid(), s.created_dir,
-                 s.generated_keys);
+        /* for people and scripts; `stop` trusts only the lock */
+        snprintf(pidpath, sizeof pidpath, "%s/%s", s.dir, DL_PID_NAME);
+        snprintf(pidtext, sizeof pidtext, "%ld\n", (long)getpid());
         if (dl_write_file(pidpath, pidtext, strlen(pidtext), 0644) != 0) {
             snprintf(err, sizeof err, "cannot write %s", pidpath);
             goto fail;
@@ -346,7 +373,6 @@ fail:
     if (s.base)
         event_base_free(s.base);
     cleanup(&s);
-fail_early:
     OPENSSL_cleanse(&key, sizeof key);
     snprintf(text, sizeof text, "ERR %s\n", err);
     report(report_fd, text);

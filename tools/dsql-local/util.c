@@ -83,9 +83,11 @@ int dl_rmtree(const char *path)
     return rmdir(path);
 }
 
+/* Only ever a new file: O_EXCL also refuses a symbolic link, so a planted
+ * link or file in the state directory is never written through. */
 int dl_write_file(const char *path, const char *data, size_t len, int mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     size_t off = 0;
 
     if (fd < 0)
