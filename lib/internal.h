@@ -33,6 +33,10 @@ char *dsql__strdup(const char *s);
 char *dsql__strndup(const char *s, size_t n);
 /* Wipe then free a NUL-terminated secret string. */
 void dsql__free_secret(char *s);
+/* 1 when the n bytes at a and b are equal, in time that depends on n only
+ * (CRYPTO_memcmp goes a byte at a time: too slow for 1 KB session tokens
+ * compared on every token). */
+int dsql__ct_equal(const void *a, const void *b, size_t n);
 
 /* err.c: fill err (if any) and return status. */
 dsql_status dsql__error(dsql_error *err, dsql_status status, const char *fmt, ...)
@@ -81,10 +85,16 @@ typedef struct dsql__token_input {
     const char *host;   /* validated, scheme stripped */
     size_t host_len;
     const char *region;
+    size_t region_len;
+    size_t access_key_id_len, secret_len; /* measured once per token */
     const char *action;
     uint32_t expires;
     int64_t now;
     size_t session_token_len; /* 0: none */
+    /* the session token already percent-encoded (a cache's copy), or NULL:
+     * then it is encoded while the token is written */
+    const char *session_enc;
+    size_t session_enc_len;
     char date[9];
     char datetime[17];
 } dsql__token_input;
@@ -98,6 +108,12 @@ typedef struct dsql__token_prefix {
     size_t len;
     char text[128 + 3 * DSQL__MAX_ACCESS_KEY_ID + DSQL_REGION_MAX];
     SHA256_CTX canonical;
+    /* The HMAC state after the string to sign's first 64 bytes ("AWS4-
+     * HMAC-SHA256\n<datetime>\n<date>/<region>/dsql/..."): fixed for one
+     * signing second, so kept for the second sts_datetime names. */
+    int sts_head_valid;
+    char sts_datetime[16];
+    SHA256_CTX sts_head;
 } dsql__token_prefix;
 void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *in,
                              const dsql_credentials *creds);
@@ -114,9 +130,16 @@ size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credent
                                  char *buf);
 /* Writes token + NUL into buf (large enough); returns the token length. */
 size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
-                         const dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
+                         dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
                          char *buf);
 
+/* signer.c: dsql_signer_token with the session token already encoded
+ * (enc, enc_len: creds->session_token percent-encoded; NULL: encode it, or
+ * use the signer's own cached encoding). */
+dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params *params,
+                                   const dsql_credentials *creds, const char *enc,
+                                   size_t enc_len, char *buf, size_t cap, size_t *len,
+                                   dsql_error *err);
 /* Provider handles: the public structs are opaque, defined here. */
 struct dsql_credentials_provider {
     const dsql_credentials_provider_vtable *vtable;

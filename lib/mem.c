@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/crypto.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static dsql_malloc_fn g_malloc = malloc;
 static dsql_realloc_fn g_realloc = realloc;
@@ -55,4 +58,21 @@ void dsql__free_secret(char *s)
         OPENSSL_cleanse(s, strlen(s));
         dsql__free(s);
     }
+}
+
+int dsql__ct_equal(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    size_t i = 0;
+    unsigned diff = 0;
+#if defined(__SSE2__)
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + i)),
+                                              _mm_loadu_si128((const __m128i *)(y + i))));
+    diff = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) ^ 0xFFFFu;
+#endif
+    for (; i < n; i++)
+        diff |= (unsigned)(x[i] ^ y[i]);
+    return diff == 0;
 }

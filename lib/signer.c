@@ -1,7 +1,9 @@
 /* The caching signer: derived SigV4 keys are kept per (secret, date,
- * region), one cache slot per stripe. Threads are spread round-robin over
- * the stripes, so each usually has a lock of its own and the hot path
- * never waits on another thread. */
+ * region), one cache slot per stripe, and so is the percent-encoded form of
+ * the last session token signed (a 1 KB STS token costs more to encode
+ * than to compare). Threads are spread round-robin over the stripes, so
+ * each usually has a lock of its own and the hot path never waits on
+ * another thread. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -11,6 +13,7 @@
 
 #define STRIPES 16
 #define CACHED_SECRET_MAX 128
+#define CACHED_SESSION_MAX 8192 /* STS, SSO, IMDS and ECS tokens are 0.4-3 KB */
 
 typedef struct stripe {
     pthread_mutex_t lock;
@@ -22,6 +25,10 @@ typedef struct stripe {
     dsql__hmac_key key;
     int prefix_valid;
     dsql__token_prefix prefix;
+    /* the last session token and its encoding, one heap block: session_len
+     * raw bytes, then session_enc_len encoded ones; wiped when replaced */
+    char *session;
+    size_t session_len, session_enc_len, session_cap;
 } __attribute__((aligned(64))) stripe;
 
 struct dsql_signer {
@@ -66,8 +73,14 @@ void dsql_signer_free(dsql_signer *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&s->stripes[i].lock);
+    for (int i = 0; i < STRIPES; i++) {
+        stripe *st = &s->stripes[i];
+        pthread_mutex_destroy(&st->lock);
+        if (st->session) {
+            OPENSSL_cleanse(st->session, st->session_cap);
+            dsql__free(st->session);
+        }
+    }
     void *raw = ((void **)s)[-1];
     OPENSSL_cleanse(s, sizeof *s);
     dsql__free(raw);
@@ -78,12 +91,42 @@ static int stripe_matches(const stripe *st, const char *secret, size_t secret_le
 {
     return st->valid && st->secret_len == secret_len &&
            memcmp(st->date, in->date, 8) == 0 && strcmp(st->region, in->region) == 0 &&
-           CRYPTO_memcmp(st->secret, secret, secret_len) == 0;
+           dsql__ct_equal(st->secret, secret, secret_len);
 }
 
-dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *params,
-                              const dsql_credentials *creds, char *buf, size_t cap,
-                              size_t *len, dsql_error *err)
+/* The encoding of session token tok (n bytes) from the stripe's cache;
+ * encodes and keeps it when it is not the cached one. NULL when it is too
+ * long to keep or no memory: the token then encodes it in place. */
+static const char *stripe_session_enc(stripe *st, const char *tok, size_t n, size_t *enc_len)
+{
+    if (st->session && st->session_len == n && dsql__ct_equal(st->session, tok, n)) {
+        *enc_len = st->session_enc_len;
+        return st->session + n;
+    }
+    if (n > CACHED_SESSION_MAX)
+        return NULL;
+    size_t need = 4 * n; /* raw + encoded at its worst */
+    if (st->session)
+        OPENSSL_cleanse(st->session, st->session_cap);
+    if (st->session_cap < need) {
+        char *bigger = dsql__malloc(need);
+        dsql__free(st->session);
+        st->session = bigger;
+        st->session_cap = bigger ? need : 0;
+        if (!bigger)
+            return NULL;
+    }
+    memcpy(st->session, tok, n);
+    st->session_len = n;
+    st->session_enc_len = dsql__uri_encode(st->session + n, tok, n, 0);
+    *enc_len = st->session_enc_len;
+    return st->session + n;
+}
+
+dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params *params,
+                                   const dsql_credentials *creds, const char *enc,
+                                   size_t enc_len, char *buf, size_t cap, size_t *len,
+                                   dsql_error *err)
 {
     if (!signer)
         return dsql__error(err, DSQL_EINVAL, "signer is NULL");
@@ -92,9 +135,11 @@ dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *para
     dsql_status status = dsql__token_begin(params, creds, &in, region, buf, cap, len, err);
     if (status != DSQL_OK)
         return status;
+    in.session_enc = enc;
+    in.session_enc_len = enc_len;
     size_t written;
     const char *secret = creds->secret_access_key;
-    size_t secret_len = strlen(secret);
+    size_t secret_len = in.secret_len;
     if (secret_len > CACHED_SECRET_MAX) { /* unusual: sign without caching */
         written = dsql__token_sign_uncached(&in, creds, buf);
         if (len)
@@ -117,9 +162,19 @@ dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *para
         dsql__token_prefix_init(&st->prefix, &in, creds);
         st->prefix_valid = 1;
     }
+    if (!in.session_enc && in.session_token_len)
+        in.session_enc = stripe_session_enc(st, creds->session_token, in.session_token_len,
+                                            &in.session_enc_len);
     written = dsql__token_write(&in, creds, &st->prefix, &st->key, buf);
     pthread_mutex_unlock(&st->lock);
     if (len)
         *len = written;
     return DSQL_OK;
+}
+
+dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *params,
+                              const dsql_credentials *creds, char *buf, size_t cap,
+                              size_t *len, dsql_error *err)
+{
+    return dsql__signer_token_enc(signer, params, creds, NULL, 0, buf, cap, len, err);
 }

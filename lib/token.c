@@ -56,9 +56,9 @@ static int has_session_token(const dsql_credentials *c)
     return c->session_token && c->session_token[0];
 }
 
-static dsql_status check_region(const char *r, dsql_error *err)
+static dsql_status check_region(const char *r, size_t *len, dsql_error *err)
 {
-    size_t n = strlen(r);
+    size_t n = *len = strlen(r);
     if (n > DSQL_REGION_MAX)
         return dsql__error(err, DSQL_EINVAL, "region is longer than %u characters",
                            DSQL_REGION_MAX);
@@ -73,8 +73,8 @@ static dsql_status check_region(const char *r, dsql_error *err)
     return DSQL_OK;
 }
 
-/* Also records the session token's length: it can be long, so it is
- * measured once per token. */
+/* Also records the lengths of the key id, secret and session token (the
+ * last can be long): each is measured once per token. */
 static dsql_status check_credentials(const dsql_credentials *c, dsql__token_input *in,
                                      dsql_error *err)
 {
@@ -82,13 +82,15 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql__token_inpu
         return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no access key id");
     if (!c->secret_access_key || !c->secret_access_key[0])
         return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no secret access key");
-    if (strlen(c->access_key_id) > MAX_ACCESS_KEY_ID)
+    if ((in->access_key_id_len = strlen(c->access_key_id)) > MAX_ACCESS_KEY_ID)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "access key id is longer than %u characters", MAX_ACCESS_KEY_ID);
-    if (strlen(c->secret_access_key) > MAX_SECRET)
+    if ((in->secret_len = strlen(c->secret_access_key)) > MAX_SECRET)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "secret access key is longer than %u characters", MAX_SECRET);
     in->session_token_len = has_session_token(c) ? strlen(c->session_token) : 0;
+    in->session_enc = NULL;
+    in->session_enc_len = 0;
     if (in->session_token_len > MAX_SESSION_TOKEN)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "session token is longer than %u bytes", MAX_SESSION_TOKEN);
@@ -125,7 +127,7 @@ static dsql_status token_prepare(const dsql_token_params *p, const dsql_credenti
         region_buf[rlen] = '\0';
         in->region = region_buf;
     }
-    if ((st = check_region(in->region, err)) != DSQL_OK)
+    if ((st = check_region(in->region, &in->region_len, err)) != DSQL_OK)
         return st;
 
     const char *user = p->user ? p->user : "admin";
@@ -205,7 +207,10 @@ static void write_unsigned(writer *w, const dsql__token_input *in, const dsql_cr
     sp->token_start = sp->token_end = w->pos;
     if (in->session_token_len) {
         put_str(w, "&X-Amz-Security-Token=");
-        put_encoded_n(w, c->session_token, in->session_token_len);
+        if (in->session_enc)
+            put(w, in->session_enc, in->session_enc_len);
+        else
+            put_encoded_n(w, c->session_token, in->session_token_len);
         sp->token_end = w->pos;
     }
     put_str(w, "&X-Amz-Signature=");
@@ -218,6 +223,7 @@ void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *i
     write_prefix(&w, in, c);
     pre->len = w.pos;
     pre->action = in->action;
+    pre->sts_head_valid = 0;
     strcpy(pre->access_key_id, c->access_key_id); /* length checked by prepare */
     SHA256_Init(&pre->canonical);
     SHA256_Update(&pre->canonical, "GET\n/\n", 6);
@@ -239,8 +245,26 @@ static size_t token_length(const dsql__token_input *in, const dsql_credentials *
     return w.pos + 64;
 }
 
+/* HMAC of the string to sign, starting from the kept state after its
+ * first block when that block is the one kept (same second; the key and
+ * region are the prefix's own). */
+static void sign_string(dsql__token_prefix *pre, const dsql__token_input *in,
+                        const dsql__hmac_key *key, const char *sts, size_t n,
+                        unsigned char digest[SHA256_DIGEST_LENGTH])
+{
+    if (!pre->sts_head_valid || memcmp(pre->sts_datetime, in->datetime, 16) != 0) {
+        dsql__hmac_start(key, &pre->sts_head);
+        SHA256_Update(&pre->sts_head, sts, SHA256_CBLOCK); /* n is always above 64 */
+        memcpy(pre->sts_datetime, in->datetime, 16);
+        pre->sts_head_valid = 1;
+    }
+    SHA256_CTX ctx = pre->sts_head;
+    SHA256_Update(&ctx, sts + SHA256_CBLOCK, n - SHA256_CBLOCK);
+    dsql__hmac_finish(key, &ctx, digest);
+}
+
 size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
-                         const dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
+                         dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
                          char *buf)
 {
     writer w = {buf, 0};
@@ -277,7 +301,7 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
 
     /* string to sign */
     char sts[17 + 16 + 1 + 8 + 1 + DSQL_REGION_MAX + 19 + 64];
-    size_t region_len = strlen(in->region);
+    size_t region_len = in->region_len;
     size_t n = 0;
     memcpy(sts, "AWS4-HMAC-SHA256\n", 17);
     n += 17;
@@ -293,7 +317,7 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
     n += 19;
     dsql__hex(sts + n, digest, sizeof digest);
     n += 64;
-    dsql__hmac(signing_key, sts, n, digest);
+    sign_string(pre, in, signing_key, sts, n, digest);
     dsql__hex(buf + w.pos, digest, sizeof digest);
     buf[w.pos + 64] = '\0';
     return w.pos + 64;
@@ -311,7 +335,7 @@ dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_creden
     /* Most callers pass a roomy buffer: an upper bound (every byte of the
      * encoded values at its worst, 3 bytes) spares the exact counting pass. */
     size_t usable = buf ? cap : 0;
-    size_t bound = in->host_len + 256 + 3 * (strlen(creds->access_key_id) + strlen(in->region));
+    size_t bound = in->host_len + 256 + 3 * (in->access_key_id_len + in->region_len);
     bound += 32 + 3 * in->session_token_len;
     if (usable > bound)
         return DSQL_OK;
@@ -333,6 +357,7 @@ size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credent
     dsql__token_prefix_init(&pre, in, creds);
     size_t written = dsql__token_write(in, creds, &pre, &key, buf);
     dsql__hmac_key_wipe(&key);
+    OPENSSL_cleanse(&pre.sts_head, sizeof pre.sts_head); /* holds the key's inner pad */
     return written;
 }
 

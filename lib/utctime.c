@@ -2,6 +2,7 @@
  * days <-> civil date after H. Hinnant's public-domain algorithms. */
 #include "internal.h"
 
+#include <string.h>
 #include <time.h>
 
 static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
@@ -35,7 +36,7 @@ static void put_digits(char *dst, unsigned v, int n)
     }
 }
 
-void dsql__utc_format(int64_t t, char date[9], char datetime[17])
+static void utc_format(int64_t t, char date[9], char datetime[17])
 {
     int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     unsigned secs = (unsigned)(t - days * 86400);
@@ -54,6 +55,20 @@ void dsql__utc_format(int64_t t, char date[9], char datetime[17])
     put_digits(datetime + 13, secs % 60, 2);
     datetime[15] = 'Z';
     datetime[16] = '\0';
+}
+
+/* Tokens are signed many times a second: each thread keeps its last
+ * second's text. */
+void dsql__utc_format(int64_t t, char date[9], char datetime[17])
+{
+    static _Thread_local int64_t last_t = -1;
+    static _Thread_local char last_date[9], last_datetime[17];
+    if (t != last_t) {
+        utc_format(t, last_date, last_datetime);
+        last_t = t;
+    }
+    memcpy(date, last_date, 9);
+    memcpy(datetime, last_datetime, 17);
 }
 
 static int read_num(const char **p, int n, unsigned *out)

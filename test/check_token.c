@@ -2,6 +2,8 @@
  * edge cases and input validation, tokens in heap buffers. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -425,6 +427,207 @@ START_TEST(test_env_provider)
     ck_assert_str_eq(c.session_token, "tok");
     dsql_credentials_clear(&c);
     dsql_credentials_provider_free(p);
+}
+END_TEST
+
+/* --- the cached encodings of the session token ----------------------- */
+
+/* A session token of n bytes (1..255, so every byte class: unreserved,
+ * '+', '/', '=', '%', controls, high bytes) starting at byte `first`. */
+static char *every_byte_token(size_t n, unsigned first)
+{
+    char *t = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (char)((first + i) % 255 + 1);
+    t[n] = '\0';
+    return t;
+}
+
+/* Static credentials behind the caching provider, as the default chain
+ * hands them to the signing provider (which signs from the snapshot's
+ * encoding). */
+static dsql_token_provider *snapshot_provider(const dsql_credentials *c)
+{
+    dsql_credentials_provider *cp =
+        dsql_credentials_provider_cached(dsql_credentials_provider_static(c, NULL), NULL);
+    ck_assert_ptr_nonnull(cp);
+    dsql_token_provider *tp = dsql_token_provider_signing(cp, NULL, NULL);
+    ck_assert_ptr_nonnull(tp);
+    return tp;
+}
+
+/* RFC 3986 as SigV4 wants it, written out here independently of the
+ * library's encoder. */
+static void reference_encode(char *out, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~')
+            *out++ = (char)c;
+        else
+            out += sprintf(out, "%%%02X", c);
+    }
+    *out = '\0';
+}
+
+/* The three paths: encoded in place (one-shot), the signer's cached
+ * encoding (signed twice: filled, then reused) and the credentials
+ * snapshot's encoding give the same token. */
+static void assert_paths_agree(dsql_signer *signer, const dsql_credentials *c, uint32_t len)
+{
+    static char want[TOKEN_CAP], got[TOKEN_CAP];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "app", 900, 0};
+    p.now = (int64_t)time(NULL); /* the provider signs at the current time */
+    ck_assert_int_eq(dsql_token_generate(&p, c, want, sizeof want, NULL, NULL), DSQL_OK);
+    static char value[TOKEN_CAP], expected[TOKEN_CAP];
+    ck_assert(test_query_param(want, "X-Amz-Security-Token", value, sizeof value));
+    reference_encode(expected, c->session_token);
+    ck_assert_msg(strcmp(value, expected) == 0, "encoding of a %u-byte session token", len);
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(dsql_signer_token(signer, &p, c, got, sizeof got, NULL, NULL), DSQL_OK);
+        ck_assert_msg(strcmp(got, want) == 0, "signer, %u-byte session token, round %d", len,
+                      round + 1);
+    }
+    dsql_token_provider *tp = snapshot_provider(c);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "app", NULL, 900};
+    for (int tries = 0; tries < 3; tries++) { /* a second may pass between the two */
+        ck_assert_int_eq(dsql_token_provider_token(tp, &req, got, sizeof got, NULL, NULL),
+                         DSQL_OK);
+        p.now = (int64_t)time(NULL);
+        ck_assert_int_eq(dsql_token_generate(&p, c, want, sizeof want, NULL, NULL), DSQL_OK);
+        if (strcmp(got, want) == 0)
+            break;
+    }
+    ck_assert_msg(strcmp(got, want) == 0, "snapshot, %u-byte session token", len);
+    dsql_token_provider_free(tp);
+}
+
+START_TEST(test_session_token_every_byte_class)
+{
+    dsql_signer *signer = dsql_signer_new(NULL);
+    /* every length around the encoder's 16-byte steps, then STS sizes */
+    static const uint32_t lens[] = {1,  2,  3,  4,  5,   15,  16,  17,   31,   32,  33,
+                                    47, 48, 49, 64, 255, 900, 1200, 2048, 4000, 9000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        for (unsigned first = 0; first < 255; first += 37) {
+            char *tok = every_byte_token(lens[i], first);
+            dsql_credentials c = {"ASIAEXAMPLE", "secret/with+slash", tok, 0};
+            assert_paths_agree(signer, &c, lens[i]);
+            if (lens[i] == 1200 && first == 0) /* and the generic presigner agrees */
+                assert_matches_generic("a.dsql.us-east-1.on.aws", "us-east-1", "app", 900,
+                                       1700000000, &c);
+            free(tok);
+        }
+    dsql_signer_free(signer);
+}
+END_TEST
+
+/* The signer keeps one session token's encoding per slot: a different
+ * token of the same length (one byte changed, first or last) is noticed. */
+START_TEST(test_signer_notices_changed_session_token)
+{
+    dsql_signer *signer = dsql_signer_new(NULL);
+    static char a[1201], b[1201];
+    memset(a, 'A', 1200);
+    memcpy(b, a, sizeof b);
+    static char want[4096], got[4096];
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "admin", 900,
+                           1700000000};
+    for (int pos = 0; pos < 1200; pos += 1199)
+        for (int round = 0; round < 4; round++) {
+            b[pos] = round % 2 ? '/' : 'B'; /* alternates a's and b's */
+            dsql_credentials c = {"ASIAEXAMPLE", "secret", round % 2 ? b : a, 0};
+            ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+            ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+                             DSQL_OK);
+            ck_assert_msg(strcmp(got, want) == 0, "byte %d changed, round %d", pos, round);
+        }
+    /* no session token after one: none signed */
+    dsql_credentials plain = {"ASIAEXAMPLE", "secret", NULL, 0};
+    ck_assert_int_eq(dsql_signer_token(signer, &p, &plain, got, sizeof got, NULL, NULL), DSQL_OK);
+    ck_assert_ptr_null(strstr(got, "X-Amz-Security-Token"));
+    dsql_signer_free(signer);
+}
+END_TEST
+
+/* The signer keeps hash state for one signing second: tokens in the same
+ * second (other hosts), the next second, back again and the
+ * next day all match the one-shot path. */
+START_TEST(test_signer_across_seconds)
+{
+    static const int64_t offsets[] = {0, 0, 0, 1, 1, 0, 59, 86400, 86400, 1};
+    static const char *const hosts[] = {"a.dsql.us-east-1.on.aws", "B.dsql.us-east-1.on.aws",
+                                        "c.dsql.us-east-1.on.aws"};
+    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_credentials c = {"ASIAEXAMPLE", "secret", "session/token+", 0};
+    char want[2048], got[2048];
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
+        for (size_t h = 0; h < 3; h++) {
+            dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, "app", 900,
+                                   1700000000 + offsets[i]};
+            ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+            ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+                             DSQL_OK);
+            ck_assert_msg(strcmp(got, want) == 0, "step %zu, host %s", i, hosts[h]);
+        }
+    dsql_signer_free(signer);
+}
+END_TEST
+
+/* Freed blocks must not hold the session token, raw or encoded: the
+ * signer's cached encoding is wiped when replaced and when freed. */
+#define SESSION_MARK "SeSs/IoN+MaRk="
+#define SESSION_MARK_ENC "SeSs%2FIoN%2BMaRk%3D"
+static atomic_int session_dirty_frees;
+
+static int holds(const char *b, size_t size, const char *mark)
+{
+    size_t k = strlen(mark);
+    for (size_t i = 0; i + k <= size; i++)
+        if (memcmp(b + i, mark, k) == 0)
+            return 1;
+    return 0;
+}
+
+static void mark_free(void *p)
+{
+    if (!p)
+        return;
+    size_t size = test_sized_size(p);
+    if (holds(p, size, SESSION_MARK) || holds(p, size, SESSION_MARK_ENC))
+        atomic_fetch_add(&session_dirty_frees, 1);
+    test_sized_free(p);
+}
+
+static void *mark_realloc(void *p, size_t n)
+{
+    return test_sized_realloc(p, n, test_sized_malloc, mark_free);
+}
+
+START_TEST(test_session_encodings_wiped)
+{
+    atomic_store(&session_dirty_frees, 0);
+    dsql_set_allocator(test_sized_malloc, mark_realloc, mark_free);
+    char tok[64], other[64], buf[4096];
+    snprintf(tok, sizeof tok, "%s1", SESSION_MARK);
+    snprintf(other, sizeof other, "%s2%s", SESSION_MARK, SESSION_MARK);
+    dsql_credentials c = {"ASIAEXAMPLE", "secret", tok, 0};
+    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
+    dsql_signer *signer = dsql_signer_new(NULL);
+    ck_assert_int_eq(dsql_signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    c.session_token = other; /* a longer one: the cache block is replaced */
+    ck_assert_int_eq(dsql_signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(strstr(buf, SESSION_MARK_ENC "2"));
+    dsql_signer_free(signer);
+    /* the caching provider's snapshot and its encoding */
+    dsql_token_provider *tp = snapshot_provider(&c);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0};
+    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert(strstr(buf, SESSION_MARK_ENC "2"));
+    dsql_token_provider_free(tp);
+    dsql_set_allocator(NULL, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&session_dirty_frees), 0);
 }
 END_TEST
 
@@ -852,6 +1055,10 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_signing_provider_with_custom_credentials);
     tcase_add_test(tc, test_env_provider);
     tcase_add_test(tc, test_signer_shared_by_threads);
+    tcase_add_test(tc, test_session_token_every_byte_class);
+    tcase_add_test(tc, test_signer_notices_changed_session_token);
+    tcase_add_test(tc, test_session_encodings_wiped);
+    tcase_add_test(tc, test_signer_across_seconds);
     suite_add_tcase(s, tc);
     /* swaps the library's allocator: the teardown restores it even when a
      * test fails (CK_FORK=no runs every test in one process) */

@@ -14,16 +14,21 @@
  * without waiting for anyone, and the old one is wiped and freed by
  * whoever drops its last reference. get() copies out of a snapshot; the
  * signing token provider borrows it (dsql__cached_borrow) and signs from
- * it directly, with no copy. */
+ * it directly, with no copy. A snapshot also keeps its session token
+ * percent-encoded, as it goes into every token: STS tokens are about 1 KB,
+ * and encoding one cost more than the rest of a cached token. */
 #include "cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 struct dsql__creds_snapshot {
     atomic_uint refs;
     dsql_credentials creds; /* never written after publication */
+    size_t session_enc_len; /* 0: no session token */
+    char session_enc[];     /* creds.session_token percent-encoded, NUL-ended */
 };
 
 typedef struct cache {
@@ -60,8 +65,25 @@ static void snapshot_unref(dsql__creds_snapshot *s)
 {
     if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         dsql_credentials_clear(&s->creds);
+        OPENSSL_cleanse(s->session_enc, s->session_enc_len);
         dsql__free(s);
     }
+}
+
+/* A snapshot holding fresh (moved in) and its encoded session token, in
+ * one block; NULL when out of memory (fresh untouched). */
+static dsql__creds_snapshot *snapshot_new(dsql_credentials *fresh)
+{
+    const char *tok = fresh->session_token;
+    size_t n = tok ? strlen(tok) : 0;
+    size_t enc_len = dsql__uri_encoded_len(tok, n, 0);
+    dsql__creds_snapshot *snap = dsql__malloc(sizeof *snap + enc_len + 1);
+    if (!snap)
+        return NULL;
+    snap->creds = *fresh;
+    snap->session_enc_len = dsql__uri_encode(snap->session_enc, tok, n, 0);
+    snap->session_enc[snap->session_enc_len] = '\0';
+    return snap;
 }
 
 /* The current credentials as a counted reference in *out, fetching them
@@ -120,9 +142,8 @@ static dsql_status cache_acquire(cache *c, dsql__creds_snapshot **out, dsql_erro
                          "already expired");
     }
     if (st == DSQL_OK) {
-        if ((snap = dsql__malloc(sizeof *snap)) != NULL) {
+        if ((snap = snapshot_new(&fresh)) != NULL) {
             atomic_init(&snap->refs, 2); /* the cache's and the caller's */
-            snap->creds = fresh;
         } else {
             dsql_credentials_clear(&fresh);
             st = dsql__error(&e, DSQL_ENOMEM, "cached provider: out of memory");
@@ -250,6 +271,12 @@ dsql_status dsql__cached_borrow(dsql_credentials_provider *p, dsql__creds_snapsh
     if (st == DSQL_OK)
         *creds = &(*snap)->creds;
     return st;
+}
+
+const char *dsql__snapshot_session_enc(const dsql__creds_snapshot *snap, size_t *len)
+{
+    *len = snap->session_enc_len;
+    return snap->session_enc_len ? snap->session_enc : NULL;
 }
 
 void dsql__cached_return(dsql__creds_snapshot *snap)
