@@ -109,7 +109,8 @@ $(B)/test/%: test/%.c $(wildcard test/*.h) $(STLIB)
 # libpq adapter (issue 6): the Check suite and the integration test need
 # libpq's headers; examples and the integration test are built by `make
 # check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/pq_integration
+PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/pq_integration \
+  $(B)/test/check_pq_shared
 $(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 $(PQ_TEST_BINS): test/fakepg.h adapters/libpq/pq.c
 PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect \

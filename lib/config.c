@@ -722,6 +722,12 @@ dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *e
     return put(cfg, DSQL_SOURCE_PARSED, "host", h, n, err);
 }
 
+const char *dsql__config_explicit_profile(const dsql_config *cfg)
+{
+    const entry *e = find(cfg, "profile");
+    return e && e->source > DSQL_SOURCE_ENV && e->value[0] ? e->value : NULL;
+}
+
 dsql_status dsql_config_load_env(dsql_config *cfg, dsql_error *err)
 {
     static const char *const MAP[][2] = {

@@ -148,6 +148,14 @@ struct dsql_credentials_provider {
 struct dsql_token_provider {
     const dsql_token_provider_vtable *vtable;
     void *self;
+    int shared; /* a process-wide provider: dsql_token_provider_free ignores it */
 };
+void dsql__token_provider_mark_shared(dsql_token_provider *p);
+
+/* config.c: cfg's "profile" when it was requested explicitly (set in code
+ * or in a parsed connection string), NULL when unset or when it came from
+ * the environment (AWS_PROFILE through dsql_config_load_env), which
+ * botocore does not treat as an explicit request. */
+const char *dsql__config_explicit_profile(const dsql_config *cfg);
 
 #endif

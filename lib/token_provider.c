@@ -22,8 +22,11 @@ dsql_token_provider *dsql_token_provider_new(const dsql_token_provider_vtable *v
     }
     p->vtable = vtable;
     p->self = self;
+    p->shared = 0;
     return p;
 }
+
+void dsql__token_provider_mark_shared(dsql_token_provider *p) { p->shared = 1; }
 
 dsql_status dsql_token_provider_token(dsql_token_provider *p, const dsql_token_request *req,
                                       char *buf, size_t cap, size_t *len, dsql_error *err)
@@ -43,7 +46,7 @@ dsql_status dsql_token_provider_token(dsql_token_provider *p, const dsql_token_r
 
 void dsql_token_provider_free(dsql_token_provider *p)
 {
-    if (!p)
+    if (!p || p->shared) /* shared ones live as long as the process */
         return;
     if (p->vtable->destroy)
         p->vtable->destroy(p->self);

@@ -71,16 +71,6 @@ static const char *system_ca_bundle(void)
 
 /* ---- token provider ---- */
 
-static dsql_token_provider *default_provider(dsql_config *cfg, dsql_error *err)
-{
-    dsql_credentials_provider *creds =
-        dsql_credentials_provider_default(dsql_config_get(cfg, "profile"), err);
-    if (!creds)
-        return NULL;
-    dsql_token_provider_options o = {DSQL_STRUCT_VERSION, NULL, 0};
-    return dsql_token_provider_signing(creds, &o, err);
-}
-
 /* Signs a token for host h (release with dsql_token_free). */
 static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
@@ -206,12 +196,11 @@ dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider, size
     dsql_config_host h;
     if ((st = dsql_config_host_at(cfg, host_index, &h, err)) != DSQL_OK)
         return st;
-    dsql_token_provider *owned = NULL;
-    if (!provider && !(provider = owned = default_provider(cfg, err)))
+    /* NULL: the process-wide default for the profile, fetched once */
+    if (!provider && !(provider = dsql_token_provider_shared(cfg, err)))
         return err ? err->status : DSQL_ECREDENTIALS;
     char *token = NULL;
     st = sign_token(cfg, provider, &h, &token, err);
-    dsql_token_provider_free(owned);
     if (st != DSQL_OK)
         return st;
     char port[8], app[128];
@@ -401,7 +390,6 @@ enum { ST_CONNECTING, ST_BACKOFF, ST_OK, ST_FAILED };
 struct dsql_pq_connecting {
     dsql_config *cfg;
     dsql_token_provider *provider;
-    dsql_token_provider *owned;
     size_t *order;
     size_t nhosts, pos;
     unsigned attempt, retries, delay_ms;
@@ -642,7 +630,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
     int t = (int)cfg_uint(cfg, "connect_timeout", 0);
     c->timeout_s = t > 0 && t < 2 ? 2 : t; /* libpq's minimum */
     c->provider = provider;
-    if (!provider && !(c->provider = c->owned = default_provider(cfg, err))) {
+    if (!provider && !(c->provider = dsql_token_provider_shared(cfg, err))) {
         free(c->order);
         free(c->hf);
         free(c);
@@ -764,7 +752,6 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
         c->conn = NULL;
     }
     close_conn(c);
-    dsql_token_provider_free(c->owned);
     free(c->order);
     if (c->hf)
         OPENSSL_cleanse(c->hf, c->nhosts * sizeof *c->hf);

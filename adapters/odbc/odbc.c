@@ -153,16 +153,6 @@ dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap, size_t *le
 
 /* ---- token ---- */
 
-static dsql_token_provider *default_provider(dsql_config *cfg, dsql_error *err)
-{
-    dsql_credentials_provider *creds =
-        dsql_credentials_provider_default(dsql_config_get(cfg, "profile"), err);
-    if (!creds)
-        return NULL;
-    dsql_token_provider_options o = {DSQL_STRUCT_VERSION, NULL, 0};
-    return dsql_token_provider_signing(creds, &o, err);
-}
-
 /* A token for host h (release with dsql_token_free). */
 static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
@@ -350,10 +340,8 @@ static dsql_status build(dsql_config *cfg, const dsql_config_host *h, const char
 }
 
 static dsql_status prepare(dsql_config *cfg, dsql_token_provider **provider,
-                           dsql_token_provider **owned, const dsql_odbc_options *opts,
-                           dsql_error *err)
+                           const dsql_odbc_options *opts, dsql_error *err)
 {
-    *owned = NULL;
     if (!cfg)
         return fail(err, DSQL_EINVAL, "cfg must not be NULL");
     if (opts && opts->version != DSQL_STRUCT_VERSION)
@@ -363,12 +351,9 @@ static dsql_status prepare(dsql_config *cfg, dsql_token_provider **provider,
         if (st != DSQL_OK)
             return st;
     }
-    if (!*provider) {
-        *owned = default_provider(cfg, err);
-        if (!*owned)
-            return err ? err->status : DSQL_ECREDENTIALS;
-        *provider = *owned;
-    }
+    /* NULL: the process-wide default for the profile, fetched once */
+    if (!*provider && !(*provider = dsql_token_provider_shared(cfg, err)))
+        return err ? err->status : DSQL_ECREDENTIALS;
     return DSQL_OK;
 }
 
@@ -405,19 +390,16 @@ dsql_status dsql_odbc_connection_string(dsql_config *cfg, dsql_token_provider *p
     *out = NULL;
     if (len)
         *len = 0;
-    dsql_token_provider *owned;
-    dsql_status st = prepare(cfg, &provider, &owned, opts, err);
+    dsql_status st = prepare(cfg, &provider, opts, err);
     if (st != DSQL_OK)
         return st;
     if (host_index >= dsql_config_host_count(cfg)) {
-        dsql_token_provider_free(owned);
         return fail(err, DSQL_EINVAL, "host_index %zu is out of range (%zu hosts)", host_index,
                     dsql_config_host_count(cfg));
     }
     sbuf b = {0};
     dsql_config_host h = {0};
     st = string_for_host(cfg, provider, host_index, opts, &b, &h, NULL, err);
-    dsql_token_provider_free(owned);
     if (st != DSQL_OK)
         return st;
     /* Hand out an exact-size copy so dsql_odbc_string_free can wipe it by
@@ -543,8 +525,7 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
 {
     if (!dbc)
         return fail(err, DSQL_EINVAL, "dbc must not be NULL");
-    dsql_token_provider *owned;
-    dsql_status st = prepare(cfg, &provider, &owned, opts, err);
+    dsql_status st = prepare(cfg, &provider, opts, err);
     if (st != DSQL_OK)
         return st;
 
@@ -562,7 +543,6 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         st = string_for_host(cfg, provider, i, opts, &b, &h, &token, &e);
         if (st != DSQL_OK) {
             /* Configuration and memory errors are the same for every host. */
-            dsql_token_provider_free(owned);
             if (err) {
                 *err = e;
                 if (n > 1) {
@@ -576,7 +556,6 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         if (b.len > 32767) {
             sb_free(&b);
             dsql_token_free(token);
-            dsql_token_provider_free(owned);
             return fail(err, DSQL_ECONFIG, "connection string longer than ODBC allows");
         }
         SQLRETURN rc = SQLDriverConnect(dbc, NULL, (SQLCHAR *)b.p, (SQLSMALLINT)b.len, NULL, 0,
@@ -589,7 +568,6 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         }
         dsql_token_free(token);
         if (SQL_SUCCEEDED(rc)) {
-            dsql_token_provider_free(owned);
             if (err) {
                 err->status = DSQL_OK;
                 err->sqlstate[0] = '\0';
@@ -614,7 +592,6 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
         if (last == DSQL_ECONFIG || last == DSQL_EINVAL) /* the same for every host */
             break;
     }
-    dsql_token_provider_free(owned);
     if (err) {
         err->status = last;
         snprintf(err->sqlstate, sizeof err->sqlstate, "%s", last_state);

@@ -15,8 +15,12 @@
  * Keys are libpq connection parameter names (passed to libpq untouched) plus
  * the connector's own, which libpq never sees:
  *   region               AWS region for hosts whose name names none
- *   profile              AWS profile for the credentials (for the caller's
- *                        credentials provider; the adapters only report it)
+ *   profile              AWS profile for the credentials: an adapter given
+ *                        a NULL provider signs with the shared default
+ *                        chain for it (dsql_token_provider_shared). Set in
+ *                        code or a connection string it is an explicit
+ *                        request (environment keys skipped); from
+ *                        AWS_PROFILE (dsql_config_load_env) it is not
  *   token_duration_secs  token lifetime, 1..604800 (default 900)
  *   cluster_id           builds host "<id>.dsql.<region>.on.aws"
  *   signing_host         the name tokens are signed for when it differs from

@@ -51,9 +51,12 @@ extern "C" {
 #endif
 
 /* Connect (blocking). cfg is resolved if it is not yet (resolve it
- * yourself before sharing it between threads); provider is borrowed. Returns a connection in CONNECTION_OK, or NULL with err set.
- * provider NULL: a signing provider over the AWS_* environment
- * credentials is used for this call. */
+ * yourself before sharing it between threads); provider is borrowed.
+ * Returns a connection in CONNECTION_OK, or NULL with err set.
+ * provider NULL, here and in every function below: the process-wide
+ * dsql_token_provider_shared(cfg), one cached default credentials chain per
+ * profile shared by all connections (one credentials fetch for many
+ * connections; a "profile" from AWS_PROFILE is not an explicit request). */
 DSQL_API PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider,
                                  dsql_error *err);
 
@@ -72,7 +75,7 @@ typedef enum dsql_pq_poll_status {
  * Never blocks on the network (but the token provider may, when it fetches
  * credentials). Returns NULL only for errors before any connection attempt
  * (configuration, credentials, token, memory). cfg must outlive the
- * handle; provider is borrowed (NULL: environment credentials). */
+ * handle; provider is borrowed (NULL: the shared default, see above). */
 DSQL_API dsql_pq_connecting *dsql_pq_connect_start(dsql_config *cfg,
                                                    dsql_token_provider *provider,
                                                    dsql_error *err);

@@ -71,8 +71,9 @@ typedef struct dsql_odbc_options {
 /* Connect the allocated, unconnected connection handle dbc: for each
  * resolved host in turn, sign a token, build the connection string and
  * call SQLDriverConnect (SQL_DRIVER_NOPROMPT); the first success wins.
- * cfg is resolved if it is not yet; provider is borrowed (NULL: a signing
- * provider over the default credentials chain, for this call only); opts
+ * cfg is resolved if it is not yet; provider is borrowed (NULL: the
+ * process-wide dsql_token_provider_shared(cfg), one cached default chain
+ * per profile shared by every connection); opts
  * may be NULL. Set SQL_ATTR_LOGIN_TIMEOUT on dbc to bound each attempt. */
 DSQL_ODBC_API dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg,
                                             dsql_token_provider *provider,

@@ -189,7 +189,8 @@ DSQL_API void dsql_pq_pool_options_init(dsql_pq_pool_options *opts);
 /* Create a pool and open min_size connections (blocking). With the default
  * connector cfg is copied and resolved (later changes to cfg do not
  * matter) and provider is borrowed: it must outlive the pool (NULL: the
- * AWS_* environment credentials, as for dsql_pq_connect). With a custom
+ * process-wide dsql_token_provider_shared(cfg), as for dsql_pq_connect, so
+ * warming up makes one credentials fetch). With a custom
  * connector cfg and provider may be NULL. opts NULL: the defaults. NULL
  * with err set on failure (also when a first connection fails). */
 DSQL_API dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *provider,

@@ -3,6 +3,7 @@
 #define DSQLAUTH_TOKEN_H
 
 #include "common.h"
+#include "config.h"
 #include "credentials.h"
 
 #ifdef __cplusplus
@@ -108,6 +109,20 @@ DSQL_API dsql_token_provider *
 dsql_token_provider_signing(dsql_credentials_provider *creds,
                             const dsql_token_provider_options *options,
                             dsql_error *err);
+
+/* The process-wide default provider for cfg's profile: a signing provider
+ * (region and lifetime from each request) over one cached
+ * dsql_credentials_provider_default, made on first use and shared by every
+ * caller and thread that asks for the same profile, so many connections
+ * make one credentials fetch. The adapters use it when given a NULL
+ * provider. cfg's "profile" counts as explicitly requested (environment
+ * keys skipped) only when set in code or in a connection string; one from
+ * AWS_PROFILE (dsql_config_load_env) does not, as in botocore. cfg NULL:
+ * no explicit profile. Borrowed: it lives until the process exits and
+ * dsql_token_provider_free ignores it. Thread-safe. NULL with err set when
+ * it cannot be made (memory). */
+DSQL_API dsql_token_provider *dsql_token_provider_shared(const dsql_config *cfg,
+                                                         dsql_error *err);
 
 #ifdef __cplusplus
 }
