@@ -281,8 +281,9 @@ try "wrong session token" '!security token included in the request is invalid' \
     AWS_SESSION_TOKEN=FwoGZXIvYXdzOTHERTOKEN -- --hostname "$H1"
 try "session token on a long-term key" '!security token included in the request is invalid' \
     AWS_SESSION_TOKEN=FwoGZXIvYXdzEXAMPLESESSIONTOKEN/+== -- --hostname "$H1"
+# dsql-token reads PGUSER too (as libpq does): --user admin signs the admin action
 try "admin-action token for a non-admin role" '!DbConnectAdmin is only allowed for the admin role' \
-    PGUSER=app -- --hostname "$H1"
+    PGUSER=app -- --hostname "$H1" --user admin
 try "DbConnect token for admin" '!requires Action DbConnectAdmin' -- --hostname "$H1" --user app
 
 # tokens from an independent SigV4 signer (python), incl. one dsql-token refuses to make
