@@ -300,6 +300,14 @@ bench: $(B)/bench/pool-bench
 $(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+# Connection storms (issue 14): through dsql-local, with the credentials
+# chain on test/aws_test_server.py; test/t-storm.sh runs a short one.
+BENCHES += $(B)/bench/storm-bench
+$(B)/bench/storm-bench: bench/storm-bench.c bench/benchutil.h test/aws_server.h $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
+$(B)/bench/storm-bench: $(B)/dsql-local
+check: $(B)/bench/storm-bench
 # ThreadSanitizer run of the pool suite: a clang build in $(B)-tsan (run
 # `make all` first to go through dsql-local; else a local PostgreSQL).
 .PHONY: tsan-pool

@@ -1,0 +1,301 @@
+/* Connection storms: N connections opened at once, with the default
+ * credentials chain pointed at a loopback container-credentials endpoint
+ * (test/aws_test_server.py) that answers after 50 ms, through dsql-local
+ * (TLS gateway, IAM tokens, verify-full).
+ *
+ *   storm-bench [N] [ROUNDS]   (default 200 connections, 3 rounds)
+ *
+ * Storms: "threads" (N threads call dsql_pq_connect together) and "pool"
+ * (N threads call dsql_pq_pool_acquire together on an empty pool of N, so
+ * each opens a connection: a pool warming up under load); each with
+ *   shared  one explicit dsql_token_provider_signing over
+ *           dsql_credentials_provider_default, shared by all threads,
+ *   null    a NULL provider (the process-wide dsql_token_provider_shared),
+ *   static  static credentials (no fetch at all), for comparison.
+ * Every storm runs in a new process (so the NULL provider starts cold) and
+ * a new credentials cache. One line per storm kind and provider:
+ *   <storm>_<provider>: connections=<n> credentials_fetches=<per storm>
+ *       all_connected_ms=<median> [vs_static=<ratio>]
+ * credentials_fetches counts the endpoint's requests during each storm;
+ * the benchmark fails unless every storm connected all N and made exactly
+ * one fetch (zero with static credentials). Timing is reported, never
+ * checked (test/t-storm.sh runs a short storm in make check).
+ *
+ * Run under `dsql-local run --temporary-credentials --`; started without
+ * PGHOST it re-executes itself that way ($DSQL_LOCAL, else dsql-local in
+ * the build directory above this program's). */
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "../test/aws_server.h"
+#include "benchutil.h"
+#include "dsqlauth/libpq.h"
+#include "dsqlauth/pool.h"
+
+#define ENDPOINT_DELAY_S 0.05
+#define MAX_ROUNDS 9
+
+enum storm { STORM_THREADS, STORM_POOL };
+enum prov { PROV_SHARED, PROV_NULL, PROV_STATIC };
+static const char *const STORM_NAMES[] = {"threads", "pool"};
+static const char *const PROV_NAMES[] = {"shared", "null", "static"};
+
+static dsql_config *cfg;
+static dsql_credentials local_creds; /* dsql-local's key, served by the endpoint */
+static int n_conns;
+
+/* ---- one storm, in a child process ----------------------------------- */
+
+typedef struct storm_run {
+    enum storm storm;
+    dsql_token_provider *tp;
+    dsql_pq_pool *pool;
+    pthread_barrier_t start, hold;
+    double t0;
+} storm_run;
+
+typedef struct conn_slot {
+    storm_run *run;
+    PGconn *conn;
+    double done_ns;
+    char error[sizeof ((dsql_error *)0)->message];
+} conn_slot;
+
+static void *connect_one(void *arg)
+{
+    conn_slot *s = arg;
+    storm_run *r = s->run;
+    dsql_error err = {0};
+    pthread_barrier_wait(&r->start);
+    s->conn = r->storm == STORM_POOL ? dsql_pq_pool_acquire(r->pool, -1, &err)
+                                     : dsql_pq_connect(cfg, r->tp, &err);
+    s->done_ns = now_ns();
+    if (!s->conn)
+        snprintf(s->error, sizeof s->error, "%s", err.message);
+    /* pool: hold it until all are in, so every acquire opens its own */
+    pthread_barrier_wait(&r->hold);
+    if (s->conn && r->storm == STORM_POOL)
+        dsql_pq_pool_release(r->pool, s->conn);
+    else if (s->conn)
+        PQfinish(s->conn);
+    return NULL;
+}
+
+static dsql_token_provider *make_provider(enum prov prov, dsql_error *err)
+{
+    if (prov == PROV_NULL)
+        return NULL;
+    dsql_credentials_provider *cp = prov == PROV_STATIC
+                                        ? dsql_credentials_provider_static(&local_creds, err)
+                                        : dsql_credentials_provider_default(NULL, err);
+    return cp ? dsql_token_provider_signing(cp, NULL, err) : NULL;
+}
+
+/* Runs the storm; returns the ms until all were connected, or -1. */
+static double storm_child(enum storm storm, enum prov prov)
+{
+    dsql_error err = {0};
+    storm_run r = {.storm = storm};
+    r.tp = make_provider(prov, &err);
+    if (prov != PROV_NULL && !r.tp) {
+        fprintf(stderr, "storm-bench: provider: %s\n", err.message);
+        return -1;
+    }
+    if (storm == STORM_POOL) {
+        dsql_pq_pool_options o;
+        dsql_pq_pool_options_init(&o);
+        o.max_size = (unsigned)n_conns;
+        o.acquire_timeout_ms = 120000;
+        if (!(r.pool = dsql_pq_pool_new(cfg, r.tp, &o, &err))) {
+            fprintf(stderr, "storm-bench: pool: %s\n", err.message);
+            return -1;
+        }
+    }
+    conn_slot *slots = calloc((size_t)n_conns, sizeof *slots);
+    pthread_t *th = calloc((size_t)n_conns, sizeof *th);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 512 * 1024);
+    pthread_barrier_init(&r.start, NULL, (unsigned)n_conns + 1);
+    pthread_barrier_init(&r.hold, NULL, (unsigned)n_conns + 1);
+    for (int i = 0; i < n_conns; i++) {
+        slots[i].run = &r;
+        if (pthread_create(&th[i], &attr, connect_one, &slots[i]) != 0) {
+            fprintf(stderr, "storm-bench: cannot start thread %d\n", i);
+            exit(1);
+        }
+    }
+    pthread_barrier_wait(&r.start);
+    double t0 = now_ns(), last = t0;
+    pthread_barrier_wait(&r.hold);
+    int ok = 1;
+    for (int i = 0; i < n_conns; i++) {
+        pthread_join(th[i], NULL);
+        if (!slots[i].conn) {
+            if (ok)
+                fprintf(stderr, "storm-bench: connection %d: %s\n", i, slots[i].error);
+            ok = 0;
+        }
+        if (slots[i].done_ns > last)
+            last = slots[i].done_ns;
+    }
+    dsql_pq_pool_free(r.pool);
+    dsql_token_provider_free(r.tp);
+    free(slots);
+    free(th);
+    return ok ? (last - t0) / 1e6 : -1;
+}
+
+/* ---- the parent: endpoint set-up, one process per storm --------------- */
+
+/* Serves dsql-local's key from the container endpoint, after the delay;
+ * resets the request counters. */
+static int endpoint_reset(void)
+{
+    cJSON *j = cJSON_CreateObject(), *faults = cJSON_AddObjectToObject(j, "faults");
+    cJSON_AddStringToObject(j, "access_key_id", local_creds.access_key_id);
+    cJSON_AddStringToObject(j, "secret_access_key", local_creds.secret_access_key);
+    if (local_creds.session_token)
+        cJSON_AddStringToObject(j, "session_token", local_creds.session_token);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(faults, "ecs"), "delay", ENDPOINT_DELAY_S);
+    char *text = cJSON_PrintUnformatted(j);
+    int rc = text ? aws_server_config(text) : -1;
+    free(text);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* One storm in a new process: ms until all connected (-1: failed) and the
+ * endpoint's credentials requests during it. */
+static double storm(enum storm s, enum prov p, int *fetches)
+{
+    int fds[2];
+    if (endpoint_reset() != 0 || pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        double ms = storm_child(s, p);
+        ssize_t w = write(fds[1], &ms, sizeof ms);
+        _exit(w == (ssize_t)sizeof ms ? 0 : 1);
+    }
+    close(fds[1]);
+    double ms = -1;
+    int status = 0;
+    if (pid < 0 || read(fds[0], &ms, sizeof ms) != (ssize_t)sizeof ms)
+        ms = -1;
+    close(fds[0]);
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    *fetches = aws_server_count("ecs");
+    return status == 0 ? ms : -1;
+}
+
+/* The default chain finds nothing but the endpoint: no keys, no profile
+ * files, no IMDS. Keeps dsql-local's key to serve from it. */
+static int point_chain_at_endpoint(char *home, size_t cap)
+{
+    const char *akid = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY"),
+               *session = getenv("AWS_SESSION_TOKEN");
+    if (!akid || !secret)
+        return -1;
+    local_creds.access_key_id = strdup(akid);
+    local_creds.secret_access_key = strdup(secret);
+    local_creds.session_token = session && *session ? strdup(session) : NULL;
+    static const char *const vars[] = {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    snprintf(home, cap, "/tmp/dsql-storm-bench-XXXXXX");
+    if (!mkdtemp(home))
+        return -1;
+    setenv("HOME", home, 1);
+    char url[128];
+    snprintf(url, sizeof url, "%s/ecs/credentials", aws_server_url);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    return 0;
+}
+
+static void reexec_under_dsql_local(int argc, char **argv)
+{
+    /* $B/bench/storm-bench -> $B/dsql-local */
+    char self[1024], guess[1100];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(guess, sizeof guess, "%s/../dsql-local", slash ? self : ".");
+    const char *dl = getenv("DSQL_LOCAL") ? getenv("DSQL_LOCAL") : guess;
+    char *args[10] = {(char *)dl, "run", "--temporary-credentials", "--", argv[0]};
+    for (int i = 1; i < argc && i < 4; i++)
+        args[4 + i] = argv[i];
+    execv(dl, args);
+    perror(dl);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    if (!getenv("PGHOST"))
+        reexec_under_dsql_local(argc, argv);
+    n_conns = argc > 1 ? atoi(argv[1]) : 200;
+    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    if (n_conns < 1 || n_conns > 250 || rounds < 1 || rounds > MAX_ROUNDS) {
+        fprintf(stderr, "usage: storm-bench [N (1..250)] [ROUNDS (1..%d)]\n", MAX_ROUNDS);
+        return 2;
+    }
+    dsql_error err = {0};
+    /* the configuration from dsql-local's PG* / AWS_REGION first */
+    if (!(cfg = dsql_config_new(&err)) || dsql_config_load_env(cfg, &err) != DSQL_OK ||
+        dsql_config_resolve(cfg, &err) != DSQL_OK) {
+        fprintf(stderr, "storm-bench: %s\n", err.message);
+        return 1;
+    }
+    if (aws_server_start_clean() != 0) /* leaves the AWS keys alone */
+        return 1;
+    char home[64];
+    if (point_chain_at_endpoint(home, sizeof home) != 0) {
+        fprintf(stderr, "storm-bench: needs dsql-local's AWS_ACCESS_KEY_ID and secret\n");
+        aws_server_stop();
+        return 1;
+    }
+    printf("# %d connections per storm, %d rounds, credentials endpoint answers after %.0f ms, "
+           "session token %zu bytes\n",
+           n_conns, rounds, ENDPOINT_DELAY_S * 1000,
+           local_creds.session_token ? strlen(local_creds.session_token) : (size_t)0);
+    int failed = 0;
+    for (int s = STORM_THREADS; s <= STORM_POOL; s++) {
+        double ms[3][MAX_ROUNDS];
+        int bad_fetches[3] = {0, 0, 0}, fetches_seen[3] = {0, 0, 0};
+        for (int round = 0; round < rounds; round++)
+            for (int k = 0; k < 3; k++) {
+                int p = (k + round) % 3; /* rotate who goes first */
+                int fetches = -1;
+                ms[p][round] = storm((enum storm)s, (enum prov)p, &fetches);
+                int want = p == PROV_STATIC ? 0 : 1;
+                fetches_seen[p] = fetches;
+                bad_fetches[p] |= fetches != want;
+                failed |= ms[p][round] < 0 || fetches != want;
+            }
+        double stat = percentile(ms[PROV_STATIC], (size_t)rounds, 50);
+        for (int p = 0; p < 3; p++) {
+            double med = percentile(ms[p], (size_t)rounds, 50);
+            printf("%s_%s: connections=%d credentials_fetches=%s%d all_connected_ms=%.0f",
+                   STORM_NAMES[s], PROV_NAMES[p], n_conns, bad_fetches[p] ? "WRONG:" : "",
+                   fetches_seen[p], med);
+            if (p != PROV_STATIC && stat > 0)
+                printf(" vs_static=%.2f", med / stat);
+            printf("\n");
+        }
+        fflush(stdout);
+    }
+    aws_server_stop();
+    rmdir(home);
+    if (failed)
+        fprintf(stderr, "storm-bench: a storm failed or did not make exactly one credentials "
+                        "fetch (none with static credentials)\n");
+    return failed ? 1 : 0;
+}
