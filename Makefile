@@ -88,10 +88,13 @@ $(B)/dsql-token: $(wildcard tools/dsql-token/*.c tools/dsql-token/*.h) $(STLIB)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
 
 # dsql-local: the local DSQL stand-in (tools/dsql-local, not part of the .so)
-DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c))
-$(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h) $(STLIB)
+# tools/pgserver: what dsql-local and the planned dsql-proxy share (accept
+# loop, pre-login cap, startup packet, log escaping and limits, cancels)
+PGSERVER_SRCS := $(sort $(wildcard tools/pgserver/*.c))
+DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c)) $(PGSERVER_SRCS)
+$(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h tools/pgserver/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) \
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) \
 	  -o $@ $(DSQL_LOCAL_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
 
 $(B)/bench/gateway-bench: bench/gateway-bench.c $(STLIB)
@@ -158,8 +161,8 @@ fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 # parser (test/fuzz/fuzz_local_*.c), built from those dsql-local sources (the
 # more specific patterns win over the generic fuzz rules above).
 LOCAL_FUZZ_SRCS := tools/dsql-local/verify.c tools/dsql-local/keys.c \
-  tools/dsql-local/util.c tools/dsql-local/wire.c
-LOCAL_FUZZ_CFLAGS := -D_DEFAULT_SOURCE -Itools/dsql-local $(LIBEVENT_CFLAGS)
+  tools/dsql-local/util.c $(addprefix tools/pgserver/,wire.c startup.c log.c escape.c ratelimit.c)
+LOCAL_FUZZ_CFLAGS := -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS)
 $(B)/fuzz/replay_local_%: test/fuzz/fuzz_local_%.c test/fuzz/replay.c $(LOCAL_FUZZ_SRCS) tools/dsql-local/local.h $(STLIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LOCAL_FUZZ_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) -o $@ $< \
@@ -175,13 +178,22 @@ $(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) tools/dsql-l
 GATEWAY_TEST_SRCS := $(filter-out tools/dsql-local/main.c tools/dsql-local/server.c \
   tools/dsql-local/cluster.c,$(DSQL_LOCAL_SRCS))
 $(B)/test/gateway_allocfail: test/gateway_allocfail.c $(GATEWAY_TEST_SRCS) \
-  $(wildcard tools/dsql-local/*.h) $(STLIB)
+  $(wildcard tools/dsql-local/*.h tools/pgserver/*.h) $(STLIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/dsql-local $(LIBEVENT_CFLAGS) \
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS) \
 	  $(OPENSSL_CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -o $@ $< \
 	  $(GATEWAY_TEST_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
 check: $(B)/test/gateway_allocfail
+# >>> issue 13: the floods of items 2 and 4 against a real dsql-local
+# (test/t-gateway-floods.sh, bench/gateway-floods.sh)
+$(B)/test/gateway_flood: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+check: $(B)/test/gateway_flood
+.PHONY: bench-gateway-floods
+bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/gateway-floods.sh
+bench-gateway: bench-gateway-floods
+# <<< issue 13
 
 # `make tsan`: the threaded tests (signer threads in check_token, the
 # credentials cache, the concurrent HTTP providers, the pool) built with

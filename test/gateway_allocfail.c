@@ -37,6 +37,7 @@
 
 #include "dsqlauth.h"
 #include "gateway.h"
+#include "startup.h"
 
 #define HOST "allocfail0000000000000000a.dsql.us-east-1.on.aws"
 
@@ -420,13 +421,13 @@ static void *backend_conn(void *arg)
     unsigned char hdr[4], body[4096], sink[512];
     uint32_t len;
 
-    if (read_full(fd, hdr, 4) == 0 && (len = dl_be32(hdr)) > 8 && len - 4 <= sizeof body &&
+    if (read_full(fd, hdr, 4) == 0 && (len = pgs_be32(hdr)) > 8 && len - 4 <= sizeof body &&
         read_full(fd, body, len - 4) == 0) {
         unsigned char pkt[4100];
         const char *user;
         memcpy(pkt, hdr, 4);
         memcpy(pkt + 4, body, len - 4);
-        user = dl_startup_valid(pkt, len) ? dl_startup_param(pkt, len, "user") : NULL;
+        user = pgs_startup_valid(pkt, len) ? pgs_startup_param(pkt, len, "user") : NULL;
         pthread_mutex_lock(&backend_mu);
         if (user && strcmp(user, "admin") == 0)
             backend_logins++;

@@ -13,7 +13,9 @@
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
 
+#include "escape.h"
 #include "gateway.h"
+#include "startup.h"
 
 /* Reads toward c->pre until `need` bytes are there: 1 done, 0 wait, -1 gone. */
 static int raw_fill(conn *c, size_t need)
@@ -35,12 +37,12 @@ static int raw_fill(conn *c, size_t need)
 static void raw_refuse(conn *c, const char *sqlstate, const char *msg)
 {
     unsigned char buf[512];
-    size_t n = dl_error_response(buf, sizeof buf, sqlstate, msg);
+    size_t n = pgs_error_response(buf, sizeof buf, sqlstate, msg);
     ssize_t w = send(c->fd, buf, n, MSG_NOSIGNAL);
 
     (void)w; /* best effort: the client may already be gone */
     c->gw->n_refused++;
-    dl_log("conn %lu: refused before TLS: %s", c->id, msg);
+    pgs_log_limited(&c->gw->log_preauth, "conn %lu: refused before TLS: %s", c->id, msg);
     conn_free(c);
 }
 
@@ -85,6 +87,7 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
             return;
         }
+        pgs_preauth_talking(&c->gw->preauth, &c->preauth); /* not an idle one */
         if (first == 0x16) { /* a TLS ClientHello: direct TLS */
             if (conn_start_tls(c) != 0)
                 conn_free(c);
@@ -97,14 +100,14 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
         return;
     }
-    len = dl_be32(c->pre);
-    code = dl_be32(c->pre + 4);
-    if (len == 8 && code == PG_SSL_REQUEST) {
+    len = pgs_be32(c->pre);
+    code = pgs_be32(c->pre + 4);
+    if (len == 8 && code == PGS_SSL_REQUEST) {
         if (send(c->fd, "S", 1, MSG_NOSIGNAL) != 1 || conn_start_tls(c) != 0)
             conn_free(c);
         return;
     }
-    if (len == 8 && code == PG_GSSENC_REQUEST) {
+    if (len == 8 && code == PGS_GSSENC_REQUEST) {
         if (send(c->fd, "N", 1, MSG_NOSIGNAL) != 1) {
             conn_free(c);
             return;
@@ -112,22 +115,22 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
         c->pre_have = 0; /* an SSLRequest or a startup packet follows */
         return;
     }
-    if (len == 16 && code == PG_CANCEL_REQUEST) {
+    if (len == 16 && code == PGS_CANCEL_REQUEST) {
         r = raw_fill(c, 16);
         if (r == 0)
             return;
         if (r > 0)
-            cancel_relay(c->gw, c->pre);
+            pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, c->pre);
         conn_free(c);
         return;
     }
-    if ((code >> 16) == 3 && len > 8 && len <= DL_MAX_PACKET) {
+    if ((code >> 16) == 3 && len > 8 && len <= PGS_MAX_PACKET) {
         c->state = S_DISCARD;
         c->discard_left = len - 8;
         raw_discard(c);
         return;
     }
-    if (len < 8 || len > DL_MAX_PACKET) {
+    if (len < 8 || len > PGS_MAX_PACKET) {
         raw_refuse(c, "08P01", "invalid startup packet length");
         return;
     }
@@ -149,6 +152,27 @@ static int known_host(const dl_config *cfg, const char *sni)
     return 0;
 }
 
+/* The gateway checks the token against the first `user` while PostgreSQL
+ * would use the last: a packet naming any parameter twice is refused. */
+static int refuse_duplicate(conn *c)
+{
+    const char *name;
+    char shown[200], msg[300];
+    int r = pgs_startup_duplicate(c->startup, c->startup_len, &name);
+
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        conn_fail(c, "53200", "out of memory");
+        return -1;
+    }
+    pgs_escape(shown, sizeof shown, name, strlen(name), PGS_ESC_QUOTED);
+    snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more than once",
+             shown);
+    conn_fail(c, "08P01", msg);
+    return -1;
+}
+
 static int on_startup(conn *c, struct evbuffer *in)
 {
     unsigned char hdr[8];
@@ -158,18 +182,18 @@ static int on_startup(conn *c, struct evbuffer *in)
 
     if (evbuffer_copyout(in, hdr, 8) < 8)
         return 0;
-    len = dl_be32(hdr);
-    code = dl_be32(hdr + 4);
-    if (len < 8 || len > DL_MAX_PACKET) {
+    len = pgs_be32(hdr);
+    code = pgs_be32(hdr + 4);
+    if (len < 8 || len > PGS_MAX_PACKET) {
         conn_fail(c, "08P01", "invalid startup packet length");
         return -1;
     }
     if (evbuffer_get_length(in) < len)
         return 0;
-    if (code == PG_CANCEL_REQUEST && len == 16) {
+    if (code == PGS_CANCEL_REQUEST && len == 16) {
         unsigned char pkt[16];
         evbuffer_remove(in, pkt, 16);
-        cancel_relay(c->gw, pkt);
+        pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, pkt);
         conn_free(c);
         return -1;
     }
@@ -184,11 +208,13 @@ static int on_startup(conn *c, struct evbuffer *in)
     }
     c->startup_len = len;
     evbuffer_remove(in, c->startup, len);
-    if (!dl_startup_valid(c->startup, len)) {
+    if (!pgs_startup_valid(c->startup, len)) {
         conn_fail(c, "08P01", "invalid startup packet layout");
         return -1;
     }
-    user = dl_startup_param(c->startup, len, "user");
+    if (refuse_duplicate(c) != 0)
+        return -1;
+    user = pgs_startup_param(c->startup, len, "user");
     if (!user || !*user) {
         conn_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
         return -1;
@@ -232,7 +258,7 @@ static int on_password(conn *c, struct evbuffer *in)
 
     if (evbuffer_copyout(in, hdr, 5) < 5)
         return 0;
-    len = dl_be32(hdr + 1);
+    len = pgs_be32(hdr + 1);
     if (hdr[0] != 'p') {
         conn_fail(c, "08P01", "expected a password response");
         return -1;
@@ -241,7 +267,7 @@ static int on_password(conn *c, struct evbuffer *in)
         conn_fail(c, "08P01", "invalid password packet length");
         return -1;
     }
-    if (len - 4 > DL_MAX_PACKET) {
+    if (len - 4 > PGS_MAX_PACKET) {
         snprintf(msg, sizeof msg, "IAM authentication failed for user \"%s\": password packet is too large", c->user);
         conn_fail(c, "28P01", msg);
         return -1;
@@ -272,7 +298,11 @@ static int on_password(conn *c, struct evbuffer *in)
         conn_fail(c, "28P01", msg);
         return -1;
     }
-    dl_log("conn %lu: user \"%s\" authenticated for %s", c->id, c->user, vin.sni);
+    {
+        char user[300];
+        pgs_escape(user, sizeof user, c->user, strlen(c->user), PGS_ESC_QUOTED);
+        pgs_log("conn %lu: user \"%s\" authenticated for %s", c->id, user, vin.sni);
+    }
     conn_start_backend(c);
     return -1;
 }

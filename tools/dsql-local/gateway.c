@@ -4,20 +4,22 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <openssl/err.h>
 
+#include "fdlimit.h"
 #include "gateway.h"
 
 #define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
+#define BACKEND_PATIENCE_MS 5000 /* retrying a full PostgreSQL backlog */
 
 static void conn_unlink(conn *c)
 {
@@ -32,6 +34,8 @@ static void conn_unlink(conn *c)
 void conn_free(conn *c)
 {
     conn_unlink(c);
+    pgs_preauth_remove(&c->gw->preauth, &c->preauth);
+    pgs_dial_stop(&c->dial);
     if (c->raw_ev)
         event_free(c->raw_ev);
     if (c->auth_timer)
@@ -96,10 +100,10 @@ static void conn_close_after_flush(conn *c)
 void conn_fail(conn *c, const char *sqlstate, const char *message)
 {
     unsigned char buf[1024];
-    size_t n = dl_error_response(buf, sizeof buf, sqlstate, message);
+    size_t n = pgs_error_response(buf, sizeof buf, sqlstate, message);
 
     c->gw->n_refused++;
-    dl_log("conn %lu: refused (%s): %s", c->id, sqlstate, message);
+    pgs_log_limited(&c->gw->log_refused, "conn %lu: refused (%s): %s", c->id, sqlstate, message);
     bufferevent_write(c->client, buf, n);
     conn_close_after_flush(c);
 }
@@ -110,8 +114,9 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    dl_log("conn %lu: login did not finish in time", c->id);
-    if (c->client && c->tls_up && (c->state == S_STARTUP || c->state == S_PASSWORD))
+    pgs_log_limited(&c->gw->log_preauth, "conn %lu: login did not finish in time", c->id);
+    if (c->client && c->tls_up &&
+        (c->state == S_STARTUP || c->state == S_PASSWORD || c->state == S_BACKEND))
         conn_fail(c, "08006", "unable to accept connection, authentication timed out");
     else
         conn_free(c);
@@ -124,9 +129,10 @@ static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    dl_log("conn %lu: maximum connection duration reached, closing", c->id);
+    pgs_log("conn %lu: maximum connection duration reached, closing", c->id);
     if ((c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) ||
-        (c->tls_up && (c->state == S_STARTUP || c->state == S_PASSWORD))) {
+        (c->tls_up &&
+         (c->state == S_STARTUP || c->state == S_PASSWORD || c->state == S_BACKEND))) {
         /* between two backend messages: say why, as a FATAL error */
         snprintf(msg, sizeof msg,
                  "terminating connection: maximum connection duration of %d s reached",
@@ -162,7 +168,7 @@ static void track_backend(conn *c, struct evbuffer *buf)
             pos += n;
         }
         if (c->bhdr_have == sizeof c->bhdr) {
-            uint32_t mlen = dl_be32(c->bhdr + 1);
+            uint32_t mlen = pgs_be32(c->bhdr + 1);
             c->bbody_left = mlen >= 4 ? mlen - 4 : 0;
             c->bhdr_have = 0;
         }
@@ -203,7 +209,7 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
         track_backend(c, bufferevent_get_input(from));
     if (evbuffer_add_buffer(out, bufferevent_get_input(from)) != 0) {
         /* dropping bytes would desynchronise the protocol: close instead */
-        dl_log("conn %lu: out of memory while relaying", c->id);
+        pgs_log("conn %lu: out of memory while relaying", c->id);
         conn_free(c);
         return;
     }
@@ -217,7 +223,7 @@ static void relay_write_cb(struct bufferevent *to, void *arg)
     struct bufferevent *from = to == c->client ? c->backend : c->client;
 
     if (c->state == S_RELAY && bufferevent_enable(from, EV_READ) != 0) {
-        dl_log("conn %lu: out of memory while relaying", c->id);
+        pgs_log("conn %lu: out of memory while relaying", c->id);
         conn_free(c);
     }
 }
@@ -231,7 +237,7 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
     if (bev == c->backend) {
         /* backend gone (or died): deliver what it said, then close */
         if (what & BEV_EVENT_ERROR)
-            dl_log("conn %lu: backend connection error", c->id);
+            pgs_log("conn %lu: backend connection error", c->id);
         bufferevent_free(c->backend);
         c->backend = NULL;
         conn_close_after_flush(c);
@@ -240,36 +246,19 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-/* A connected, non-blocking socket to PostgreSQL, or -1. Connecting here
- * (a local Unix socket answers at once) rather than with
- * bufferevent_socket_connect(): libevent 2.1 ignores a failure to watch
- * the new socket there, and the connection would then wait forever. */
-static int backend_socket(const struct dl_gateway *gw)
+static void backend_unreachable(conn *c, int err)
 {
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (snprintf(sa.sun_path, sizeof sa.sun_path, "%s", gw->pg_socket) >= (int)sizeof sa.sun_path ||
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    pgs_log_limited(&c->gw->log_refused, "conn %lu: cannot reach PostgreSQL: %s", c->id,
+                    strerror(err));
+    conn_fail(c, "08006", "unable to accept connection, the database is not available");
 }
 
-void conn_start_backend(conn *c)
+/* PostgreSQL answered: send it the startup packet and relay. The socket is
+ * connected here rather than by bufferevent_socket_connect(): libevent 2.1
+ * ignores a failure to watch the new socket there, and the connection
+ * would then wait forever. */
+static void backend_ready(conn *c, int fd)
 {
-    int fd = backend_socket(c->gw);
-
-    if (fd < 0) {
-        dl_log("conn %lu: cannot reach PostgreSQL: %s", c->id, strerror(errno));
-        conn_fail(c, "08006", "unable to accept connection, the database is not available");
-        return;
-    }
     c->backend = bufferevent_socket_new(c->gw->base, fd,
                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->backend) {
@@ -295,16 +284,40 @@ void conn_start_backend(conn *c)
         relay_read_cb(c->client, c); /* bytes the client pipelined after its password */
 }
 
-int cancel_relay(struct dl_gateway *gw, const unsigned char pkt[16])
+static void backend_dialed(int fd, int err, void *arg)
 {
-    int fd = backend_socket(gw), rc = -1;
+    conn *c = arg;
 
-    if (fd >= 0 && send(fd, pkt, 16, MSG_NOSIGNAL) == 16)
-        rc = 0;
+    pgs_dial_stop(&c->dial);
+    if (fd < 0)
+        backend_unreachable(c, err);
+    else
+        backend_ready(c, fd);
+}
+
+static int free_a_descriptor(void *arg)
+{
+    struct dl_gateway *gw = arg;
+    return pgs_preauth_evict_one(&gw->preauth);
+}
+
+/* The token checked out: the client no longer counts against the pre-login
+ * cap. PostgreSQL's backlog may be full for a moment (each CancelRequest
+ * costs it a fork), so a refused connect is retried for a while. */
+void conn_start_backend(conn *c)
+{
+    int fd;
+
+    pgs_preauth_remove(&c->gw->preauth, &c->preauth);
+    c->state = S_BACKEND;
+    c->dial.done = backend_dialed;
+    c->dial.shortage = free_a_descriptor;
+    c->dial.arg = c;
+    fd = pgs_dial_start(&c->dial, c->gw->base, c->gw->pg_socket, BACKEND_PATIENCE_MS);
     if (fd >= 0)
-        close(fd);
-    dl_log("cancel request relayed%s", rc == 0 ? "" : " (failed)");
-    return rc;
+        backend_ready(c, fd);
+    else if (errno != EINPROGRESS)
+        backend_unreachable(c, errno);
 }
 
 /* ---- TLS ---- */
@@ -320,7 +333,7 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (!c->tls_up)
-            dl_log("conn %lu: TLS handshake failed", c->id);
+            pgs_log_limited(&c->gw->log_preauth, "conn %lu: TLS handshake failed", c->id);
         conn_free(c);
     }
 }
@@ -348,7 +361,7 @@ int conn_start_tls(conn *c)
     c->fd = -1;
     c->state = S_STARTUP; /* bytes only arrive once the handshake is done */
     bufferevent_setcb(c->client, frontdoor_read_cb, NULL, tls_event_cb, c);
-    bufferevent_setwatermark(c->client, EV_READ, 0, DL_MAX_PACKET + 64);
+    bufferevent_setwatermark(c->client, EV_READ, 0, PGS_MAX_PACKET + 64);
     if (bufferevent_enable(c->client, EV_READ | EV_WRITE) != 0)
         return -1; /* the caller frees c, and with it the bufferevent */
     return 0;
@@ -400,8 +413,18 @@ static SSL_CTX *make_ssl_ctx(const char *cert_dir, char *err, size_t errcap)
 
 /* ---- listener ---- */
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+static void evict_cb(pgs_preauth_node *n, void *arg)
+{
+    struct dl_gateway *gw = arg;
+    conn *c = (conn *)(void *)((char *)n - offsetof(conn, preauth));
+
+    pgs_log_limited(&gw->log_preauth,
+                    "conn %lu: closed before login to make room (%zu connections may wait "
+                    "to log in; %lu closed so far)", c->id, gw->preauth.limit, gw->preauth.evicted);
+    conn_free(c);
+}
+
+static void accepted_cb(int fd, void *arg)
 {
     struct dl_gateway *gw = arg;
     conn *c = calloc(1, sizeof *c);
@@ -409,9 +432,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct timeval life = {gw->cfg->max_conn_seconds, 0};
     int one = 1;
 
-    (void)l;
-    (void)sa;
-    (void)salen;
     if (!c) {
         close(fd);
         return;
@@ -423,6 +443,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     if (gw->conns)
         gw->conns->prev = c;
     gw->conns = c;
+    pgs_preauth_add(&gw->preauth, &c->preauth); /* may close the oldest idle one */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->raw_ev = event_new(gw->base, fd, EV_READ | EV_PERSIST, frontdoor_raw_cb, c);
     c->auth_timer = evtimer_new(gw->base, auth_timeout_cb, c);
@@ -432,11 +453,17 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
         conn_free(c); /* out of memory: a connection nobody watches would hang */
 }
 
-static void accept_error_cb(struct evconnlistener *l, void *arg)
+static void init_limits(struct dl_gateway *gw)
 {
-    (void)l;
-    (void)arg;
-    dl_log("accept failed: %s", strerror(errno));
+    long fd_limit = pgs_fd_limit_raise();
+    size_t cap = gw->cfg->max_preauth > 0 ? (size_t)gw->cfg->max_preauth
+                                           : pgs_preauth_default_limit(fd_limit);
+
+    pgs_preauth_init(&gw->preauth, cap, evict_cb, gw);
+    pgs_ratelimit_init(&gw->log_preauth, PGS_LOG_PER_SECOND, PGS_LOG_BURST);
+    /* login outcomes matter more when debugging: a larger allowance */
+    pgs_ratelimit_init(&gw->log_refused, 5 * PGS_LOG_PER_SECOND, 5 * PGS_LOG_BURST);
+    pgs_log("descriptor limit %ld; at most %zu connections may wait to log in", fd_limit, cap);
 }
 
 dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
@@ -445,7 +472,8 @@ dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
 {
     struct dl_gateway *gw = calloc(1, sizeof *gw);
     struct sockaddr_in sin;
-    socklen_t slen = sizeof sin;
+    pgs_listener_cbs cbs;
+    char lerr[200];
 
     if (!gw) {
         snprintf(err, errcap, "out of memory");
@@ -464,23 +492,30 @@ dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
         free(gw);
         return NULL;
     }
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin.sin_port = htons((unsigned short)cfg->port);
-    gw->listener = evconnlistener_new_bind(
-        base, accept_cb, gw,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 1024,
-        (struct sockaddr *)&sin, sizeof sin);
-    if (!gw->listener) {
-        snprintf(err, errcap, "cannot listen on 127.0.0.1:%d: %s", cfg->port, strerror(errno));
+    init_limits(gw);
+    if (pgs_cancel_relay_init(&gw->cancels, base) != 0) {
+        snprintf(err, errcap, "out of memory");
         SSL_CTX_free(gw->ssl_ctx);
         free(gw);
         return NULL;
     }
-    evconnlistener_set_error_cb(gw->listener, accept_error_cb);
-    if (getsockname(evconnlistener_get_fd(gw->listener), (struct sockaddr *)&sin, &slen) == 0)
-        gw->port = ntohs(sin.sin_port);
+    cbs.accepted = accepted_cb;
+    cbs.shortage = free_a_descriptor;
+    cbs.arg = gw;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((unsigned short)cfg->port);
+    gw->listener = pgs_listener_new(base, (struct sockaddr *)&sin, sizeof sin, 1024, &cbs, lerr,
+                                    sizeof lerr);
+    if (!gw->listener) {
+        snprintf(err, errcap, "cannot listen on 127.0.0.1:%d: %s", cfg->port, lerr);
+        pgs_cancel_relay_free(&gw->cancels);
+        SSL_CTX_free(gw->ssl_ctx);
+        free(gw);
+        return NULL;
+    }
+    gw->port = pgs_listener_port(gw->listener);
     return gw;
 }
 
@@ -493,15 +528,17 @@ void dl_gateway_free(dl_gateway *gw)
 {
     if (!gw)
         return;
-    if (gw->listener)
-        evconnlistener_free(gw->listener);
+    pgs_listener_free(gw->listener);
+    pgs_cancel_relay_free(&gw->cancels);
     while (gw->conns)
         conn_free(gw->conns);
     /* bufferevents made with BEV_OPT_DEFER_CALLBACKS finish freeing (and
      * drop their SSL, and the SSL_CTX reference) in the loop's next pass */
     event_base_loop(gw->base, EVLOOP_NONBLOCK);
-    dl_log("gateway stopped: %lu connections, %lu logged in, %lu refused",
-           gw->n_accepted, gw->n_ok, gw->n_refused);
+    pgs_log("gateway stopped: %lu connections, %lu logged in, %lu refused, %lu closed before "
+            "login to make room; cancel requests: %lu relayed, %lu dropped, %lu failed",
+            gw->n_accepted, gw->n_ok, gw->n_refused, gw->preauth.evicted, gw->cancels.forwarded,
+            gw->cancels.dropped, gw->cancels.failed);
     SSL_CTX_free(gw->ssl_ctx);
     free(gw);
 }

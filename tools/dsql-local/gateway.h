@@ -6,35 +6,46 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include "dsqlauth.h"
+#include "cancel.h"
+#include "listener.h"
 #include "local.h"
+#include "log.h"
+#include "preauth.h"
+#include "unixconn.h"
+#include "wire.h"
 
 enum conn_state {
     S_PRE,      /* raw socket, before TLS: SSLRequest / GSSENC / cancel */
     S_DISCARD,  /* plaintext startup: read it, then refuse */
     S_STARTUP,  /* TLS up, waiting for the startup packet */
     S_PASSWORD, /* AuthenticationCleartextPassword sent */
+    S_BACKEND,  /* logged in, connecting to PostgreSQL */
     S_RELAY,    /* bytes both ways */
     S_CLOSING   /* flushing a last message to the client */
 };
 
 struct dl_gateway {
     struct event_base *base;
-    struct evconnlistener *listener;
+    pgs_listener *listener;
     SSL_CTX *ssl_ctx;
     const dl_config *cfg;
     char keys_file[600];
     char pg_socket[600];
     int port;
-    struct conn *conns; /* all live connections, for shutdown */
+    struct conn *conns;    /* all live connections, for shutdown */
+    pgs_preauth preauth;   /* those not logged in yet, capped */
+    pgs_cancel_relay cancels;
+    pgs_ratelimit log_preauth, log_refused; /* lines a flood repeats */
     unsigned long n_accepted, n_ok, n_refused;
 };
 
 typedef struct conn {
     struct dl_gateway *gw;
     struct conn *prev, *next;
+    pgs_preauth_node preauth;  /* listed until logged in */
+    pgs_dial dial;             /* to PostgreSQL, in S_BACKEND */
     enum conn_state state;
     int fd;                    /* until a bufferevent owns it */
     int tls_up;                /* handshake finished */
@@ -58,7 +69,6 @@ void conn_free(conn *c);
 void conn_fail(conn *c, const char *sqlstate, const char *message);
 int conn_start_tls(conn *c);
 void conn_start_backend(conn *c);
-int cancel_relay(struct dl_gateway *gw, const unsigned char pkt[16]);
 
 /* frontdoor.c */
 void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg);

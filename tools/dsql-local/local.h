@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #define DL_MAX_HOSTS 8
-#define DL_MAX_PACKET (64u * 1024u) /* startup and password packets */
 
 #if defined(__GNUC__)
 #define DL_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -27,6 +26,7 @@ typedef struct dl_config {
     const char *keys_file;         /* NULL: generated */
     const char *log_file;          /* NULL: <state>/dsql-local.log */
     int temporary;                 /* generate a session token */
+    int max_preauth;               /* connections not logged in; 0: default */
 } dl_config;
 
 /* util.c */
@@ -75,20 +75,6 @@ typedef struct dl_verify_in {
     int clock_skew;
 } dl_verify_in;
 int dl_verify_token(const dl_verify_in *in, char *reason, size_t cap);
-
-/* wire.c: PostgreSQL protocol helpers. */
-#define PG_PROTO_V3 196608u
-#define PG_SSL_REQUEST 80877103u
-#define PG_GSSENC_REQUEST 80877104u
-#define PG_CANCEL_REQUEST 80877102u
-uint32_t dl_be32(const unsigned char *p);
-/* Finds a startup parameter; returns NULL when absent or malformed. */
-const char *dl_startup_param(const unsigned char *pkt, size_t len,
-                             const char *name);
-int dl_startup_valid(const unsigned char *pkt, size_t len);
-/* Builds an ErrorResponse (severity FATAL) into buf; returns its length. */
-size_t dl_error_response(unsigned char *buf, size_t cap, const char *sqlstate,
-                         const char *message);
 
 /* gateway.c */
 struct event_base;

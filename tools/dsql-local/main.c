@@ -32,6 +32,9 @@ static void usage(FILE *fp)
           "  --max-connection-duration SECONDS   default 3600\n"
           "  --auth-timeout SECONDS     time to finish TLS and login (default 30)\n"
           "  --clock-skew SECONDS       allowed X-Amz-Date skew (default 300)\n"
+          "  --max-preauth N            connections that may wait to log in; more\n"
+          "                             close the oldest idle one (default: half\n"
+          "                             the descriptor limit)\n"
           "  --keys FILE                key table: ACCESS_KEY_ID SECRET [SESSION_TOKEN]\n"
           "                             a line (default: one generated key)\n"
           "  --temporary-credentials    generate a key with a session token\n"
@@ -117,6 +120,9 @@ static int parse_options(int argc, char **argv, int i, dl_config *cfg)
                 return -1;
         } else if (strcmp(a, "--clock-skew") == 0) {
             if (parse_int(a, v, 0, 86400, &cfg->clock_skew) != 0)
+                return -1;
+        } else if (strcmp(a, "--max-preauth") == 0) {
+            if (parse_int(a, v, 1, 1000000, &cfg->max_preauth) != 0)
                 return -1;
         } else if (strcmp(a, "--keys") == 0) {
             cfg->keys_file = v;

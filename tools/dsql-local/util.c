@@ -13,35 +13,21 @@
 #include <openssl/rand.h>
 
 #include "local.h"
+#include "log.h"
 
-static FILE *log_fp;
-
+/* The log itself is shared with the other servers (tools/pgserver/log.c). */
 void dl_log_open(const char *path)
 {
-    FILE *fp = fopen(path, "ae");
-    if (fp) {
-        setvbuf(fp, NULL, _IOLBF, 0);
-        if (log_fp && log_fp != stderr)
-            fclose(log_fp);
-        log_fp = fp;
-    }
+    pgs_log_open(path, "dsql-local");
 }
 
 void dl_log(const char *fmt, ...)
 {
-    FILE *fp = log_fp ? log_fp : stderr;
-    char stamp[32];
-    time_t t = time(NULL);
-    struct tm tm;
     va_list ap;
 
-    gmtime_r(&t, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(fp, "%s dsql-local[%ld]: ", stamp, (long)getpid());
     va_start(ap, fmt);
-    vfprintf(fp, fmt, ap);
+    pgs_vlog(fmt, ap);
     va_end(ap);
-    fputc('\n', fp);
 }
 
 int dl_random_string(char *buf, size_t n, const char *alphabet)
