@@ -23,8 +23,10 @@ typedef struct stripe {
     char date[9];
     char region[DSQL_REGION_MAX + 1];
     dsql__hmac_key key;
-    int prefix_valid;
-    dsql__token_prefix prefix;
+    /* one per action (DbConnect, DbConnectAdmin): a process that connects
+     * as admin and as an application user keeps both warm */
+    int prefix_valid[2];
+    dsql__token_prefix prefix[2];
     /* the last session token and its encoding, one heap block: session_len
      * raw bytes, then session_enc_len encoded ones; wiped when replaced */
     char *session;
@@ -156,16 +158,18 @@ dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params 
         memcpy(st->date, in.date, 9);
         strcpy(st->region, in.region);
         st->valid = 1;
-        st->prefix_valid = 0;
+        st->prefix_valid[0] = st->prefix_valid[1] = 0;
     }
-    if (!st->prefix_valid || !dsql__token_prefix_matches(&st->prefix, &in, creds)) {
-        dsql__token_prefix_init(&st->prefix, &in, creds);
-        st->prefix_valid = 1;
+    int a = in.action[strlen("DbConnect")] != '\0'; /* 1: DbConnectAdmin */
+    dsql__token_prefix *pre = &st->prefix[a];
+    if (!st->prefix_valid[a] || !dsql__token_prefix_matches(pre, &in, creds)) {
+        dsql__token_prefix_init(pre, &in, creds);
+        st->prefix_valid[a] = 1;
     }
     if (!in.session_enc && in.session_token_len)
         in.session_enc = stripe_session_enc(st, creds->session_token, in.session_token_len,
                                             &in.session_enc_len);
-    written = dsql__token_write(&in, creds, &st->prefix, &st->key, buf);
+    written = dsql__token_write(&in, creds, pre, &st->key, buf);
     pthread_mutex_unlock(&st->lock);
     if (len)
         *len = written;

@@ -551,8 +551,8 @@ START_TEST(test_signer_notices_changed_session_token)
 }
 END_TEST
 
-/* The signer keeps hash state for one signing second: tokens in the same
- * second (other hosts), the next second, back again and the
+/* The signer keeps hash state per action and for one signing second:
+ * tokens in the same second (other hosts, both actions), the next second, back again and the
  * next day all match the one-shot path. */
 START_TEST(test_signer_across_seconds)
 {
@@ -564,13 +564,23 @@ START_TEST(test_signer_across_seconds)
     char want[2048], got[2048];
     for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
         for (size_t h = 0; h < 3; h++) {
-            dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, "app", 900,
-                                   1700000000 + offsets[i]};
+            /* both actions, each with its own cached prefix */
+            dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, h == 1 ? "admin" : "app",
+                                   900, 1700000000 + offsets[i]};
             ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
             ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
                              DSQL_OK);
             ck_assert_msg(strcmp(got, want) == 0, "step %zu, host %s", i, hosts[h]);
         }
+    /* another key id with the same secret: a new prefix for each action */
+    c.access_key_id = "ASIAOTHERKEYID";
+    for (size_t h = 0; h < 3; h++) {
+        dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, h == 1 ? "admin" : "app",
+                               900, 1700000000};
+        ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+        ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL), DSQL_OK);
+        ck_assert_msg(strcmp(got, want) == 0, "new key id, host %s", hosts[h]);
+    }
     dsql_signer_free(signer);
 }
 END_TEST
