@@ -167,8 +167,9 @@ want_env "--hostname equal to PGHOST (any case) keeps its hostaddr, port and CA"
     PGSSLMODE=verify-full PGSSLROOTCERT=/tmp/local-ca.pem PGPASSWORD=LOCAL.dsql.us-east-1.on.aws
 out=$(PGHOST=$P PGUSER=app $T --time 2024-11-07T17:39:33Z)
 check "printing: no host given takes PGHOST and PGUSER" sh -c "echo '$out' | grep -q '^$P/?Action=DbConnect&'"
-out=$(PGHOSTADDR=127.0.0.1 PGPORT=7777 $T exec --hostname $P -- sh -c 'echo "${PGHOSTADDR-unset} $PGPORT"' 2>/dev/null)
+out=$(PGHOSTADDR=127.0.0.1 PGPORT=7777 $T exec --hostname $P -- sh -c 'echo "${PGHOSTADDR-unset} $PGPORT"' 2>"$tmp/err")
 check "inherited PGHOSTADDR/PGPORT without PGHOST are dropped too" test "$out" = "unset 5432"
+check "... with a note" grep -q "note: the token is for $P: the program gets PGHOST=$P and not the inherited PGHOSTADDR, PGPORT of" "$tmp/err"
 
 # the exact scenario: eval "$(dsql-local start)", then exec for another cluster
 L=$B/dsql-local

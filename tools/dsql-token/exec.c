@@ -20,14 +20,14 @@ static void set_or_unset(const char *name, const char *value)
         unsetenv(name);
 }
 
-/* Says so when the inherited PGHOST (and what describes it) is replaced:
- * the token is for another host. */
+/* Says so when the inherited PGHOST (or what describes a host) is
+ * replaced: the token is for another host. */
 static void note_replaced(const target *t)
 {
     static const char *const vars[] = {"PGHOSTADDR", "PGPORT", "PGSSLROOTCERT", NULL};
-    const char *pghost = getenv("PGHOST");
-    if (t->env_is_host || !pghost || !*pghost)
+    if (t->env_is_host)
         return;
+    const char *pghost = getenv("PGHOST");
     char list[64] = "";
     for (size_t i = 0; vars[i]; i++) {
         const char *v = getenv(vars[i]);
@@ -35,11 +35,12 @@ static void note_replaced(const target *t)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "",
                      vars[i]);
     }
-    fprintf(stderr,
-            "dsql-token: note: the token is for %s, not for PGHOST=%s: the program gets "
-            "PGHOST=%s%s%s%s\n",
-            t->host.signing_host, pghost, t->host.host, *list ? " and not the inherited " : "",
-            list, *list ? " of the environment" : "");
+    if ((!pghost || !*pghost) && !*list)
+        return;
+    fprintf(stderr, "dsql-token: note: the token is for %s%s%s: the program gets PGHOST=%s%s%s%s\n",
+            t->host.signing_host, pghost && *pghost ? ", not for PGHOST=" : "",
+            pghost && *pghost ? pghost : "", t->host.host,
+            *list ? " and not the inherited " : "", list, *list ? " of the environment" : "");
 }
 
 /* Wipes the token from the environment (setenv's copy is ours). */
