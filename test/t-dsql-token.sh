@@ -165,6 +165,10 @@ inherited $T exec --hostname LOCAL.dsql.us-east-1.on.aws -- sh "$tmp/printenv.sh
 want_env "--hostname equal to PGHOST (any case) keeps its hostaddr, port and CA" \
     PGHOST=LOCAL.dsql.us-east-1.on.aws PGHOSTADDR=127.0.0.1 PGPORT=7777 PGUSER=admin PGDATABASE=postgres \
     PGSSLMODE=verify-full PGSSLROOTCERT=/tmp/local-ca.pem PGPASSWORD=LOCAL.dsql.us-east-1.on.aws
+env -u PGHOST -u PGHOSTADDR $T exec "host=localhost hostaddr=127.0.0.1 port=5433 signing_host=$P" -- sh "$tmp/printenv.sh" >"$tmp/child" 2>/dev/null
+want_env "a tunnel: PGHOST is the host connected to, the token is for signing_host" \
+    PGHOST=localhost PGHOSTADDR=127.0.0.1 PGPORT=5433 PGUSER=admin PGDATABASE=postgres \
+    PGSSLMODE=verify-full PGSSLROOTCERT=$ROOT PGPASSWORD=$P
 out=$(PGHOST=$P PGUSER=app $T --time 2024-11-07T17:39:33Z)
 check "printing: no host given takes PGHOST and PGUSER" sh -c "echo '$out' | grep -q '^$P/?Action=DbConnect&'"
 out=$(PGHOSTADDR=127.0.0.1 PGPORT=7777 $T exec --hostname $P -- sh -c 'echo "${PGHOSTADDR-unset} $PGPORT"' 2>"$tmp/err")
