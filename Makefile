@@ -193,6 +193,13 @@ check: $(B)/test/gateway_flood
 bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-floods.sh
 bench-gateway: bench-gateway-floods
+# the Check suite of tools/pgserver's pure parts (escaping, startup packet,
+# pre-login cap, token bucket), built with those sources
+PGSERVER_UNIT_SRCS := $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c)
+$(B)/test/check_pgserver: test/check_pgserver.c $(PGSERVER_UNIT_SRCS) $(wildcard tools/pgserver/*.h) $(STLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Ilib -Itools/pgserver $(CHECK_CFLAGS) $(LDFLAGS) \
+	  -o $@ $< $(PGSERVER_UNIT_SRCS) $(ALL_LIBS) $(CHECK_LIBS)
 # <<< issue 13
 
 # `make tsan`: the threaded tests (signer threads in check_token, the

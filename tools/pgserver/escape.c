@@ -49,7 +49,8 @@ static int is_unsafe_char(const unsigned char *s, size_t n)
 char *pgs_escape(char *dst, size_t cap, const char *src, size_t len, int flags)
 {
     const unsigned char *s = (const unsigned char *)src;
-    size_t i = 0, o = 0;
+    size_t i = 0, o = 0, mark = 0; /* mark: the last cut point with room for "..." */
+    int cut = 0;
 
     if (cap == 0)
         return dst;
@@ -78,17 +79,22 @@ char *pgs_escape(char *dst, size_t cap, const char *src, size_t len, int flags)
             for (k = 0, plen = 0; k < n; k++, plen += 4)
                 snprintf(piece + plen, sizeof piece - plen, "\\x%02x", s[i + k]);
         }
-        /* room for this piece, and for "..." should more follow */
-        if (o + plen + (i + n < len ? 3 : 0) >= cap) {
-            if (o + 3 < cap) {
-                memcpy(dst + o, "...", 3);
-                o += 3;
-            }
+        if (o + plen >= cap) {
+            cut = 1;
             break;
         }
         memcpy(dst + o, piece, plen);
         o += plen;
         i += n;
+        if (o + 3 < cap)
+            mark = o;
+    }
+    if (cut) {
+        o = mark;
+        if (o + 3 < cap) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+        }
     }
     dst[o] = '\0';
     return dst;

@@ -20,18 +20,20 @@ void pgs_preauth_init(pgs_preauth *p, size_t limit,
     head_init(&p->silent);
     head_init(&p->talking);
     p->count = 0;
+    p->arrivals = 0;
     p->limit = limit > 0 ? limit : 1;
     p->evicted = 0;
     p->evict = evict;
     p->arg = arg;
 }
 
-static void append(pgs_preauth_node *head, pgs_preauth_node *n)
+/* Before pos; before a list head is at the list's end. */
+static void insert_before(pgs_preauth_node *pos, pgs_preauth_node *n)
 {
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
+    n->prev = pos->prev;
+    n->next = pos;
+    pos->prev->next = n;
+    pos->prev = n;
     n->listed = 1;
 }
 
@@ -60,17 +62,25 @@ void pgs_preauth_add(pgs_preauth *p, pgs_preauth_node *n)
 {
     while (p->count >= p->limit && pgs_preauth_evict_one(p))
         ;
-    append(&p->silent, n);
+    insert_before(&p->silent, n);
     n->talking = 0;
+    n->seq = ++p->arrivals;
     p->count++;
 }
 
 void pgs_preauth_talking(pgs_preauth *p, pgs_preauth_node *n)
 {
+    pgs_preauth_node *after;
+
     if (!n->listed || n->talking)
-        return; /* keeps its place: age counts from arrival */
+        return;
     unlink_node(n);
-    append(&p->talking, n);
+    /* in arrival order, so speaking late does not make a connection look
+     * younger; most speak at once, so this walk is short */
+    after = p->talking.prev;
+    while (after != &p->talking && after->seq > n->seq)
+        after = after->prev;
+    insert_before(after->next, n);
     n->talking = 1;
 }
 

@@ -10,6 +10,7 @@
 
 typedef struct pgs_preauth_node {
     struct pgs_preauth_node *prev, *next;
+    unsigned long seq; /* arrival order */
     int listed, talking;
 } pgs_preauth_node;
 
@@ -17,7 +18,7 @@ typedef struct pgs_preauth {
     pgs_preauth_node silent;  /* list heads, oldest first */
     pgs_preauth_node talking;
     size_t count, limit;
-    unsigned long evicted;
+    unsigned long arrivals, evicted;
     /* closes the connection of n (already off the lists) */
     void (*evict)(pgs_preauth_node *n, void *arg);
     void *arg;

@@ -1,0 +1,294 @@
+/* The server plumbing dsql-local shares with the planned dsql-proxy
+ * (tools/pgserver): log escaping, the startup packet's duplicate check, the
+ * pre-login cap's eviction order and the token bucket. The accept loop and
+ * the cancel relay run against a real gateway in test/t-gateway-floods.sh. */
+#include <stdint.h>
+
+#include "escape.h"
+#include "preauth.h"
+#include "ratelimit.h"
+#include "startup.h"
+#include "testutil.h"
+#include "wire.h"
+
+static const char *esc(const char *s, size_t len, int flags)
+{
+    static char out[256];
+    return pgs_escape(out, sizeof out, s, len, flags);
+}
+
+#define ESC(lit, flags) esc(lit, sizeof lit - 1, flags)
+
+START_TEST(escape_newline_cannot_start_a_line)
+{
+    ck_assert_str_eq(ESC("alice\n2026-01-01 forged", 0), "alice\\x0a2026-01-01 forged");
+    ck_assert_str_eq(ESC("a\rb\tc", 0), "a\\x0db\\x09c");
+}
+END_TEST
+
+START_TEST(escape_control_bytes_and_del)
+{
+    ck_assert_str_eq(ESC("\x1b[2J\x7f\x01", 0), "\\x1b[2J\\x7f\\x01");
+    ck_assert_str_eq(esc("a\0b", 3, 0), "a\\x00b");
+}
+END_TEST
+
+START_TEST(escape_keeps_printable_utf8)
+{
+    ck_assert_str_eq(ESC("j\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x98\x80", 0),
+                     "j\xc3\xbcrgen \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+END_TEST
+
+START_TEST(escape_bytes_outside_utf8)
+{
+    ck_assert_str_eq(ESC("\xff", 0), "\\xff");
+    ck_assert_str_eq(ESC("\xc0\xaf", 0), "\\xc0\\xaf");         /* overlong '/' */
+    ck_assert_str_eq(ESC("\xed\xa0\x80", 0), "\\xed\\xa0\\x80"); /* a surrogate */
+    ck_assert_str_eq(ESC("\xf4\x90\x80\x80", 0), "\\xf4\\x90\\x80\\x80"); /* > U+10FFFF */
+    ck_assert_str_eq(ESC("\xe2\x82", 0), "\\xe2\\x82");         /* cut short */
+    ck_assert_str_eq(ESC("\xc3x", 0), "\\xc3x");                /* resyncs after it */
+}
+END_TEST
+
+START_TEST(escape_c1_and_line_separators)
+{
+    ck_assert_str_eq(ESC("a\xc2\x85z", 0), "a\\xc2\\x85z");       /* NEL */
+    ck_assert_str_eq(ESC("a\xe2\x80\xa8z", 0), "a\\xe2\\x80\\xa8z"); /* U+2028 */
+    ck_assert_str_eq(ESC("a\xe2\x80\xa9z", 0), "a\\xe2\\x80\\xa9z"); /* U+2029 */
+    ck_assert_str_eq(ESC("\xc2\xa0", 0), "\xc2\xa0"); /* NBSP is printable */
+}
+END_TEST
+
+START_TEST(escape_quoted_marks_the_end)
+{
+    ck_assert_str_eq(ESC("a\"b\\c", PGS_ESC_QUOTED), "a\\\"b\\\\c");
+    ck_assert_str_eq(ESC("a\"b\\c", 0), "a\"b\\c");
+}
+END_TEST
+
+START_TEST(escape_cut_to_fit_never_splits)
+{
+    char out[8];
+
+    pgs_escape(out, sizeof out, "abcdefghij", 10, 0);
+    ck_assert_str_eq(out, "abcd...");
+    pgs_escape(out, sizeof out, "\n\n\n", 3, 0);
+    ck_assert_str_eq(out, "\\x0a...");
+    pgs_escape(out, sizeof out, "ab\xc3\xbc\xc3\xbc\xc3\xbc", 8, 0);
+    ck_assert_str_eq(out, "ab\xc3\xbc...");
+    pgs_escape(out, sizeof out, "abcdefg", 7, 0);
+    ck_assert_str_eq(out, "abcdefg"); /* fits exactly: no marker */
+    pgs_escape(out, 1, "abc", 3, 0);
+    ck_assert_str_eq(out, "");
+}
+END_TEST
+
+/* ---- startup packets ---- */
+
+static size_t packet(unsigned char *buf, size_t cap, const char *const *pairs, size_t n)
+{
+    size_t off = 8, i;
+
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(pairs[i]) + 1;
+        ck_assert_uint_lt(off + len, cap);
+        memcpy(buf + off, pairs[i], len);
+        off += len;
+    }
+    buf[off++] = '\0';
+    pgs_put_be32(buf, (uint32_t)off);
+    pgs_put_be32(buf + 4, PGS_PROTO_V3);
+    return off;
+}
+
+START_TEST(startup_unique_names_pass)
+{
+    const char *const pairs[] = {"user", "alice", "database", "postgres", "options", "user"};
+    unsigned char buf[128];
+    size_t len = packet(buf, sizeof buf, pairs, 6);
+    const char *name = "x";
+
+    ck_assert_int_eq(pgs_startup_duplicate(buf, len, &name), 0);
+    ck_assert_ptr_null(name);
+    ck_assert_str_eq(pgs_startup_param(buf, len, "user"), "alice");
+}
+END_TEST
+
+START_TEST(startup_user_twice_is_named)
+{
+    const char *const pairs[] = {"user", "alice", "database", "postgres", "user", "admin"};
+    unsigned char buf[128];
+    size_t len = packet(buf, sizeof buf, pairs, 6);
+    const char *name = NULL;
+
+    ck_assert_int_eq(pgs_startup_duplicate(buf, len, &name), 1);
+    ck_assert_str_eq(name, "user");
+}
+END_TEST
+
+START_TEST(startup_names_compare_exactly)
+{
+    const char *const pairs[] = {"user", "a", "User", "b", "user ", "c"};
+    unsigned char buf[128];
+    size_t len = packet(buf, sizeof buf, pairs, 6);
+    const char *name;
+
+    ck_assert_int_eq(pgs_startup_duplicate(buf, len, &name), 0);
+}
+END_TEST
+
+START_TEST(startup_many_pairs_last_repeats_first)
+{
+    static unsigned char buf[PGS_MAX_PACKET];
+    size_t off = 8, i;
+    const char *name = NULL;
+
+    /* 8,000 distinct names with empty values ("kN\0\0"; buf starts
+     * zeroed), then the first name again at the very end */
+    for (i = 0; i < 8000; i++)
+        off += (size_t)snprintf((char *)buf + off, sizeof buf - off, "k%zu", i) + 1 + 1;
+    memcpy(buf + off, "k0\0v\0", 5);
+    off += 5;
+    buf[off++] = '\0';
+    pgs_put_be32(buf, (uint32_t)off);
+    pgs_put_be32(buf + 4, PGS_PROTO_V3);
+    ck_assert_int_eq(pgs_startup_valid(buf, off), 1);
+    ck_assert_int_eq(pgs_startup_duplicate(buf, off, &name), 1);
+    ck_assert_str_eq(name, "k0");
+}
+END_TEST
+
+START_TEST(startup_malformed_is_an_error)
+{
+    unsigned char buf[16] = {0, 0, 0, 12, 0, 3, 0, 0, 'u', 's', 'e', 'r'};
+    const char *name;
+
+    ck_assert_int_eq(pgs_startup_duplicate(buf, 12, &name), -1);
+}
+END_TEST
+
+/* ---- the pre-login cap ---- */
+
+typedef struct fake_conn {
+    pgs_preauth_node node;
+    int evicted;
+} fake_conn;
+
+static void evict(pgs_preauth_node *n, void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(n->listed, 0); /* off the lists before the callback */
+    ((fake_conn *)(void *)n)->evicted = 1;
+}
+
+START_TEST(preauth_idle_ones_go_first)
+{
+    pgs_preauth p;
+    fake_conn c[4];
+
+    memset(c, 0, sizeof c);
+    pgs_preauth_init(&p, 3, evict, NULL);
+    pgs_preauth_add(&p, &c[0].node);
+    pgs_preauth_add(&p, &c[1].node);
+    pgs_preauth_add(&p, &c[2].node);
+    pgs_preauth_talking(&p, &c[0].node); /* the oldest is logging in */
+    pgs_preauth_add(&p, &c[3].node);
+    ck_assert_int_eq(c[0].evicted, 0);
+    ck_assert_int_eq(c[1].evicted, 1); /* the oldest silent one */
+    ck_assert_int_eq(c[2].evicted, 0);
+    ck_assert_uint_eq(p.count, 3);
+    ck_assert_uint_eq(p.evicted, 1);
+}
+END_TEST
+
+START_TEST(preauth_then_the_oldest_talking)
+{
+    pgs_preauth p;
+    fake_conn c[3];
+
+    memset(c, 0, sizeof c);
+    pgs_preauth_init(&p, 2, evict, NULL);
+    pgs_preauth_add(&p, &c[0].node);
+    pgs_preauth_add(&p, &c[1].node);
+    pgs_preauth_talking(&p, &c[1].node);
+    pgs_preauth_talking(&p, &c[0].node); /* spoke later, still older */
+    pgs_preauth_add(&p, &c[2].node);
+    ck_assert_int_eq(c[0].evicted, 1);
+    ck_assert_int_eq(c[1].evicted, 0);
+}
+END_TEST
+
+START_TEST(preauth_under_the_cap_nobody_goes)
+{
+    pgs_preauth p;
+    fake_conn c[200];
+    int i;
+
+    memset(c, 0, sizeof c);
+    pgs_preauth_init(&p, pgs_preauth_default_limit(1024), evict, NULL);
+    ck_assert_uint_eq(p.limit, 512);
+    for (i = 0; i < 200; i++)
+        pgs_preauth_add(&p, &c[i].node);
+    for (i = 0; i < 200; i++)
+        ck_assert_int_eq(c[i].evicted, 0);
+    pgs_preauth_remove(&p, &c[5].node);
+    pgs_preauth_remove(&p, &c[5].node); /* twice: harmless */
+    ck_assert_uint_eq(p.count, 199);
+    ck_assert_int_eq(pgs_preauth_evict_one(&p), 1);
+    ck_assert_int_eq(c[0].evicted, 1);
+}
+END_TEST
+
+START_TEST(preauth_empty_has_nothing_to_evict)
+{
+    pgs_preauth p;
+
+    pgs_preauth_init(&p, 4, evict, NULL);
+    ck_assert_int_eq(pgs_preauth_evict_one(&p), 0);
+}
+END_TEST
+
+/* ---- the token bucket ---- */
+
+START_TEST(ratelimit_burst_then_refuses_and_counts)
+{
+    pgs_ratelimit rl;
+    int i, ok = 0;
+
+    pgs_ratelimit_init(&rl, 0.001, 5); /* refills far slower than the test runs */
+    for (i = 0; i < 12; i++)
+        ok += pgs_ratelimit_take(&rl);
+    ck_assert_int_eq(ok, 5);
+    ck_assert_uint_eq(pgs_ratelimit_take_refused(&rl), 7);
+    ck_assert_uint_eq(pgs_ratelimit_take_refused(&rl), 0);
+}
+END_TEST
+
+static Suite *pgserver_suite(void)
+{
+    Suite *s = suite_create("pgserver");
+    TCase *t = tcase_create("core");
+
+    tcase_add_test(t, escape_newline_cannot_start_a_line);
+    tcase_add_test(t, escape_control_bytes_and_del);
+    tcase_add_test(t, escape_keeps_printable_utf8);
+    tcase_add_test(t, escape_bytes_outside_utf8);
+    tcase_add_test(t, escape_c1_and_line_separators);
+    tcase_add_test(t, escape_quoted_marks_the_end);
+    tcase_add_test(t, escape_cut_to_fit_never_splits);
+    tcase_add_test(t, startup_unique_names_pass);
+    tcase_add_test(t, startup_user_twice_is_named);
+    tcase_add_test(t, startup_names_compare_exactly);
+    tcase_add_test(t, startup_many_pairs_last_repeats_first);
+    tcase_add_test(t, startup_malformed_is_an_error);
+    tcase_add_test(t, preauth_idle_ones_go_first);
+    tcase_add_test(t, preauth_then_the_oldest_talking);
+    tcase_add_test(t, preauth_under_the_cap_nobody_goes);
+    tcase_add_test(t, preauth_empty_has_nothing_to_evict);
+    tcase_add_test(t, ratelimit_burst_then_refuses_and_counts);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+TEST_MAIN(pgserver_suite)
