@@ -175,6 +175,12 @@ out=$(PGHOSTADDR=127.0.0.1 PGPORT=7777 $T exec --hostname $P -- sh -c 'echo "${P
 check "inherited PGHOSTADDR/PGPORT without PGHOST are dropped too" test "$out" = "unset 5432"
 check "... with a note" grep -q "note: the token is for $P: the program gets PGHOST=$P and not the inherited PGHOSTADDR, PGPORT of" "$tmp/err"
 
+# a service file beats the PG* variables in libpq: an inherited PGSERVICE
+# would send the token to the service's host (here with sslmode=disable)
+printf '[local]\nhost=127.0.0.1\nport=7777\nsslmode=disable\n' >"$tmp/pg_service.conf"
+out=$(PGSERVICEFILE="$tmp/pg_service.conf" PGSERVICE=local $T exec --hostname $P -- sh -c 'echo "${PGSERVICE-unset}"' 2>"$tmp/err")
+check "exec does not pass PGSERVICE on" test "$out" = unset
+check "... and says so" grep -q "note: PGSERVICE=local is not passed on" "$tmp/err"
 # the exact scenario: eval "$(dsql-local start)", then exec for another cluster
 L=$B/dsql-local
 if "$L" start --state-dir "$tmp/local" >"$tmp/local.env" 2>"$tmp/local.err"; then

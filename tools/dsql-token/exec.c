@@ -52,12 +52,26 @@ static void wipe_password(void)
     unsetenv("PGPASSWORD");
 }
 
+/* libpq lets a service file's host, port and sslmode beat the PG*
+ * variables set here, so an inherited PGSERVICE could send the token
+ * elsewhere, or in cleartext. */
+static void drop_service(void)
+{
+    const char *svc = getenv("PGSERVICE");
+    if (!svc || !*svc)
+        return;
+    fprintf(stderr, "dsql-token: note: PGSERVICE=%s is not passed on: its settings would "
+                    "override the host and TLS settings the token is made for\n", svc);
+    unsetenv("PGSERVICE");
+}
+
 int run_exec(const target *t, char **argv, const char *token)
 {
     const char *v;
     char port[16];
     snprintf(port, sizeof port, "%u", t->host.port);
     note_replaced(t);
+    drop_service();
     setenv("PGPASSWORD", token, 1);
     setenv("PGHOST", t->host.host, 1);
     set_or_unset("PGHOSTADDR", t->host.hostaddr);
