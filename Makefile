@@ -1,5 +1,13 @@
-# libdsqlauth. GNU make. `make check` from a fresh clone installs missing
-# Debian packages (scripts/install-deps), configures, builds and tests.
+# libdsqlauth. GNU make.
+#   make          configure on first use, build the libraries and the tools
+#   make check    set up a fresh Debian machine (scripts/install-deps, as
+#                 root), build everything, run every test; `make demo` too
+#   make install  headers, libraries, pkg-config files, CMake package,
+#                 tools, man pages (PREFIX, DESTDIR honoured)
+# Plain `make` never installs system packages: it names what is missing and
+# the command that installs it. `./configure --without-libpq --without-odbc
+# --without-tools` leaves parts out; the core alone needs libcrypto,
+# libcurl, cJSON and expat.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -8,6 +16,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/dsqlauth
 
 .DEFAULT_GOAL := all
 VERSION := 0.1.0
@@ -21,7 +30,7 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 SANITIZE ?=
-# the shared library must not have undefined symbols, except under the
+# the shared libraries must not have undefined symbols, except under the
 # sanitizers, whose runtime only the executables link
 NO_UNDEFINED := -Wl,--no-undefined
 ifneq ($(SANITIZE),)
@@ -30,177 +39,292 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 NO_UNDEFINED :=
 endif
 BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -Iinclude -pthread
+# every object and program writes the headers it read to $@.d (included below)
+DEPFLAGS = -MMD -MP -MF $@.d
+
+## Configuration
+
+# Goals that set up the whole machine first (every package, test ones too,
+# installed when running as root); any other goal only checks.
+SETUP_GOALS := check demo tsan valgrind bench bench-gateway bench-gateway-floods fuzz
+ifneq ($(filter $(SETUP_GOALS),$(MAKECMDGOALS)),)
+ifeq ($(MAKELEVEL)$(MAKE_RESTARTS),0)
+ifneq ($(shell scripts/install-deps all >&2; echo $$?),0)
+$(error scripts/install-deps could not set up this machine (see above))
+endif
+endif
+endif
 
 -include config.mk
 
-# Configure on first use; install-deps first so configure finds everything.
-config.mk: configure config.mk.in scripts/install-deps
-	scripts/install-deps
-	./configure --quiet CC="$(CC)"
+# Configure on first use (or again, with the same options, when configure
+# or config.mk.in changed); only check for the packages, never install.
+config.mk: configure config.mk.in
+	scripts/install-deps --check build
+	if [ -f config.status ]; then ./config.status --recheck && ./config.status; \
+	else ./configure --quiet CC="$(CC)"; fi
 
 # a release tarball ships configure; a git checkout makes it
 configure: configure.ac
-	scripts/install-deps
+	scripts/install-deps --check build
 	autoreconf -fi
 
-LIB_SRCS := $(sort $(wildcard lib/*.c lib/creds/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/pic/%.o)
-LIB_DEPS_CFLAGS = $(OPENSSL_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS) $(EXPAT_CFLAGS)
-LIB_DEPS_LIBS = $(OPENSSL_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(EXPAT_LIBS) -pthread
+# A configuration made before the test packages were installed is redone
+# (same options) for the goals that need them.
+ifneq ($(filter $(SETUP_GOALS),$(MAKECMDGOALS)),)
+ifneq ($(wildcard config.mk),)
+ifneq ($(HAVE_CHECK)$(HAVE_LIBUV),yesyes)
+ifeq ($(MAKE_RESTARTS),)
+config.mk: FORCE
+endif
+endif
+endif
+endif
+.PHONY: FORCE
+FORCE:
 
-ADAPTER_SRCS := $(sort $(wildcard adapters/libpq/*.c))
-ADAPTER_OBJS := $(ADAPTER_SRCS:%.c=$(B)/pic/%.o)
+## Libraries
+# libdsqlauth       the core: token, signer, credentials, configuration
+# libdsqlauth-pq    the libpq adapter: connect, pool, transactions
+# libdsqlauth-odbc  the ODBC adapter
+# Each is a shared library (own soname, own version script with one node)
+# and a static archive; the adapters link the core, never the other way.
+CORE_SRCS := $(sort $(wildcard lib/*.c lib/creds/*.c))
+PQ_SRCS := $(sort $(wildcard adapters/libpq/*.c))
+ODBC_SRCS := $(sort $(wildcard adapters/odbc/*.c))
+CORE_OBJS := $(CORE_SRCS:%.c=$(B)/pic/%.o)
+PQ_OBJS := $(PQ_SRCS:%.c=$(B)/pic/%.o)
+ODBC_OBJS := $(ODBC_SRCS:%.c=$(B)/pic/%.o)
 
-SHLIB := $(B)/libdsqlauth.so.$(VERSION)
-SONAME := libdsqlauth.so.$(SOVERSION)
-STLIB := $(B)/libdsqlauth.a
+CORE_DEP_CFLAGS = $(CRYPTO_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS) $(EXPAT_CFLAGS)
+CORE_DEP_LIBS = $(CRYPTO_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(EXPAT_LIBS) -pthread
+PQ_DEP_CFLAGS = $(LIBPQ_CFLAGS) $(CRYPTO_CFLAGS)
+PQ_DEP_LIBS = $(LIBPQ_LIBS) $(CRYPTO_LIBS) -pthread
+ODBC_DEP_CFLAGS = $(ODBC_CFLAGS) $(CRYPTO_CFLAGS)
+ODBC_DEP_LIBS = $(ODBC_LIBS) $(CRYPTO_LIBS)
 
-TOOLS := $(B)/dsql-token $(B)/dsql-local
-TEST_SRCS := $(sort $(wildcard test/check_*.c))
-TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
-BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench
-BENCHES += $(B)/bench/profile-bench
+CORE_SO := $(B)/libdsqlauth.so.$(VERSION)
+PQ_SO := $(B)/libdsqlauth-pq.so.$(VERSION)
+ODBC_SO := $(B)/libdsqlauth-odbc.so.$(VERSION)
+CORE_A := $(B)/libdsqlauth.a
+PQ_A := $(B)/libdsqlauth-pq.a
+ODBC_A := $(B)/libdsqlauth-odbc.a
+SHLIB := $(CORE_SO)
+STLIB := $(CORE_A)
 
-.PHONY: all lib tools check bench install uninstall clean distclean demo valgrind fuzz
-all: lib tools
+LIBS_BUILT := $(CORE_SO) $(CORE_A)
+ifeq ($(WITH_LIBPQ),yes)
+LIBS_BUILT += $(PQ_SO) $(PQ_A)
+endif
+ifeq ($(WITH_ODBC),yes)
+LIBS_BUILT += $(ODBC_SO) $(ODBC_A)
+endif
 
-lib: $(SHLIB) $(STLIB)
-
-$(B)/pic/%.o: %.c $(wildcard include/*.h include/dsqlauth/*.h lib/*.h) config.mk
+$(B)/pic/%.o: %.c config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden $(LIB_DEPS_CFLAGS) $(LIBPQ_CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden $(OBJ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(B)/pic/lib/%.o: OBJ_CFLAGS = $(CORE_DEP_CFLAGS)
+$(B)/pic/adapters/libpq/%.o: OBJ_CFLAGS = $(PQ_DEP_CFLAGS)
+$(B)/pic/adapters/odbc/%.o: OBJ_CFLAGS = $(ODBC_DEP_CFLAGS)
 
-$(SHLIB): $(LIB_OBJS) $(ADAPTER_OBJS) lib/libdsqlauth.map
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libdsqlauth.map \
-	  $(NO_UNDEFINED) $(LDFLAGS) -o $@ $(LIB_OBJS) $(ADAPTER_OBJS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
-	ln -sf libdsqlauth.so.$(VERSION) $(B)/$(SONAME)
-	ln -sf $(SONAME) $(B)/libdsqlauth.so
+$(CORE_SO): $(CORE_OBJS) lib/libdsqlauth.map
+$(PQ_SO): $(PQ_OBJS) adapters/libpq/libdsqlauth-pq.map $(CORE_SO)
+$(ODBC_SO): $(ODBC_OBJS) adapters/odbc/libdsqlauth-odbc.map $(CORE_SO)
+SO_LIBS_dsqlauth = $(CORE_DEP_LIBS)
+SO_LIBS_dsqlauth-pq = $(PQ_DEP_LIBS)
+SO_LIBS_dsqlauth-odbc = $(ODBC_DEP_LIBS)
+$(B)/lib%.so.$(VERSION):
+	$(CC) -shared -Wl,-soname,lib$*.so.$(SOVERSION) -Wl,--version-script=$(filter %.map,$^) \
+	  $(NO_UNDEFINED) $(LDFLAGS) -o $@ $(filter %.o %.so.$(VERSION),$^) $(SO_LIBS_$*)
+	ln -sf $(notdir $@) $(B)/lib$*.so.$(SOVERSION)
+	ln -sf lib$*.so.$(SOVERSION) $(B)/lib$*.so
 
-$(STLIB): $(LIB_OBJS) $(ADAPTER_OBJS)
+$(CORE_A): $(CORE_OBJS)
+$(PQ_A): $(PQ_OBJS)
+$(ODBC_A): $(ODBC_OBJS)
+$(B)/lib%.a:
 	rm -f $@
 	ar rcs $@ $^
 
-ALL_LIBS = $(STLIB) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
+# What a program links for each library (static: tests reach internals).
+CORE_LINK = $(CORE_A) $(CORE_DEP_LIBS)
+PQ_LINK = $(PQ_A) $(CORE_A) $(PQ_DEP_LIBS) $(CORE_DEP_LIBS)
+ODBC_LINK = $(ODBC_A) $(CORE_A) $(ODBC_DEP_LIBS) $(CORE_DEP_LIBS)
+ALL_A := $(PQ_A) $(CORE_A)
+ALL_LIBS = $(PQ_LINK)
 
-tools: $(TOOLS)
-$(B)/dsql-token: $(wildcard tools/dsql-token/*.c tools/dsql-token/*.h) $(STLIB)
+## Programs
+# Objects of programs (not position-independent); OBJ_CFLAGS per directory.
+$(B)/obj/%.o: %.c config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(OBJ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(B)/obj/tools/dsql-token/%.o: OBJ_CFLAGS = -Ilib $(LIBPQ_CFLAGS)
+$(B)/obj/tools/dsql-local/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+$(B)/obj/tools/pgserver/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+$(B)/obj/tools/demo/%.o: OBJ_CFLAGS = $(LIBPQ_CFLAGS)
+$(B)/obj/examples/%.o: OBJ_CFLAGS =
+$(B)/obj/test/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Ilib -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS) \
+  $(OPENSSL_CFLAGS) $(LIBPQ_CFLAGS) $(CHECK_CFLAGS)
+$(B)/obj/test/fuzz/%.o: OBJ_CFLAGS = -Ilib $(CORE_DEP_CFLAGS)
+$(B)/obj/test/fuzz/fuzz_local_%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS) \
+  $(OPENSSL_CFLAGS)
+objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 
-# dsql-local: the local DSQL stand-in (tools/dsql-local, not part of the .so)
+# Tools: dsql-token (libpq for the exec subcommand's TLS defaults) and
+# dsql-local (libevent, libssl); neither is part of a library.
 # tools/pgserver: what dsql-local and the planned dsql-proxy share (accept
 # loop, pre-login cap, startup packet, log escaping and limits, cancels)
+DSQL_TOKEN_SRCS := $(sort $(wildcard tools/dsql-token/*.c))
 PGSERVER_SRCS := $(sort $(wildcard tools/pgserver/*.c))
 DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c)) $(PGSERVER_SRCS)
-$(B)/dsql-local: $(DSQL_LOCAL_SRCS) $(wildcard tools/dsql-local/*.h tools/pgserver/*.h) $(STLIB)
+TOOLS :=
+ifeq ($(WITH_TOOLS),yes)
+TOOLS += $(B)/dsql-local
+ifeq ($(WITH_LIBPQ),yes)
+TOOLS += $(B)/dsql-token
+endif
+endif
+$(B)/dsql-token: $(call objs,$(DSQL_TOKEN_SRCS)) $(CORE_A)
+$(B)/dsql-local: $(call objs,$(DSQL_LOCAL_SRCS)) $(CORE_A)
+$(B)/demo: $(call objs,tools/demo/demo.c) $(ALL_A)
+$(B)/examples/adapter-skeleton: $(call objs,$(wildcard examples/adapter-skeleton/*.c)) $(CORE_A)
+$(B)/dsql-token: PROG_LIBS = $(CORE_LINK) $(LIBPQ_LIBS)
+$(B)/dsql-local: PROG_LIBS = $(CORE_LINK) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+$(B)/demo: PROG_LIBS = $(PQ_LINK)
+$(B)/examples/adapter-skeleton: PROG_LIBS = $(CORE_LINK)
+# programs made of several objects
+$(B)/dsql-token $(B)/dsql-local $(B)/demo $(B)/examples/adapter-skeleton:
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) \
-	  -o $@ $(DSQL_LOCAL_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PROG_LIBS)
 
-$(B)/bench/gateway-bench: bench/gateway-bench.c $(STLIB)
+# Test programs: one source each, Check and the internals (-Ilib); a test
+# adds flags with `$(B)/test/x: CHECK_CFLAGS += ...`, libraries with TEST_LIBS.
+TEST_SRCS := $(sort $(wildcard test/check_*.c))
+TESTS := $(TEST_SRCS:test/%.c=$(B)/test/%)
+$(B)/test/%: test/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-.PHONY: bench-gateway
-bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
-	B=$(B) sh bench/gateway-bench.sh
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
+	  $(TEST_LIBS) $(ALL_LIBS) $(CHECK_LIBS) $(CJSON_LIBS)
 
-$(B)/test/%: test/%.c $(wildcard test/*.h) $(STLIB)
+# Examples: one source each, public headers only; EXAMPLE_LIBS says which
+# libraries (the libpq adapter unless set).
+EXAMPLE_LIBS = $(PQ_LINK)
+$(B)/examples/%: examples/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(CHECK_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< \
-	  $(ALL_LIBS) $(CHECK_LIBS) $(CJSON_LIBS)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(EXAMPLE_LIBS)
+$(B)/examples/token $(B)/examples/custom-provider: EXAMPLE_LIBS = $(CORE_LINK)
+$(B)/examples/libuv-connect: EXAMPLE_LIBS = $(PQ_LINK) $(LIBUV_LIBS)
+$(B)/examples/libuv-connect: CFLAGS += $(LIBUV_CFLAGS)
 
-# libpq adapter (issue 6): the Check suite and the integration test need
-# libpq's headers; examples and the integration test are built by `make
-# check` (test/t-libpq.sh runs the latter under dsql-local).
-PQ_TEST_BINS := $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/pq_integration \
-  $(B)/test/check_pq_shared
-$(PQ_TEST_BINS): CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(PQ_TEST_BINS): test/fakepg.h adapters/libpq/pq.c
-PQ_EXAMPLES := $(B)/examples/connect $(B)/examples/nonblocking-poll $(B)/examples/libuv-connect \
-  $(B)/examples/params
-$(B)/examples/%: examples/%.c $(STLIB)
+# Benchmarks: one source each, always optimised; BENCH_CFLAGS and BENCH_LIBS
+# per benchmark where they differ.
+BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench \
+  $(B)/bench/connect-bench $(B)/bench/pool-bench $(B)/bench/storm-bench
+BENCH_LIBS = $(PQ_LINK)
+$(B)/bench/%: bench/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/examples/libuv-connect: examples/libuv-connect.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS) -luv
-$(B)/bench/connect-bench: bench/connect-bench.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(PQ_EXAMPLES) $(B)/test/pq_integration $(B)/dsql-local
-BENCHES += $(B)/bench/connect-bench
-$(B)/bench/connect-bench: $(B)/dsql-local
+	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(BENCH_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIBS)
+$(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench: BENCH_LIBS = $(CORE_LINK)
+$(B)/bench/storm-bench: BENCH_CFLAGS = $(CJSON_CFLAGS)
+$(B)/bench/storm-bench: BENCH_LIBS = $(PQ_LINK) $(CJSON_LIBS)
 
+.PHONY: all lib tools check bench bench-gateway install uninstall clean distclean demo valgrind fuzz tsan
+all: lib tools
+lib: $(LIBS_BUILT)
+tools: $(TOOLS)
+
+## Tests
+# `make check` builds everything (the auto-discovered test/check_*.c, the
+# examples, the helper programs below) and runs test/run-tests, which runs
+# them and every test/t-*.sh.
 FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
+CHECK_PROGS := $(TESTS) $(FUZZ_REPLAYS) $(B)/dsql-local $(B)/dsql-token \
+  $(addprefix $(B)/examples/,connect nonblocking-poll libuv-connect params pool-transfers token \
+    custom-provider adapter-skeleton) \
+  $(addprefix $(B)/test/,pq_integration pool_restart odbc_connect gateway_allocfail gateway_flood \
+    abi_layout) \
+  $(B)/bench/storm-bench
+check: check-config all $(CHECK_PROGS)
+	B=$(B) CC="$(CC)" SANITIZE="$(SANITIZE)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
+.PHONY: check-config
+check-config:
+	@[ "$(WITH_LIBPQ)$(WITH_ODBC)$(WITH_TOOLS)" = yesyesyes ] || { echo "make check tests every" \
+	  "part: run ./configure without --without-libpq/--without-odbc/--without-tools" >&2; exit 1; }
+
+# libpq adapter suites: libpq's headers
+$(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/check_pq_shared $(B)/test/pq_integration: \
+  CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+# pool suite: re-runs itself under dsql-local when that has been built (else
+# it starts a throwaway PostgreSQL); fails allocations through --wrap
+$(B)/test/check_pool: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+$(B)/test/check_pool: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc
+# the pool across a real dsql-local restart (test/t-pool-restart.sh)
+$(B)/test/pool_restart: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+# ODBC adapter against dsql-local through psqlODBC (test/t-odbc.sh)
+$(B)/test/odbc_connect: $(ODBC_A)
+$(B)/test/odbc_connect: CHECK_CFLAGS += $(ODBC_CFLAGS)
+$(B)/test/odbc_connect: TEST_LIBS = $(ODBC_A) $(ODBC_DEP_LIBS)
+$(B)/test/odbc_connect: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
+# Allocation-failure loop over the dsql-local gateway
+# (test/t-gateway-allocfail.sh): the gateway's objects without its main,
+# cluster and server, with malloc and friends wrapped.
+GATEWAY_TEST_OBJS := $(call objs,test/gateway_allocfail.c $(filter-out tools/dsql-local/main.c \
+  tools/dsql-local/server.c tools/dsql-local/cluster.c,$(DSQL_LOCAL_SRCS)))
+$(B)/test/gateway_allocfail: $(GATEWAY_TEST_OBJS) $(ALL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -o $@ \
+	  $(GATEWAY_TEST_OBJS) $(ALL_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+# the floods against a real dsql-local (test/t-gateway-floods.sh,
+# bench/gateway-floods.sh)
+$(B)/test/gateway_flood: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+# the Check suite of tools/pgserver's pure parts (escaping, startup packet,
+# pre-login cap, token bucket), built with those sources
+PGSERVER_UNIT_OBJS := $(call objs,test/check_pgserver.c \
+  $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c))
+$(B)/test/check_pgserver: $(PGSERVER_UNIT_OBJS) $(ALL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
+
+# Struct layout (test/t-abi.sh compares with test/data/abi-layout.txt;
+# `make abi-update` rewrites that file after an addition or a soname bump).
+$(B)/test/abi_layout: test/abi_layout.c config.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(ODBC_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $<
+.PHONY: abi-update
+abi-update: $(B)/test/abi_layout $(LIBS_BUILT)
+	B=$(B) CC="$(CC)" sh test/t-abi.sh --update
+
+# Fuzzing. `make check` replays each corpus through its target without
+# libFuzzer; `make fuzz` runs every target under libFuzzer+ASan+UBSan for
+# FUZZ_SECONDS, growing test/fuzz/corpus/<target>/ (commit what it finds).
+# fuzz_local_* exercise dsql-local's token verifier and startup-packet
+# parser, built from those dsql-local sources.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-
-check: all $(TESTS) $(SHLIB) $(FUZZ_REPLAYS)
-	B=$(B) CC="$(CC)" SANITIZE="$(SANITIZE)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
-
-# `make check` replays each corpus through its target, without libFuzzer.
-$(B)/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz_util.h $(STLIB)
+LOCAL_FUZZ_SRCS := tools/dsql-local/verify.c tools/dsql-local/keys.c \
+  tools/dsql-local/util.c $(addprefix tools/pgserver/,wire.c startup.c log.c escape.c ratelimit.c)
+LOCAL_FUZZ_CFLAGS := -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS)
+$(B)/fuzz/replay_%: $(call objs,test/fuzz/fuzz_%.c test/fuzz/replay.c) $(CORE_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -Ilib $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< test/fuzz/replay.c $(ALL_LIBS)
-
-# `make fuzz` runs every target under libFuzzer+ASan+UBSan for FUZZ_SECONDS,
-# growing test/fuzz/corpus/<target>/ (commit what it finds).
-$(B)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_util.h $(LIB_SRCS) $(ADAPTER_SRCS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(CORE_LINK)
+$(B)/fuzz/replay_local_%: $(call objs,test/fuzz/fuzz_local_%.c test/fuzz/replay.c $(LOCAL_FUZZ_SRCS)) $(CORE_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(CORE_LINK) $(OPENSSL_LIBS)
+$(B)/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(CORE_SRCS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib \
-	  $(LIB_DEPS_CFLAGS) $(LIBPQ_CFLAGS) -o $@ $< $(LIB_SRCS) $(ADAPTER_SRCS) $(LIB_DEPS_LIBS) $(LIBPQ_LIBS)
-
+	  $(CORE_DEP_CFLAGS) -o $@ $< $(CORE_SRCS) $(CORE_DEP_LIBS)
+$(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) $(CORE_SRCS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib $(LOCAL_FUZZ_CFLAGS) \
+	  $(CORE_DEP_CFLAGS) -o $@ $< $(LOCAL_FUZZ_SRCS) $(CORE_SRCS) $(CORE_DEP_LIBS)
 fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	  mkdir -p test/fuzz/corpus/$$t; \
 	  $(B)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 test/fuzz/corpus/$$t \
 	    2>&1 | grep -E '^(#[0-9]+.*DONE|Done|==[0-9]+==ERROR)' || exit 1; done
-
-# >>> issue 9: fuzz targets for dsql-local's token verifier and startup-packet
-# parser (test/fuzz/fuzz_local_*.c), built from those dsql-local sources (the
-# more specific patterns win over the generic fuzz rules above).
-LOCAL_FUZZ_SRCS := tools/dsql-local/verify.c tools/dsql-local/keys.c \
-  tools/dsql-local/util.c $(addprefix tools/pgserver/,wire.c startup.c log.c escape.c ratelimit.c)
-LOCAL_FUZZ_CFLAGS := -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS)
-$(B)/fuzz/replay_local_%: test/fuzz/fuzz_local_%.c test/fuzz/replay.c $(LOCAL_FUZZ_SRCS) tools/dsql-local/local.h $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LOCAL_FUZZ_CFLAGS) $(OPENSSL_CFLAGS) $(LDFLAGS) -o $@ $< \
-	  test/fuzz/replay.c $(LOCAL_FUZZ_SRCS) $(ALL_LIBS)
-$(B)/fuzz/fuzz_local_%: test/fuzz/fuzz_local_%.c $(LOCAL_FUZZ_SRCS) tools/dsql-local/local.h $(LIB_SRCS)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -Ilib $(LOCAL_FUZZ_CFLAGS) \
-	  $(LIB_DEPS_CFLAGS) -o $@ $< $(LOCAL_FUZZ_SRCS) $(LIB_SRCS) $(LIB_DEPS_LIBS)
-# >>> issue 9: allocation-failure loop over the dsql-local gateway
-# (test/gateway_allocfail.c, run by test/t-gateway-allocfail.sh): the
-# gateway's sources without its main, cluster and server, with malloc and
-# friends wrapped so every allocation can be failed.
-GATEWAY_TEST_SRCS := $(filter-out tools/dsql-local/main.c tools/dsql-local/server.c \
-  tools/dsql-local/cluster.c,$(DSQL_LOCAL_SRCS))
-$(B)/test/gateway_allocfail: test/gateway_allocfail.c $(GATEWAY_TEST_SRCS) \
-  $(wildcard tools/dsql-local/*.h tools/pgserver/*.h) $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS) \
-	  $(OPENSSL_CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) \
-	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -o $@ $< \
-	  $(GATEWAY_TEST_SRCS) $(STLIB) $(LIBEVENT_LIBS) $(ALL_LIBS)
-check: $(B)/test/gateway_allocfail
-# >>> issue 13: the floods of items 2 and 4 against a real dsql-local
-# (test/t-gateway-floods.sh, bench/gateway-floods.sh)
-$(B)/test/gateway_flood: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-check: $(B)/test/gateway_flood
-.PHONY: bench-gateway-floods
-bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
-	B=$(B) sh bench/gateway-floods.sh
-bench-gateway: bench-gateway-floods
-# the Check suite of tools/pgserver's pure parts (escaping, startup packet,
-# pre-login cap, token bucket), built with those sources
-PGSERVER_UNIT_SRCS := $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c)
-$(B)/test/check_pgserver: test/check_pgserver.c $(PGSERVER_UNIT_SRCS) $(wildcard tools/pgserver/*.h) $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -D_DEFAULT_SOURCE -Ilib -Itools/pgserver $(CHECK_CFLAGS) $(LDFLAGS) \
-	  -o $@ $< $(PGSERVER_UNIT_SRCS) $(ALL_LIBS) $(CHECK_LIBS)
-# <<< issue 13
 
 # `make tsan`: the threaded tests (signer threads in check_token, the
 # credentials cache, the concurrent HTTP providers, the pool) built with
@@ -208,7 +332,6 @@ $(B)/test/check_pgserver: test/check_pgserver.c $(PGSERVER_UNIT_SRCS) $(wildcard
 # (exit code 66 or a WARNING line in the output). The pool suite goes through
 # $(B)/dsql-local when `make all` has built it.
 TSAN_TESTS := check_token check_creds_cache check_http_creds check_pool
-.PHONY: tsan
 tsan:
 	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(TSAN_TESTS:%=$(B)-tsan/test/%)
 	@failed=0; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
@@ -218,53 +341,12 @@ tsan:
 	    $(B)-tsan/test/$$t >$(B)-tsan/$$t.log 2>&1; status=$$?; cat $(B)-tsan/$$t.log; \
 	  if [ $$status -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' $(B)-tsan/$$t.log; then \
 	    echo "tsan $$t FAILED"; failed=1; fi; done; exit $$failed
-# <<< issue 9
-
-$(B)/bench/%: bench/%.c bench/benchutil.h $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-
-$(B)/demo: tools/demo/demo.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-
-demo: all $(B)/demo
-	B=$(B) scripts/demo
-
-bench: $(BENCHES)
-	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
-
-dsqlauth.pc: dsqlauth.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	  -e 's|@VERSION@|$(VERSION)|' $< > $@
-
-install: all dsqlauth.pc
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(BINDIR) \
-	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 644 include/dsqlauth.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 644 include/dsqlauth/*.h $(DESTDIR)$(INCLUDEDIR)/dsqlauth/
-	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/
-	ln -sf libdsqlauth.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdsqlauth.so
-	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/
-	install -m 644 dsqlauth.pc $(DESTDIR)$(PKGCONFIGDIR)/
-	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
-	install -m 644 doc/man/*.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 644 doc/man/*.3 $(DESTDIR)$(MANDIR)/man3/
-
-uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/dsqlauth.h
-	rm -rf $(DESTDIR)$(INCLUDEDIR)/dsqlauth
-	rm -f $(DESTDIR)$(LIBDIR)/libdsqlauth.* $(DESTDIR)$(PKGCONFIGDIR)/dsqlauth.pc
-	rm -f $(foreach t,$(TOOLS),$(DESTDIR)$(BINDIR)/$(notdir $(t)))
-	rm -f $(foreach m,$(wildcard doc/man/*.1),$(DESTDIR)$(MANDIR)/man1/$(notdir $(m)))
-	rm -f $(foreach m,$(wildcard doc/man/*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
-
-clean:
-	rm -rf $(B) dsqlauth.pc
-
-distclean: clean
-	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
+# the pool suite alone under ThreadSanitizer (run `make all` first to go
+# through dsql-local; else a local PostgreSQL)
+.PHONY: tsan-pool
+tsan-pool:
+	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(B)-tsan/test/check_pool
+	CK_FORK=no TSAN_OPTIONS="halt_on_error=1 exitcode=66" B=$(B) $(B)-tsan/test/check_pool
 
 # valgrind memcheck over the core test programs (no fork, so valgrind sees
 # the tests themselves); any error or leak fails.
@@ -273,94 +355,89 @@ valgrind: $(VALGRIND_TESTS)
 	@for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
 	  CK_FORK=no valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	    $$t || exit 1; done
-
-# ODBC adapter (adapters/odbc): its own static library, linked only into
-# the programs that use it, never into libdsqlauth.so (no -lodbc there).
-ODBC_LIB := $(B)/libdsqlauth-odbc.a
-ODBC_OBJS := $(patsubst %.c,$(B)/odbc/%.o,$(sort $(wildcard adapters/odbc/*.c)))
-ODBC_PROGS := $(B)/test/odbc_connect $(B)/examples/adapter-skeleton
-.PHONY: odbc
-all: $(ODBC_LIB)
-odbc: $(ODBC_LIB)
-check: $(ODBC_PROGS)
-$(B)/odbc/%.o: %.c $(wildcard include/*.h include/dsqlauth/*.h) config.mk
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -fPIC $(OPENSSL_CFLAGS) $(ODBC_CFLAGS) -c $< -o $@
-$(ODBC_LIB): $(ODBC_OBJS)
-	rm -f $@
-	ar rcs $@ $^
-$(B)/test/odbc_connect: test/odbc_connect.c $(ODBC_LIB) $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
-	  -o $@ $< $(ODBC_LIB) $(ALL_LIBS) $(ODBC_LIBS)
-$(B)/examples/adapter-skeleton: $(wildcard examples/adapter-skeleton/*.c examples/adapter-skeleton/*.h) $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) $(ALL_LIBS)
-.PHONY: install-odbc uninstall-odbc
-install-odbc: $(ODBC_LIB)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(MANDIR)/man3
-	install -m 644 $(ODBC_LIB) $(DESTDIR)$(LIBDIR)/
-	install -m 644 include/dsqlauth/odbc.h $(DESTDIR)$(INCLUDEDIR)/dsqlauth/
-	install -m 644 doc/man/dsql_odbc_*.3 $(DESTDIR)$(MANDIR)/man3/
-uninstall-odbc:
-	rm -f $(DESTDIR)$(LIBDIR)/libdsqlauth-odbc.a $(DESTDIR)$(INCLUDEDIR)/dsqlauth/odbc.h
-	rm -f $(foreach m,$(wildcard doc/man/dsql_odbc_*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
-# end ODBC adapter
-
-# Connection pool and OCC-retrying transactions (issue 7): the suite and
-# the benchmark need libpq's headers; both re-run themselves under
-# dsql-local when that has been built (else they start a throwaway
-# PostgreSQL).
-$(B)/test/check_pool: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
-$(B)/test/check_pool: test/pool_harness.h
-$(B)/test/check_pool: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc
-BENCHES += $(B)/bench/pool-bench
-bench: $(B)/bench/pool-bench
-$(B)/bench/pool-bench: bench/pool-bench.c test/pool_harness.h $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-# Connection storms (issue 14): through dsql-local, with the credentials
-# chain on test/aws_test_server.py; test/t-storm.sh runs a short one.
-BENCHES += $(B)/bench/storm-bench
-$(B)/bench/storm-bench: bench/storm-bench.c bench/benchutil.h test/aws_server.h $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(CJSON_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-$(B)/bench/storm-bench: $(B)/dsql-local
-check: $(B)/bench/storm-bench
-# ThreadSanitizer run of the pool suite: a clang build in $(B)-tsan (run
-# `make all` first to go through dsql-local; else a local PostgreSQL).
-.PHONY: tsan-pool
-tsan-pool:
-	$(MAKE) B=$(B)-tsan CC=clang SANITIZE=thread $(B)-tsan/test/check_pool
-	CK_FORK=no TSAN_OPTIONS="halt_on_error=1 exitcode=66" B=$(B) $(B)-tsan/test/check_pool
-# valgrind over the pool suite (direct PostgreSQL: valgrind does not follow
-# the re-exec under dsql-local; run it inside `dsql-local run` for that).
+# the pool suite under valgrind (direct PostgreSQL: valgrind does not follow
+# the re-exec under dsql-local; run it inside `dsql-local run` for that)
 .PHONY: valgrind-pool
 valgrind-pool: $(B)/test/check_pool
 	CK_FORK=no DSQL_POOL_TEST_DIRECT=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite,indirect $(B)/test/check_pool
-check: $(B)/examples/pool-transfers
 
-# >>> issue 7: the pool across a real dsql-local restart (test/t-pool-restart.sh
-# runs test/pool_restart, which stops and restarts dsql-local itself)
-$(B)/test/pool_restart: test/pool_restart.c $(STLIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(LDFLAGS) -o $@ $< $(ALL_LIBS)
-check: $(B)/test/pool_restart $(B)/dsql-local
-# <<< issue 7 (pool restart)
+## Benchmarks and demo
+# connect-bench and pool-bench re-run themselves under dsql-local;
+# storm-bench (connection storms through dsql-local, with the credentials
+# chain on test/aws_test_server.py) too, and test/t-storm.sh runs a short one
+$(B)/bench/connect-bench $(B)/bench/pool-bench $(B)/bench/storm-bench: $(B)/dsql-local
+bench: $(BENCHES)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+# login through dsql-local vs direct TLS PostgreSQL login
+bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/gateway-bench.sh
+.PHONY: bench-gateway-floods
+bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/gateway-floods.sh
+bench-gateway: bench-gateway-floods
 
-# --- issue 8: examples run by test/t-examples.sh, make dist, ABI layout ---
-# (block owned by the vendoring/examples/dist/ABI work; keep edits inside)
-check: $(B)/examples/token $(B)/examples/custom-provider
-# Struct layout check (test/t-abi.sh compares with test/data/abi-layout.txt;
-# `make abi-update` rewrites that file after a soname bump or an addition).
-$(B)/test/abi_layout: test/abi_layout.c $(wildcard include/*.h include/dsqlauth/*.h) config.mk
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(ODBC_CFLAGS) $(LDFLAGS) -o $@ $<
-check: $(B)/test/abi_layout
-.PHONY: abi-update
-abi-update: $(B)/test/abi_layout $(SHLIB)
-	B=$(B) CC="$(CC)" sh test/t-abi.sh --update
+demo: all $(B)/demo
+	B=$(B) scripts/demo
+
+## Install
+# Headers, man pages and .pc files per library; only the parts configured
+# are installed. The .pc files and the CMake package are written here, so
+# they name the PREFIX given to `make install`.
+PQ_HEADERS := include/dsqlauth/libpq.h include/dsqlauth/pool.h
+ODBC_HEADERS := include/dsqlauth/odbc.h
+CORE_HEADERS := $(filter-out $(PQ_HEADERS) $(ODBC_HEADERS),$(wildcard include/dsqlauth/*.h))
+PQ_MANS := $(wildcard doc/man/dsql_pq_*.3)
+ODBC_MANS := $(wildcard doc/man/dsql_odbc_*.3)
+CORE_MANS := $(filter-out $(PQ_MANS) $(ODBC_MANS),$(wildcard doc/man/*.3))
+TOOL_MANS := $(foreach t,$(TOOLS),$(wildcard doc/man/$(notdir $(t)).1))
+INSTALL_PARTS := dsqlauth
+INSTALL_HEADERS := $(CORE_HEADERS)
+INSTALL_MANS := $(CORE_MANS)
+ifeq ($(WITH_LIBPQ),yes)
+INSTALL_PARTS += dsqlauth-pq
+INSTALL_HEADERS += $(PQ_HEADERS)
+INSTALL_MANS += $(PQ_MANS)
+endif
+ifeq ($(WITH_ODBC),yes)
+INSTALL_PARTS += dsqlauth-odbc
+INSTALL_HEADERS += $(ODBC_HEADERS)
+INSTALL_MANS += $(ODBC_MANS)
+endif
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+  -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOVERSION@|$(SOVERSION)|g' \
+  -e 's|@INCLUDEDIR_FROM_LIBDIR@|$(shell realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))|g'
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/dsqlauth.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(INSTALL_HEADERS) $(DESTDIR)$(INCLUDEDIR)/dsqlauth/
+	install -m 644 $(INSTALL_MANS) $(DESTDIR)$(MANDIR)/man3/
+	for l in $(INSTALL_PARTS); do \
+	  install -m 755 $(B)/lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	  ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so.$(SOVERSION) && \
+	  ln -sf lib$$l.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/lib$$l.so && \
+	  install -m 644 $(B)/lib$$l.a $(DESTDIR)$(LIBDIR)/ && \
+	  $(SUBST) packaging/$$l.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/$$l.pc || exit 1; done
+	$(SUBST) packaging/dsqlauthConfig.cmake.in >$(DESTDIR)$(CMAKEDIR)/dsqlauthConfig.cmake
+	$(SUBST) packaging/dsqlauthConfigVersion.cmake.in >$(DESTDIR)$(CMAKEDIR)/dsqlauthConfigVersion.cmake
+ifneq ($(TOOLS),)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(TOOL_MANS) $(DESTDIR)$(MANDIR)/man1/
+endif
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/dsqlauth.h
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(CMAKEDIR)
+	rm -f $(foreach l,dsqlauth dsqlauth-pq dsqlauth-odbc,$(DESTDIR)$(LIBDIR)/lib$(l).so* \
+	  $(DESTDIR)$(LIBDIR)/lib$(l).a $(DESTDIR)$(PKGCONFIGDIR)/$(l).pc)
+	rm -f $(DESTDIR)$(BINDIR)/dsql-token $(DESTDIR)$(BINDIR)/dsql-local
+	rm -f $(foreach m,$(wildcard doc/man/*.1),$(DESTDIR)$(MANDIR)/man1/$(notdir $(m)))
+	rm -f $(foreach m,$(wildcard doc/man/*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
+
+## Release
 # `make dist`: $(DISTDIR)/libdsqlauth-$(VERSION).tar.gz from the committed
 # tree (git archive HEAD; uncommitted changes are left out) plus a
 # generated configure, so `./configure && make` needs no autotools.
@@ -381,4 +458,11 @@ dist:
 	  --numeric-owner -cf - $(DISTNAME) | gzip -n9 >$(DISTDIR)/$(DISTNAME).tar.gz
 	rm -rf $(DISTDIR)/$(DISTNAME)
 	@echo "make dist: $(DISTDIR)/$(DISTNAME).tar.gz ($$(git rev-parse --short HEAD))"
-# --- end issue 8 block ---
+
+clean:
+	rm -rf $(B)
+
+distclean: clean
+	rm -rf config.mk config.log config.status configure autom4te.cache aclocal.m4
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,4 +1,5 @@
-/* libdsqlauth: IAM authentication for Amazon Aurora DSQL. */
+/* libdsqlauth: IAM authentication for Amazon Aurora DSQL.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
 #ifndef DSQLAUTH_H
 #define DSQLAUTH_H
 

@@ -203,7 +203,7 @@ int main(void)
     M(dsql_pq_pool_stats, txn_failures);
     M(dsql_pq_pool_stats, txn_unknown_commits);
 
-    /* odbc.h (libdsqlauth-odbc.a, built from the same headers) */
+    /* odbc.h (libdsqlauth-odbc) */
     S(dsql_odbc_options);
     M(dsql_odbc_options, version);
     M(dsql_odbc_options, driver);

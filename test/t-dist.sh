@@ -48,11 +48,12 @@ if [ -f "$src/config.status" ] && [ -f "$src/config.mk" ] && grep -q 'Written by
 else
     echo "FAIL no config.mk from configure in the unpacked tree"; fail=1
 fi
-for f in build/libdsqlauth.so.$version build/libdsqlauth.a build/dsql-token; do
+for f in build/libdsqlauth.so.$version build/libdsqlauth.a build/libdsqlauth-pq.so.$version \
+         build/libdsqlauth-odbc.so.$version build/dsql-token; do
     [ -s "$src/$f" ] || { echo "FAIL $f was not built"; fail=1; }
 done
 soname=$(objdump -p "$src/build/libdsqlauth.so.$version" 2>/dev/null | awk '$1 == "SONAME" {print $2}')
-[ -n "$soname" ] && echo "ok   built build/libdsqlauth.so.$version (soname $soname), libdsqlauth.a, dsql-token"
+[ -n "$soname" ] && echo "ok   built build/libdsqlauth.so.$version (soname $soname), libdsqlauth.a, the adapters' libraries, dsql-token"
 out=$(env -i PATH="$PATH" HOME=/nonexistent AWS_EC2_METADATA_DISABLED=true \
     AWS_ACCESS_KEY_ID=ACCESS_KEY AWS_SECRET_ACCESS_KEY=SECRET_KEY AWS_SESSION_TOKEN=SESSION_TOKEN \
     "$src/build/dsql-token" --hostname test.dsql.us-east-1.on.aws --time 2024-11-07T17:39:33Z 2>&1)

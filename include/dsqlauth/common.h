@@ -1,4 +1,5 @@
-/* libdsqlauth: status codes, errors, version, allocator and logging. */
+/* libdsqlauth: status codes, errors, version, allocator and logging.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
 #ifndef DSQLAUTH_COMMON_H
 #define DSQLAUTH_COMMON_H
 

@@ -1,4 +1,5 @@
 /* libdsqlauth: one resolved connection configuration from any input form.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth).
  *
  * A dsql_config collects connection settings from any mix of
  *   - a cluster endpoint "<id>.dsql.<region>.on.aws" (region discovered),

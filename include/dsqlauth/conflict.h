@@ -1,5 +1,6 @@
 /* libdsqlauth: classify Aurora DSQL's optimistic-concurrency conflicts, for
  * driver adapters (the libpq and ODBC adapters use it; so can yours).
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth).
  *
  * Aurora DSQL reports a conflict as SQLSTATE 40001 with an OCC code in the
  * primary message ("Concurrency control in Aurora DSQL"): OC000 when

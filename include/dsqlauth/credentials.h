@@ -1,4 +1,5 @@
-/* libdsqlauth: AWS credentials and credentials providers. */
+/* libdsqlauth: AWS credentials and credentials providers.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
 #ifndef DSQLAUTH_CREDENTIALS_H
 #define DSQLAUTH_CREDENTIALS_H
 

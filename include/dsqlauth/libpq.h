@@ -1,4 +1,6 @@
 /* libdsqlauth libpq adapter: connect libpq to Aurora DSQL with IAM tokens.
+ * Library: libdsqlauth-pq (pkg-config dsqlauth-pq, CMake dsqlauth::pq),
+ *          which links libdsqlauth and libpq.
  *
  * Not included by <dsqlauth.h> because it needs <libpq-fe.h>.
  *

@@ -1,10 +1,11 @@
 /* libdsqlauth ODBC adapter: connect psqlODBC to Aurora DSQL with IAM tokens.
+ * Library: libdsqlauth-odbc (pkg-config dsqlauth-odbc, CMake dsqlauth::odbc),
+ *          which links libdsqlauth and unixODBC.
  *
- * Not part of libdsqlauth.so and not included by <dsqlauth.h>: it needs
- * <sql.h> (unixODBC) and lives in its own static library,
- * libdsqlauth-odbc.a, that you link together with libdsqlauth and -lodbc:
- *     cc app.c build/libdsqlauth-odbc.a $(pkg-config --libs dsqlauth) -lodbc
- * Its functions are marked DSQL_ODBC_API (not DSQL_API) for that reason.
+ * Not included by <dsqlauth.h>: it needs <sql.h> (unixODBC). Build with
+ *     cc app.c $(pkg-config --cflags --libs dsqlauth-odbc)
+ * Its functions are marked DSQL_ODBC_API (not DSQL_API): libdsqlauth-odbc
+ * exports them, libdsqlauth does not.
  *
  * Every connection attempt signs a fresh token for the host being tried and
  * passes it to the driver only as PWD. The connection string is written for

@@ -1,5 +1,7 @@
 /* libdsqlauth libpq adapter: a thread-safe connection pool and transactions
  * that retry optimistic-concurrency conflicts.
+ * Library: libdsqlauth-pq (pkg-config dsqlauth-pq, CMake dsqlauth::pq),
+ *          which links libdsqlauth and libpq.
  *
  * Not included by <dsqlauth.h> because it needs <libpq-fe.h>.
  *

@@ -1,5 +1,6 @@
 /* libdsqlauth: generic AWS Signature Version 4 (query presign and header
- * signing). The DSQL token (token.h) is a fast special case of the presign. */
+ * signing). The DSQL token (token.h) is a fast special case of the presign.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
 #ifndef DSQLAUTH_SIGV4_H
 #define DSQLAUTH_SIGV4_H
 

@@ -1,4 +1,5 @@
-/* libdsqlauth: Aurora DSQL IAM authentication tokens. */
+/* libdsqlauth: Aurora DSQL IAM authentication tokens.
+ * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
 #ifndef DSQLAUTH_TOKEN_H
 #define DSQLAUTH_TOKEN_H
 
