@@ -169,6 +169,8 @@ $(B)/obj/test/fuzz/%.o: OBJ_CFLAGS = -Ilib $(CORE_DEP_CFLAGS)
 $(B)/obj/test/fuzz/fuzz_local_%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/dsql-local -Itools/pgserver $(LIBEVENT_CFLAGS) \
   $(OPENSSL_CFLAGS)
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
+# objects made on the way to a program are kept (no rebuild next time)
+.SECONDARY:
 
 # Tools: dsql-token (libpq for the exec subcommand's TLS defaults) and
 # dsql-local (libevent, libssl); neither is part of a library.
@@ -212,7 +214,7 @@ EXAMPLE_LIBS = $(PQ_LINK)
 $(B)/examples/%: examples/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(LIBPQ_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(EXAMPLE_LIBS)
-$(B)/examples/token $(B)/examples/custom-provider: EXAMPLE_LIBS = $(CORE_LINK)
+$(B)/examples/token: EXAMPLE_LIBS = $(CORE_LINK)
 $(B)/examples/libuv-connect: EXAMPLE_LIBS = $(PQ_LINK) $(LIBUV_LIBS)
 $(B)/examples/libuv-connect: CFLAGS += $(LIBUV_CFLAGS)
 
