@@ -456,8 +456,8 @@ START_TEST(test_credential_process)
     ck_assert(c.expiration == want);
     dsql_credentials_clear(&c);
     dsql_credentials_provider_free(p);
-    ck_assert_msg(strstr(logbuf, "stderr: starting one [two words]"), "%s", logbuf);
-    ck_assert_msg(strstr(logbuf, "stderr: second line"), "%s", logbuf);
+    ck_assert_msg(strstr(logbuf, "stderr (37 bytes): starting one [two words]\\nsecond line\\n"),
+                  "%s", logbuf);
     ck_assert(!strstr(logbuf, "procsecret") && !strstr(logbuf, "proctoken"));
     dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
 }
