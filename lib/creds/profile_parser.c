@@ -203,7 +203,7 @@ static size_t put_prop(dsql__section *sec, char *key, char *value)
         return pos;
     }
     if (sec->n == sec->cap) {
-        size_t cap = sec->cap ? sec->cap * 2 : 8;
+        size_t cap = sec->cap ? sec->cap * 2 : 4; /* most profiles have a few keys */
         dsql__prop *props = dsql__realloc(sec->props, cap * sizeof *props);
         if (!props) {
             dsql__free(key);
@@ -362,6 +362,14 @@ static dsql_status parse_raw(dsql__profiles *raw, const char *text, size_t len, 
     return DSQL_OK;
 }
 
+static int all_keys_valid(const dsql__section *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!valid_identifier(r->props[i].key, strlen(r->props[i].key)))
+            return 0;
+    return 1;
+}
+
 /* Move the valid properties of raw section r into the set's (kind, name). */
 static int merge_into(dsql__profiles *set, dsql__section_kind kind, const char *name, size_t n,
                       dsql__section *r)
@@ -369,6 +377,18 @@ static int merge_into(dsql__profiles *set, dsql__section_kind kind, const char *
     dsql__section *dst = get_section(set, kind, name, n);
     if (!dst)
         return 0;
+    if (dst->n == 0 && all_keys_valid(r)) { /* the usual case: take r's keys whole */
+        dsql__free(dst->props);
+        dsql__free(dst->by_key.slots);
+        dst->props = r->props;
+        dst->n = r->n;
+        dst->cap = r->cap;
+        dst->by_key = r->by_key;
+        r->props = NULL;
+        r->n = r->cap = 0;
+        r->by_key = (dsql__name_index){NULL, 0};
+        return 1;
+    }
     for (size_t i = 0; i < r->n; i++) {
         if (!valid_identifier(r->props[i].key, strlen(r->props[i].key))) {
             dsql__log(DSQL_LOG_DEBUG, "profile files: ignoring property with invalid name in [%s]",
