@@ -182,6 +182,18 @@ START_TEST(aws_profile_from_environment_keeps_environment_keys)
     ck_assert_int_eq(dsql_config_resolve(in_uri, &err), DSQL_OK);
     ck_assert(signing_key_id(in_uri, akid, sizeof akid));
     ck_assert_str_eq(akid, "AKIDPROFILEB");
+    /* the pool connects with a copy (dsql_config_dup): the copy keeps
+     * where the profile came from */
+    dsql_config *env_copy = dsql_config_dup(from_env, &err);
+    dsql_config *code_copy = dsql_config_dup(in_code, &err);
+    ck_assert_ptr_nonnull(env_copy);
+    ck_assert_ptr_nonnull(code_copy);
+    ck_assert(signing_key_id(env_copy, akid, sizeof akid));
+    ck_assert_str_eq(akid, "AKIDFROMENV");
+    ck_assert(signing_key_id(code_copy, akid, sizeof akid));
+    ck_assert_str_eq(akid, "AKIDPROFILEA");
+    dsql_config_free(env_copy);
+    dsql_config_free(code_copy);
     dsql_config_free(from_env);
     dsql_config_free(in_code);
     dsql_config_free(in_uri);
