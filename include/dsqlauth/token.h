@@ -64,7 +64,22 @@ typedef struct dsql_token_request {
 } dsql_token_request;
 
 /* The seam every adapter consumes: "give me a password for this host/user".
- * token() follows dsql_token_generate's buffer contract. */
+ * token() follows dsql_token_generate's buffer contract.
+ *
+ * Threads: token() is called on the same self from many threads at once,
+ * with no lock held by the library: a pool opening connections, its
+ * maintenance thread, every thread that connects with the same provider.
+ * A provider must therefore
+ *   - be safe for concurrent token() calls on one self (lock, or keep all
+ *     per-call state on the stack);
+ *   - keep no pointer into req or buf after it returns;
+ *   - on error return a status other than DSQL_OK (buf is then emptied for
+ *     it) and never log or report a secret or token in err;
+ *   - bound any blocking (credentials fetch) with a timeout, since a
+ *     connect waits on it, and never call back into the adapter that
+ *     called it (a pool acquire from token() can deadlock).
+ * destroy() runs once, from dsql_token_provider_free, which the owner calls
+ * only after every token() call has returned. */
 typedef struct dsql_token_provider_vtable {
     int version; /* DSQL_STRUCT_VERSION */
     dsql_status (*token)(void *self, const dsql_token_request *req, char *buf,
