@@ -204,7 +204,7 @@ static int occ_retry(int n)
     dsql_pq_txn_options def, zero;
     dsql_pq_txn_options_init(&def);
     dsql_pq_txn_options_init(&zero);
-    zero.base_delay_us = zero.max_delay_us = 0;
+    zero.retry.base_delay_us = zero.retry.max_delay_us = 0;
     /* warm up, then interleave rounds and keep each case's best */
     if (txn_us(c, 0, &def, n / 10 + 1) < 0 || txn_us(c, 1, &zero, n / 10 + 1) < 0) {
         PQfinish(c);

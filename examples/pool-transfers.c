@@ -82,7 +82,7 @@ int main(void)
     dsql_pq_pool_options o;
     dsql_pq_pool_options_init(&o);
     o.max_size = THREADS;
-    o.txn.max_retries = 20; /* four writers on two rows conflict a lot */
+    o.txn.retry.max_retries = 20; /* four writers on two rows conflict a lot */
     /* provider NULL: tokens signed with the AWS_* environment credentials */
     pool = dsql_pq_pool_new(cfg, NULL, &o, &err);
     dsql_config_free(cfg); /* the pool keeps its own copy */

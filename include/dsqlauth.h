@@ -9,5 +9,6 @@
 #include "dsqlauth/token.h"
 #include "dsqlauth/config.h"
 #include "dsqlauth/conflict.h"
+#include "dsqlauth/retry.h"
 
 #endif

@@ -24,6 +24,7 @@ const char *dsql_status_name(dsql_status status)
     case DSQL_ECONFLICT: return "DSQL_ECONFLICT";
     case DSQL_EUNKNOWN_COMMIT: return "DSQL_EUNKNOWN_COMMIT";
     case DSQL_EINTERNAL: return "DSQL_EINTERNAL";
+    case DSQL_ECANCELLED: return "DSQL_ECANCELLED";
     }
     return "DSQL_E?";
 }

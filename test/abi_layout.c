@@ -46,6 +46,7 @@ int main(void)
     E(DSQL_ECONFLICT);
     E(DSQL_EUNKNOWN_COMMIT);
     E(DSQL_EINTERNAL);
+    E(DSQL_ECANCELLED);
     E(DSQL_LOG_ERROR);
     E(DSQL_LOG_WARN);
     E(DSQL_LOG_INFO);
@@ -61,6 +62,17 @@ int main(void)
     M(dsql_credentials_provider_vtable, version);
     M(dsql_credentials_provider_vtable, get);
     M(dsql_credentials_provider_vtable, destroy);
+
+    /* retry.h */
+    S(dsql_retry_options);
+    M(dsql_retry_options, version);
+    M(dsql_retry_options, max_retries);
+    M(dsql_retry_options, base_delay_us);
+    M(dsql_retry_options, max_delay_us);
+    M(dsql_retry_options, jitter);
+    M(dsql_retry_options, deadline_ms);
+    M(dsql_retry_options, cancelled);
+    M(dsql_retry_options, cancel_arg);
 
     /* conflict.h */
     E(DSQL_CONFLICT_NONE);
@@ -143,10 +155,6 @@ int main(void)
     S(dsql_pq_txn_options);
     M(dsql_pq_txn_options, version);
     M(dsql_pq_txn_options, retry);
-    M(dsql_pq_txn_options, max_retries);
-    M(dsql_pq_txn_options, base_delay_us);
-    M(dsql_pq_txn_options, max_delay_us);
-    M(dsql_pq_txn_options, jitter);
     M(dsql_pq_txn_options, begin);
     S(dsql_pq_txn_info);
     M(dsql_pq_txn_info, attempt);
@@ -208,10 +216,5 @@ int main(void)
     M(dsql_odbc_options, version);
     M(dsql_odbc_options, driver);
     M(dsql_odbc_options, extra);
-    S(dsql_odbc_txn_options);
-    M(dsql_odbc_txn_options, version);
-    M(dsql_odbc_txn_options, max_attempts);
-    M(dsql_odbc_txn_options, base_delay_ms);
-    M(dsql_odbc_txn_options, max_delay_ms);
     return 0;
 }

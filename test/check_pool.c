@@ -167,7 +167,7 @@ static dsql_pq_txn_options retry_off(void)
 {
     dsql_pq_txn_options t;
     dsql_pq_txn_options_init(&t);
-    t.retry = 0;
+    t.retry.max_retries = 0;
     return t;
 }
 
@@ -179,10 +179,10 @@ START_TEST(test_options_and_validation)
     dsql_pq_pool_options_init(&o);
     ck_assert_uint_eq(o.max_size, 10);
     ck_assert_uint_eq(o.max_lifetime_ms, 3300000u);
-    ck_assert_uint_eq(o.txn.max_retries, 3);
-    ck_assert_uint_eq(o.txn.base_delay_us, 1000);
-    ck_assert_uint_eq(o.txn.max_delay_us, 100000);
-    ck_assert(o.txn.jitter == 0.25);
+    ck_assert_uint_eq(o.txn.retry.max_retries, 3);
+    ck_assert_uint_eq(o.txn.retry.base_delay_us, 1000);
+    ck_assert_uint_eq(o.txn.retry.max_delay_us, 100000);
+    ck_assert(o.txn.retry.jitter == 0.25);
     dsql_error err = {0};
     o = pool_opts(2);
     o.min_size = 5;
@@ -190,7 +190,7 @@ START_TEST(test_options_and_validation)
     ck_assert_int_eq(err.status, DSQL_EINVAL);
     ck_assert(strstr(err.message, "min_size"));
     o = pool_opts(DSQL_PQ_POOL_DEFAULT_MAX_SIZE);
-    o.txn.max_retries = 101;
+    o.txn.retry.max_retries = 101;
     ck_assert_ptr_null(harness_pool(&o, &err));
     ck_assert(strstr(err.message, "max_retries"));
     o = pool_opts(0);
@@ -203,7 +203,7 @@ START_TEST(test_options_and_validation)
     dsql_pq_pool_free(NULL);
     dsql_pq_txn_options t;
     dsql_pq_txn_options_init(&t);
-    t.jitter = 2;
+    t.retry.jitter = 2;
     ck_assert_int_eq(dsql_pq_run_transaction((PGconn *)&t, NULL, NULL, &t, NULL, &err),
                      DSQL_EINVAL);
 }
@@ -576,10 +576,10 @@ START_TEST(test_conflict_retry_single_connection)
 
     /* retries exhausted: 1 + max_retries attempts, backoff in between */
     dsql_pq_txn_options_init(&t);
-    t.max_retries = 2;
-    t.base_delay_us = 20000;
-    t.max_delay_us = 30000;
-    t.jitter = 0;
+    t.retry.max_retries = 2;
+    t.retry.base_delay_us = 20000;
+    t.retry.max_delay_us = 30000;
+    t.retry.jitter = 0;
     memset(&a, 0, sizeof a);
     a.conflict_every_time = 1;
     double t0 = now_s();
@@ -910,7 +910,7 @@ START_TEST(test_contention_transfers)
 {
     setup_accounts(ACCOUNTS, 1000000);
     dsql_pq_pool_options o = pool_opts(20);
-    o.txn.max_retries = 100; /* 8 writers on 10 rows: long conflict streaks */
+    o.txn.retry.max_retries = 100; /* 8 writers on 10 rows: long conflict streaks */
     dsql_pq_pool *p = new_pool(o);
     worker w[THREADS];
     double t0 = now_s();

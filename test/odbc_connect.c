@@ -547,7 +547,8 @@ static void test_occ_codes_in_data(SQLHDBC a)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         data_arg arg = {0, cases[i].sql};
         dsql_error err = {0};
-        dsql_odbc_txn_options o = {DSQL_STRUCT_VERSION, 4, 1, 5};
+        dsql_retry_options o;
+        dsql_retry_options_init(&o);
         dsql_status st = dsql_odbc_run_transaction(a, data_body, &arg, &o, &err);
         CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, cases[i].sqlstate) == 0 && arg.calls == 1,
               "'%s': %s %s after %d run(s), not a conflict (%s)", cases[i].sql,
@@ -586,7 +587,9 @@ static void test_occ(dsql_token_provider *p)
     SQLGetConnectAttr(a, SQL_ATTR_AUTOCOMMIT, &ac, 0, NULL);
     CHECK(ac == SQL_AUTOCOMMIT_ON, "autocommit restored");
 
-    dsql_odbc_txn_options o = {DSQL_STRUCT_VERSION, 3, 1, 5};
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    o.max_retries = 2;
     st = dsql_odbc_run_transaction(a, fail_body, NULL, &o, &err);
     CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, "42703") == 0,
           "other errors are not retried: %s %s %s", dsql_status_name(st), err.sqlstate,

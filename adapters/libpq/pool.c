@@ -166,11 +166,7 @@ void dsql_pq_txn_options_init(dsql_pq_txn_options *o)
         return;
     memset(o, 0, sizeof *o);
     o->version = DSQL_STRUCT_VERSION;
-    o->retry = 1;
-    o->max_retries = DSQL_PQ_TXN_DEFAULT_MAX_RETRIES;
-    o->base_delay_us = DSQL_PQ_TXN_DEFAULT_BASE_DELAY_US;
-    o->max_delay_us = DSQL_PQ_TXN_DEFAULT_MAX_DELAY_US;
-    o->jitter = DSQL_PQ_TXN_DEFAULT_JITTER;
+    dsql_retry_options_init(&o->retry);
     o->begin = NULL;
 }
 
@@ -181,15 +177,9 @@ dsql_status dsql__pq_txn_options_check(const dsql_pq_txn_options *o, dsql_error 
     if (o->version != DSQL_STRUCT_VERSION)
         return fail(err, DSQL_EINVAL, "transaction options: version %d is not %d "
                     "(use dsql_pq_txn_options_init)", o->version, DSQL_STRUCT_VERSION);
-    if (o->max_retries > DSQL_PQ_TXN_MAX_RETRIES_LIMIT)
-        return fail(err, DSQL_EINVAL, "transaction options: max_retries %u is not in 0..%u",
-                    o->max_retries, DSQL_PQ_TXN_MAX_RETRIES_LIMIT);
-    if (!(o->jitter >= 0.0 && o->jitter <= 1.0))
-        return fail(err, DSQL_EINVAL, "transaction options: jitter is not in 0..1");
-    if (o->base_delay_us > o->max_delay_us)
-        return fail(err, DSQL_EINVAL,
-                    "transaction options: base_delay_us %u is above max_delay_us %u",
-                    (unsigned)o->base_delay_us, (unsigned)o->max_delay_us);
+    dsql_status st = dsql_retry_options_check(&o->retry, "transaction options", err);
+    if (st != DSQL_OK)
+        return st;
     if (o->begin && !*o->begin)
         return fail(err, DSQL_EINVAL, "transaction options: begin is empty");
     return DSQL_OK;

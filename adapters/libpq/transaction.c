@@ -270,21 +270,6 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
     return commit(conn, err);
 }
 
-static void backoff(const dsql_pq_txn_options *o, unsigned retry)
-{
-    double d = (double)o->base_delay_us;
-    for (unsigned i = 1; i < retry && d < (double)o->max_delay_us; i++)
-        d *= 2.0;
-    if (d > (double)o->max_delay_us)
-        d = (double)o->max_delay_us;
-    d *= 1.0 - o->jitter + 2.0 * o->jitter * dsql__pq_random01();
-    if (d < 1.0)
-        return;
-    struct timespec ts = {(time_t)(d / 1e6), (long)((d - (double)(time_t)(d / 1e6) * 1e6) * 1000.0)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
 static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void *arg,
                        const dsql_pq_txn_options *opts, dsql_pq_txn_result *result,
@@ -312,7 +297,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
     if (!err)
         err = &scratch;
     run_ctx c = {opts, fn, arg, {0, 0, DSQL_OK, ""}};
-    unsigned max_attempts = opts->retry ? opts->max_retries + 1 : 1;
+    unsigned max_attempts = opts->retry.max_retries + 1;
     c.info.max_attempts = max_attempts;
     PGconn *pooled = NULL;
     for (unsigned n = 1;; n++) {
@@ -343,7 +328,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
         c.info.previous = st;
         memcpy(c.info.previous_sqlstate, err->sqlstate, sizeof c.info.previous_sqlstate);
         if (conflict)
-            backoff(opts, n);
+            dsql_retry_wait(&opts->retry, n, NULL);
     }
 }
 

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #define PLAIN_MAX 127 /* psqlODBC copies Server/Database/UID into fixed buffers */
 
@@ -677,32 +676,19 @@ dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsq
     return st;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-static unsigned jitter(unsigned ms)
-{
-    uint32_t r;
-    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        r = (uint32_t)time(NULL) * 2654435761u;
-    return ms / 2 + (ms ? r % (ms / 2 + 1) : 0); /* 50..100% of ms */
-}
-
 dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
-                                      const dsql_odbc_txn_options *opts, dsql_error *err)
+                                      const dsql_retry_options *opts, dsql_error *err)
 {
     if (!dbc || !fn)
         return fail(err, DSQL_EINVAL, "dbc and fn must not be NULL");
-    if (opts && opts->version != DSQL_STRUCT_VERSION)
-        return fail(err, DSQL_EINVAL,
-                    "dsql_odbc_txn_options.version must be DSQL_STRUCT_VERSION");
-    unsigned attempts = (opts && opts->max_attempts) ? opts->max_attempts : 5;
-    unsigned delay = (opts && opts->base_delay_ms) ? opts->base_delay_ms : 10;
-    unsigned cap = (opts && opts->max_delay_ms) ? opts->max_delay_ms : 1000;
+    dsql_retry_options defaults;
+    if (!opts) {
+        dsql_retry_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (dsql_retry_options_check(opts, "transaction options", err) != DSQL_OK)
+        return err ? err->status : DSQL_EINVAL;
+    unsigned attempts = opts->max_retries + 1;
 
     SQLULEN autocommit = SQL_AUTOCOMMIT_ON;
     SQLGetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, &autocommit, 0, NULL);
@@ -734,8 +720,7 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
         SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_ROLLBACK);
         if (st != DSQL_ECONFLICT || n == attempts)
             break;
-        sleep_ms(jitter(delay));
-        delay = (delay > cap / 2) ? cap : delay * 2;
+        dsql_retry_wait(opts, n, NULL);
     }
     SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)autocommit, 0);
     if (st == DSQL_OK) {

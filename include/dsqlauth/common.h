@@ -41,7 +41,9 @@ typedef enum dsql_status {
     DSQL_ESERVER,       /* the server reported an error */
     DSQL_ECONFLICT,     /* optimistic concurrency conflict (SQLSTATE 40001) */
     DSQL_EUNKNOWN_COMMIT, /* connection lost after COMMIT was sent */
-    DSQL_EINTERNAL      /* a bug: please report it */
+    DSQL_EINTERNAL,     /* a bug: please report it */
+    DSQL_ECANCELLED     /* the caller's cancel callback stopped the operation
+                           (DSQL_ETIMEOUT: its deadline passed) */
 } dsql_status;
 
 /* Caller-owned error detail; pass NULL wherever you do not want it. */

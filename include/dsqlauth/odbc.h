@@ -46,6 +46,7 @@
 #include <sqlext.h>
 
 #include "config.h"
+#include "retry.h"
 #include "token.h"
 
 #ifdef __cplusplus
@@ -124,23 +125,17 @@ DSQL_ODBC_API dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHAND
  * outside the database out of it. */
 typedef dsql_status (*dsql_odbc_txn_fn)(SQLHDBC dbc, void *arg, dsql_error *err);
 
-typedef struct dsql_odbc_txn_options {
-    int version;            /* DSQL_STRUCT_VERSION */
-    unsigned max_attempts;  /* 0: 5 */
-    unsigned base_delay_ms; /* first backoff; 0: 10 (doubling, with jitter) */
-    unsigned max_delay_ms;  /* backoff cap; 0: 1000 */
-} dsql_odbc_txn_options;
 
 /* Runs fn in a transaction (autocommit off, restored afterwards) and
  * commits it; on a conflict (DSQL_ECONFLICT from fn or at COMMIT) rolls
- * back, waits a jittered, growing delay and runs fn again on a fresh
- * snapshot, at most max_attempts times. Any other failure rolls back and
- * is returned at once. A connection lost at COMMIT is
- * DSQL_EUNKNOWN_COMMIT (the commit may or may not have happened). opts
- * may be NULL. */
+ * back, waits (dsql_retry_wait: the schedule every adapter shares) and
+ * runs fn again on a fresh snapshot, at most 1 + opts->max_retries times.
+ * Any other failure rolls back and is returned at once. A connection lost
+ * at COMMIT is DSQL_EUNKNOWN_COMMIT (the commit may or may not have
+ * happened). opts NULL: dsql_retry_options_init's defaults. */
 DSQL_ODBC_API dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn,
                                                     void *arg,
-                                                    const dsql_odbc_txn_options *opts,
+                                                    const dsql_retry_options *opts,
                                                     dsql_error *err);
 
 #ifdef __cplusplus

@@ -34,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "libpq.h"
+#include "retry.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,31 +42,23 @@ extern "C" {
 
 /* ---- Transactions with conflict retry --------------------------------- */
 
-#define DSQL_PQ_TXN_DEFAULT_MAX_RETRIES 3u
-#define DSQL_PQ_TXN_MAX_RETRIES_LIMIT 100u
-#define DSQL_PQ_TXN_DEFAULT_BASE_DELAY_US 1000u
-#define DSQL_PQ_TXN_DEFAULT_MAX_DELAY_US 100000u
-#define DSQL_PQ_TXN_DEFAULT_JITTER 0.25
-
+/* Retry policy (dsqlauth/retry.h, shared with every adapter) and how the
+ * transaction opens. */
 typedef struct dsql_pq_txn_options {
-    int version;            /* DSQL_STRUCT_VERSION */
-    int retry;              /* 1: retry conflicts (default); 0: never retry */
-    unsigned max_retries;   /* retries after the first attempt, 0..100 (3) */
-    uint32_t base_delay_us; /* first backoff delay (1000), doubling per retry */
-    uint32_t max_delay_us;  /* backoff cap (100000) */
-    double jitter;          /* 0..1 (0.25): each delay is scaled by a random
-                               factor in [1 - jitter, 1 + jitter] */
-    const char *begin;      /* statement that opens the transaction; NULL:
-                               "BEGIN" (e.g. "BEGIN READ ONLY") */
+    int version;              /* DSQL_STRUCT_VERSION */
+    dsql_retry_options retry; /* max_retries (3; 0: never retry), backoff,
+                                 deadline_ms, cancelled */
+    const char *begin;        /* statement that opens the transaction; NULL:
+                                 "BEGIN" (e.g. "BEGIN READ ONLY") */
 } dsql_pq_txn_options;
 
-/* Fill *opts with the defaults above (version included). */
+/* Fill *opts with the defaults (dsql_retry_options_init, begin NULL). */
 DSQL_API void dsql_pq_txn_options_init(dsql_pq_txn_options *opts);
 
 /* What the callback learns about the attempt it runs in. */
 typedef struct dsql_pq_txn_info {
     unsigned attempt;          /* 1 for the first run, 2 for the first retry... */
-    unsigned max_attempts;     /* 1 + max_retries (1 when retry is off) */
+    unsigned max_attempts;     /* 1 + retry.max_retries */
     dsql_status previous;      /* why the previous attempt failed; DSQL_OK on 1 */
     char previous_sqlstate[6]; /* its SQLSTATE ("40001"), "" when none */
 } dsql_pq_txn_info;
@@ -91,7 +84,7 @@ typedef struct dsql_pq_txn_result {
 /* Run fn on one connection of yours (connection in CONNECTION_OK, outside a
  * transaction). opts NULL: the defaults. result may be NULL.
  * Returns DSQL_OK when committed; DSQL_ECONFLICT when conflicts outlasted
- * the retries (or retry is off), err keeping the server's SQLSTATE and
+ * the retries (or max_retries is 0), err keeping the server's SQLSTATE and
  * message; DSQL_EUNKNOWN_COMMIT when the connection was lost after COMMIT
  * was sent (the transaction may or may not have committed; never retried);
  * DSQL_ENETWORK when the connection broke before COMMIT (nothing

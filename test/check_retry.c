@@ -1,0 +1,154 @@
+/* The shared retry schedule (dsqlauth/retry.h): backoff values, option
+ * checks, deadline and cancellation. Waits that must not happen are set to a
+ * minute: a wait that ignored the deadline or the cancel callback would run
+ * into Check's per-test timeout and fail. */
+#include "testutil.h"
+
+static dsql_retry_options no_jitter(uint32_t base, uint32_t cap)
+{
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    o.base_delay_us = base;
+    o.max_delay_us = cap;
+    o.jitter = 0;
+    return o;
+}
+
+START_TEST(test_defaults)
+{
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    ck_assert_int_eq(o.version, DSQL_STRUCT_VERSION);
+    ck_assert_uint_eq(o.max_retries, 3);
+    ck_assert_uint_eq(o.base_delay_us, 1000);
+    ck_assert_uint_eq(o.max_delay_us, 100000);
+    ck_assert(o.jitter == 0.25);
+    ck_assert(o.deadline_ms == 0 && o.cancelled == NULL && o.cancel_arg == NULL);
+    ck_assert_int_eq(dsql_retry_options_check(&o, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql_retry_options_check(NULL, NULL, NULL), DSQL_OK);
+}
+END_TEST
+
+START_TEST(test_schedule_doubles_to_the_cap)
+{
+    dsql_retry_options o = no_jitter(1000, 5000);
+    const uint64_t want[] = {1000, 2000, 4000, 5000, 5000};
+    for (unsigned n = 1; n <= 5; n++)
+        ck_assert_msg(dsql_retry_delay_us(&o, n, 0.3) == want[n - 1], "retry %u: %llu, want %llu",
+                      n, (unsigned long long)dsql_retry_delay_us(&o, n, 0.3),
+                      (unsigned long long)want[n - 1]);
+    ck_assert_uint_eq(dsql_retry_delay_us(&o, 1000, 0.3), 5000);
+}
+END_TEST
+
+START_TEST(test_schedule_jitter_bounds)
+{
+    dsql_retry_options o = no_jitter(1000, 100000);
+    o.jitter = 0.25;
+    ck_assert_uint_eq(dsql_retry_delay_us(&o, 3, 0.0), 3000);  /* 4000 * 0.75 */
+    ck_assert_uint_eq(dsql_retry_delay_us(&o, 3, 0.5), 4000);
+    ck_assert_uint_eq(dsql_retry_delay_us(&o, 3, 0.75), 4500);
+    ck_assert_uint_eq(dsql_retry_delay_us(&o, 3, 7.0), 4000);  /* out of range: 0.5 */
+}
+END_TEST
+
+START_TEST(test_check_names_the_field)
+{
+    dsql_error err;
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    o.max_retries = 101;
+    ck_assert_int_eq(dsql_retry_options_check(&o, "transaction options", &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "transaction options: max_retries 101"), "%s", err.message);
+    dsql_retry_options_init(&o);
+    o.jitter = 1.5;
+    ck_assert_int_eq(dsql_retry_options_check(&o, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "retry options: jitter"), "%s", err.message);
+    dsql_retry_options_init(&o);
+    o.base_delay_us = 10, o.max_delay_us = 5;
+    ck_assert_int_eq(dsql_retry_options_check(&o, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "base_delay_us"), "%s", err.message);
+    dsql_retry_options_init(&o);
+    o.deadline_ms = -1;
+    ck_assert_int_eq(dsql_retry_options_check(&o, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "deadline_ms"), "%s", err.message);
+    dsql_retry_options_init(&o);
+    o.version = 0;
+    ck_assert_int_eq(dsql_retry_options_check(&o, NULL, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "version"), "%s", err.message);
+}
+END_TEST
+
+START_TEST(test_wait_never_sleeps_past_the_deadline)
+{
+    dsql_retry_options o = no_jitter(60000000, 60000000); /* one minute */
+    o.deadline_ms = dsql_monotonic_ms() + 1000;
+    dsql_error err;
+    ck_assert_int_eq(dsql_retry_wait(&o, 1, &err), DSQL_ETIMEOUT);
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_msg(strstr(err.message, "deadline"), "%s", err.message);
+}
+END_TEST
+
+START_TEST(test_passed_deadline_stops_at_once)
+{
+    dsql_retry_options o = no_jitter(0, 0);
+    o.deadline_ms = dsql_monotonic_ms() - 1;
+    dsql_error err;
+    ck_assert_int_eq(dsql_retry_check(&o, &err), DSQL_ETIMEOUT);
+    ck_assert_int_eq(dsql_retry_wait(&o, 1, &err), DSQL_ETIMEOUT);
+    o.deadline_ms = dsql_monotonic_ms() + 60000;
+    ck_assert_int_eq(dsql_retry_check(&o, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_retry_wait(&o, 1, &err), DSQL_OK); /* a 0 us wait fits */
+}
+END_TEST
+
+static int cancel_after(void *arg)
+{
+    int *calls = arg;
+    return ++*calls >= 3;
+}
+
+START_TEST(test_cancel_interrupts_a_wait)
+{
+    dsql_retry_options o = no_jitter(60000000, 60000000);
+    int calls = 0;
+    o.cancelled = cancel_after;
+    o.cancel_arg = &calls;
+    dsql_error err;
+    ck_assert_int_eq(dsql_retry_wait(&o, 1, &err), DSQL_ECANCELLED);
+    ck_assert_int_eq(err.status, DSQL_ECANCELLED);
+    ck_assert_int_eq(calls, 3); /* once before, twice while waiting */
+    ck_assert_str_eq(dsql_status_name(DSQL_ECANCELLED), "DSQL_ECANCELLED");
+    ck_assert_str_eq(dsql_status_name(DSQL_ETIMEOUT), "DSQL_ETIMEOUT");
+}
+END_TEST
+
+START_TEST(test_cancel_wins_over_the_deadline)
+{
+    dsql_retry_options o = no_jitter(0, 0);
+    int calls = 10;
+    o.cancelled = cancel_after;
+    o.cancel_arg = &calls;
+    o.deadline_ms = dsql_monotonic_ms() - 1;
+    ck_assert_int_eq(dsql_retry_check(&o, NULL), DSQL_ECANCELLED);
+}
+END_TEST
+
+static Suite *retry_suite(void)
+{
+    Suite *s = suite_create("retry");
+    TCase *tc = tcase_create("schedule");
+    tcase_add_test(tc, test_defaults);
+    tcase_add_test(tc, test_schedule_doubles_to_the_cap);
+    tcase_add_test(tc, test_schedule_jitter_bounds);
+    tcase_add_test(tc, test_check_names_the_field);
+    tcase_add_test(tc, test_wait_never_sleeps_past_the_deadline);
+    tcase_add_test(tc, test_passed_deadline_stops_at_once);
+    tcase_add_test(tc, test_cancel_interrupts_a_wait);
+    tcase_add_test(tc, test_cancel_wins_over_the_deadline);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+TEST_MAIN(retry_suite)
