@@ -161,10 +161,15 @@ int main(void)
     M(dsql_pq_txn_info, max_attempts);
     M(dsql_pq_txn_info, previous);
     M(dsql_pq_txn_info, previous_sqlstate);
+    M(dsql_pq_txn_info, previous_conflict);
     S(dsql_pq_txn_result);
     M(dsql_pq_txn_result, attempts);
     M(dsql_pq_txn_result, conflicts);
     M(dsql_pq_txn_result, reconnects);
+    M(dsql_pq_txn_result, last_conflict);
+    M(dsql_pq_txn_result, data_conflicts);
+    M(dsql_pq_txn_result, schema_conflicts);
+    M(dsql_pq_txn_result, unknown_conflicts);
     S(dsql_pq_connector_vtable);
     M(dsql_pq_connector_vtable, version);
     M(dsql_pq_connector_vtable, connect);
@@ -210,6 +215,9 @@ int main(void)
     M(dsql_pq_pool_stats, txn_conflicts);
     M(dsql_pq_pool_stats, txn_failures);
     M(dsql_pq_pool_stats, txn_unknown_commits);
+    M(dsql_pq_pool_stats, txn_conflicts_data);
+    M(dsql_pq_pool_stats, txn_conflicts_schema);
+    M(dsql_pq_pool_stats, txn_conflicts_unknown);
 
     /* odbc.h (libdsqlauth-odbc) */
     S(dsql_odbc_options);

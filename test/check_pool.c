@@ -80,7 +80,10 @@ static void expect_stats(int line, dsql_pq_pool *p, const char *spec)
         {"closed_broken", s.closed_broken}, {"closed_dirty", s.closed_dirty},
         {"closed_pool", s.closed_pool}, {"txn_commits", s.txn_commits},
         {"txn_retries", s.txn_retries}, {"txn_conflicts", s.txn_conflicts},
-        {"txn_failures", s.txn_failures}, {"txn_unknown_commits", s.txn_unknown_commits}};
+        {"txn_failures", s.txn_failures}, {"txn_unknown_commits", s.txn_unknown_commits},
+        {"txn_conflicts_data", s.txn_conflicts_data},
+        {"txn_conflicts_schema", s.txn_conflicts_schema},
+        {"txn_conflicts_unknown", s.txn_conflicts_unknown}};
     const size_t ncounters = sizeof counters / sizeof counters[0];
     for (const char *q = spec; *q;) {
         char name[32];

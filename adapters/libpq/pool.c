@@ -1348,6 +1348,9 @@ void dsql__pq_pool_count_txn(dsql_pq_pool *p, dsql_status st, const dsql_pq_txn_
     if (st == DSQL_EUNKNOWN_COMMIT)
         p->st.txn_unknown_commits++;
     p->st.txn_conflicts += r->conflicts;
+    p->st.txn_conflicts_data += r->data_conflicts;
+    p->st.txn_conflicts_schema += r->schema_conflicts;
+    p->st.txn_conflicts_unknown += r->unknown_conflicts;
     p->st.txn_retries += r->attempts > 1 ? r->attempts - 1 : 0;
     pthread_mutex_unlock(&p->mu);
 }

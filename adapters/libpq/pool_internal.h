@@ -33,6 +33,9 @@ const dsql_pq_txn_options *dsql__pq_pool_txn_defaults(const dsql_pq_pool *pool);
 /* Add one run_transaction outcome to the pool's counters. */
 void dsql__pq_pool_count_txn(dsql_pq_pool *pool, dsql_status st, const dsql_pq_txn_result *r);
 
+/* Count one conflict of this kind in r (also r->last_conflict). */
+void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind);
+
 /* A uniform double in [0, 1) from a per-thread generator. */
 double dsql__pq_random01(void);
 

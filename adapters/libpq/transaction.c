@@ -270,6 +270,27 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
     return commit(conn, err);
 }
 
+/* The kind of the conflict in err: from its SQLSTATE and the message,
+ * which dsql_pq_result_status filled with the server's primary message. */
+static dsql_conflict_kind conflict_kind(const dsql_error *err)
+{
+    dsql_conflict_kind k = dsql_conflict_classify("40001", err->message);
+    return k == DSQL_CONFLICT_NONE ? DSQL_CONFLICT_UNKNOWN : k;
+}
+
+void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind)
+{
+    r->conflicts++;
+    r->last_conflict = kind;
+    if (kind == DSQL_CONFLICT_DATA)
+        r->data_conflicts++;
+    else if (kind == DSQL_CONFLICT_SCHEMA)
+        r->schema_conflicts++;
+    else
+        r->unknown_conflicts++;
+}
+#define count_conflict dsql__pq_count_conflict
+
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
 static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void *arg,
                        const dsql_pq_txn_options *opts, dsql_pq_txn_result *result,
@@ -296,7 +317,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
     dsql_error scratch;
     if (!err)
         err = &scratch;
-    run_ctx c = {opts, fn, arg, {0, 0, DSQL_OK, ""}};
+    run_ctx c = {opts, fn, arg, {0, 0, DSQL_OK, "", DSQL_CONFLICT_NONE}};
     unsigned max_attempts = opts->retry.max_retries + 1;
     c.info.max_attempts = max_attempts;
     PGconn *pooled = NULL;
@@ -311,8 +332,9 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
         result->attempts = n;
         st = attempt(conn, &c, err, &broken_early);
         int conflict = st == DSQL_ECONFLICT;
+        dsql_conflict_kind kind = conflict ? conflict_kind(err) : DSQL_CONFLICT_NONE;
         if (conflict)
-            result->conflicts++;
+            count_conflict(result, kind);
         int retryable = conflict || (pool && broken_early && st == DSQL_ENETWORK);
         if (st == DSQL_OK || !retryable || n >= max_attempts) {
             if (pooled)
@@ -326,6 +348,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
             pooled = NULL;
         }
         c.info.previous = st;
+        c.info.previous_conflict = kind;
         memcpy(c.info.previous_sqlstate, err->sqlstate, sizeof c.info.previous_sqlstate);
         if (conflict)
             dsql_retry_wait(&opts->retry, n, NULL);

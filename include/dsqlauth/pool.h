@@ -33,6 +33,7 @@
 
 #include <libpq-fe.h>
 
+#include "conflict.h"
 #include "libpq.h"
 #include "retry.h"
 
@@ -61,6 +62,11 @@ typedef struct dsql_pq_txn_info {
     unsigned max_attempts;     /* 1 + retry.max_retries */
     dsql_status previous;      /* why the previous attempt failed; DSQL_OK on 1 */
     char previous_sqlstate[6]; /* its SQLSTATE ("40001"), "" when none */
+    dsql_conflict_kind previous_conflict; /* the previous attempt's conflict
+                                             kind (DSQL_CONFLICT_DATA for
+                                             OC000, _SCHEMA for OC001, ...);
+                                             DSQL_CONFLICT_NONE when it was
+                                             no conflict, or on attempt 1 */
 } dsql_pq_txn_info;
 
 /* The transaction body. Runs inside BEGIN ... COMMIT on conn (do not
@@ -79,6 +85,11 @@ typedef struct dsql_pq_txn_result {
     unsigned conflicts;  /* attempts that ended in a conflict */
     unsigned reconnects; /* attempts retried on a fresh pooled connection
                             because the connection broke before COMMIT */
+    dsql_conflict_kind last_conflict; /* kind of the last conflict of the
+                                         call (DSQL_CONFLICT_NONE: none) */
+    unsigned data_conflicts;    /* conflicts of each kind: OC000 */
+    unsigned schema_conflicts;  /* OC001 (a DDL made the catalog stale) */
+    unsigned unknown_conflicts; /* 40001 without an OCC code */
 } dsql_pq_txn_result;
 
 /* Run fn on one connection of yours (connection in CONNECTION_OK, outside a
@@ -260,6 +271,9 @@ typedef struct dsql_pq_pool_stats {
     uint64_t txn_conflicts;   /* attempts that hit a conflict */
     uint64_t txn_failures;    /* calls that returned an error */
     uint64_t txn_unknown_commits; /* DSQL_EUNKNOWN_COMMIT outcomes */
+    uint64_t txn_conflicts_data;    /* txn_conflicts by kind: OC000 */
+    uint64_t txn_conflicts_schema;  /* OC001 */
+    uint64_t txn_conflicts_unknown; /* 40001 without an OCC code */
 } dsql_pq_pool_stats;
 
 /* A consistent snapshot of the counters. */
