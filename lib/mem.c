@@ -66,10 +66,20 @@ int dsql__ct_equal(const void *a, const void *b, size_t n)
     size_t i = 0;
     unsigned diff = 0;
 #if defined(__SSE2__)
-    __m128i acc = _mm_setzero_si128();
-    for (; i + 16 <= n; i += 16)
-        acc = _mm_or_si128(acc, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + i)),
-                                              _mm_loadu_si128((const __m128i *)(y + i))));
+#define DIFF16(at) \
+    _mm_xor_si128(_mm_loadu_si128((const __m128i *)(x + (at))), \
+                  _mm_loadu_si128((const __m128i *)(y + (at))))
+    __m128i acc = _mm_setzero_si128(), acc2 = _mm_setzero_si128(); /* two chains */
+    for (; i + 32 <= n; i += 32) {
+        acc = _mm_or_si128(acc, DIFF16(i));
+        acc2 = _mm_or_si128(acc2, DIFF16(i + 16));
+    }
+    if (i + 16 <= n) {
+        acc = _mm_or_si128(acc, DIFF16(i));
+        i += 16;
+    }
+#undef DIFF16
+    acc = _mm_or_si128(acc, acc2);
     diff = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) ^ 0xFFFFu;
 #endif
     for (; i < n; i++)
