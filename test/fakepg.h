@@ -2,7 +2,9 @@
  * startup with a scripted ErrorResponse (e.g. 53300) a number of times,
  * then asks for a cleartext password and accepts it when it starts with
  * an expected prefix (else 28P01, like DSQL's IAM failure). No TLS: tests
- * using it set sslmode=disable. One thread per connection. */
+ * using it set sslmode=disable with the opt-in allow_insecure_tls=1 (else
+ * the configuration is refused before any byte is sent). One thread per
+ * connection. */
 #ifndef DSQL_FAKEPG_H
 #define DSQL_FAKEPG_H
 
