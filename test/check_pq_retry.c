@@ -4,7 +4,10 @@
  * result and pool statistics. Conflicts are raised by the server: either
  * PostgreSQL's own serialization failures (two sessions updating one row),
  * or 40001 errors carrying Aurora DSQL's OC000/OC001 primary messages. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "testutil.h"
@@ -140,6 +143,234 @@ START_TEST(test_postgres_serialization_failure_is_unknown_kind)
 }
 END_TEST
 
+/* ---- deadlines and cancellation (issue 16, item 4) ---- */
+
+/* A wait that must not happen lasts 100 s: a call that ignored the
+ * deadline or the cancel callback would run into the test's timeout. */
+#define NEVER_US 100000000u
+
+static dsql_pq_txn_options long_waits(void)
+{
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry.max_retries = 100;
+    t.retry.base_delay_us = t.retry.max_delay_us = NEVER_US;
+    t.retry.jitter = 0;
+    return t;
+}
+
+static void make_race_table(const char *name)
+{
+    PGconn *c = harness_connect();
+    ck_assert_ptr_nonnull(c);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s; CREATE TABLE %s (id int PRIMARY KEY, "
+             "n int); INSERT INTO %s VALUES (1, 0)", name, name, name);
+    ck_assert(harness_exec(c, sql));
+    PQfinish(c);
+}
+
+/* Every attempt: read row 1, let another session update it and commit,
+ * update it here: a real 40001 each time. */
+typedef struct always_arg {
+    unsigned runs;
+    int cancel_now; /* read by the cancel callback */
+} always_arg;
+
+static dsql_status always_conflict(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                                   dsql_error *err)
+{
+    (void)info;
+    always_arg *a = arg;
+    a->runs++;
+    dsql_status st = exec_status(conn, "SELECT n FROM dl_race WHERE id = 1", err);
+    if (st != DSQL_OK)
+        return st;
+    PGconn *other = harness_connect();
+    ck_assert(other && harness_exec(other, "UPDATE dl_race SET n = n + 1 WHERE id = 1"));
+    PQfinish(other);
+    st = exec_status(conn, "UPDATE dl_race SET n = n + 10 WHERE id = 1", err);
+    if (st == DSQL_ECONFLICT)
+        a->cancel_now = 1;
+    return st;
+}
+
+static int cancel_when_flagged(void *arg)
+{
+    return ((always_arg *)arg)->cancel_now;
+}
+
+START_TEST(test_retry_never_sleeps_past_the_deadline)
+{
+    make_race_table("dl_race");
+    PGconn *c = harness_connect();
+    dsql_pq_txn_options t = long_waits();
+    t.retry.deadline_ms = dsql_monotonic_ms() + 5000;
+    always_arg a = {0, 0};
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_run_transaction(c, always_conflict, &a, &t, &res, &err);
+    ck_assert_msg(st == DSQL_ETIMEOUT, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_str_eq(err.sqlstate, ""); /* not the server's 40001: not a conflict */
+    ck_assert_msg(strstr(err.message, "deadline") && strstr(err.message, "after 1 attempt") &&
+                      strstr(err.message, "could not serialize"),
+                  "%s", err.message);
+    ck_assert_uint_eq(a.runs, 1);
+    ck_assert_uint_eq(res.attempts, 1);
+    ck_assert_uint_eq(res.conflicts, 1);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_deadline_between_attempts)
+{
+    make_race_table("dl_race");
+    PGconn *c = harness_connect();
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry.max_retries = 100;
+    t.retry.base_delay_us = t.retry.max_delay_us = 20000; /* 20 ms */
+    t.retry.deadline_ms = dsql_monotonic_ms() + 300;
+    always_arg a = {0, 0};
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_run_transaction(c, always_conflict, &a, &t, &res, &err);
+    ck_assert_msg(st == DSQL_ETIMEOUT, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_uint_lt(res.attempts, 101); /* stopped by the deadline, not the budget */
+    ck_assert_uint_eq(res.conflicts, res.attempts);
+    ck_assert_uint_eq(a.runs, res.attempts);
+    ck_assert_int_eq(res.last_conflict, DSQL_CONFLICT_UNKNOWN);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_cancel_interrupts_the_backoff)
+{
+    make_race_table("dl_race");
+    PGconn *c = harness_connect();
+    dsql_pq_txn_options t = long_waits();
+    always_arg a = {0, 0};
+    t.retry.cancelled = cancel_when_flagged;
+    t.retry.cancel_arg = &a;
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    dsql_status st = dsql_pq_run_transaction(c, always_conflict, &a, &t, &res, &err);
+    ck_assert_msg(st == DSQL_ECANCELLED, "%s: %s", dsql_status_name(st), err.message);
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_uint_eq(res.attempts, 1);
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+
+    /* cancelled before the start: the callback never runs */
+    a.runs = 0;
+    st = dsql_pq_run_transaction(c, always_conflict, &a, &t, &res, &err);
+    ck_assert_int_eq(st, DSQL_ECANCELLED);
+    ck_assert_uint_eq(a.runs, 0);
+    ck_assert_uint_eq(res.attempts, 0);
+    PQfinish(c);
+}
+END_TEST
+
+static int count_then_cancel(void *arg)
+{
+    int *calls = arg;
+    return ++*calls >= 5;
+}
+
+START_TEST(test_pool_acquire_deadline_and_cancel)
+{
+    dsql_pq_pool *p = new_pool(1);
+    dsql_error err = {0};
+    PGconn *held = dsql_pq_pool_acquire(p, -1, &err);
+    ck_assert_msg(held != NULL, "%s", err.message);
+    dsql_retry_options until;
+    dsql_retry_options_init(&until);
+    until.deadline_ms = dsql_monotonic_ms() + 200;
+    ck_assert_ptr_null(dsql_pq_pool_acquire_until(p, 100000, &until, &err));
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_msg(strstr(err.message, "deadline"), "%s", err.message);
+
+    dsql_retry_options_init(&until);
+    int calls = 0;
+    until.cancelled = count_then_cancel;
+    until.cancel_arg = &calls;
+    ck_assert_ptr_null(dsql_pq_pool_acquire_until(p, 100000, &until, &err));
+    ck_assert_int_eq(err.status, DSQL_ECANCELLED);
+    ck_assert_int_eq(calls, 5);
+
+    /* the pool's transaction waits no longer than its deadline either */
+    dsql_pq_txn_options t;
+    dsql_pq_txn_options_init(&t);
+    t.retry.deadline_ms = dsql_monotonic_ms() + 200;
+    always_arg a = {0, 0};
+    dsql_pq_txn_result res;
+    ck_assert_int_eq(dsql_pq_pool_run_transaction(p, always_conflict, &a, &t, &res, &err),
+                     DSQL_ETIMEOUT);
+    ck_assert_uint_eq(a.runs, 0);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.timeouts, 2);
+    ck_assert_uint_eq(s.txn_failures, 1);
+    ck_assert_int_eq(dsql_pq_pool_release(p, held), DSQL_OK);
+
+    /* with a free connection the same call goes through */
+    until.cancelled = NULL;
+    until.deadline_ms = dsql_monotonic_ms() + 60000;
+    PGconn *c = dsql_pq_pool_acquire_until(p, 100000, &until, &err);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
+/* A server that accepts TCP connections and never says a word: the
+ * connect would wait forever (no connect_timeout) without the deadline. */
+static int silent_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+START_TEST(test_connect_deadline_and_cancel)
+{
+    int port, lfd = silent_listener(&port);
+    char conninfo[200];
+    snprintf(conninfo, sizeof conninfo,
+             "host=127.0.0.1 port=%d user=admin dbname=postgres region=us-east-1", port);
+    dsql_error err = {0};
+    dsql_config *cfg = dsql_config_new(&err);
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_msg(dsql_config_parse(cfg, conninfo, &err) == DSQL_OK, "%s", err.message);
+    dsql_token_provider *tp = srv.counting;
+    dsql_retry_options until;
+    dsql_retry_options_init(&until);
+    until.deadline_ms = dsql_monotonic_ms() + 300;
+    ck_assert_ptr_null(dsql_pq_connect_until(cfg, tp, &until, &err));
+    ck_assert_msg(err.status == DSQL_ETIMEOUT, "%s: %s", dsql_status_name(err.status),
+                  err.message);
+    dsql_retry_options_init(&until);
+    int calls = 0;
+    until.cancelled = count_then_cancel;
+    until.cancel_arg = &calls;
+    ck_assert_ptr_null(dsql_pq_connect_until(cfg, tp, &until, &err));
+    ck_assert_msg(err.status == DSQL_ECANCELLED, "%s: %s", dsql_status_name(err.status),
+                  err.message);
+    ck_assert_int_eq(calls, 5);
+    until.version = 0;
+    ck_assert_ptr_null(dsql_pq_connect_until(cfg, tp, &until, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    dsql_config_free(cfg);
+    close(lfd);
+}
+END_TEST
+
 static Suite *pq_retry_suite(void)
 {
     Suite *s = suite_create("pq_retry");
@@ -147,6 +378,11 @@ static Suite *pq_retry_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_conflict_kinds_reported);
     tcase_add_test(tc, test_postgres_serialization_failure_is_unknown_kind);
+    tcase_add_test(tc, test_retry_never_sleeps_past_the_deadline);
+    tcase_add_test(tc, test_deadline_between_attempts);
+    tcase_add_test(tc, test_cancel_interrupts_the_backoff);
+    tcase_add_test(tc, test_pool_acquire_deadline_and_cancel);
+    tcase_add_test(tc, test_connect_deadline_and_cancel);
     suite_add_tcase(s, tc);
     return s;
 }

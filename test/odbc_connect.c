@@ -501,6 +501,11 @@ static dsql_status occ_body(SQLHDBC dbc, void *argp, dsql_error *err)
     return s;
 }
 
+static int cancel_after_first(void *argp)
+{
+    return ((occ_arg *)argp)->attempts >= 1;
+}
+
 static dsql_status fail_body(SQLHDBC dbc, void *argp, dsql_error *err)
 {
     (void)argp;
@@ -594,6 +599,27 @@ static void test_occ(dsql_token_provider *p)
     CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, "42703") == 0,
           "other errors are not retried: %s %s %s", dsql_status_name(st), err.sqlstate,
           err.message);
+    /* the deadline and the cancel callback end the retries; a wait that
+       would pass the deadline is not slept (100 s: it would hang the test) */
+    dsql_retry_options_init(&o);
+    o.max_retries = 100;
+    o.base_delay_us = o.max_delay_us = 100000000u;
+    o.jitter = 0;
+    o.deadline_ms = dsql_monotonic_ms() + 3000;
+    arg = (occ_arg){b, 0, DSQL_OK};
+    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, &err);
+    CHECK(st == DSQL_ETIMEOUT && arg.attempts == 1 && err.sqlstate[0] == '\0' &&
+              strstr(err.message, "deadline") != NULL,
+          "deadline ends the retries: %s after %d attempts: %s", dsql_status_name(st),
+          arg.attempts, err.message);
+    o.deadline_ms = 0;
+    o.cancelled = cancel_after_first;
+    o.cancel_arg = &arg;
+    arg = (occ_arg){b, 0, DSQL_OK};
+    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, &err);
+    CHECK(st == DSQL_ECANCELLED && arg.attempts == 1,
+          "cancel ends the retries: %s after %d attempts: %s", dsql_status_name(st),
+          arg.attempts, err.message);
     exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
     test_occ_codes_in_data(a);
     free_dbc(a);

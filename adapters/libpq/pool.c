@@ -734,6 +734,44 @@ static dsql_status open_into(dsql_pq_pool *p, slot *s, dsql_error *err)
     return open_done(p, s, p->vt->connect(p->self, e), e);
 }
 
+/* The connector's non-blocking trio driven with poll(2), abandoned as soon
+ * as until says stop (its status in e). */
+static PGconn *connect_until(dsql_pq_pool *p, const dsql_retry_options *until, dsql_error *e)
+{
+    void *a = p->vt->connect_start(p->self, e);
+    if (!a)
+        return NULL;
+    for (;;) {
+        int fd = -1, tmo = -1;
+        dsql_pq_poll_status st = p->vt->connect_poll(p->self, a, &fd, &tmo, e);
+        if (st == DSQL_PQ_POLL_OK || st == DSQL_PQ_POLL_FAILED)
+            return p->vt->connect_finish(p->self, a);
+        if (dsql_retry_check(until, e) != DSQL_OK) {
+            PQfinish(p->vt->connect_finish(p->self, a));
+            return NULL;
+        }
+        struct pollfd pf = {fd, st == DSQL_PQ_POLL_READING ? POLLIN : POLLOUT, 0};
+        int wait = dsql__pq_wait_ms(until, tmo), r;
+        do
+            r = poll(&pf, fd < 0 ? 0 : 1, wait);
+        while (r < 0 && errno == EINTR);
+    }
+}
+
+/* open_into, but a connection that is still opening when until's deadline
+ * passes or its cancel callback fires is abandoned (with the connector's
+ * non-blocking trio; without it the blocking connect runs to its end). */
+static dsql_status open_into_until(dsql_pq_pool *p, slot *s, const dsql_retry_options *until,
+                                   dsql_error *err)
+{
+    if (!until || (!until->deadline_ms && !until->cancelled) || !p->vt->connect_start ||
+        !p->vt->connect_poll || !p->vt->connect_finish)
+        return open_into(p, s, err);
+    dsql_error local = {0};
+    dsql_error *e = err ? err : &local;
+    return open_done(p, s, connect_until(p, until, e), e);
+}
+
 /* The connection just opened into s goes to the caller that opened it. */
 static void acquire_opened_locked(dsql_pq_pool *p, slot *s)
 {
@@ -796,14 +834,49 @@ static take_result take_locked(dsql_pq_pool *p, int64_t *now, int may_ping, slot
 
 PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
 {
+    return dsql__pq_pool_acquire_until(p, timeout_ms, NULL, err);
+}
+
+PGconn *dsql_pq_pool_acquire_until(dsql_pq_pool *p, int timeout_ms,
+                                   const dsql_retry_options *until, dsql_error *err)
+{
+    if (until && until->version != DSQL_STRUCT_VERSION) {
+        fail(err, DSQL_EINVAL, "acquire: until->version %d is not %d", until->version,
+             DSQL_STRUCT_VERSION);
+        return NULL;
+    }
+    return dsql__pq_pool_acquire_until(p, timeout_ms, until, err);
+}
+
+/* Ask until's cancel callback with the mutex released (it may call in). */
+static int cancelled_unlocked(dsql_pq_pool *p, const dsql_retry_options *until)
+{
+    if (!until || !until->cancelled)
+        return 0;
+    pthread_mutex_unlock(&p->mu);
+    int c = until->cancelled(until->cancel_arg);
+    pthread_mutex_lock(&p->mu);
+    return c;
+}
+
+PGconn *dsql__pq_pool_acquire_until(dsql_pq_pool *p, int timeout_ms,
+                                    const dsql_retry_options *until, dsql_error *err)
+{
     if (!p) {
         fail(err, DSQL_EINVAL, "pool is NULL");
         return NULL;
     }
+    if (dsql_retry_check(until, err) != DSQL_OK)
+        return NULL;
     int64_t now = now_ns();
     int64_t tmo = timeout_ms < 0 ? (int64_t)p->opts.acquire_timeout_ms : timeout_ms;
     int64_t deadline = now + tmo * MS;
-    int waited = 0;
+    int by_caller = 0; /* the caller's deadline comes first */
+    if (until && until->deadline_ms > 0 && until->deadline_ms * MS < deadline) {
+        deadline = until->deadline_ms * MS;
+        by_caller = 1;
+    }
+    int waited = 0, cancelled = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->closed) {
@@ -821,7 +894,7 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
             return s->conn;
         case TAKE_OPEN:
             pthread_mutex_unlock(&p->mu);
-            if (open_into(p, s, err) != DSQL_OK)
+            if (open_into_until(p, s, until, err) != DSQL_OK)
                 return NULL;
             acquire_opened_locked(p, s); /* open_into locked again */
             pthread_mutex_unlock(&p->mu);
@@ -829,13 +902,23 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
         case TAKE_FULL:
             break;
         }
+        if (cancelled) {
+            pthread_mutex_unlock(&p->mu);
+            fail(err, DSQL_ECANCELLED, "acquire cancelled by the caller");
+            return NULL;
+        }
         if (now >= deadline) {
             p->st.timeouts++;
             unsigned size = size_locked(p);
             pthread_mutex_unlock(&p->mu);
-            fail(err, DSQL_ETIMEOUT,
-                 "no connection available within %lld ms (pool of %u, all in use)",
-                 (long long)tmo, size);
+            if (by_caller)
+                fail(err, DSQL_ETIMEOUT,
+                     "the deadline passed while waiting for a connection (pool of %u, all "
+                     "in use)", size);
+            else
+                fail(err, DSQL_ETIMEOUT,
+                     "no connection available within %lld ms (pool of %u, all in use)",
+                     (long long)tmo, size);
             return NULL;
         }
         if (!waited) {
@@ -851,10 +934,19 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
             return NULL;
         }
         waiter_enqueue_locked(p, &w);
-        struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
         while (w.queued && !p->closed) {
+            int64_t wake = deadline;
+            if (until && until->cancelled && now_ns() + 10 * MS < wake)
+                wake = now_ns() + 10 * MS; /* ask the callback again */
+            struct timespec ts = {(time_t)(wake / 1000000000), (long)(wake % 1000000000)};
             int rc = pthread_cond_timedwait(&w.cond, &p->mu, &ts);
-            if (rc == ETIMEDOUT)
+            if (rc != ETIMEDOUT)
+                continue;
+            if (w.queued && cancelled_unlocked(p, until)) {
+                cancelled = 1;
+                break;
+            }
+            if (now_ns() >= deadline)
                 break;
         }
         waiter_dequeue_locked(p, &w);
@@ -865,7 +957,7 @@ PGconn *dsql_pq_pool_acquire(dsql_pq_pool *p, int timeout_ms, dsql_error *err)
             pthread_mutex_unlock(&p->mu);
             return w.handed->conn;
         }
-        /* woken to look again, closed, or timed out (checked at the top) */
+        /* woken to look again, closed, cancelled or timed out (at the top) */
     }
 }
 

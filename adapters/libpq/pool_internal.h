@@ -24,6 +24,29 @@ static inline void dsql__pq_poll_outs_init(int **fd, int **timeout_ms, int scrat
     **timeout_ms = -1;
 }
 
+/* How long a wait of timeout_ms (-1: unbounded) may last under until
+ * (NULL: no limit): never past until->deadline_ms, and at most 10 ms when
+ * there is a cancel callback to ask again. */
+static inline int dsql__pq_wait_ms(const dsql_retry_options *until, int timeout_ms)
+{
+    if (!until)
+        return timeout_ms;
+    if (until->deadline_ms > 0) {
+        int64_t left = until->deadline_ms - dsql_monotonic_ms();
+        if (left < 0)
+            left = 0;
+        if (timeout_ms < 0 || left < timeout_ms)
+            timeout_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+    }
+    if (until->cancelled && (timeout_ms < 0 || timeout_ms > 10))
+        timeout_ms = 10;
+    return timeout_ms;
+}
+
+/* dsql_pq_pool_acquire bounded by until's deadline and cancel callback. */
+PGconn *dsql__pq_pool_acquire_until(dsql_pq_pool *pool, int timeout_ms,
+                                    const dsql_retry_options *until, dsql_error *err);
+
 /* Validate transaction options (NULL is valid: the defaults). */
 dsql_status dsql__pq_txn_options_check(const dsql_pq_txn_options *o, dsql_error *err);
 

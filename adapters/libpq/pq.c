@@ -762,13 +762,19 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
 }
 
 static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider, size_t first,
-                                dsql_error *err)
+                                const dsql_retry_options *until, dsql_error *err)
 {
+    if (dsql_retry_check(until, err) != DSQL_OK)
+        return NULL;
     dsql_pq_connecting *c = connecting_new(cfg, provider, first, err);
     if (!c)
         return NULL;
     int ready = 0;
     for (;;) {
+        if (dsql_retry_check(until, err) != DSQL_OK) {
+            dsql_pq_connect_finish(c);
+            return NULL;
+        }
         int fd, timeout;
         dsql_pq_poll_status s = poll_step(c, &fd, &timeout, err, ready);
         if (s == DSQL_PQ_POLL_OK) {
@@ -786,6 +792,7 @@ static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider,
         if (fd < 0)
             p.events = 0;
         int r;
+        timeout = dsql__pq_wait_ms(until, timeout);
         do
             r = poll(&p, fd < 0 ? 0 : 1, timeout);
         while (r < 0 && errno == EINTR);
@@ -795,7 +802,18 @@ static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider,
 
 PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider, dsql_error *err)
 {
-    return connect_blocking(cfg, provider, (size_t)-1, err);
+    return connect_blocking(cfg, provider, (size_t)-1, NULL, err);
+}
+
+PGconn *dsql_pq_connect_until(dsql_config *cfg, dsql_token_provider *provider,
+                              const dsql_retry_options *until, dsql_error *err)
+{
+    if (until && until->version != DSQL_STRUCT_VERSION) {
+        fail(err, DSQL_EINVAL, "connect: until->version %d is not %d", until->version,
+             DSQL_STRUCT_VERSION);
+        return NULL;
+    }
+    return connect_blocking(cfg, provider, (size_t)-1, until, err);
 }
 
 dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg, dsql_token_provider *provider,
@@ -821,7 +839,7 @@ dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg, dsql_token_provid
             break;
         }
     }
-    PGconn *fresh = connect_blocking(cfg, provider, first, err);
+    PGconn *fresh = connect_blocking(cfg, provider, first, NULL, err);
     if (!fresh)
         return err ? err->status : DSQL_ENETWORK;
     if (*conn)

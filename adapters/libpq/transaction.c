@@ -291,6 +291,32 @@ void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind)
 }
 #define count_conflict dsql__pq_count_conflict
 
+/* The call stops early (deadline, cancel) after done attempts: err gets
+ * that status and why, with the last attempt's error after it, and no
+ * SQLSTATE (the status is not the server's). */
+static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done, dsql_error *err)
+{
+    char last[sizeof err->message];
+    snprintf(last, sizeof last, "%s", err->message);
+    err->status = st;
+    err->sqlstate[0] = '\0';
+    if (done == 0)
+        memcpy(err->message, why->message, sizeof err->message);
+    else
+        snprintf(err->message, sizeof err->message, "%.150s after %u attempt%s; the last: %.300s",
+                 why->message, done, done == 1 ? "" : "s", last);
+    return st;
+}
+
+/* Before attempt done + 1: has the caller's deadline passed or has it
+ * cancelled? */
+static dsql_status stop_requested(const dsql_retry_options *o, unsigned done, dsql_error *err)
+{
+    dsql_error why;
+    dsql_status st = dsql_retry_check(o, &why);
+    return st == DSQL_OK ? DSQL_OK : stopped(st, &why, done, err);
+}
+
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
 static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void *arg,
                        const dsql_pq_txn_options *opts, dsql_pq_txn_result *result,
@@ -323,10 +349,16 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
     PGconn *pooled = NULL;
     for (unsigned n = 1;; n++) {
         c.info.attempt = n;
-        if (pool && !pooled) {
-            if (!(pooled = dsql_pq_pool_acquire(pool, -1, err)))
-                return err->status != DSQL_OK ? err->status : DSQL_EINTERNAL;
+        st = stop_requested(&opts->retry, n - 1, err);
+        if (st == DSQL_OK && pool && !pooled) {
+            if (!(pooled = dsql__pq_pool_acquire_until(pool, -1, &opts->retry, err)))
+                st = err->status != DSQL_OK ? err->status : DSQL_EINTERNAL;
             conn = pooled;
+        }
+        if (st != DSQL_OK) {
+            if (pooled)
+                dsql_pq_pool_release(pool, pooled);
+            return st;
         }
         int broken_early = 0;
         result->attempts = n;
@@ -350,8 +382,15 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
         c.info.previous = st;
         c.info.previous_conflict = kind;
         memcpy(c.info.previous_sqlstate, err->sqlstate, sizeof c.info.previous_sqlstate);
-        if (conflict)
-            dsql_retry_wait(&opts->retry, n, NULL);
+        if (conflict) {
+            dsql_error why;
+            dsql_status w = dsql_retry_wait(&opts->retry, n, &why);
+            if (w != DSQL_OK) {
+                if (pooled)
+                    dsql_pq_pool_release(pool, pooled);
+                return stopped(w, &why, n, err);
+            }
+        }
     }
 }
 

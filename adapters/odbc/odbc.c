@@ -676,6 +676,22 @@ dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsq
     return st;
 }
 
+/* The caller's deadline or cancel callback ended the call after done
+ * attempts: e says so, with the last attempt's error after it. */
+static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done, dsql_error *e)
+{
+    char last[sizeof e->message];
+    memcpy(last, e->message, sizeof last);
+    e->status = st;
+    e->sqlstate[0] = '\0';
+    if (done == 0)
+        memcpy(e->message, why->message, sizeof e->message);
+    else
+        snprintf(e->message, sizeof e->message, "%.150s after %u attempt%s; the last: %.300s",
+                 why->message, done, done == 1 ? "" : "s", last);
+    return st;
+}
+
 dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
                                       const dsql_retry_options *opts, dsql_error *err)
 {
@@ -702,6 +718,12 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
     dsql_error e = {0};
     unsigned n;
     for (n = 1; n <= attempts; n++) {
+        dsql_error why;
+        dsql_status stop = dsql_retry_check(opts, &why);
+        if (stop != DSQL_OK) {
+            st = stopped(stop, &why, n - 1, &e);
+            break;
+        }
         e.status = DSQL_OK;
         e.sqlstate[0] = e.message[0] = '\0';
         st = fn(dbc, arg, &e);
@@ -720,7 +742,11 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
         SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_ROLLBACK);
         if (st != DSQL_ECONFLICT || n == attempts)
             break;
-        dsql_retry_wait(opts, n, NULL);
+        stop = dsql_retry_wait(opts, n, &why);
+        if (stop != DSQL_OK) {
+            st = stopped(stop, &why, n, &e);
+            break;
+        }
     }
     SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)autocommit, 0);
     if (st == DSQL_OK) {

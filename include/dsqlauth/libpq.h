@@ -46,6 +46,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "retry.h"
 #include "token.h"
 
 #ifdef __cplusplus
@@ -61,6 +62,17 @@ extern "C" {
  * connections; a "profile" from AWS_PROFILE is not an explicit request). */
 DSQL_API PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider,
                                  dsql_error *err);
+
+/* dsql_pq_connect that stops at the caller's deadline and cancel callback:
+ * until->deadline_ms (CLOCK_MONOTONIC ms, 0: none) ends every attempt and
+ * backoff with DSQL_ETIMEOUT, until->cancelled (asked at least every 10 ms
+ * while waiting on the network) with DSQL_ECANCELLED; whatever is half
+ * open is closed. Only deadline_ms, cancelled and cancel_arg are read (the
+ * connect retries are the configuration's); NULL: as dsql_pq_connect. The
+ * token provider's credential fetch is not interrupted (its own HTTP
+ * timeouts bound it). */
+DSQL_API PGconn *dsql_pq_connect_until(dsql_config *cfg, dsql_token_provider *provider,
+                                       const dsql_retry_options *until, dsql_error *err);
 
 /* Non-blocking connect, for any event loop. */
 typedef struct dsql_pq_connecting dsql_pq_connecting;

@@ -210,6 +210,17 @@ DSQL_API dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provi
  * opening failed, DSQL_EINVAL when the pool is closed. */
 DSQL_API PGconn *dsql_pq_pool_acquire(dsql_pq_pool *pool, int timeout_ms, dsql_error *err);
 
+/* dsql_pq_pool_acquire that also stops at the caller's deadline and cancel
+ * callback: until->deadline_ms (CLOCK_MONOTONIC ms, 0: none) shortens the
+ * wait (DSQL_ETIMEOUT), until->cancelled is asked at least every 10 ms
+ * while waiting (DSQL_ECANCELLED). A connection being opened for the call
+ * is abandoned at the deadline or on cancel when the connector has the
+ * non-blocking trio (the default one has). Only deadline_ms, cancelled and
+ * cancel_arg of until are read; NULL: as dsql_pq_pool_acquire. */
+DSQL_API PGconn *dsql_pq_pool_acquire_until(dsql_pq_pool *pool, int timeout_ms,
+                                            const dsql_retry_options *until,
+                                            dsql_error *err);
+
 /* Give conn back (from any thread). Rolls back an open transaction, runs
  * the reset query, and closes conn instead of keeping it when it is
  * broken, busy, in pipeline mode, past its lifetime, or not idle after
