@@ -36,6 +36,8 @@ run burst 200
 echo "   evictions logged: $(grep -c 'closed before login' "$log" || true)"
 echo "== $IDLE idle TCP connections held open ${SECONDS_} s, 5 logins meanwhile"
 run idle "$IDLE" --logins 5 --hold "$SECONDS_"
+echo "== the same, but each idle connection the gateway closes is reopened at once"
+run idle "$IDLE" --logins 5 --hold "$SECONDS_" --reconnect
 echo "== plain CancelRequests at $RATE/s for ${SECONDS_} s from one client, 2 threads logging in"
 run cancel "$RATE" "$SECONDS_" --login-threads 2
 "$B/dsql-local" stop --state-dir "$tmp/s"

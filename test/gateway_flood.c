@@ -2,9 +2,10 @@
  * valid logins made while they last (test/t-gateway-floods.sh asserts on
  * its RESULT line, bench/gateway-floods.sh prints the full figures).
  *
- *   gateway_flood idle N [--logins K] [--hold S]
+ *   gateway_flood idle N [--logins K] [--hold S] [--reconnect]
  *       N TCP connections that never start TLS, held open; then K logins
- *       one after the other; then S more seconds of holding.
+ *       one after the other; then S more seconds of holding. With
+ *       --reconnect each one the gateway closes is replaced at once.
  *   gateway_flood cancel RATE SECONDS [--login-threads T]
  *       RATE plain CancelRequests a second for SECONDS, from one client
  *       process (--senders threads, default 2), while T threads log in
@@ -184,46 +185,104 @@ static void raise_own_fd_limit(long want)
 
 /* ---- idle: connections that never start TLS ---- */
 
-static int run_idle(long n, int nlogins, double hold)
+typedef struct idle_set {
+    long n;
+    int *fds;
+    struct pollfd *pf;
+    volatile int over;
+    long reconnects;
+} idle_set;
+
+static int idle_open(void)
 {
-    int *fds = calloc((size_t)n, sizeof *fds);
-    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
-    long i, opened = 0, closed = 0;
+    int fd = tcp_socket(1);
+    if (fd >= 0 && connect_gateway(fd) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void idle_watch(idle_set *s)
+{
+    long i;
+    for (i = 0; i < s->n; i++) {
+        s->pf[i].fd = s->fds[i];
+        s->pf[i].events = POLLIN | POLLRDHUP;
+        s->pf[i].revents = 0;
+    }
+}
+
+static int idle_closed(const struct pollfd *p)
+{
+    return (p->revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* --reconnect: an attacker who opens a new idle connection for each one
+ * the gateway closes. */
+static void *reconnect_loop(void *arg)
+{
+    idle_set *s = arg;
+    long i;
+
+    while (!s->over) {
+        idle_watch(s);
+        if (poll(s->pf, (nfds_t)s->n, 100) <= 0)
+            continue;
+        for (i = 0; i < s->n; i++) {
+            if (!idle_closed(&s->pf[i]))
+                continue;
+            close(s->fds[i]);
+            s->fds[i] = idle_open();
+            s->reconnects++;
+        }
+    }
+    return NULL;
+}
+
+static int run_idle(long n, int nlogins, double hold, int reconnect)
+{
+    idle_set s = {n, calloc((size_t)n, sizeof(int)), calloc((size_t)n, sizeof(struct pollfd)), 0, 0};
+    long i, closed = 0;
+    pthread_t t;
     window w;
 
-    if (!fds || !pf)
+    if (!s.fds || !s.pf)
         return 2;
     raise_own_fd_limit(n + 64);
     window_start(&w);
     for (i = 0; i < n; i++) {
-        fds[i] = tcp_socket(1);
-        if (fds[i] < 0 || connect_gateway(fds[i]) != 0) {
+        s.fds[i] = idle_open();
+        if (s.fds[i] < 0) {
             perror("idle connection");
             return 2;
         }
-        opened++;
     }
+    if (reconnect && pthread_create(&t, NULL, reconnect_loop, &s) != 0)
+        return 2;
     sleep(1); /* the gateway has them all by now */
     for (i = 0; i < nlogins; i++)
         one_login();
     usleep((useconds_t)(hold * 1e6));
-    for (i = 0; i < n; i++) {
-        pf[i].fd = fds[i];
-        pf[i].events = POLLIN | POLLRDHUP;
+    if (reconnect) {
+        s.over = 1;
+        pthread_join(t, NULL);
     }
-    poll(pf, (nfds_t)n, 0);
+    idle_watch(&s);
+    poll(s.pf, (nfds_t)n, 0);
     for (i = 0; i < n; i++)
-        closed += (pf[i].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
-    printf("RESULT idle held=%ld closed_by_gateway=%ld", opened, closed);
+        closed += idle_closed(&s.pf[i]);
+    printf("RESULT idle held=%ld closed_by_gateway=%ld reconnects=%ld", n, closed, s.reconnects);
     logins_print();
     window_print(&w);
     printf("\n");
     if (L.first_error[0])
         printf("first login error: %s\n", L.first_error);
     for (i = 0; i < n; i++)
-        close(fds[i]);
-    free(fds);
-    free(pf);
+        if (s.fds[i] >= 0)
+            close(s.fds[i]);
+    free(s.fds);
+    free(s.pf);
     return 0;
 }
 
@@ -384,7 +443,7 @@ static int run_burst(int n)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: gateway_flood idle N [--logins K] [--hold S] | cancel RATE SECONDS "
+    fprintf(stderr, "usage: gateway_flood idle N [--logins K] [--hold S] [--reconnect] | cancel RATE SECONDS "
                     "[--login-threads T] [--senders S] | burst N; [--pid PID] [--log FILE]\n");
     return 2;
 }
@@ -392,12 +451,15 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *p = getenv("PGPORT");
-    int i, nlogins = 5, threads = 2, senders = 2;
+    int i, nlogins = 5, threads = 2, senders = 2, reconnect = 0;
     double hold = 3;
 
     if (argc < 3 || !p)
         return usage();
     port = atoi(p);
+    for (i = 3; i < argc; i++)
+        if (strcmp(argv[i], "--reconnect") == 0)
+            reconnect = 1;
     for (i = 3; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--pid") == 0)
             gw_pid = atoi(argv[++i]);
@@ -414,7 +476,7 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(argv[1], "idle") == 0)
-        return run_idle(atol(argv[2]), nlogins, hold);
+        return run_idle(atol(argv[2]), nlogins, hold, reconnect);
     if (strcmp(argv[1], "cancel") == 0 && argc >= 4)
         return run_cancel(atol(argv[2]), atof(argv[3]), threads, senders);
     if (strcmp(argv[1], "burst") == 0) {
