@@ -371,6 +371,189 @@ START_TEST(test_connect_deadline_and_cancel)
 }
 END_TEST
 
+/* ---- a single statement with retry (issue 16, item 2) ---- */
+
+/* Session B holds row 1 of ex_race in an open transaction; once the
+ * statement under test waits for that row lock, B commits: the waiting
+ * UPDATE's snapshot is older than B's commit, a real 40001. */
+typedef struct committer {
+    PGconn *b;
+    int ok;
+} committer;
+
+static void *commit_when_blocked(void *arg)
+{
+    committer *cm = arg;
+    PGconn *watch = harness_connect();
+    for (int i = 0; watch && i < 2000; i++) {
+        PGresult *r = PQexec(watch, "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = "
+                                    "'Lock' AND query LIKE 'UPDATE ex_race%'");
+        int blocked = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+        PQclear(r);
+        if (blocked)
+            break;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    PQfinish(watch);
+    PGresult *r = PQexec(cm->b, "COMMIT");
+    cm->ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return NULL;
+}
+
+static void ex_race_setup(PGconn **b)
+{
+    make_race_table("ex_race");
+    *b = harness_connect();
+    ck_assert_ptr_nonnull(*b);
+    ck_assert(harness_exec(*b, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+    ck_assert(harness_exec(*b, "UPDATE ex_race SET n = n + 1 WHERE id = 1"));
+}
+
+static int ex_race_value(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT n FROM ex_race WHERE id = 1");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+START_TEST(test_exec_with_retry_two_sessions)
+{
+    PGconn *b;
+    ex_race_setup(&b);
+    PGconn *c = harness_connect();
+    ck_assert(harness_exec(c, "SET default_transaction_isolation = 'repeatable read'"));
+    committer cm = {b, 0};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, commit_when_blocked, &cm), 0);
+    const char *values[] = {"10"};
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    PGresult *r = dsql_pq_exec_with_retry(c, "UPDATE ex_race SET n = n + $1::int WHERE id = 1",
+                                          1, values, NULL, &res, &err);
+    pthread_join(th, NULL);
+    ck_assert(cm.ok);
+    ck_assert_msg(r != NULL, "%s: %s", dsql_status_name(err.status), err.message);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    ck_assert_str_eq(PQcmdTuples(r), "1");
+    PQclear(r);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.conflicts, 1);
+    ck_assert_int_eq(res.last_conflict, DSQL_CONFLICT_UNKNOWN); /* PostgreSQL's own text */
+    ck_assert_int_eq(ex_race_value(c), 11);                     /* both applied once */
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);     /* autocommit */
+
+    /* retries off: the same race is reported as the conflict it is */
+    PQfinish(b);
+    ex_race_setup(&b);
+    cm = (committer){b, 0};
+    ck_assert_int_eq(pthread_create(&th, NULL, commit_when_blocked, &cm), 0);
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    o.max_retries = 0;
+    r = dsql_pq_exec_with_retry(c, "UPDATE ex_race SET n = n + 10 WHERE id = 1", 0, NULL, &o,
+                                &res, &err);
+    pthread_join(th, NULL);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(err.status, DSQL_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "40001");
+    ck_assert_uint_eq(res.attempts, 1);
+    ck_assert_int_eq(ex_race_value(c), 1);
+    PQfinish(b);
+    PQfinish(c);
+}
+END_TEST
+
+/* A migration step that meets a schema conflict (OC001, raised by the
+ * server the first time only: a sequence survives the rollback) and then
+ * goes through, as DDL does after another session's DDL in Aurora DSQL. */
+START_TEST(test_exec_with_retry_ddl_schema_conflict)
+{
+    PGconn *c = harness_connect();
+    ck_assert(harness_exec(c, "DROP TABLE IF EXISTS mig_t; DROP SEQUENCE IF EXISTS mig_try; "
+                              "CREATE SEQUENCE mig_try"));
+    const char *step =
+        "DO $$ BEGIN IF nextval('mig_try') = 1 THEN RAISE EXCEPTION USING ERRCODE = '40001', "
+        "MESSAGE = 'schema has been updated by another transaction, please retry: (OC001)'; "
+        "END IF; EXECUTE 'CREATE TABLE mig_t (id int PRIMARY KEY)'; END $$";
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    PGresult *r = dsql_pq_exec_with_retry(c, step, 0, NULL, NULL, &res, &err);
+    ck_assert_msg(r != NULL, "%s: %s", dsql_status_name(err.status), err.message);
+    PQclear(r);
+    ck_assert_uint_eq(res.attempts, 2);
+    ck_assert_uint_eq(res.schema_conflicts, 1);
+    ck_assert_int_eq(res.last_conflict, DSQL_CONFLICT_SCHEMA);
+    ck_assert(harness_exec(c, "INSERT INTO mig_t VALUES (1)"));
+
+    /* a plain error is not retried and keeps the server's SQLSTATE */
+    r = dsql_pq_exec_with_retry(c, "INSERT INTO mig_t VALUES (1)", 0, NULL, NULL, &res, &err);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(err.status, DSQL_ESERVER);
+    ck_assert_str_eq(err.sqlstate, "23505");
+    ck_assert_uint_eq(res.attempts, 1);
+    ck_assert(harness_exec(c, "DROP TABLE mig_t; DROP SEQUENCE mig_try"));
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_exec_with_retry_deadline_cancels_the_statement)
+{
+    PGconn *c = harness_connect();
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    o.deadline_ms = dsql_monotonic_ms() + 300;
+    dsql_error err = {0};
+    PGresult *r = dsql_pq_exec_with_retry(c, "SELECT pg_sleep(100)", 0, NULL, &o, NULL, &err);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(err.status == DSQL_ETIMEOUT, "%s: %s", dsql_status_name(err.status),
+                  err.message);
+    ck_assert_str_eq(err.sqlstate, "");
+    /* the connection is usable at once: the server cancelled the sleep */
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+    r = dsql_pq_exec_with_retry(c, "SELECT $1::int + 1", 1, (const char *const[]){"41"}, NULL,
+                                NULL, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_pool_exec_with_retry)
+{
+    dsql_pq_pool *p = new_pool(1);
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    const char *values[] = {"41", NULL};
+    PGresult *r = dsql_pq_pool_exec_with_retry(p, "SELECT $1::int + 1, $2::text IS NULL", 2,
+                                               values, NULL, &res, &err);
+    ck_assert_msg(r != NULL, "%s", err.message);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+    ck_assert_str_eq(PQgetvalue(r, 0, 1), "t");
+    PQclear(r);
+    ck_assert_uint_eq(res.attempts, 1);
+    r = dsql_pq_pool_exec_with_retry(p, OC000_SQL, 0, NULL, NULL, &res, &err);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(err.status, DSQL_ECONFLICT);
+    ck_assert_uint_eq(res.attempts, 4); /* the pool's txn.retry: 3 retries */
+    ck_assert_uint_eq(res.data_conflicts, 4);
+    dsql_pq_pool_stats s = stats(p);
+    ck_assert_uint_eq(s.txn_commits, 1);
+    ck_assert_uint_eq(s.txn_failures, 1);
+    ck_assert_uint_eq(s.txn_conflicts_data, 4);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_ptr_null(dsql_pq_pool_exec_with_retry(p, NULL, 0, NULL, NULL, NULL, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    ck_assert_ptr_null(dsql_pq_pool_exec_with_retry(p, "SELECT 1", 1, NULL, NULL, NULL, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    dsql_pq_pool_free(p);
+}
+END_TEST
+
 static Suite *pq_retry_suite(void)
 {
     Suite *s = suite_create("pq_retry");
@@ -383,6 +566,10 @@ static Suite *pq_retry_suite(void)
     tcase_add_test(tc, test_cancel_interrupts_the_backoff);
     tcase_add_test(tc, test_pool_acquire_deadline_and_cancel);
     tcase_add_test(tc, test_connect_deadline_and_cancel);
+    tcase_add_test(tc, test_exec_with_retry_two_sessions);
+    tcase_add_test(tc, test_exec_with_retry_ddl_schema_conflict);
+    tcase_add_test(tc, test_exec_with_retry_deadline_cancels_the_statement);
+    tcase_add_test(tc, test_pool_exec_with_retry);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -272,7 +272,7 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
 
 /* The kind of the conflict in err: from its SQLSTATE and the message,
  * which dsql_pq_result_status filled with the server's primary message. */
-static dsql_conflict_kind conflict_kind(const dsql_error *err)
+dsql_conflict_kind dsql__pq_conflict_kind(const dsql_error *err)
 {
     dsql_conflict_kind k = dsql_conflict_classify("40001", err->message);
     return k == DSQL_CONFLICT_NONE ? DSQL_CONFLICT_UNKNOWN : k;
@@ -294,7 +294,8 @@ void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind)
 /* The call stops early (deadline, cancel) after done attempts: err gets
  * that status and why, with the last attempt's error after it, and no
  * SQLSTATE (the status is not the server's). */
-static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done, dsql_error *err)
+dsql_status dsql__pq_stopped(dsql_status st, const dsql_error *why, unsigned done,
+                             dsql_error *err)
 {
     char last[sizeof err->message];
     snprintf(last, sizeof last, "%s", err->message);
@@ -310,11 +311,12 @@ static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done,
 
 /* Before attempt done + 1: has the caller's deadline passed or has it
  * cancelled? */
-static dsql_status stop_requested(const dsql_retry_options *o, unsigned done, dsql_error *err)
+dsql_status dsql__pq_stop_requested(const dsql_retry_options *o, unsigned done,
+                                    dsql_error *err)
 {
     dsql_error why;
     dsql_status st = dsql_retry_check(o, &why);
-    return st == DSQL_OK ? DSQL_OK : stopped(st, &why, done, err);
+    return st == DSQL_OK ? DSQL_OK : dsql__pq_stopped(st, &why, done, err);
 }
 
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
@@ -349,7 +351,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
     PGconn *pooled = NULL;
     for (unsigned n = 1;; n++) {
         c.info.attempt = n;
-        st = stop_requested(&opts->retry, n - 1, err);
+        st = dsql__pq_stop_requested(&opts->retry, n - 1, err);
         if (st == DSQL_OK && pool && !pooled) {
             if (!(pooled = dsql__pq_pool_acquire_until(pool, -1, &opts->retry, err)))
                 st = err->status != DSQL_OK ? err->status : DSQL_EINTERNAL;
@@ -364,7 +366,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
         result->attempts = n;
         st = attempt(conn, &c, err, &broken_early);
         int conflict = st == DSQL_ECONFLICT;
-        dsql_conflict_kind kind = conflict ? conflict_kind(err) : DSQL_CONFLICT_NONE;
+        dsql_conflict_kind kind = conflict ? dsql__pq_conflict_kind(err) : DSQL_CONFLICT_NONE;
         if (conflict)
             count_conflict(result, kind);
         int retryable = conflict || (pool && broken_early && st == DSQL_ENETWORK);
@@ -388,7 +390,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
             if (w != DSQL_OK) {
                 if (pooled)
                     dsql_pq_pool_release(pool, pooled);
-                return stopped(w, &why, n, err);
+                return dsql__pq_stopped(w, &why, n, err);
             }
         }
     }

@@ -105,6 +105,30 @@ DSQL_API dsql_status dsql_pq_run_transaction(PGconn *conn, dsql_pq_txn_fn fn, vo
                                              const dsql_pq_txn_options *opts,
                                              dsql_pq_txn_result *result, dsql_error *err);
 
+/* ---- A single statement with conflict retry ---------------------------- */
+
+/* Run one statement on conn in autocommit (conn idle: not in a transaction,
+ * no command running) with PQexecParams (nparams text parameters, values
+ * may hold NULLs for SQL NULL; nparams 0: values may be NULL) and return its
+ * PGresult (PGRES_COMMAND_OK or PGRES_TUPLES_OK; PQclear it). A conflict
+ * (SQLSTATE 40001: DDL in Aurora DSQL meets OC001 when another session
+ * changed the schema) is retried as dsql_pq_run_transaction retries,
+ * with the same options (opts NULL: dsql_retry_options_init's defaults):
+ * backoff, max_retries, deadline_ms, cancelled. While the statement runs,
+ * the deadline and the cancel callback (asked at least every 10 ms) send
+ * a cancel request to the server (PQcancel) and the call returns
+ * DSQL_ETIMEOUT / DSQL_ECANCELLED once the server has answered. result
+ * (may be NULL) gets the attempts and conflicts by kind. NULL with err
+ * on failure: DSQL_ECONFLICT when conflicts outlasted the retries,
+ * DSQL_EUNKNOWN_COMMIT when the connection was lost after the statement
+ * was sent (it may have taken effect; never retried), DSQL_ESERVER (the
+ * server's SQLSTATE and message), DSQL_ENETWORK when it could not be sent,
+ * DSQL_EINVAL for bad arguments or a connection that is not idle. */
+DSQL_API PGresult *dsql_pq_exec_with_retry(PGconn *conn, const char *sql, int nparams,
+                                           const char *const *values,
+                                           const dsql_retry_options *opts,
+                                           dsql_pq_txn_result *result, dsql_error *err);
+
 /* Classify a result (res may be NULL, as PQexec returns on failure):
  * DSQL_OK for PGRES_COMMAND_OK, TUPLES_OK, EMPTY_QUERY, COPY_* and
  * SINGLE_TUPLE; DSQL_ECONFLICT for SQLSTATE 40001 (whatever the message,
@@ -257,6 +281,16 @@ DSQL_API dsql_status dsql_pq_pool_maintain(dsql_pq_pool *pool, int *next_ms, dsq
 DSQL_API dsql_status dsql_pq_pool_run_transaction(dsql_pq_pool *pool, dsql_pq_txn_fn fn,
                                                   void *arg, const dsql_pq_txn_options *opts,
                                                   dsql_pq_txn_result *result, dsql_error *err);
+
+/* dsql_pq_exec_with_retry on a connection acquired from pool (with
+ * dsql_pq_pool_acquire_until: the deadline and cancel callback cover the
+ * wait) and released afterwards; the result outlives the connection. The
+ * pool's txn_* counters count it as one transaction. opts NULL: the
+ * pool's txn.retry options. */
+DSQL_API PGresult *dsql_pq_pool_exec_with_retry(dsql_pq_pool *pool, const char *sql,
+                                                int nparams, const char *const *values,
+                                                const dsql_retry_options *opts,
+                                                dsql_pq_txn_result *result, dsql_error *err);
 
 typedef struct dsql_pq_pool_stats {
     int version;           /* set by the caller: DSQL_STRUCT_VERSION */
