@@ -554,6 +554,83 @@ START_TEST(test_pool_exec_with_retry)
 }
 END_TEST
 
+/* ---- no interleaved transactions (issue 16, item 5) ---- */
+
+typedef struct count_arg {
+    unsigned calls;
+    dsql_status inner;
+} count_arg;
+
+static dsql_status count_only(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                              dsql_error *err)
+{
+    (void)conn, (void)info, (void)err;
+    ((count_arg *)arg)->calls++;
+    return DSQL_OK;
+}
+
+static dsql_status run_nested(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
+                              dsql_error *err)
+{
+    (void)info, (void)err;
+    count_arg *a = arg;
+    dsql_error e = {0};
+    a->inner = dsql_pq_run_transaction(conn, count_only, a, NULL, NULL, &e);
+    return DSQL_OK;
+}
+
+START_TEST(test_refuses_a_connection_inside_a_transaction)
+{
+    PGconn *c = harness_connect();
+    ck_assert(harness_exec(c, "DROP TABLE IF EXISTS mine; CREATE TABLE mine (id int)"));
+    ck_assert(harness_exec(c, "BEGIN"));
+    ck_assert(harness_exec(c, "INSERT INTO mine VALUES (1)"));
+    count_arg a = {0, DSQL_OK};
+    dsql_error err = {0};
+    dsql_pq_txn_result res;
+    ck_assert_int_eq(dsql_pq_run_transaction(c, count_only, &a, NULL, &res, &err), DSQL_EINVAL);
+    ck_assert_msg(strstr(err.message, "not idle"), "%s", err.message);
+    ck_assert_uint_eq(a.calls, 0);
+    ck_assert_ptr_null(dsql_pq_exec_with_retry(c, "SELECT 1", 0, NULL, NULL, NULL, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    /* the caller's transaction is untouched: still open, its insert there */
+    ck_assert_int_eq(PQtransactionStatus(c), PQTRANS_INTRANS);
+    PGresult *r = PQexec(c, "SELECT count(*) FROM mine");
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    ck_assert(harness_exec(c, "COMMIT"));
+
+    /* a run inside a run on the same connection */
+    ck_assert_int_eq(dsql_pq_run_transaction(c, run_nested, &a, NULL, &res, &err), DSQL_OK);
+    ck_assert_int_eq(a.inner, DSQL_EINVAL);
+    ck_assert_uint_eq(a.calls, 0);
+    ck_assert(harness_exec(c, "DROP TABLE mine"));
+    PQfinish(c);
+}
+END_TEST
+
+START_TEST(test_refuses_a_busy_connection)
+{
+    PGconn *c = harness_connect();
+    ck_assert(PQsendQuery(c, "SELECT 7, pg_sleep(0.2)"));
+    count_arg a = {0, DSQL_OK};
+    dsql_error err = {0};
+    ck_assert_int_eq(dsql_pq_run_transaction(c, count_only, &a, NULL, NULL, &err), DSQL_EINVAL);
+    ck_assert_uint_eq(a.calls, 0);
+    ck_assert_ptr_null(dsql_pq_exec_with_retry(c, "SELECT 1", 0, NULL, NULL, NULL, &err));
+    ck_assert_int_eq(err.status, DSQL_EINVAL);
+    /* the caller's command still delivers its own result */
+    PGresult *r = PQgetResult(c);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "7");
+    PQclear(r);
+    ck_assert_ptr_null(PQgetResult(c));
+    ck_assert_int_eq(dsql_pq_run_transaction(c, count_only, &a, NULL, NULL, &err), DSQL_OK);
+    ck_assert_uint_eq(a.calls, 1);
+    PQfinish(c);
+}
+END_TEST
+
 static Suite *pq_retry_suite(void)
 {
     Suite *s = suite_create("pq_retry");
@@ -570,6 +647,8 @@ static Suite *pq_retry_suite(void)
     tcase_add_test(tc, test_exec_with_retry_ddl_schema_conflict);
     tcase_add_test(tc, test_exec_with_retry_deadline_cancels_the_statement);
     tcase_add_test(tc, test_pool_exec_with_retry);
+    tcase_add_test(tc, test_refuses_a_connection_inside_a_transaction);
+    tcase_add_test(tc, test_refuses_a_busy_connection);
     suite_add_tcase(s, tc);
     return s;
 }

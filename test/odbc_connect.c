@@ -501,6 +501,57 @@ static dsql_status occ_body(SQLHDBC dbc, void *argp, dsql_error *err)
     return s;
 }
 
+/* Item 5 of issue 16: a transaction must not run inside another one. */
+typedef struct nested_arg {
+    int calls;
+    dsql_status inner;
+    char inner_message[512];
+} nested_arg;
+
+static dsql_status counting_body(SQLHDBC dbc, void *argp, dsql_error *err)
+{
+    (void)dbc, (void)err;
+    ((nested_arg *)argp)->calls++;
+    return DSQL_OK;
+}
+
+static dsql_status nesting_body(SQLHDBC dbc, void *argp, dsql_error *err)
+{
+    nested_arg *a = argp;
+    dsql_error e = {0};
+    a->inner = dsql_odbc_run_transaction(dbc, counting_body, a, NULL, &e);
+    memcpy(a->inner_message, e.message, sizeof a->inner_message);
+    (void)err;
+    return DSQL_OK;
+}
+
+static void test_no_interleaved_transactions(SQLHDBC a)
+{
+    /* the caller's own open transaction (autocommit off, a write pending) */
+    nested_arg n = {0, DSQL_OK, ""};
+    dsql_error err = {0};
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_mine");
+    exec_sql(a, "CREATE TABLE odbc_mine (id int)");
+    SQLSetConnectAttr(a, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)(SQLULEN)SQL_AUTOCOMMIT_OFF, 0);
+    exec_sql(a, "INSERT INTO odbc_mine VALUES (1)");
+    dsql_status st = dsql_odbc_run_transaction(a, counting_body, &n, NULL, &err);
+    CHECK(st == DSQL_EINVAL && n.calls == 0 && strstr(err.message, "autocommit off") != NULL,
+          "refused inside the caller's transaction: %s after %d call(s): %s",
+          dsql_status_name(st), n.calls, err.message);
+    SQLEndTran(SQL_HANDLE_DBC, a, SQL_COMMIT); /* the caller's work survived */
+    SQLSetConnectAttr(a, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)(SQLULEN)SQL_AUTOCOMMIT_ON, 0);
+    char out[32] = "";
+    CHECK(query1(a, "SELECT count(*) FROM odbc_mine", out, sizeof out) == 0 &&
+              strcmp(out, "1") == 0,
+          "the caller's insert was not rolled back: count %s", out);
+    /* a run inside a run on the same connection */
+    st = dsql_odbc_run_transaction(a, nesting_body, &n, NULL, &err);
+    CHECK(st == DSQL_OK && n.inner == DSQL_EINVAL && n.calls == 0,
+          "a nested run is refused: outer %s, inner %s (%s), %d call(s)", dsql_status_name(st),
+          dsql_status_name(n.inner), n.inner_message, n.calls);
+    exec_sql(a, "DROP TABLE IF EXISTS odbc_mine");
+}
+
 static int cancel_after_first(void *argp)
 {
     return ((occ_arg *)argp)->attempts >= 1;
@@ -621,6 +672,7 @@ static void test_occ(dsql_token_provider *p)
           "cancel ends the retries: %s after %d attempts: %s", dsql_status_name(st),
           arg.attempts, err.message);
     exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
+    test_no_interleaved_transactions(a);
     test_occ_codes_in_data(a);
     free_dbc(a);
     free_dbc(b);

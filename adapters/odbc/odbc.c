@@ -708,6 +708,14 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
 
     SQLULEN autocommit = SQL_AUTOCOMMIT_ON;
     SQLGetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, &autocommit, 0, NULL);
+    /* Manual-commit mode may hold a transaction of the caller's (or this
+     * is a call from inside another run on the same dbc): a rollback here
+     * would discard work that is not ours. */
+    if (autocommit == SQL_AUTOCOMMIT_OFF)
+        return fail(err, DSQL_EINVAL,
+                    "the connection is in manual-commit mode (autocommit off), so a "
+                    "transaction of the caller's may be open: dsql_odbc_run_transaction "
+                    "needs autocommit on and the connection to itself");
     if (!SQL_SUCCEEDED(SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT,
                                          (SQLPOINTER)(SQLULEN)SQL_AUTOCOMMIT_OFF, 0)))
         return dsql_odbc_diag_status(SQL_HANDLE_DBC, dbc, err) == DSQL_OK

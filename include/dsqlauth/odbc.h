@@ -132,7 +132,11 @@ typedef dsql_status (*dsql_odbc_txn_fn)(SQLHDBC dbc, void *arg, dsql_error *err)
  * runs fn again on a fresh snapshot, at most 1 + opts->max_retries times.
  * Any other failure rolls back and is returned at once. A connection lost
  * at COMMIT is DSQL_EUNKNOWN_COMMIT (the commit may or may not have
- * happened). opts NULL: dsql_retry_options_init's defaults. */
+ * happened). opts NULL: dsql_retry_options_init's defaults. A connection
+ * in manual-commit mode (autocommit off: a transaction of the caller's may
+ * be open; also a call from inside another run on dbc) is refused with
+ * DSQL_EINVAL and left as it was. One connection must not be used by two
+ * threads at once: two transactions on it would interleave. */
 DSQL_ODBC_API dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn,
                                                     void *arg,
                                                     const dsql_retry_options *opts,

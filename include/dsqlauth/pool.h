@@ -93,7 +93,12 @@ typedef struct dsql_pq_txn_result {
 } dsql_pq_txn_result;
 
 /* Run fn on one connection of yours (connection in CONNECTION_OK, outside a
- * transaction). opts NULL: the defaults. result may be NULL.
+ * transaction). A connection inside a transaction or with a command
+ * running (including a call from inside another run on it) is refused
+ * with DSQL_EINVAL and left as it was. A PGconn must not be used by two
+ * threads at once (libpq's rule): two transactions on one connection from
+ * two threads would interleave; give each thread its own connection, or
+ * use the pool. opts NULL: the defaults. result may be NULL.
  * Returns DSQL_OK when committed; DSQL_ECONFLICT when conflicts outlasted
  * the retries (or max_retries is 0), err keeping the server's SQLSTATE and
  * message; DSQL_EUNKNOWN_COMMIT when the connection was lost after COMMIT
