@@ -5,6 +5,8 @@
 #   - 1,100 idle TCP connections that never start TLS, held open: 5 valid
 #     logins made meanwhile all succeed, each within 5 s, and the log grows
 #     by under 100 KB (CPU is printed: a measurement, not asserted);
+#   - the same with a pre-login cap above the descriptor limit, so accept()
+#     itself runs out of descriptors (EMFILE);
 #   - plain CancelRequests at up to 10,000 a second for 3 s from one client:
 #     at least 95% of the logins made meanwhile succeed, the log stays under
 #     100 KB. bench/gateway-floods.sh runs the full 10 s version.
@@ -27,7 +29,9 @@ fi
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 cleanup() {
-    [ -f "$tmp/s/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/s" >/dev/null 2>&1
+    for d in s big; do
+        [ -f "$tmp/$d/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -81,6 +85,31 @@ ok=$(field logins_ok "$r"); n=$(field logins "$r"); grew=$(field log_growth "$r"
     bad "cancel flood: $r; $(grep 'first login error' "$tmp/flood.out")"
 [ -n "$grew" ] && [ "$grew" -lt 102400 ] && pass "cancel flood: log grew by $grew bytes" ||
     bad "cancel flood: log grew by ${grew:-?} bytes"
+
+# ---- item 2: descriptors run out before the cap is reached ----
+# A cap above the descriptor limit: accept() itself fails with EMFILE, and
+# the gateway must free a descriptor (the evictions logged can only come
+# from there: the cap is never reached) or pause, not spin.
+if prlimit --nofile=1024:1024 -- "$L" start --state-dir "$tmp/big" --max-preauth 5000 \
+        >"$tmp/big.env" 2>"$tmp/err"; then
+    (
+        . "$tmp/big.env"
+        PGPASSWORD="$("$T" --hostname "$PGHOST")"
+        pid=$(head -1 "$tmp/big/dsql-local.pid")
+        log=$tmp/big/dsql-local.log
+        r=$(flood idle 1100 --logins 5 --hold 2)
+        echo "     $r"
+        max=$(field latency_max_ms "$r"); grew=$(field log_growth "$r")
+        [ "$(field logins_ok "$r")" = 5 ] && [ "${max:-99999}" -lt 5000 ] && [ "${grew:-999999}" -lt 102400 ] &&
+            grep -q "closed before login" "$log" &&
+            pass "out of descriptors (--max-preauth 5000): 5 of 5 logins, slowest ${max} ms, log +$grew bytes (gateway CPU $(field cpu_pct "$r")%)" ||
+            bad "out of descriptors: $r; $(grep 'first login error' "$tmp/flood.out"); $(grep -c 'closed before login' "$log") evictions logged"
+        exit $fail
+    ) || fail=1
+    "$L" stop --state-dir "$tmp/big" || bad "stop (--max-preauth 5000)"
+else
+    bad "dsql-local start --max-preauth 5000: $(cat "$tmp/err")"
+fi
 
 # ---- afterwards ----
 out=$(psql -X -At -c "select 1" 2>&1)

@@ -419,8 +419,9 @@ static void evict_cb(pgs_preauth_node *n, void *arg)
     conn *c = (conn *)(void *)((char *)n - offsetof(conn, preauth));
 
     pgs_log_limited(&gw->log_preauth,
-                    "conn %lu: closed before login to make room (%zu connections may wait "
-                    "to log in; %lu closed so far)", c->id, gw->preauth.limit, gw->preauth.evicted);
+                    "conn %lu: closed before login to make room for a new connection (%lu "
+                    "closed so far; %zu may wait to log in)", c->id, gw->preauth.evicted,
+                    gw->preauth.limit);
     conn_free(c);
 }
 

@@ -17,7 +17,7 @@
 #include "log.h"
 
 #define ACCEPTS_PER_WAKEUP 128 /* then let the loop serve the others */
-#define SHORTAGE_RETRIES 4     /* evictions per wakeup before pausing */
+#define SHORTAGE_RETRIES 4     /* evictions in a row that free nothing usable */
 #define PAUSE_MS 100
 
 struct pgs_listener {
@@ -47,12 +47,13 @@ static int out_of_resources(int err)
 static void on_readable(evutil_socket_t lfd, short what, void *arg)
 {
     pgs_listener *l = arg;
-    int i, freed = 0;
+    int i, freed = 0; /* evictions since the last accept that worked */
 
     (void)what;
     for (i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
         int fd = accept4((int)lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), e = errno;
         if (fd >= 0) {
+            freed = 0;
             l->cbs.accepted(fd, l->cbs.arg);
             continue;
         }
