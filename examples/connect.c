@@ -21,10 +21,10 @@ int main(int argc, char **argv)
     }
     dsql_config_set(cfg, "application_name_prefix", "example", NULL);
 
-    /* one token provider for the whole program: it caches credentials */
-    dsql_credentials_provider *creds =
-        dsql_credentials_provider_default(dsql_config_get(cfg, "profile"), &err);
-    dsql_token_provider *tokens = creds ? dsql_token_provider_signing(creds, NULL, &err) : NULL;
+    /* the process-wide default provider (borrowed, never freed): credentials
+     * from the default chain for cfg's profile, fetched once and cached for
+     * every connection; a profile from AWS_PROFILE keeps the environment keys */
+    dsql_token_provider *tokens = dsql_token_provider_shared(cfg, &err);
     if (!tokens) {
         fprintf(stderr, "connect: %s\n", err.message);
         dsql_config_free(cfg);
@@ -35,7 +35,6 @@ int main(int argc, char **argv)
     if (!conn) {
         fprintf(stderr, "connect: %s (%s%s%s)\n", err.message, dsql_status_name(err.status),
                 err.sqlstate[0] ? ", SQLSTATE " : "", err.sqlstate);
-        dsql_token_provider_free(tokens);
         dsql_config_free(cfg);
         return 1;
     }
@@ -49,7 +48,6 @@ int main(int argc, char **argv)
     int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
     PQclear(res);
     PQfinish(conn);
-    dsql_token_provider_free(tokens);
     dsql_config_free(cfg);
     return ok ? 0 : 1;
 }

@@ -83,9 +83,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "libuv-connect: %s\n", err.message);
         return 1;
     }
-    dsql_credentials_provider *creds =
-        dsql_credentials_provider_default(dsql_config_get(cfg, "profile"), &err);
-    dsql_token_provider *tokens = creds ? dsql_token_provider_signing(creds, NULL, &err) : NULL;
+    /* the process-wide default provider (borrowed, never freed): credentials
+     * from the default chain for cfg's profile, fetched once and cached for
+     * every connection; a profile from AWS_PROFILE keeps the environment keys */
+    dsql_token_provider *tokens = dsql_token_provider_shared(cfg, &err);
     if (!tokens) {
         fprintf(stderr, "libuv-connect: %s\n", err.message);
         return 1;
@@ -116,7 +117,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "libuv-connect: %s\n", j.err.message);
     }
     uv_loop_close(j.loop);
-    dsql_token_provider_free(tokens);
     dsql_config_free(cfg);
     return rc;
 }
