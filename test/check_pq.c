@@ -400,6 +400,51 @@ START_TEST(reconnect_new_token)
 }
 END_TEST
 
+/* Connecting only reads the caller's configuration: an unresolved one is
+ * resolved into a private copy (it stays unresolved), and a pending
+ * non-blocking connect keeps its copy when the caller's is gone. */
+START_TEST(connect_never_writes_the_configuration)
+{
+    fake_pg f = {0};
+    use_fake(&f, "");
+    const dsql_config *ro = cfg; /* the functions take const */
+    const char *const *k, *const *v;
+    ck_assert_int_eq(dsql_pq_params(ro, tp, 0, &k, &v, &err), DSQL_OK);
+    dsql_pq_params_free(k, v);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0); /* still unresolved */
+    PGconn *c = dsql_pq_connect(ro, tp, &err);
+    ck_assert_msg(c != NULL, "%s", err.message);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0);
+    ck_assert_int_eq(dsql_pq_reconnect(&c, ro, tp, &err), DSQL_OK);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0);
+    PQfinish(c);
+    dsql_pq_connecting *pc = dsql_pq_connect_start(ro, tp, &err);
+    ck_assert_ptr_nonnull(pc);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0);
+    dsql_config_free(cfg); /* the handle has its own resolved copy */
+    cfg = NULL;
+    dsql_pq_poll_status s;
+    int rounds = 0;
+    do {
+        int fd, t;
+        s = dsql_pq_connect_poll(pc, &fd, &t, &err);
+        if (s == DSQL_PQ_POLL_READING || s == DSQL_PQ_POLL_WRITING) {
+            struct pollfd p = {fd, s == DSQL_PQ_POLL_READING ? POLLIN : POLLOUT, 0};
+            poll(&p, 1, t);
+        } else if (s == DSQL_PQ_POLL_WAITING) {
+            poll(NULL, 0, t);
+        }
+        ck_assert_int_lt(++rounds, 1000);
+    } while (s != DSQL_PQ_POLL_OK && s != DSQL_PQ_POLL_FAILED);
+    ck_assert_msg(s == DSQL_PQ_POLL_OK, "%s", err.message);
+    c = dsql_pq_connect_finish(pc);
+    ck_assert_ptr_nonnull(c);
+    PQfinish(c);
+    ck_assert_int_eq(f.connections, 3);
+    fake_pg_stop(&f);
+}
+END_TEST
+
 START_TEST(credentials_failure_is_reported)
 {
     fake_pg f = {0};
@@ -591,6 +636,7 @@ static Suite *pq_suite(void)
     tcase_add_test(t, load_balance_random_shuffles);
     tcase_add_test(t, nonblocking_with_backoff);
     tcase_add_test(t, reconnect_new_token);
+    tcase_add_test(t, connect_never_writes_the_configuration);
     tcase_add_test(t, credentials_failure_is_reported);
     tcase_add_test(t, bad_libpq_option_is_config_error);
     tcase_add_test(t, connect_timeout);

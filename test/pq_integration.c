@@ -102,6 +102,8 @@ static int connect_and_query(dsql_config *c)
     ck_assert_int_eq(PQsslInUse(conn), 1);
     PGresult *r = PQexec(conn, "select current_user, current_setting('application_name')");
     ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    /* connecting only reads c: resolve it to read the user it resolved to */
+    ck_assert_int_eq(dsql_config_resolve(c, &err), DSQL_OK);
     ck_assert_str_eq(PQgetvalue(r, 0, 0), dsql_config_user(c));
     ck_assert_ptr_nonnull(strstr(PQgetvalue(r, 0, 1), "libdsqlauth/"));
     PQclear(r);

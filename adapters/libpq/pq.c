@@ -72,7 +72,7 @@ static const char *system_ca_bundle(void)
 /* ---- token provider ---- */
 
 /* Signs a token for host h (release with dsql_token_free). */
-static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
+static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
@@ -88,7 +88,7 @@ typedef struct kv {
     size_t n;
 } kv;
 
-static int is_set(dsql_config *cfg, const char *key) { return dsql_config_get(cfg, key) != NULL; }
+static int is_set(const dsql_config *cfg, const char *key) { return dsql_config_get(cfg, key) != NULL; }
 
 static int skip_passthrough(const char *k)
 {
@@ -107,7 +107,7 @@ static int vmode_tls(const char *m) { return vmode_verify(m) || strcmp(m, "requi
 
 /* Fills kv for host h with the token as password. Strings point into cfg,
  * the token and the caller's small buffers port[8], app[128]. */
-static dsql_status build_kv(dsql_config *cfg, const dsql_config_host *h, const char *token,
+static dsql_status build_kv(const dsql_config *cfg, const dsql_config_host *h, const char *token,
                             char port[8], char app[128], kv *out, dsql_error *err)
 {
     out->n = 0;
@@ -175,24 +175,61 @@ typedef struct params_block {
 } params_block;
 #define PARAMS_MAGIC ((size_t)0x6473716c70713031ull)
 
-/* Every entry point that takes a config starts here. */
-static dsql_status resolve_cfg(dsql_config *cfg, dsql_error *err)
+/* Every entry point that takes a config starts here: *view is the
+ * caller's cfg when it is resolved, else a resolved private copy, also in
+ * *own (free it with dsql_config_free; NULL otherwise), so connecting never
+ * writes to the caller's configuration and threads may share one. */
+static dsql_status resolved_view(const dsql_config *cfg, const dsql_config **view,
+                                 dsql_config **own, dsql_error *err)
 {
+    *view = NULL;
+    *own = NULL;
     if (!cfg)
         return fail(err, DSQL_EINVAL, "configuration is NULL");
-    return dsql_config_resolve(cfg, err);
+    if (dsql_config_host_count(cfg) > 0) { /* resolved: it always has a host */
+        *view = cfg;
+        return DSQL_OK;
+    }
+    dsql_error e = {DSQL_ENOMEM, "", "out of memory copying the configuration"};
+    dsql_config *copy = dsql_config_dup(cfg, &e);
+    dsql_status st = copy ? dsql_config_resolve(copy, &e) : e.status;
+    if (st != DSQL_OK) {
+        dsql_config_free(copy);
+        if (err)
+            *err = e;
+        return st;
+    }
+    *view = *own = copy;
+    return DSQL_OK;
 }
 
-dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider, size_t host_index,
-                           const char *const **keywords, const char *const **values,
-                           dsql_error *err)
+static dsql_status params_for(const dsql_config *cfg, dsql_token_provider *provider,
+                              size_t host_index, const char *const **keywords,
+                              const char *const **values, dsql_error *err);
+
+dsql_status dsql_pq_params(const dsql_config *cfg, dsql_token_provider *provider,
+                           size_t host_index, const char *const **keywords,
+                           const char *const **values, dsql_error *err)
 {
     if (!keywords || !values)
         return fail(err, DSQL_EINVAL, "keywords or values is NULL");
     *keywords = *values = NULL;
-    dsql_status st = resolve_cfg(cfg, err);
+    dsql_config *own;
+    const dsql_config *view;
+    dsql_status st = resolved_view(cfg, &view, &own, err);
     if (st != DSQL_OK)
         return st;
+    st = params_for(view, provider, host_index, keywords, values, err);
+    dsql_config_free(own);
+    return st;
+}
+
+/* dsql_pq_params for a resolved cfg. */
+static dsql_status params_for(const dsql_config *cfg, dsql_token_provider *provider,
+                              size_t host_index, const char *const **keywords,
+                              const char *const **values, dsql_error *err)
+{
+    dsql_status st;
     dsql_config_host h;
     if ((st = dsql_config_host_at(cfg, host_index, &h, err)) != DSQL_OK)
         return st;
@@ -388,7 +425,8 @@ static step classify(const char *msg, const char *sqlstate, int *retryable)
 enum { ST_CONNECTING, ST_BACKOFF, ST_OK, ST_FAILED };
 
 struct dsql_pq_connecting {
-    dsql_config *cfg;
+    const dsql_config *cfg; /* resolved: the caller's, or own */
+    dsql_config *own;       /* the private resolved copy, or NULL */
     dsql_token_provider *provider;
     size_t *order;
     size_t nhosts, pos;
@@ -579,16 +617,19 @@ static int next_step(dsql_pq_connecting *c, int retryable)
     }
 }
 
-static unsigned cfg_uint(dsql_config *cfg, const char *key, unsigned dflt)
+static unsigned cfg_uint(const dsql_config *cfg, const char *key, unsigned dflt)
 {
     const char *v = dsql_config_get(cfg, key);
     return v && *v ? (unsigned)strtoul(v, NULL, 10) : dflt;
 }
 
-static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider *provider,
-                                          size_t first, dsql_error *err)
+static dsql_pq_connecting *connecting_new(const dsql_config *given,
+                                          dsql_token_provider *provider, size_t first,
+                                          dsql_error *err)
 {
-    if (resolve_cfg(cfg, err) != DSQL_OK)
+    dsql_config *own;
+    const dsql_config *cfg;
+    if (resolved_view(given, &cfg, &own, err) != DSQL_OK)
         return NULL;
     dsql_pq_connecting *c = calloc(1, sizeof *c);
     size_t n = dsql_config_host_count(cfg);
@@ -596,10 +637,12 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
         if (c)
             free(c->order);
         free(c);
+        dsql_config_free(own);
         fail(err, DSQL_ENOMEM, "out of memory starting a connection");
         return NULL;
     }
     c->cfg = cfg;
+    c->own = own;
     c->nhosts = n;
     for (size_t i = 0; i < n; i++)
         c->order[i] = i;
@@ -614,6 +657,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
         free(c->order);
         free(c->hf);
         free(c);
+        dsql_config_free(own);
         fail(err, DSQL_ECONFIG, "load_balance_hosts \"%.40s\" is invalid (disable or random)",
              lb);
         return NULL;
@@ -634,6 +678,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
         free(c->order);
         free(c->hf);
         free(c);
+        dsql_config_free(own);
         return NULL;
     }
     int r = start_attempt(c);
@@ -648,7 +693,7 @@ static dsql_pq_connecting *connecting_new(dsql_config *cfg, dsql_token_provider 
     return NULL;
 }
 
-dsql_pq_connecting *dsql_pq_connect_start(dsql_config *cfg, dsql_token_provider *provider,
+dsql_pq_connecting *dsql_pq_connect_start(const dsql_config *cfg, dsql_token_provider *provider,
                                           dsql_error *err)
 {
     return connecting_new(cfg, provider, (size_t)-1, err);
@@ -752,6 +797,7 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
         c->conn = NULL;
     }
     close_conn(c);
+    dsql_config_free(c->own);
     free(c->order);
     if (c->hf)
         OPENSSL_cleanse(c->hf, c->nhosts * sizeof *c->hf);
@@ -761,8 +807,8 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
     return conn;
 }
 
-static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider, size_t first,
-                                const dsql_retry_options *until, dsql_error *err)
+static PGconn *connect_blocking(const dsql_config *cfg, dsql_token_provider *provider,
+                                size_t first, const dsql_retry_options *until, dsql_error *err)
 {
     if (dsql_retry_check(until, err) != DSQL_OK)
         return NULL;
@@ -800,12 +846,12 @@ static PGconn *connect_blocking(dsql_config *cfg, dsql_token_provider *provider,
     }
 }
 
-PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider, dsql_error *err)
+PGconn *dsql_pq_connect(const dsql_config *cfg, dsql_token_provider *provider, dsql_error *err)
 {
     return connect_blocking(cfg, provider, (size_t)-1, NULL, err);
 }
 
-PGconn *dsql_pq_connect_until(dsql_config *cfg, dsql_token_provider *provider,
+PGconn *dsql_pq_connect_until(const dsql_config *cfg, dsql_token_provider *provider,
                               const dsql_retry_options *until, dsql_error *err)
 {
     if (until && until->version != DSQL_STRUCT_VERSION) {
@@ -816,17 +862,12 @@ PGconn *dsql_pq_connect_until(dsql_config *cfg, dsql_token_provider *provider,
     return connect_blocking(cfg, provider, (size_t)-1, until, err);
 }
 
-dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg, dsql_token_provider *provider,
-                              dsql_error *err)
+/* The index of the host conn is connected to in the resolved cfg, or
+ * (size_t)-1. */
+static size_t host_of(const dsql_config *cfg, const PGconn *conn)
 {
-    if (!conn)
-        return fail(err, DSQL_EINVAL, "conn is NULL");
-    dsql_status st = resolve_cfg(cfg, err);
-    if (st != DSQL_OK)
-        return st;
-    size_t first = (size_t)-1;
-    const char *used = *conn ? PQhost(*conn) : NULL;
-    const char *used_port = *conn ? PQport(*conn) : NULL;
+    const char *used = conn ? PQhost(conn) : NULL;
+    const char *used_port = conn ? PQport(conn) : NULL;
     for (size_t i = 0; used && i < dsql_config_host_count(cfg); i++) {
         dsql_config_host h;
         char p[8];
@@ -834,12 +875,24 @@ dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg, dsql_token_provid
             continue;
         snprintf(p, sizeof p, "%u", h.port);
         if ((strcmp(h.host, used) == 0 || (h.hostaddr && strcmp(h.hostaddr, used) == 0)) &&
-            (!used_port || strcmp(used_port, p) == 0)) {
-            first = i;
-            break;
-        }
+            (!used_port || strcmp(used_port, p) == 0))
+            return i;
     }
-    PGconn *fresh = connect_blocking(cfg, provider, first, NULL, err);
+    return (size_t)-1;
+}
+
+dsql_status dsql_pq_reconnect(PGconn **conn, const dsql_config *cfg,
+                              dsql_token_provider *provider, dsql_error *err)
+{
+    if (!conn)
+        return fail(err, DSQL_EINVAL, "conn is NULL");
+    dsql_config *own;
+    const dsql_config *view;
+    dsql_status st = resolved_view(cfg, &view, &own, err);
+    if (st != DSQL_OK)
+        return st;
+    PGconn *fresh = connect_blocking(view, provider, host_of(view, *conn), NULL, err);
+    dsql_config_free(own);
     if (!fresh)
         return err ? err->status : DSQL_ENETWORK;
     if (*conn)

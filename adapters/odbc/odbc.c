@@ -153,7 +153,7 @@ dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap, size_t *le
 /* ---- token ---- */
 
 /* A token for host h (release with dsql_token_free). */
-static dsql_status sign_token(dsql_config *cfg, dsql_token_provider *p,
+static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
@@ -228,7 +228,7 @@ static int has_ctl(const char *s)
 }
 
 /* Builds the whole string for host h into b (token last). */
-static dsql_status build(dsql_config *cfg, const dsql_config_host *h, const char *token,
+static dsql_status build(const dsql_config *cfg, const dsql_config_host *h, const char *token,
                          const dsql_odbc_options *opts, sbuf *b, dsql_error *err)
 {
     const char *driver = (opts && opts->driver && *opts->driver) ? opts->driver
@@ -338,28 +338,46 @@ static dsql_status build(dsql_config *cfg, const dsql_config_host *h, const char
     return DSQL_OK;
 }
 
-static dsql_status prepare(dsql_config *cfg, dsql_token_provider **provider,
-                           const dsql_odbc_options *opts, dsql_error *err)
+/* Checks the arguments; *view is cfg when it is resolved, else a resolved
+ * private copy, also in *own (dsql_config_free it; NULL otherwise), so
+ * connecting never writes to the caller's configuration. *provider NULL
+ * becomes the shared default for the profile. */
+static dsql_status prepare(const dsql_config *cfg, const dsql_config **view, dsql_config **own,
+                           dsql_token_provider **provider, const dsql_odbc_options *opts,
+                           dsql_error *err)
 {
+    *view = NULL;
+    *own = NULL;
     if (!cfg)
         return fail(err, DSQL_EINVAL, "cfg must not be NULL");
     if (opts && opts->version != DSQL_STRUCT_VERSION)
         return fail(err, DSQL_EINVAL, "dsql_odbc_options.version must be DSQL_STRUCT_VERSION");
-    if (dsql_config_host_count(cfg) == 0) {
-        dsql_status st = dsql_config_resolve(cfg, err);
-        if (st != DSQL_OK)
+    if (dsql_config_host_count(cfg) == 0) { /* not resolved: resolved ones have a host */
+        dsql_error e = {DSQL_ENOMEM, "", "out of memory copying the configuration"};
+        dsql_config *copy = dsql_config_dup(cfg, &e);
+        dsql_status st = copy ? dsql_config_resolve(copy, &e) : e.status;
+        if (st != DSQL_OK) {
+            dsql_config_free(copy);
+            if (err)
+                *err = e;
             return st;
+        }
+        cfg = *own = copy;
     }
     /* NULL: the process-wide default for the profile, fetched once */
-    if (!*provider && !(*provider = dsql_token_provider_shared(cfg, err)))
+    if (!*provider && !(*provider = dsql_token_provider_shared(cfg, err))) {
+        dsql_config_free(*own);
+        *own = NULL;
         return err ? err->status : DSQL_ECREDENTIALS;
+    }
+    *view = cfg;
     return DSQL_OK;
 }
 
 /* String for host i; on success b holds it (caller wipes with sb_free).
  * With tok non-NULL the token is handed back too (caller releases it with
  * dsql_token_free), for redacting diagnostics. */
-static dsql_status string_for_host(dsql_config *cfg, dsql_token_provider *provider, size_t i,
+static dsql_status string_for_host(const dsql_config *cfg, dsql_token_provider *provider, size_t i,
                                    const dsql_odbc_options *opts, sbuf *b,
                                    dsql_config_host *h, char **tok, dsql_error *err)
 {
@@ -380,7 +398,11 @@ static dsql_status string_for_host(dsql_config *cfg, dsql_token_provider *provid
     return st;
 }
 
-dsql_status dsql_odbc_connection_string(dsql_config *cfg, dsql_token_provider *provider,
+static dsql_status connection_string(const dsql_config *cfg, dsql_token_provider *provider,
+                                     size_t host_index, const dsql_odbc_options *opts,
+                                     char **out, size_t *len, dsql_error *err);
+
+dsql_status dsql_odbc_connection_string(const dsql_config *cfg, dsql_token_provider *provider,
                                         size_t host_index, const dsql_odbc_options *opts,
                                         char **out, size_t *len, dsql_error *err)
 {
@@ -389,9 +411,22 @@ dsql_status dsql_odbc_connection_string(dsql_config *cfg, dsql_token_provider *p
     *out = NULL;
     if (len)
         *len = 0;
-    dsql_status st = prepare(cfg, &provider, opts, err);
+    const dsql_config *view;
+    dsql_config *own;
+    dsql_status st = prepare(cfg, &view, &own, &provider, opts, err);
     if (st != DSQL_OK)
         return st;
+    st = connection_string(view, provider, host_index, opts, out, len, err);
+    dsql_config_free(own);
+    return st;
+}
+
+/* dsql_odbc_connection_string after prepare(). */
+static dsql_status connection_string(const dsql_config *cfg, dsql_token_provider *provider,
+                                     size_t host_index, const dsql_odbc_options *opts,
+                                     char **out, size_t *len, dsql_error *err)
+{
+    dsql_status st;
     if (host_index >= dsql_config_host_count(cfg)) {
         return fail(err, DSQL_EINVAL, "host_index %zu is out of range (%zu hosts)", host_index,
                     dsql_config_host_count(cfg));
@@ -519,15 +554,31 @@ static void diagnostics(SQLHDBC dbc, char *state, char *msg, size_t cap)
 
 /* ---- connect ---- */
 
-dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider *provider,
+static dsql_status connect_hosts(SQLHDBC dbc, const dsql_config *cfg,
+                                 dsql_token_provider *provider, const dsql_odbc_options *opts,
+                                 dsql_error *err);
+
+dsql_status dsql_odbc_connect(SQLHDBC dbc, const dsql_config *cfg, dsql_token_provider *provider,
                               const dsql_odbc_options *opts, dsql_error *err)
 {
     if (!dbc)
         return fail(err, DSQL_EINVAL, "dbc must not be NULL");
-    dsql_status st = prepare(cfg, &provider, opts, err);
+    const dsql_config *view;
+    dsql_config *own;
+    dsql_status st = prepare(cfg, &view, &own, &provider, opts, err);
     if (st != DSQL_OK)
         return st;
+    st = connect_hosts(dbc, view, provider, opts, err);
+    dsql_config_free(own);
+    return st;
+}
 
+/* dsql_odbc_connect after prepare(): each host in turn. */
+static dsql_status connect_hosts(SQLHDBC dbc, const dsql_config *cfg,
+                                 dsql_token_provider *provider, const dsql_odbc_options *opts,
+                                 dsql_error *err)
+{
+    dsql_status st;
     size_t n = dsql_config_host_count(cfg);
     char report[sizeof err->message];
     size_t rlen = 0;
@@ -599,7 +650,7 @@ dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider
     return last;
 }
 
-dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg, dsql_token_provider *provider,
+dsql_status dsql_odbc_reconnect(SQLHDBC dbc, const dsql_config *cfg, dsql_token_provider *provider,
                                 const dsql_odbc_options *opts, dsql_error *err)
 {
     if (!dbc)

@@ -40,10 +40,11 @@
  *
  * Pure parsing: nothing here touches the network or libpq.
  *
- * Threads: a configuration is not locked. Resolve it once
- * (dsql_config_resolve), then any number of threads may connect with it
- * (the adapters only read a resolved configuration); do not change it
- * while they do. */
+ * Threads: a configuration is not locked. The adapters take it as const
+ * and only read it (an unresolved one is resolved into a private copy per
+ * call), so any number of threads may connect with one configuration; do
+ * not change it while they do. Resolving it once (dsql_config_resolve)
+ * reports errors early and saves the copy. */
 #ifndef DSQLAUTH_CONFIG_H
 #define DSQLAUTH_CONFIG_H
 
@@ -118,8 +119,9 @@ DSQL_API dsql_status dsql_config_load_env(dsql_config *cfg, dsql_error *err);
  * id, split the host lists, pick each host's signing host and region.
  * A host that is not a DSQL endpoint (localhost, an IP address, custom
  * DNS) is never rewritten; it needs a region (or a DSQL signing_host), or
- * this fails with DSQL_ECONFIG saying so. Called by the adapters; call it
- * yourself to report errors early. Getters below need a resolved config;
+ * this fails with DSQL_ECONFIG saying so. The adapters resolve a private
+ * copy of an unresolved configuration; call it yourself to report errors
+ * early. Getters below need a resolved config;
  * any later change un-resolves it.
  * TLS: a token is a bearer credential, so an sslmode weaker than
  * verify-full (disable, allow, prefer, require, verify-ca), from any

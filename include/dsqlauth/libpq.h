@@ -53,14 +53,18 @@
 extern "C" {
 #endif
 
-/* Connect (blocking). cfg is resolved if it is not yet (resolve it
- * yourself before sharing it between threads); provider is borrowed.
+/* cfg, here and in every function below, is only read: a resolved one is
+ * used as it is, an unresolved one is resolved into a private copy for the
+ * call (so any number of threads may connect with one configuration, and
+ * resolving it once yourself saves that copy per call).
+ *
+ * Connect (blocking). provider is borrowed.
  * Returns a connection in CONNECTION_OK, or NULL with err set.
  * provider NULL, here and in every function below: the process-wide
  * dsql_token_provider_shared(cfg), one cached default credentials chain per
  * profile shared by all connections (one credentials fetch for many
  * connections; a "profile" from AWS_PROFILE is not an explicit request). */
-DSQL_API PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider,
+DSQL_API PGconn *dsql_pq_connect(const dsql_config *cfg, dsql_token_provider *provider,
                                  dsql_error *err);
 
 /* dsql_pq_connect that stops at the caller's deadline and cancel callback:
@@ -71,7 +75,7 @@ DSQL_API PGconn *dsql_pq_connect(dsql_config *cfg, dsql_token_provider *provider
  * connect retries are the configuration's); NULL: as dsql_pq_connect. The
  * token provider's credential fetch is not interrupted (its own HTTP
  * timeouts bound it). */
-DSQL_API PGconn *dsql_pq_connect_until(dsql_config *cfg, dsql_token_provider *provider,
+DSQL_API PGconn *dsql_pq_connect_until(const dsql_config *cfg, dsql_token_provider *provider,
                                        const dsql_retry_options *until, dsql_error *err);
 
 /* Non-blocking connect, for any event loop. */
@@ -85,12 +89,13 @@ typedef enum dsql_pq_poll_status {
     DSQL_PQ_POLL_OK = 4       /* done, connected: call dsql_pq_connect_finish */
 } dsql_pq_poll_status;
 
-/* Start connecting: resolves cfg, signs the first token and starts libpq.
- * Never blocks on the network (but the token provider may, when it fetches
+/* Start connecting: signs the first token and starts libpq. Never blocks
+ * on the network (but the token provider may, when it fetches
  * credentials). Returns NULL only for errors before any connection attempt
- * (configuration, credentials, token, memory). cfg must outlive the
- * handle; provider is borrowed (NULL: the shared default, see above). */
-DSQL_API dsql_pq_connecting *dsql_pq_connect_start(dsql_config *cfg,
+ * (configuration, credentials, token, memory). A resolved cfg must
+ * outlive the handle (an unresolved one is copied into it); provider is
+ * borrowed (NULL: the shared default, see above). */
+DSQL_API dsql_pq_connecting *dsql_pq_connect_start(const dsql_config *cfg,
                                                    dsql_token_provider *provider,
                                                    dsql_error *err);
 
@@ -108,11 +113,11 @@ DSQL_API dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd
 DSQL_API PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c);
 
 /* Keyword/value arrays (NULL-terminated) for PQconnectdbParams(kw, val, 0)
- * to host number host_index of the resolved cfg, with a fresh token as
+ * to host number host_index of cfg once resolved, with a fresh token as
  * "password" and the secure defaults. One host per call because a token
  * is valid for one host. Free with dsql_pq_params_free, which wipes the
  * token. */
-DSQL_API dsql_status dsql_pq_params(dsql_config *cfg, dsql_token_provider *provider,
+DSQL_API dsql_status dsql_pq_params(const dsql_config *cfg, dsql_token_provider *provider,
                                     size_t host_index, const char *const **keywords,
                                     const char *const **values, dsql_error *err);
 /* NULL is allowed. */
@@ -122,7 +127,7 @@ DSQL_API void dsql_pq_params_free(const char *const *keywords, const char *const
  * send the old, expired one). The host *conn used is tried first. On
  * success the old connection is closed and *conn replaced; on failure
  * *conn is left as it was. */
-DSQL_API dsql_status dsql_pq_reconnect(PGconn **conn, dsql_config *cfg,
+DSQL_API dsql_status dsql_pq_reconnect(PGconn **conn, const dsql_config *cfg,
                                        dsql_token_provider *provider, dsql_error *err);
 
 #ifdef __cplusplus

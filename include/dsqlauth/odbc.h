@@ -73,11 +73,12 @@ typedef struct dsql_odbc_options {
 /* Connect the allocated, unconnected connection handle dbc: for each
  * resolved host in turn, sign a token, build the connection string and
  * call SQLDriverConnect (SQL_DRIVER_NOPROMPT); the first success wins.
- * cfg is resolved if it is not yet; provider is borrowed (NULL: the
+ * cfg is only read (an unresolved one is resolved into a private copy for
+ * the call, so threads may share it); provider is borrowed (NULL: the
  * process-wide dsql_token_provider_shared(cfg), one cached default chain
  * per profile shared by every connection); opts
  * may be NULL. Set SQL_ATTR_LOGIN_TIMEOUT on dbc to bound each attempt. */
-DSQL_ODBC_API dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg,
+DSQL_ODBC_API dsql_status dsql_odbc_connect(SQLHDBC dbc, const dsql_config *cfg,
                                             dsql_token_provider *provider,
                                             const dsql_odbc_options *opts,
                                             dsql_error *err);
@@ -85,16 +86,16 @@ DSQL_ODBC_API dsql_status dsql_odbc_connect(SQLHDBC dbc, dsql_config *cfg,
 /* Disconnect dbc if it is connected and connect it again with a new token
  * (an ODBC connection must never be re-opened with the old PWD: the token
  * will have expired). On failure dbc is left disconnected. */
-DSQL_ODBC_API dsql_status dsql_odbc_reconnect(SQLHDBC dbc, dsql_config *cfg,
+DSQL_ODBC_API dsql_status dsql_odbc_reconnect(SQLHDBC dbc, const dsql_config *cfg,
                                               dsql_token_provider *provider,
                                               const dsql_odbc_options *opts,
                                               dsql_error *err);
 
 /* The connection string dsql_odbc_connect would use for host host_index of
- * the (resolved on demand) cfg, with a fresh token as PWD, for your own
+ * cfg (only read, as above), with a fresh token as PWD, for your own
  * SQLDriverConnect. *out is a heap string of *len bytes (len may be NULL);
  * free it with dsql_odbc_string_free, which wipes the token. */
-DSQL_ODBC_API dsql_status dsql_odbc_connection_string(dsql_config *cfg,
+DSQL_ODBC_API dsql_status dsql_odbc_connection_string(const dsql_config *cfg,
                                                       dsql_token_provider *provider,
                                                       size_t host_index,
                                                       const dsql_odbc_options *opts,
