@@ -160,6 +160,7 @@ $(B)/obj/%.o: %.c config.mk
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(OBJ_CFLAGS) $(DEPFLAGS) -c $< -o $@
 $(B)/obj/tools/dsql-token/%.o: OBJ_CFLAGS = -Ilib $(LIBPQ_CFLAGS)
 $(B)/obj/tools/dsql-local/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+$(B)/obj/tools/dsql-proxy/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver -Itools/dsql-token $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 $(B)/obj/tools/pgserver/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 $(B)/obj/tools/demo/%.o: OBJ_CFLAGS = $(LIBPQ_CFLAGS)
 $(B)/obj/examples/%.o: OBJ_CFLAGS =
@@ -172,30 +173,33 @@ objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 # objects made on the way to a program are kept (no rebuild next time)
 .SECONDARY:
 
-# Tools: dsql-token (libpq for the exec subcommand's TLS defaults) and
-# dsql-local (libevent, libssl); neither is part of a library.
-# tools/pgserver: what dsql-local and the planned dsql-proxy share (accept
+# Tools: dsql-token (libpq for the exec subcommand's TLS defaults),
+# dsql-local and dsql-proxy (libevent, libssl); none is part of a library.
+# tools/pgserver: what dsql-local and dsql-proxy share (accept
 # loop, pre-login cap, startup packet, log escaping and limits, cancels)
 DSQL_TOKEN_SRCS := $(sort $(wildcard tools/dsql-token/*.c))
 PGSERVER_SRCS := $(sort $(wildcard tools/pgserver/*.c))
 DSQL_LOCAL_SRCS := $(sort $(wildcard tools/dsql-local/*.c)) $(PGSERVER_SRCS)
+# dsql-proxy resolves its upstream with dsql-token's target.c
+DSQL_PROXY_SRCS := $(sort $(wildcard tools/dsql-proxy/*.c)) tools/dsql-token/target.c $(PGSERVER_SRCS)
 TOOLS :=
 ifeq ($(WITH_TOOLS),yes)
-TOOLS += $(B)/dsql-local
+TOOLS += $(B)/dsql-local $(B)/dsql-proxy
 ifeq ($(WITH_LIBPQ),yes)
 TOOLS += $(B)/dsql-token
 endif
 endif
 $(B)/dsql-token: $(call objs,$(DSQL_TOKEN_SRCS)) $(CORE_A)
 $(B)/dsql-local: $(call objs,$(DSQL_LOCAL_SRCS)) $(CORE_A)
+$(B)/dsql-proxy: $(call objs,$(DSQL_PROXY_SRCS)) $(CORE_A)
 $(B)/demo: $(call objs,tools/demo/demo.c) $(ALL_A)
 $(B)/examples/adapter-skeleton: $(call objs,$(wildcard examples/adapter-skeleton/*.c)) $(CORE_A)
 $(B)/dsql-token: PROG_LIBS = $(CORE_LINK) $(LIBPQ_LIBS)
-$(B)/dsql-local: PROG_LIBS = $(CORE_LINK) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+$(B)/dsql-local $(B)/dsql-proxy: PROG_LIBS = $(CORE_LINK) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
 $(B)/demo: PROG_LIBS = $(PQ_LINK)
 $(B)/examples/adapter-skeleton: PROG_LIBS = $(CORE_LINK)
 # programs made of several objects
-$(B)/dsql-token $(B)/dsql-local $(B)/demo $(B)/examples/adapter-skeleton:
+$(B)/dsql-token $(B)/dsql-local $(B)/dsql-proxy $(B)/demo $(B)/examples/adapter-skeleton:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(PROG_LIBS)
 
@@ -241,7 +245,7 @@ tools: $(TOOLS)
 # them and every test/t-*.sh.
 FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
-CHECK_PROGS := $(TESTS) $(FUZZ_REPLAYS) $(B)/dsql-local $(B)/dsql-token \
+CHECK_PROGS := $(TESTS) $(FUZZ_REPLAYS) $(B)/dsql-local $(B)/dsql-token $(B)/dsql-proxy \
   $(addprefix $(B)/examples/,connect nonblocking-poll libuv-connect params pool-transfers token migrate \
     custom-provider adapter-skeleton) \
   $(addprefix $(B)/test/,pq_integration pool_restart odbc_connect gateway_allocfail gateway_flood \
@@ -436,7 +440,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/dsqlauth $(DESTDIR)$(CMAKEDIR)
 	rm -f $(foreach l,dsqlauth dsqlauth-pq dsqlauth-odbc,$(DESTDIR)$(LIBDIR)/lib$(l).so* \
 	  $(DESTDIR)$(LIBDIR)/lib$(l).a $(DESTDIR)$(PKGCONFIGDIR)/$(l).pc)
-	rm -f $(DESTDIR)$(BINDIR)/dsql-token $(DESTDIR)$(BINDIR)/dsql-local
+	rm -f $(DESTDIR)$(BINDIR)/dsql-token $(DESTDIR)$(BINDIR)/dsql-local $(DESTDIR)$(BINDIR)/dsql-proxy
 	rm -f $(foreach m,$(wildcard doc/man/*.1),$(DESTDIR)$(MANDIR)/man1/$(notdir $(m)))
 	rm -f $(foreach m,$(wildcard doc/man/*.3),$(DESTDIR)$(MANDIR)/man3/$(notdir $(m)))
 

@@ -10,6 +10,7 @@
 #define EXIT_USAGE 2
 
 typedef struct options {
+    const char *prog;       /* for messages; NULL: "dsql-token" (dsql-proxy shares target.c) */
     const char *hostname;
     const char *cluster_id;
     const char *connection; /* URI, conninfo or host, as a positional argument */

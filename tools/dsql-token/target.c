@@ -40,12 +40,17 @@ static dsql_status import_env(dsql_config *cfg, const env_key *keys, dsql_error 
     return DSQL_OK;
 }
 
-static int fail_err(const dsql_error *err)
+static const char *prog_name(const options *o)
+{
+    return o->prog ? o->prog : "dsql-token";
+}
+
+static int fail_err(const options *o, const dsql_error *err)
 {
     /* the library names its key; on the command line it is an option */
     const char *hint = strstr(err->message, "allow_insecure_tls=1") ? " (--allow-insecure-tls)"
                                                                      : "";
-    fprintf(stderr, "dsql-token: %s%s\n", err->message, hint);
+    fprintf(stderr, "%s: %s%s\n", prog_name(o), err->message, hint);
     return 1;
 }
 
@@ -95,19 +100,19 @@ int resolve_target(const options *o, target *t)
 {
     dsql_error err;
     if ((o->hostname != NULL) + (o->cluster_id != NULL) + (o->connection != NULL) > 1) {
-        fprintf(stderr, "dsql-token: give at most one of --hostname, --cluster-id or a "
-                        "connection string (see --help)\n");
+        fprintf(stderr, "%s: give at most one of --hostname, --cluster-id or a "
+                        "connection string (see --help)\n", prog_name(o));
         return EXIT_USAGE;
     }
     if (!(t->cfg = dsql_config_new(&err)))
-        return fail_err(&err);
+        return fail_err(o, &err);
     if (apply_inputs(o, t->cfg, &err) != DSQL_OK)
-        return fail_err(&err);
+        return fail_err(o, &err);
     int named = dsql_config_get(t->cfg, "host") || dsql_config_get(t->cfg, "cluster_id");
     const char *pghost = env("PGHOST");
     if (!named && !pghost) {
-        fprintf(stderr, "dsql-token: no host: give --hostname, --cluster-id or a connection "
-                        "string, or set PGHOST (see --help)\n");
+        fprintf(stderr, "%s: no host: give --hostname, --cluster-id or a connection "
+                        "string, or set PGHOST (see --help)\n", prog_name(o));
         return EXIT_USAGE;
     }
     /* no host given: PGHOST and what describes it, as libpq would */
@@ -130,12 +135,12 @@ int resolve_target(const options *o, target *t)
     }
     if (st != DSQL_OK) {
         if (!named)
-            fprintf(stderr, "dsql-token: with the host from PGHOST=%s:\n", pghost);
-        return fail_err(&err);
+            fprintf(stderr, "%s: with the host from PGHOST=%s:\n", prog_name(o), pghost);
+        return fail_err(o, &err);
     }
     if (o->verbose && dsql_config_host_count(t->cfg) > 1)
-        fprintf(stderr, "dsql-token: info: %zu hosts given; the token is for the first, %s\n",
-                dsql_config_host_count(t->cfg), t->host.signing_host);
+        fprintf(stderr, "%s: info: %zu hosts given; the token is for the first, %s\n",
+                prog_name(o), dsql_config_host_count(t->cfg), t->host.signing_host);
     t->user = dsql_config_user(t->cfg);
     return 0;
 }

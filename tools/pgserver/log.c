@@ -12,10 +12,13 @@ static char log_ident[32] = "pgserver";
 
 void pgs_log_open(const char *path, const char *ident)
 {
-    FILE *fp = fopen(path, "ae");
+    FILE *fp;
 
     if (ident)
         snprintf(log_ident, sizeof log_ident, "%s", ident);
+    if (!path)
+        return; /* only naming the program; standard error stays */
+    fp = fopen(path, "ae");
     if (!fp)
         return;
     setvbuf(fp, NULL, _IOLBF, 0);

@@ -18,7 +18,8 @@
 #define PGS_LOG_LINE_MAX 2048 /* longer lines are cut, marked "..." */
 
 /* Appends to path from now on (standard error until then); ident names the
- * program in each line. A path that cannot be opened keeps the old log. */
+ * program in each line. A path that cannot be opened keeps the old log;
+ * path NULL only sets ident. */
 void pgs_log_open(const char *path, const char *ident);
 void pgs_log(const char *fmt, ...) PGS_PRINTF(1, 2);
 void pgs_vlog(const char *fmt, va_list ap);

@@ -1,0 +1,256 @@
+#!/bin/sh
+# dsql-proxy against a real dsql-local: psql and pg_dump with no password,
+# upstream errors as PostgreSQL errors, the uid and user rules, bad input
+# from clients, cancel, token expiry, the connection cap, SIGTERM drain.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+P=$B/dsql-proxy
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+export B P tmp
+
+# usage errors need no upstream
+fail=0
+usage() { # want-fragment, args...
+    frag=$1; shift
+    err=$("$P" "$@" 2>&1 >/dev/null); st=$?
+    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then echo "ok   usage: $frag"
+    else echo "FAIL usage $*: exit $st, '$err'"; fail=1; fi
+}
+usage "give --trust-loopback" --listen tcp:127.0.0.1:0 --hostname a.dsql.us-east-1.on.aws
+usage "only loopback addresses" --listen tcp:0.0.0.0:5432 --trust-loopback
+usage "expected unix:DIR or tcp:127.0.0.1:PORT" --listen http://x
+usage "--sslnegotiation 'tls' is not" --sslnegotiation tls
+usage "--allow-uid 'bob' is not a uid" --allow-uid bob
+usage "unknown option '--nope'" --nope
+usage "--expires-in '0' is not" --expires-in 0
+(unset PGHOST; usage "no host: give --hostname" --listen "unix:$tmp")
+
+cat >"$tmp/raw.py" <<'PY'
+import os, socket, struct, sys
+path = sys.argv[1]; case = sys.argv[2]
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path); return s
+def startup(params):
+    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+def read_all(s):
+    d = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            d += b
+    except OSError:
+        pass
+    return d
+def fields(d):
+    if not d.startswith(b"E"): return repr(d[:20])
+    return " ".join(f.decode(errors="replace") for f in d[5:].split(b"\0") if f[:1] in (b"C", b"M"))
+if case == "ssl-gss":
+    s = conn(); s.sendall(struct.pack("!II", 8, 80877104)); a = s.recv(1)
+    s.sendall(struct.pack("!II", 8, 80877103)); b = s.recv(1)
+    s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    r = s.recv(1)
+    print(a.decode(), b.decode(), "then", r.decode())
+elif case == "duplicate":
+    s = conn(); s.sendall(startup([(b"user", b"admin"), (b"user", b"app")])); print(fields(read_all(s)))
+elif case == "huge":
+    s = conn(); s.sendall(struct.pack("!II", 10 * 1024 * 1024, 196608)); print(fields(read_all(s)))
+elif case == "garbage":
+    s = conn(); s.sendall(os.urandom(2000)); read_all(s); print("closed")
+elif case == "no-user":
+    s = conn(); s.sendall(startup([(b"database", b"postgres")])); print(fields(read_all(s)))
+elif case == "cancel":
+    # what libpq's PQcancel does: the key from BackendKeyData, sent on a
+    # new connection while the query runs
+    import time
+    s = conn(); s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    buf = b""; key = None
+    while True:
+        buf += s.recv(65536)
+        while len(buf) >= 5 and len(buf) >= 1 + struct.unpack("!I", buf[1:5])[0]:
+            n = 1 + struct.unpack("!I", buf[1:5])[0]; m, buf = buf[:n], buf[n:]
+            if m[:1] == b"K": key = m[5:13]
+            if m[:1] == b"Z": break
+        else:
+            continue
+        break
+    q = b"select pg_sleep(30)\0"
+    s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    t0 = time.time(); time.sleep(1)
+    c = conn(); c.sendall(struct.pack("!II", 16, 80877102) + key); c.close()
+    s.settimeout(20); d = b""; err = b""
+    while True:  # messages up to ReadyForQuery; keep the ErrorResponse
+        while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+            n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+            if m[:1] == b"E": err = m
+            if m[:1] == b"Z": break
+        else:
+            b = s.recv(65536)
+            if not b: break
+            d += b
+            continue
+        break
+    print(fields(err), "after %d s" % (time.time() - t0))
+elif case == "login":
+    s = conn(); s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
+    print(fields(read_all(s)))
+PY
+
+cat >"$tmp/inner.sh" <<'SH'
+set -u
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+has() { printf '%s\n' "$1" | grep -q -- "$2"; }
+start_proxy() {
+    name=$1; shift
+    "$P" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    echo $! >"$tmp/$name.pid"
+    i=0
+    while ! grep -q "ready on" "$tmp/$name.err" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 100 ] && { cat "$tmp/$name.err"; return 1; }
+        sleep 0.1
+    done
+}
+stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid")"; }
+raw() { python3 "$tmp/raw.py" "$@"; }
+# a client as in a plain shell: not pointed at dsql-local's gateway
+psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql "$@"; }
+
+mkdir -m 755 "$tmp/s" "$tmp/u"
+start_proxy main --listen "unix:$tmp/s" --print-env || { echo "FAIL proxy did not start"; exit 1; }
+check "ready line names the socket directory" grep -qx "dsql-proxy: ready on unix:$tmp/s" "$tmp/main.err"
+check "--print-env points PGHOST at the directory" grep -qx "export PGHOST='$tmp/s'" "$tmp/main.out"
+check "--print-env unsets PGHOSTADDR" grep -qx "unset PGHOSTADDR" "$tmp/main.out"
+check "socket made" test -S "$tmp/s/.s.PGSQL.5432"
+out=$( (. "$tmp/main.out"; psql -Atc 'select current_user, 40 + 2') 2>&1)
+check "psql through the proxy with no password ($out)" test "$out" = "admin|42"
+out=$(psql -h "$tmp/s" -Atc 'select 1' 2>&1)
+check "psql -h DIR just works ($out)" test "$out" = 1
+out=$( (. "$tmp/main.out"; pg_dump -s postgres) 2>&1)
+pg_dump_st=$?
+check "pg_dump through the proxy (exit $pg_dump_st)" has "$out" 'PostgreSQL database dump complete'
+out=$(psql -h "$tmp/s" -U nosuchrole -Atc 'select 1' 2>&1)
+check "upstream's refusal reaches the client ($out)" has "$out" 'role "nosuchrole" does not exist'
+out=$(raw "$tmp/s/.s.PGSQL.5432" ssl-gss)
+check "GSSENCRequest and SSLRequest answered N, then a plaintext login ($out)" test "$out" = "N N then R"
+out=$(raw "$tmp/s/.s.PGSQL.5432" duplicate)
+check "duplicate startup keys refused ($out)" test "$out" = 'C08P01 Minvalid startup packet: parameter "user" appears more than once'
+out=$(raw "$tmp/s/.s.PGSQL.5432" huge)
+check "huge startup packet refused ($out)" test "$out" = "C08P01 Minvalid startup packet length"
+out=$(raw "$tmp/s/.s.PGSQL.5432" no-user)
+check "startup without a user refused ($out)" has "$out" '^C28000 Mno PostgreSQL user name'
+out=$(raw "$tmp/s/.s.PGSQL.5432" garbage)
+check "garbage: connection closed ($out)" test "$out" = closed
+out=$(psql -h "$tmp/s" -Atc 'select 7' 2>&1)
+check "still serving after bad input ($out)" test "$out" = 7
+
+# cancel: a client-side cancel of a long query, through the proxy
+out=$(raw "$tmp/s/.s.PGSQL.5432" cancel)
+check "cancel of pg_sleep(30) reached the upstream ($out)" has "$out" '^C57014 Mcanceling statement due to user request after [0-9] s'
+check "the proxy logged the forwarded cancel" grep -q "cancel request forwarded" "$tmp/main.err"
+
+# the uid rule: another uid is refused unless --allow-uid names it
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    out=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT HOME=/ psql -h "$tmp/s" -Atc 'select 1' 2>&1)
+    check "another uid is refused ($out)" has "$out" 'this user may not connect'
+    start_proxy uid --listen "unix:$tmp/u" --allow-uid 65534 || bad "proxy with --allow-uid did not start"
+    out=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT HOME=/ psql -h "$tmp/u" -Atc 'select 5' 2>&1)
+    check "--allow-uid lets that uid in ($out)" test "$out" = 5
+    stop_proxy uid
+else
+    echo "skip uid rule (needs root and setpriv)"
+fi
+stop_proxy main
+check "no secret or token in the log" sh -c "! grep -qE 'X-Amz-Signature|$AWS_SECRET_ACCESS_KEY' '$tmp/main.err'"
+check "socket removed at exit" test ! -e "$tmp/s/.s.PGSQL.5432"
+check "clean exit logged" grep -q "stopped: " "$tmp/main.err"
+
+# the default: a private directory
+start_proxy def --print-env || bad "default proxy did not start"
+dir=$(sed -n "s/^export PGHOST='\(.*\)'$/\1/p" "$tmp/def.out")
+check "default socket directory is private ($dir)" sh -c "[ \"\$(stat -c %a '$dir')\" = 700 ]"
+out=$(psql -h "$dir" -Atc 'select 3' 2>&1)
+check "default directory serves ($out)" test "$out" = 3
+stop_proxy def
+check "default directory removed at exit" test ! -e "$dir"
+
+# upstream problems reach the client as errors
+start_proxy down --listen "unix:$tmp/d" --hostaddr 127.0.0.1 --port 1 || bad "proxy (down) did not start"
+out=$(psql -h "$tmp/d" -Atc 'select 1' 2>&1)
+check "upstream down: clear error ($out)" has "$out" 'dsql-proxy: cannot connect to 127.0.0.1 port 1: Connection refused'
+stop_proxy down
+cat /etc/ssl/certs/ca-certificates.crt >/dev/null 2>&1 && {
+start_proxy ca --listen "unix:$tmp/c" --sslrootcert system || bad "proxy (ca) did not start"
+out=$(psql -h "$tmp/c" -Atc 'select 1' 2>&1)
+check "untrusted upstream certificate: clear error ($out)" has "$out" 'certificate verify failed'
+stop_proxy ca; }
+# no credentials: 28000 with the library's message, never a secret
+(unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+ export AWS_CONFIG_FILE=$tmp/none AWS_SHARED_CREDENTIALS_FILE=$tmp/none AWS_EC2_METADATA_DISABLED=true
+ start_proxy nocreds --listen "unix:$tmp/n") || bad "proxy (no credentials) did not start"
+check "missing credentials warned at start" grep -q "warning: no token can be made yet" "$tmp/nocreds.err"
+out=$(raw "$tmp/n/.s.PGSQL.5432" login admin)
+check "missing credentials: 28000 for the client ($out)" has "$out" '^C28000 Mdsql-proxy: no token for user "admin"'
+stop_proxy nocreds
+
+# --allow-user, --max-connections
+start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"
+out=$(psql -h "$tmp/p" -U app -Atc 'select 1' 2>&1)
+check "--allow-user refuses others ($out)" has "$out" 'user "app" is not allowed through this proxy'
+psql -h "$tmp/p" -Atc 'select pg_sleep(3)' >/dev/null 2>&1 &
+hp=$!
+sleep 1
+out=$(psql -h "$tmp/p" -Atc 'select 1' 2>&1)
+check "--max-connections 1: the second is refused ($out)" has "$out" 'too many connections'
+wait $hp
+stop_proxy pol
+
+# token expiry: tokens live 2 s; a client after that still gets in
+start_proxy exp --listen "unix:$tmp/e" --expires-in 2 || bad "proxy (expiry) did not start"
+out1=$(psql -h "$tmp/e" -Atc 'select 1' 2>&1)
+sleep 4
+out2=$(psql -h "$tmp/e" -Atc 'select 2' 2>&1)
+check "new clients get in after the first token expired ($out1, $out2)" test "$out1$out2" = 12
+stop_proxy exp
+
+# loopback TCP with --trust-loopback (libpq sends SSLRequest and GSSENCRequest first)
+start_proxy tcp --listen tcp:127.0.0.1:0 --trust-loopback --print-env || bad "proxy (tcp) did not start"
+port=$(sed -n 's/^dsql-proxy: ready on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/tcp.err")
+out=$(env PGSSLMODE=prefer PGGSSENCMODE=prefer psql -h 127.0.0.1 -p "$port" -Atc 'select 9' 2>&1)
+check "TCP with --trust-loopback, sslmode=prefer ($out)" test "$out" = 9
+out=$( (. "$tmp/tcp.out"; command psql -Atc 'select 8') 2>&1)
+check "TCP with --print-env ($out)" test "$out" = 8
+stop_proxy tcp
+
+# SIGTERM: no new clients, the running query finishes, then exit 0
+start_proxy drain --listen "unix:$tmp/t" || bad "proxy (drain) did not start"
+psql -h "$tmp/t" -Atc 'select pg_sleep(2), 4' >"$tmp/drain.out" 2>&1 &
+qp=$!
+sleep 1
+kill -TERM "$(cat "$tmp/drain.pid")"
+sleep 0.3
+out=$(psql -h "$tmp/t" -Atc 'select 1' 2>&1)
+check "after SIGTERM new clients are not accepted" has "$out" 'No such file'
+wait $qp
+check "the running session finished ($(cat "$tmp/drain.out"))" test "$(cat "$tmp/drain.out")" = "|4"
+wait "$(cat "$tmp/drain.pid")"
+check "exit 0 after the drain" test $? -eq 0
+exit $fail
+SH
+
+out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
+st=$?
+echo "$out"
+[ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
+exit $fail

@@ -1,0 +1,111 @@
+/* dsql-proxy: a local PostgreSQL endpoint that logs each client in to
+ * Aurora DSQL with a fresh IAM token and then relays its session.
+ * main.c: options and the event loop; listen.c: where clients come from
+ * and who may connect; session.c: one client from its first byte to the
+ * relay; upstream.c: a verify-full TLS connection to DSQL; cancel.c:
+ * CancelRequests routed to the right upstream session. */
+#ifndef DSQL_PROXY_H
+#define DSQL_PROXY_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "dsqlauth.h"
+#include "listener.h"
+#include "log.h"
+#include "preauth.h"
+#include "ratelimit.h"
+
+#define DP_MAX_LISTEN 8
+#define DP_MAX_ALLOW 32
+#define DP_CANCEL_IN_FLIGHT 16
+
+typedef struct dp_listen {
+    int is_unix;
+    char dir[256];      /* unix: the directory holding .s.PGSQL.5432 */
+    char path[300];     /* unix: the socket */
+    char host[64];      /* tcp: 127.0.0.1 or ::1 */
+    int port;           /* tcp: as given; the bound one after listening */
+    int made_dir;       /* unix: the default directory, removed at exit */
+    pgs_listener *l;
+} dp_listen;
+
+typedef struct dp_options {
+    dp_listen listen[DP_MAX_LISTEN];
+    int nlisten;
+    const char *allow_user[DP_MAX_ALLOW];
+    int nallow_user;
+    uid_t allow_uid[DP_MAX_ALLOW];
+    int nallow_uid;
+    int max_connections;
+    int trust_loopback;
+    int direct_tls;       /* --sslnegotiation direct */
+    uint32_t expires_in;  /* 0: the configuration's */
+    int auth_timeout;     /* seconds for a client to be logged in */
+    int drain_timeout;    /* seconds SIGTERM waits for sessions */
+    int print_env;
+    int verbose;
+} dp_options;
+
+/* The upstream every session goes to (resolved once at start). */
+typedef struct dp_upstream {
+    char host[256];         /* connect to (DNS name or address) */
+    char signing_host[256]; /* the token's host, TLS SNI and name checked */
+    char region[DSQL_REGION_MAX + 1];
+    char port[8];
+    SSL_CTX *ssl_ctx;       /* verify-full */
+} dp_upstream;
+
+struct dp_session;
+
+typedef struct dp_proxy {
+    struct event_base *base;
+    struct evdns_base *dns;
+    const dp_options *opt;
+    dp_upstream up;
+    dsql_token_provider *tokens; /* the shared default chain: borrowed */
+    struct dp_session *sessions; /* every live client connection */
+    size_t nsessions;
+    pgs_preauth preauth;
+    pgs_ratelimit log_rl, cancel_rl;
+    struct dp_cancel_job *cancel_jobs; /* forwards in flight */
+    int cancels_in_flight;
+    int draining;
+    struct event *drain_timer;
+    unsigned long n_accepted, n_logged_in, n_refused, n_cancels;
+} dp_proxy;
+
+/* upstream.c: a TLS connection to the upstream, logged in or not. done is
+ * called once: bev (connected, TLS up, the callee owns it) or a message. */
+typedef void (*dp_connect_done)(struct bufferevent *bev, const char *err, void *arg);
+typedef struct dp_connect dp_connect;
+/* NULL when out of memory; else done will be called (maybe before this
+ * returns: check the pointer you store against that). */
+dp_connect *dp_connect_start(dp_proxy *p, dp_connect_done done, void *arg);
+void dp_connect_abort(dp_connect *c);
+int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
+                     const char *signing_host, const char *region, unsigned port,
+                     const char *rootcert, int direct, char *err, size_t errcap);
+
+/* session.c */
+void dp_session_accept(dp_proxy *p, int fd, int is_unix);
+void dp_session_close_all(dp_proxy *p);
+int dp_session_evict_one(dp_proxy *p);
+
+/* cancel.c: forwards the client's 16-byte CancelRequest pkt to the
+ * upstream session it names, if any. */
+void dp_cancel_route(dp_proxy *p, const unsigned char *pkt);
+void dp_cancel_close_all(dp_proxy *p);
+
+/* listen.c */
+int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap);
+int dp_listen_open(dp_proxy *p, dp_listen *l, char *err, size_t errcap);
+void dp_listen_close(dp_listen *l);
+/* The peer of a Unix connection may use the proxy (own uid, --allow-uid). */
+int dp_peer_allowed(const dp_options *o, int fd, uid_t *uid);
+
+#endif

@@ -1,0 +1,587 @@
+/* dsql-proxy: one client. Its SSLRequest and GSSENCRequest get 'N' (the
+ * proxy is local; TLS is upstream), its startup packet is checked, then
+ * an upstream connection logs in with the client's startup packet and a
+ * fresh token as the password. Everything the upstream says from there
+ * on reaches the client, except its cancel key, which is swapped for one
+ * of ours. After ReadyForQuery: bytes both ways, untouched. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "escape.h"
+#include "session.h"
+#include "startup.h"
+#include "wire.h"
+
+#define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
+
+static void session_free(dp_session *s)
+{
+    dp_proxy *p = s->p;
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        p->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    p->nsessions--;
+    pgs_preauth_remove(&p->preauth, &s->preauth);
+    dp_connect_abort(s->connecting);
+    if (s->auth_timer)
+        event_free(s->auth_timer);
+    if (s->close_timer)
+        event_free(s->close_timer);
+    if (s->client)
+        bufferevent_free(s->client);
+    if (s->upstream)
+        bufferevent_free(s->upstream);
+    free(s->startup);
+    OPENSSL_cleanse(s->up_key, sizeof s->up_key);
+    OPENSSL_cleanse(s->key, sizeof s->key);
+    free(s);
+    if (p->draining && p->nsessions == 0)
+        event_base_loopbreak(p->base);
+}
+
+static void closing_done_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    session_free(arg);
+}
+
+static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    session_free(arg);
+}
+
+static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_free(arg);
+}
+
+/* Lets what is queued for `keep` go out (at most 5 s), then closes both. */
+static void close_after_flush(dp_session *s, struct bufferevent *keep)
+{
+    struct timeval five = {5, 0};
+    struct bufferevent *other = keep == s->client ? s->upstream : s->client;
+
+    s->state = DP_CLOSING;
+    dp_connect_abort(s->connecting);
+    s->connecting = NULL;
+    if (other) {
+        bufferevent_free(other);
+        if (other == s->client)
+            s->client = NULL;
+        else
+            s->upstream = NULL;
+    }
+    if (!keep || evbuffer_get_length(bufferevent_get_output(keep)) == 0) {
+        session_free(s);
+        return;
+    }
+    bufferevent_disable(keep, EV_READ);
+    bufferevent_setcb(keep, NULL, closing_done_cb, closing_event_cb, s);
+    bufferevent_setwatermark(keep, EV_WRITE, 0, 0);
+    if (!s->close_timer)
+        s->close_timer = evtimer_new(s->p->base, close_timeout_cb, s);
+    if (!s->close_timer || evtimer_add(s->close_timer, &five) != 0)
+        session_free(s);
+}
+
+/* A FATAL ErrorResponse the client can show, then close. */
+static void refuse(dp_session *s, const char *sqlstate, const char *msg)
+{
+    unsigned char buf[1200];
+    size_t n = pgs_error_response(buf, sizeof buf, sqlstate, msg);
+
+    s->p->n_refused++;
+    pgs_log_limited(&s->p->log_rl, "conn %lu: refused (%s): %s", s->id, sqlstate, msg);
+    if (s->client)
+        bufferevent_write(s->client, buf, n);
+    close_after_flush(s, s->client);
+}
+
+static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    dp_session *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->state == DP_PRE)
+        refuse(s, "08006", "dsql-proxy: the startup packet did not arrive in time");
+    else
+        refuse(s, "08006", "dsql-proxy: login to the upstream did not finish in time");
+}
+
+/* ---- relay ---- */
+
+static void relay_read_cb(struct bufferevent *from, void *arg)
+{
+    dp_session *s = arg;
+    struct bufferevent *to = from == s->client ? s->upstream : s->client;
+    struct evbuffer *out = bufferevent_get_output(to);
+
+    if (evbuffer_add_buffer(out, bufferevent_get_input(from)) != 0) {
+        /* dropping bytes would desynchronise the protocol: close instead */
+        pgs_log("conn %lu: out of memory while relaying", s->id);
+        session_free(s);
+        return;
+    }
+    if (evbuffer_get_length(out) >= RELAY_HIGH)
+        bufferevent_disable(from, EV_READ);
+}
+
+static void relay_write_cb(struct bufferevent *to, void *arg)
+{
+    dp_session *s = arg;
+    struct bufferevent *from = to == s->client ? s->upstream : s->client;
+
+    if (bufferevent_enable(from, EV_READ) != 0) {
+        pgs_log("conn %lu: out of memory while relaying", s->id);
+        session_free(s);
+    }
+}
+
+static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    dp_session *s = arg;
+
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    /* one side is gone: the other still gets what was said last (the
+     * client's Terminate, the upstream's FATAL) */
+    close_after_flush(s, bev == s->client ? s->upstream : s->client);
+}
+
+static void start_relay(dp_session *s)
+{
+    s->state = DP_RELAY;
+    s->p->n_logged_in++;
+    if (s->auth_timer) {
+        event_free(s->auth_timer);
+        s->auth_timer = NULL;
+    }
+    free(s->startup);
+    s->startup = NULL;
+    bufferevent_setcb(s->client, relay_read_cb, relay_write_cb, relay_event_cb, s);
+    bufferevent_setcb(s->upstream, relay_read_cb, relay_write_cb, relay_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, 0);
+    bufferevent_setwatermark(s->upstream, EV_READ, 0, 0);
+    if (bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0 ||
+        bufferevent_enable(s->upstream, EV_READ | EV_WRITE) != 0) {
+        session_free(s);
+        return;
+    }
+    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
+        relay_read_cb(s->client, s); /* what the client pipelined */
+}
+
+/* ---- login upstream ---- */
+
+static int send_token(dp_session *s)
+{
+    dsql_token_request req = {DSQL_STRUCT_VERSION, s->p->up.signing_host, s->user,
+                              s->p->up.region[0] ? s->p->up.region : NULL,
+                              s->p->opt->expires_in};
+    unsigned char hdr[5];
+    dsql_error err;
+    char *token = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(&err, 0, sizeof err);
+    if (dsql_token_provider_token_alloc(s->p->tokens, &req, &token, &len, &err) != DSQL_OK) {
+        char msg[800];
+        /* the library's messages name what is missing, never a secret */
+        snprintf(msg, sizeof msg, "dsql-proxy: no token for user \"%s\": %s", s->user_shown,
+                 err.message);
+        refuse(s, "28000", msg);
+        return -1;
+    }
+    hdr[0] = 'p';
+    pgs_put_be32(hdr + 1, (uint32_t)(len + 5));
+    rc = bufferevent_write(s->upstream, hdr, 5) != 0 ||
+         bufferevent_write(s->upstream, token, len + 1) != 0;
+    dsql_token_free(token);
+    if (rc) {
+        refuse(s, "53200", "dsql-proxy: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Our own cancel key for the client; the upstream's is kept for cancel.c. */
+static int swap_key(dp_session *s, struct evbuffer *in, uint32_t len)
+{
+    unsigned char msg[13];
+
+    if (len != 12) { /* a longer key (protocol 3.2): pass it on, no cancel */
+        s->can_cancel = 0;
+        return evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) ==
+                       (int)(len + 1) ? 0 : -1;
+    }
+    evbuffer_drain(in, 5);
+    evbuffer_remove(in, s->up_key, 8);
+    s->can_cancel = 1;
+    msg[0] = 'K';
+    pgs_put_be32(msg + 1, 12);
+    memcpy(msg + 5, s->key, 8);
+    return bufferevent_write(s->client, msg, sizeof msg);
+}
+
+static void upstream_refused(dp_session *s, struct evbuffer *in, uint32_t len)
+{
+    struct evbuffer_ptr pos;
+    char text[300];
+    unsigned char *m = evbuffer_pullup(in, len + 1);
+
+    /* the upstream's own ErrorResponse (its SQLSTATE and message) goes to
+     * the client as it is; the log gets the message, escaped */
+    text[0] = '\0';
+    if (m) {
+        size_t i = 5;
+        while (i < len + 1 && m[i]) {
+            size_t n = strnlen((const char *)m + i + 1, len + 1 - i - 1);
+            if (m[i] == 'M')
+                pgs_escape(text, sizeof text, (const char *)m + i + 1, n, 0);
+            i += n + 2;
+        }
+    }
+    (void)pos;
+    s->p->n_refused++;
+    pgs_log_limited(&s->p->log_rl, "conn %lu: upstream refused user \"%s\": %s", s->id,
+                    s->user_shown, text);
+    evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1);
+    close_after_flush(s, s->client);
+}
+
+/* One upstream message during login: 1 next, 0 need more, -1 done with s. */
+static int login_step(dp_session *s, struct evbuffer *in)
+{
+    unsigned char hdr[9];
+    uint32_t len, code;
+    size_t have = evbuffer_get_length(in);
+
+    if (evbuffer_copyout(in, hdr, 5) < 5)
+        return 0;
+    len = pgs_be32(hdr + 1);
+    if (len < 4 || len > PGS_MAX_PACKET) {
+        refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
+        return -1;
+    }
+    if (have < (size_t)len + 1)
+        return 0;
+    switch (hdr[0]) {
+    case 'R':
+        if (len < 8 || evbuffer_copyout(in, hdr, 9) < 9) {
+            refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
+            return -1;
+        }
+        code = pgs_be32(hdr + 5);
+        if (code == 3) { /* AuthenticationCleartextPassword: the token */
+            evbuffer_drain(in, len + 1);
+            return send_token(s) == 0 ? 1 : -1;
+        }
+        if (code != 0) {
+            refuse(s, "28000", "dsql-proxy: the upstream asked for an authentication method "
+                               "other than a password (IAM token)");
+            return -1;
+        }
+        break; /* AuthenticationOk: the client sees it */
+    case 'E':
+        upstream_refused(s, in, len);
+        return -1;
+    case 'K':
+        if (swap_key(s, in, len) != 0) {
+            refuse(s, "53200", "dsql-proxy: out of memory");
+            return -1;
+        }
+        return 1;
+    case 'Z':
+        if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
+            (int)(len + 1)) {
+            refuse(s, "53200", "dsql-proxy: out of memory");
+            return -1;
+        }
+        start_relay(s);
+        return -1;
+    default: /* ParameterStatus, NoticeResponse, NegotiateProtocolVersion */
+        break;
+    }
+    if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
+        (int)(len + 1)) {
+        refuse(s, "53200", "dsql-proxy: out of memory");
+        return -1;
+    }
+    return 1;
+}
+
+static void login_read_cb(struct bufferevent *bev, void *arg)
+{
+    dp_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (login_step(s, in) > 0)
+        ;
+}
+
+static void login_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    dp_session *s = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        refuse(s, "08006", "dsql-proxy: the upstream closed the connection during login");
+}
+
+static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
+{
+    dp_session *s = arg;
+    char msg[1000];
+
+    s->connecting = NULL;
+    if (!bev) {
+        snprintf(msg, sizeof msg, "dsql-proxy: %s", err);
+        refuse(s, "08006", msg);
+        return;
+    }
+    s->upstream = bev;
+    s->state = DP_LOGIN;
+    bufferevent_setcb(bev, login_read_cb, NULL, login_event_cb, s);
+    bufferevent_setwatermark(bev, EV_READ, 0, PGS_MAX_PACKET + 64);
+    if (bufferevent_write(bev, s->startup, s->startup_len) != 0 ||
+        bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
+        refuse(s, "53200", "dsql-proxy: out of memory");
+}
+
+/* ---- the client's first packets ---- */
+
+static int user_allowed(const dp_options *o, const char *user)
+{
+    int i;
+
+    if (o->nallow_user == 0)
+        return 1;
+    for (i = 0; i < o->nallow_user; i++)
+        if (strcmp(o->allow_user[i], user) == 0)
+            return 1;
+    return 0;
+}
+
+static int check_startup(dp_session *s)
+{
+    const char *name, *user;
+    char shown[200], msg[400];
+    int r = pgs_startup_duplicate(s->startup, s->startup_len, &name);
+
+    if (r != 0) {
+        if (r > 0) {
+            pgs_escape(shown, sizeof shown, name, strlen(name), PGS_ESC_QUOTED);
+            snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more "
+                     "than once", shown);
+        }
+        refuse(s, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
+        return -1;
+    }
+    user = pgs_startup_param(s->startup, s->startup_len, "user");
+    if (!user || !*user) {
+        refuse(s, "28000", "no PostgreSQL user name specified in startup packet");
+        return -1;
+    }
+    snprintf(s->user, sizeof s->user, "%s", user);
+    pgs_escape(s->user_shown, sizeof s->user_shown, user, strlen(user), PGS_ESC_QUOTED);
+    if (strlen(user) >= sizeof s->user) {
+        refuse(s, "28000", "dsql-proxy: the user name is too long");
+        return -1;
+    }
+    if (!user_allowed(s->p->opt, user)) {
+        snprintf(msg, sizeof msg, "dsql-proxy: user \"%s\" is not allowed through this proxy "
+                 "(--allow-user)", s->user_shown);
+        refuse(s, "28000", msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void begin_login(dp_session *s)
+{
+    pgs_preauth_remove(&s->p->preauth, &s->preauth); /* a real client: not evictable */
+    s->state = DP_CONNECTING;
+    bufferevent_disable(s->client, EV_READ); /* pipelined bytes wait for the relay */
+    s->connecting = dp_connect_start(s->p, upstream_ready, s);
+    if (!s->connecting)
+        refuse(s, "53200", "dsql-proxy: out of memory");
+}
+
+/* 1 next packet, 0 need more, -1 done with s. */
+static int pre_step(dp_session *s, struct evbuffer *in)
+{
+    unsigned char hdr[8], pkt[PGS_CANCEL_LEN];
+    uint32_t len, code;
+
+    if (evbuffer_copyout(in, hdr, 8) < 8)
+        return 0;
+    len = pgs_be32(hdr);
+    code = pgs_be32(hdr + 4);
+    if (len < 8 || len > PGS_MAX_PACKET) {
+        refuse(s, "08P01", "invalid startup packet length");
+        return -1;
+    }
+    if (len == 8 && (code == PGS_SSL_REQUEST || code == PGS_GSSENC_REQUEST)) {
+        /* the proxy is a local endpoint: no TLS or GSS to it; libpq then
+         * goes on in plaintext over the same connection */
+        evbuffer_drain(in, 8);
+        return bufferevent_write(s->client, "N", 1) == 0 ? 1 : -1;
+    }
+    if (evbuffer_get_length(in) < len)
+        return 0;
+    if (len == PGS_CANCEL_LEN && code == PGS_CANCEL_REQUEST) {
+        evbuffer_remove(in, pkt, sizeof pkt);
+        dp_cancel_route(s->p, pkt);
+        session_free(s); /* the protocol gives a cancel no answer */
+        return -1;
+    }
+    if ((code >> 16) != 3) {
+        refuse(s, "08P01", "unsupported frontend protocol or request code");
+        return -1;
+    }
+    if (s->p->opt->max_connections > 0 && s->p->nsessions > (size_t)s->p->opt->max_connections) {
+        refuse(s, "53300", "dsql-proxy: too many connections (--max-connections)");
+        return -1;
+    }
+    s->startup = malloc(len);
+    if (!s->startup) {
+        refuse(s, "53200", "dsql-proxy: out of memory");
+        return -1;
+    }
+    s->startup_len = len;
+    evbuffer_remove(in, s->startup, len);
+    if (!pgs_startup_valid(s->startup, len)) {
+        refuse(s, "08P01", "invalid startup packet layout");
+        return -1;
+    }
+    if (check_startup(s) != 0)
+        return -1;
+    begin_login(s);
+    return -1;
+}
+
+static void pre_read_cb(struct bufferevent *bev, void *arg)
+{
+    dp_session *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    pgs_preauth_talking(&s->p->preauth, &s->preauth);
+    while (s->state == DP_PRE && pre_step(s, in) > 0)
+        ;
+}
+
+static void pre_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        session_free(arg);
+}
+
+/* ---- arrival ---- */
+
+static void evict_cb(pgs_preauth_node *n, void *arg)
+{
+    dp_proxy *p = arg;
+    dp_session *s = (dp_session *)(void *)((char *)n - offsetof(dp_session, preauth));
+
+    pgs_log_limited(&p->log_rl, "conn %lu: closed before login to make room", s->id);
+    session_free(s);
+}
+
+void dp_session_init_limits(dp_proxy *p, size_t cap)
+{
+    pgs_preauth_init(&p->preauth, cap, evict_cb, p);
+}
+
+int dp_session_evict_one(dp_proxy *p)
+{
+    return pgs_preauth_evict_one(&p->preauth);
+}
+
+static int refuse_peer(dp_proxy *p, int fd)
+{
+    uid_t uid = 0;
+    unsigned char buf[256];
+    size_t n;
+    ssize_t w;
+
+    if (dp_peer_allowed(p->opt, fd, &uid))
+        return 0;
+    n = pgs_error_response(buf, sizeof buf, "28000",
+                           "dsql-proxy: this user may not connect (only the proxy's own uid "
+                           "and --allow-uid)");
+    w = send(fd, buf, n, MSG_NOSIGNAL);
+    (void)w;
+    p->n_refused++;
+    pgs_log_limited(&p->log_rl, "refused a Unix-socket client of uid %lu (not allowed)",
+                    (unsigned long)uid);
+    close(fd);
+    return -1;
+}
+
+void dp_session_accept(dp_proxy *p, int fd, int is_unix)
+{
+    dp_session *s;
+    struct timeval auth = {p->opt->auth_timeout, 0};
+
+    if (p->draining || (is_unix && refuse_peer(p, fd) != 0)) {
+        if (p->draining)
+            close(fd);
+        return;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->p = p;
+    s->id = ++p->n_accepted;
+    s->next = p->sessions;
+    if (p->sessions)
+        p->sessions->prev = s;
+    p->sessions = s;
+    p->nsessions++;
+    s->pid = (uint32_t)s->id;
+    pgs_preauth_add(&p->preauth, &s->preauth);
+    s->client = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!s->client) {
+        close(fd);
+        session_free(s);
+        return;
+    }
+    pgs_put_be32(s->key, s->pid);
+    s->auth_timer = evtimer_new(p->base, auth_timeout_cb, s);
+    if (RAND_bytes(s->key + 4, 4) != 1 || !s->auth_timer ||
+        evtimer_add(s->auth_timer, &auth) != 0) {
+        session_free(s);
+        return;
+    }
+    bufferevent_setcb(s->client, pre_read_cb, NULL, pre_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, PGS_MAX_PACKET + 64);
+    if (bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0)
+        session_free(s);
+}
+
+void dp_session_close_all(dp_proxy *p)
+{
+    while (p->sessions)
+        session_free(p->sessions);
+}

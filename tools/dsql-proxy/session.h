@@ -1,0 +1,36 @@
+/* dsql-proxy: a client connection and its upstream session. */
+#ifndef DSQL_PROXY_SESSION_H
+#define DSQL_PROXY_SESSION_H
+
+#include "proxy.h"
+
+enum dp_state {
+    DP_PRE,        /* SSLRequest, GSSENCRequest, CancelRequest, startup */
+    DP_CONNECTING, /* TLS connection to the upstream under way */
+    DP_LOGIN,      /* startup sent upstream, answering its password request */
+    DP_RELAY,      /* bytes both ways */
+    DP_CLOSING     /* flushing a last message */
+};
+
+typedef struct dp_session {
+    dp_proxy *p;
+    struct dp_session *prev, *next;
+    pgs_preauth_node preauth;  /* listed until the startup packet is in */
+    enum dp_state state;
+    unsigned long id;
+    struct bufferevent *client, *upstream;
+    dp_connect *connecting;
+    struct event *auth_timer, *close_timer;
+    unsigned char *startup;
+    size_t startup_len;
+    char user[64];             /* PostgreSQL's NAMEDATALEN - 1 */
+    char user_shown[200];      /* escaped, for messages and the log */
+    uint32_t pid;              /* the client's BackendKeyData: pid and */
+    unsigned char key[8];      /* secret (key[4..8] random) */
+    unsigned char up_key[8];   /* the upstream's pid and secret */
+    int can_cancel;
+} dp_session;
+
+void dp_session_init_limits(dp_proxy *p, size_t cap);
+
+#endif
