@@ -379,6 +379,10 @@ bench: $(BENCHES)
 # login through dsql-local vs direct TLS PostgreSQL login
 bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-bench.sh
+# pgbench through dsql-proxy vs straight to dsql-local's gateway
+.PHONY: bench-proxy
+bench-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/proxy-bench.sh
 .PHONY: bench-gateway-floods
 bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-floods.sh
