@@ -246,7 +246,7 @@ tools: $(TOOLS)
 FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.c,%,$(wildcard test/fuzz/fuzz_*.c))
 FUZZ_REPLAYS := $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 CHECK_PROGS := $(TESTS) $(FUZZ_REPLAYS) $(B)/dsql-local $(B)/dsql-token $(B)/dsql-proxy \
-  $(addprefix $(B)/examples/,connect nonblocking-poll libuv-connect params pool-transfers token migrate \
+  $(addprefix $(B)/examples/,connect nonblocking-poll libuv-connect params pool-transfers token migrate assume-role \
     custom-provider adapter-skeleton) \
   $(addprefix $(B)/test/,pq_integration pool_restart odbc_connect gateway_allocfail gateway_flood \
     abi_layout) \

@@ -63,6 +63,16 @@ int main(void)
     M(dsql_credentials_provider_vtable, get);
     M(dsql_credentials_provider_vtable, destroy);
 
+    S(dsql_assume_role_options);
+    M(dsql_assume_role_options, version);
+    M(dsql_assume_role_options, role_arn);
+    M(dsql_assume_role_options, role_session_name);
+    M(dsql_assume_role_options, external_id);
+    M(dsql_assume_role_options, duration_seconds);
+    M(dsql_assume_role_options, policy_arns);
+    M(dsql_assume_role_options, policy_arn_count);
+    M(dsql_assume_role_options, region);
+
     /* retry.h */
     S(dsql_retry_options);
     M(dsql_retry_options, version);

@@ -119,6 +119,41 @@ dsql_credentials_provider_chain(dsql_credentials_provider *const *providers, siz
 DSQL_API dsql_credentials_provider *dsql_credentials_provider_default(const char *profile,
                                                                       dsql_error *err);
 
+/* What dsql_credentials_provider_assume_role assumes. Fill with
+ * dsql_assume_role_options_init, then set role_arn and what you need. */
+typedef struct dsql_assume_role_options {
+    int version;                   /* DSQL_STRUCT_VERSION */
+    const char *role_arn;          /* required: arn:aws:iam::<account>:role/<name> */
+    const char *role_session_name; /* NULL: "dsqlauth-<unix time>"; else 2..64
+                                      of A-Za-z0-9_+=,.@- (shows in CloudTrail) */
+    const char *external_id;       /* NULL: none (a third party's role asks for one) */
+    int duration_seconds;          /* 0: STS's default (3600); else 900..43200 */
+    const char *const *policy_arns; /* managed session policies (NULL: none):
+                                       policy_arn_count ARNs, at most 10 */
+    size_t policy_arn_count;
+    const char *region;            /* STS region; NULL: AWS_REGION, else
+                                      AWS_DEFAULT_REGION, else us-east-1. The
+                                      endpoint: AWS_ENDPOINT_URL_STS, else
+                                      AWS_ENDPOINT_URL, else
+                                      https://sts.<region>.amazonaws.com */
+} dsql_assume_role_options;
+
+/* Fill *opts with no role and the defaults above. NULL is allowed. */
+DSQL_API void dsql_assume_role_options_init(dsql_assume_role_options *opts);
+
+/* Credentials of an assumed role: STS AssumeRole signed with source's
+ * credentials (borrowed: it must outlive the result; NULL: a default chain
+ * of its own, dsql_credentials_provider_default(NULL)). The options are
+ * checked and copied here (bad ones: NULL with DSQL_EINVAL/DSQL_ECONFIG
+ * naming the field). The result is cached and refreshed ahead of expiry
+ * exactly as dsql_credentials_provider_cached does; every provider made
+ * here has its own cache, so a process assuming many roles keeps each
+ * role's credentials apart (share one source between them: its own
+ * cache then serves every role). Thread-safe. */
+DSQL_API dsql_credentials_provider *
+dsql_credentials_provider_assume_role(dsql_credentials_provider *source,
+                                      const dsql_assume_role_options *opts, dsql_error *err);
+
 /* Caches what `inner` returns (takes ownership; freed with the cache, also
  * when this call fails). Credentials without an expiration are kept for
  * ever. Within the advisory window (5 minutes before expiry) one caller

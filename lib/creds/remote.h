@@ -12,6 +12,8 @@ typedef struct dsql__assume_role_params {
     const char *external_id;       /* NULL: none */
     int duration_seconds;          /* 0: STS default (3600) */
     const char *region;            /* NULL: global endpoint us-east-1 */
+    const char *const *policy_arns; /* managed session policies; NULL: none */
+    size_t policy_arn_count;
 } dsql__assume_role_params;
 
 /* STS AssumeRole, signed (SigV4 header mode) with the source credentials.
@@ -20,6 +22,11 @@ typedef struct dsql__assume_role_params {
 dsql_status dsql__sts_assume_role(const dsql_credentials *source,
                                   const dsql__assume_role_params *p,
                                   dsql_credentials *out, dsql_error *err);
+
+/* The checks dsql__sts_assume_role makes on p before any request:
+ * role_arn set, role_session_name and duration_seconds in range. */
+dsql_status dsql__sts_check_params(const char *what, const dsql__assume_role_params *p,
+                                   dsql_error *err);
 
 /* STS AssumeRoleWithWebIdentity (unsigned); web_identity_token is the
  * token file's content. */

@@ -301,6 +301,11 @@ static dsql_status sts_body(const char *what, const char *action,
         snprintf(d, sizeof d, "%d", p->duration_seconds);
         form_pair(&sb, "DurationSeconds", d);
     }
+    for (size_t i = 0; i < p->policy_arn_count; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "PolicyArns.member.%u.arn", (unsigned)(i + 1) % 100000u);
+        form_pair(&sb, key, p->policy_arns[i]);
+    }
     if (web_token)
         form_pair(&sb, "WebIdentityToken", web_token);
     if (!(*body = dsql__sb_take(&sb))) {
@@ -308,6 +313,15 @@ static dsql_status sts_body(const char *what, const char *action,
         return dsql__error(err, DSQL_ENOMEM, "%s: out of memory", what);
     }
     return DSQL_OK;
+}
+
+dsql_status dsql__sts_check_params(const char *what, const dsql__assume_role_params *p,
+                                   dsql_error *err)
+{
+    char *body = NULL;
+    dsql_status st = sts_body(what, "AssumeRole", p, NULL, &body, err);
+    dsql__free_secret(body);
+    return st;
 }
 
 static dsql_status sts_call(const char *what, const dsql_credentials *source,
