@@ -100,6 +100,28 @@ elif case == "cancel":
             continue
         break
     print(fields(err), "after %d s" % (time.time() - t0))
+elif case == "many":
+    # n clients log in at once, then each runs a query
+    n = int(sys.argv[3]); socks = []
+    for i in range(n):
+        c = conn(); c.settimeout(60)
+        c.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")])); socks.append(c)
+    def until_z(c):
+        d = b""
+        while True:
+            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+                if m[:1] == b"E": return None
+                if m[:1] == b"Z": return True
+            b = c.recv(65536)
+            if not b: return None
+            d += b
+    ok = sum(1 for c in socks if until_z(c))
+    q = b"select 1\0"
+    for c in socks: c.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    answered = sum(1 for c in socks if until_z(c))
+    for c in socks: c.sendall(b"X\0\0\0\4"); c.close()
+    print("%d logged in, %d answered" % (ok, answered))
 elif case == "login":
     s = conn(); s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
     print(fields(read_all(s)))
@@ -159,6 +181,9 @@ check "still serving after bad input ($out)" test "$out" = 7
 out=$(raw "$tmp/s/.s.PGSQL.5432" cancel)
 check "cancel of pg_sleep(30) reached the upstream ($out)" has "$out" '^C57014 Mcanceling statement due to user request after [0-9] s'
 check "the proxy logged the forwarded cancel" grep -q "cancel request forwarded" "$tmp/main.err"
+
+out=$(raw "$tmp/s/.s.PGSQL.5432" many 200)
+check "200 concurrent clients ($out)" test "$out" = "200 logged in, 200 answered"
 
 # the uid rule: another uid is refused unless --allow-uid names it
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
@@ -246,6 +271,9 @@ wait $qp
 check "the running session finished ($(cat "$tmp/drain.out"))" test "$(cat "$tmp/drain.out")" = "|4"
 wait "$(cat "$tmp/drain.pid")"
 check "exit 0 after the drain" test $? -eq 0
+# under SANITIZE builds: every proxy above exited without a report
+found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
+check "no sanitizer report in any proxy's log ($found)" test -z "$found"
 exit $fail
 SH
 
