@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     /* the token alone */
     dsql_config_host h;
     dsql_config_host_at(cfg, 0, &h, NULL);
-    dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_user(cfg),
+    dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_get(cfg, "user"),
                               h.region, 0};
     char buf[4096];
     size_t len;

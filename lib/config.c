@@ -206,35 +206,6 @@ dsql_config *dsql_config_dup(const dsql_config *cfg, dsql_error *err)
     return c;
 }
 
-dsql_status dsql_config_set_from(dsql_config *cfg, dsql_config_source source, const char *key,
-                                 const char *value, dsql_error *err)
-{
-    if (!cfg)
-        return dsql__error(err, DSQL_EINVAL, "configuration is NULL");
-    if (source < DSQL_SOURCE_ENV || source > DSQL_SOURCE_EXPLICIT)
-        return dsql__error(err, DSQL_EINVAL, "configuration source %d is invalid", (int)source);
-    if (!value) {
-        if (!valid_key(key))
-            return dsql__error(err, DSQL_EINVAL, "configuration key is invalid");
-        drop(cfg, (int)source, key);
-        return DSQL_OK;
-    }
-    return put(cfg, (int)source, key, value, strlen(value), err);
-}
-
-dsql_status dsql_config_set(dsql_config *cfg, const char *key, const char *value,
-                            dsql_error *err)
-{
-    return dsql_config_set_from(cfg, DSQL_SOURCE_EXPLICIT, key, value, err);
-}
-
-dsql_status dsql_config_set_host(dsql_config *cfg, const char *host, dsql_error *err)
-{
-    if (!host || !*host)
-        return dsql__error(err, DSQL_EINVAL, "host is empty");
-    return dsql_config_set(cfg, "host", host, err);
-}
-
 static int valid_cluster_id(const char *s, size_t n)
 {
     if (n == 0 || n > 63)
@@ -243,19 +214,6 @@ static int valid_cluster_id(const char *s, size_t n)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
             return 0;
     return 1;
-}
-
-dsql_status dsql_config_set_cluster_id(dsql_config *cfg, const char *cluster_id,
-                                       const char *region, dsql_error *err)
-{
-    if (!cluster_id || !valid_cluster_id(cluster_id, strlen(cluster_id)))
-        return dsql__error(err, DSQL_EINVAL,
-                           "cluster_id '%.70s' is invalid (1..63 lowercase letters and digits)",
-                           cluster_id ? cluster_id : "");
-    dsql_status st = dsql_config_set(cfg, "cluster_id", cluster_id, err);
-    if (st == DSQL_OK && region)
-        st = dsql_config_set_region(cfg, region, err);
-    return st;
 }
 
 static int valid_region(const char *s)
@@ -269,39 +227,58 @@ static int valid_region(const char *s)
     return 1;
 }
 
-dsql_status dsql_config_set_region(dsql_config *cfg, const char *region, dsql_error *err)
+/* The connector keys that can be checked on their own, at once: DSQL_OK
+ * or DSQL_EINVAL naming the key. */
+static dsql_status check_value(const char *key, const char *value, dsql_error *err)
 {
-    if (!region || !valid_region(region))
+    if ((strcmp(key, "host") == 0 || strcmp(key, "user") == 0) && !*value)
+        return dsql__error(err, DSQL_EINVAL, "%s is empty", key);
+    if (strcmp(key, "region") == 0 && !valid_region(value))
         return dsql__error(err, DSQL_EINVAL,
                            "region '%.70s' is invalid (lowercase letters, digits and '-')",
-                           region ? region : "");
-    return dsql_config_set(cfg, "region", region, err);
+                           value);
+    if (strcmp(key, "cluster_id") == 0 && !valid_cluster_id(value, strlen(value)))
+        return dsql__error(err, DSQL_EINVAL,
+                           "cluster_id '%.70s' is invalid (1..63 lowercase letters and digits)",
+                           value);
+    if (strcmp(key, "token_duration_secs") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(value, &end, 10);
+        if (!*value || *end || errno || v == 0 || v > DSQL_TOKEN_MAX_EXPIRES ||
+            !(*value >= '0' && *value <= '9'))
+            return dsql__error(err, DSQL_EINVAL,
+                               "token_duration_secs \"%.20s\" is not a number in 1..%u", value,
+                               DSQL_TOKEN_MAX_EXPIRES);
+    }
+    return DSQL_OK;
 }
 
-dsql_status dsql_config_set_user(dsql_config *cfg, const char *user, dsql_error *err)
+dsql_status dsql_config_set_from(dsql_config *cfg, dsql_config_source source, const char *key,
+                                 const char *value, dsql_error *err)
 {
-    if (!user || !*user)
-        return dsql__error(err, DSQL_EINVAL, "user is empty");
-    return dsql_config_set(cfg, "user", user, err);
+    if (!cfg)
+        return dsql__error(err, DSQL_EINVAL, "configuration is NULL");
+    if (source < DSQL_SOURCE_ENV || source > DSQL_SOURCE_EXPLICIT)
+        return dsql__error(err, DSQL_EINVAL, "configuration source %d is invalid", (int)source);
+    if (!value) {
+        if (!valid_key(key))
+            return dsql__error(err, DSQL_EINVAL, "configuration key is invalid");
+        drop(cfg, (int)source, key);
+        return DSQL_OK;
+    }
+    if (valid_key(key)) {
+        dsql_status st = check_value(key, value, err);
+        if (st != DSQL_OK)
+            return st;
+    }
+    return put(cfg, (int)source, key, value, strlen(value), err);
 }
 
-dsql_status dsql_config_set_port(dsql_config *cfg, unsigned port, dsql_error *err)
+dsql_status dsql_config_set(dsql_config *cfg, const char *key, const char *value,
+                            dsql_error *err)
 {
-    if (port == 0 || port > 65535)
-        return dsql__error(err, DSQL_EINVAL, "port %u is out of range 1..65535", port);
-    char buf[8];
-    snprintf(buf, sizeof buf, "%u", port);
-    return dsql_config_set(cfg, "port", buf, err);
-}
-
-dsql_status dsql_config_set_token_duration(dsql_config *cfg, uint32_t seconds, dsql_error *err)
-{
-    if (seconds == 0 || seconds > DSQL_TOKEN_MAX_EXPIRES)
-        return dsql__error(err, DSQL_EINVAL, "token_duration_secs %u is out of range 1..%u",
-                           (unsigned)seconds, DSQL_TOKEN_MAX_EXPIRES);
-    char buf[16];
-    snprintf(buf, sizeof buf, "%u", (unsigned)seconds);
-    return dsql_config_set(cfg, "token_duration_secs", buf, err);
+    return dsql_config_set_from(cfg, DSQL_SOURCE_EXPLICIT, key, value, err);
 }
 
 /* ---- URI ---- */
@@ -448,7 +425,7 @@ static dsql_status uri_hosts(const char *s, size_t n, sbuf *hosts, sbuf *ports, 
     return DSQL_OK;
 }
 
-dsql_status dsql_config_parse_uri(dsql_config *cfg, const char *uri, dsql_error *err)
+dsql_status dsql__config_parse_uri(dsql_config *cfg, const char *uri, dsql_error *err)
 {
     if (!cfg || !uri)
         return dsql__error(err, DSQL_EINVAL, "configuration or URI is NULL");
@@ -587,12 +564,13 @@ out:
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-dsql_status dsql_config_parse_conninfo(dsql_config *cfg, const char *conninfo, dsql_error *err)
+dsql_status dsql__config_parse_conninfo(dsql_config *cfg, const char *conninfo,
+                                        dsql_error *err)
 {
     if (!cfg || !conninfo)
         return dsql__error(err, DSQL_EINVAL, "configuration or conninfo is NULL");
     if (strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0)
-        return dsql_config_parse_uri(cfg, conninfo, err);
+        return dsql__config_parse_uri(cfg, conninfo, err);
     size_t len = strlen(conninfo);
     char *buf = dsql__malloc(len + 1); /* decoded values, never longer */
     dsql_config *tmp = dsql_config_new(err);
@@ -690,9 +668,9 @@ dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *e
     if (!*input)
         return dsql__error(err, DSQL_EINVAL, "connection input is empty");
     if (strncmp(input, "postgresql://", 13) == 0 || strncmp(input, "postgres://", 11) == 0)
-        return dsql_config_parse_uri(cfg, input, err);
+        return dsql__config_parse_uri(cfg, input, err);
     if (strchr(input, '='))
-        return dsql_config_parse_conninfo(cfg, input, err);
+        return dsql__config_parse_conninfo(cfg, input, err);
     size_t n = strlen(input);
     if (n == 26 && valid_cluster_id(input, n))
         return dsql_config_set_from(cfg, DSQL_SOURCE_PARSED, "cluster_id", input, err);
@@ -1091,21 +1069,6 @@ dsql_status dsql_config_host_at(const dsql_config *cfg, size_t i, dsql_config_ho
     out->signing_host = r->signing_host;
     out->region = r->region;
     return DSQL_OK;
-}
-
-const char *dsql_config_user(const dsql_config *cfg)
-{
-    return cfg && cfg->resolved ? cfg->user : NULL;
-}
-
-const char *dsql_config_dbname(const dsql_config *cfg)
-{
-    return cfg && cfg->resolved ? cfg->dbname : NULL;
-}
-
-uint32_t dsql_config_token_duration(const dsql_config *cfg)
-{
-    return cfg && cfg->resolved ? cfg->duration : 0;
 }
 
 size_t dsql_config_param_count(const dsql_config *cfg)

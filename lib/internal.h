@@ -158,4 +158,10 @@ void dsql__token_provider_mark_shared(dsql_token_provider *p);
  * botocore does not treat as an explicit request. */
 const char *dsql__config_explicit_profile(const dsql_config *cfg);
 
+/* config.c: the two string forms dsql_config_parse detects (tests and
+ * fuzz targets call them directly). */
+dsql_status dsql__config_parse_uri(dsql_config *cfg, const char *uri, dsql_error *err);
+dsql_status dsql__config_parse_conninfo(dsql_config *cfg, const char *conninfo,
+                                        dsql_error *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* Configuration: every input form, precedence, resolution, bad input with
  * specific errors, allocation failures. */
 #include "testutil.h"
+#include "internal.h"
 
 #define EP "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 
@@ -48,9 +49,9 @@ START_TEST(endpoint_defaults)
     ck_assert_str_eq(h.region, "us-east-1");
     ck_assert_ptr_null(h.hostaddr);
     ck_assert_uint_eq(h.port, 5432);
-    ck_assert_str_eq(dsql_config_user(cfg), "admin");
-    ck_assert_str_eq(dsql_config_dbname(cfg), "postgres");
-    ck_assert_uint_eq(dsql_config_token_duration(cfg), 900);
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "admin");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "postgres");
+    ck_assert_str_eq(dsql_config_get(cfg, "token_duration_secs"), "900");
     ck_assert_str_eq(dsql_config_get(cfg, "region"), "us-east-1");
     ck_assert_uint_eq(dsql_config_param_count(cfg), 0);
 }
@@ -80,8 +81,9 @@ END_TEST
 
 START_TEST(cluster_id_and_region)
 {
-    ck_assert_int_eq(dsql_config_set_cluster_id(cfg, "abcdefghijklmnopqrstuvwxyz", "eu-north-1",
-                                                &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "cluster_id", "abcdefghijklmnopqrstuvwxyz", &err),
+                     DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "region", "eu-north-1", &err), DSQL_OK);
     resolve_ok();
     ck_assert_str_eq(host_at(0).host, "abcdefghijklmnopqrstuvwxyz.dsql.eu-north-1.on.aws");
     ck_assert_str_eq(host_at(0).region, "eu-north-1");
@@ -92,7 +94,7 @@ START_TEST(cluster_id_detected)
 {
     ck_assert_int_eq(dsql_config_parse(cfg, "abcdefghijklmnopqrstuvwxyz", &err), DSQL_OK);
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, "needs a region");
-    ck_assert_int_eq(dsql_config_set_region(cfg, "us-west-2", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "region", "us-west-2", &err), DSQL_OK);
     resolve_ok();
     ck_assert_str_eq(host_at(0).host, "abcdefghijklmnopqrstuvwxyz.dsql.us-west-2.on.aws");
 }
@@ -100,11 +102,14 @@ END_TEST
 
 START_TEST(cluster_id_bad)
 {
-    ASSERT_FAILS(dsql_config_set_cluster_id(cfg, "ABC", "us-east-1", &err), DSQL_EINVAL,
+    /* checked when set, before anything is resolved */
+    ASSERT_FAILS(dsql_config_set(cfg, "cluster_id", "ABC", &err), DSQL_EINVAL,
                  "cluster_id 'ABC' is invalid");
-    ASSERT_FAILS(dsql_config_set_cluster_id(cfg, "a.b", NULL, &err), DSQL_EINVAL, "cluster_id");
-    ASSERT_FAILS(dsql_config_set_cluster_id(cfg, "abc", "US EAST", &err), DSQL_EINVAL,
+    ASSERT_FAILS(dsql_config_set(cfg, "cluster_id", "a.b", &err), DSQL_EINVAL, "cluster_id");
+    ASSERT_FAILS(dsql_config_set(cfg, "region", "US EAST", &err), DSQL_EINVAL,
                  "region 'US EAST' is invalid");
+    ck_assert_ptr_null(dsql_config_get(cfg, "cluster_id")); /* nothing was stored */
+    ck_assert_ptr_null(dsql_config_get(cfg, "region"));
 }
 END_TEST
 
@@ -121,9 +126,9 @@ START_TEST(uri_full)
     ck_assert_str_eq(h.host, EP);
     ck_assert_uint_eq(h.port, 6543);
     ck_assert_str_eq(h.region, "us-east-1"); /* the hostname's region wins */
-    ck_assert_str_eq(dsql_config_user(cfg), "app@x");
-    ck_assert_str_eq(dsql_config_dbname(cfg), "my db");
-    ck_assert_uint_eq(dsql_config_token_duration(cfg), 60);
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "app@x");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "my db");
+    ck_assert_str_eq(dsql_config_get(cfg, "token_duration_secs"), "60");
     ck_assert_str_eq(dsql_config_get(cfg, "profile"), "dev");
     ck_assert_uint_eq(dsql_config_param_count(cfg), 2);
     const char *k, *v;
@@ -142,7 +147,7 @@ START_TEST(uri_postgres_scheme_user_param)
     ck_assert_int_eq(dsql_config_parse(cfg, "postgres://" EP "?user=reader&sslmode=verify-ca"
                                        "&allow_insecure_tls=1", &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_user(cfg), "reader");
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "reader");
     ck_assert_str_eq(dsql_config_get(cfg, "sslmode"), "verify-ca");
 }
 END_TEST
@@ -212,7 +217,7 @@ START_TEST(uri_bad)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dsql_config *c = dsql_config_new(NULL);
-        dsql_status st = dsql_config_parse_uri(c, cases[i].uri, &err);
+        dsql_status st = dsql__config_parse_uri(c, cases[i].uri, &err);
         ck_assert_msg(st == cases[i].st, "%s: got %s (%s)", cases[i].uri, dsql_status_name(st),
                       err.message);
         ck_assert_msg(strstr(err.message, cases[i].frag), "%s: '%s' lacks '%s'", cases[i].uri,
@@ -242,8 +247,8 @@ START_TEST(conninfo_quoting)
                           &err),
         DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_user(cfg), "o'brien");
-    ck_assert_str_eq(dsql_config_dbname(cfg), "a b");
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "o'brien");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "a b");
     ck_assert_str_eq(dsql_config_get(cfg, "options"), "-c search_path=x\\y");
     ck_assert_str_eq(dsql_config_get(cfg, "application_name"), "");
     ck_assert_uint_eq(host_at(0).port, 5433);
@@ -252,23 +257,23 @@ END_TEST
 
 START_TEST(conninfo_bad)
 {
-    ASSERT_FAILS(dsql_config_parse_conninfo(cfg, "host", &err), DSQL_EINVAL,
+    ASSERT_FAILS(dsql__config_parse_conninfo(cfg, "host", &err), DSQL_EINVAL,
                  "missing \"=\" after \"host\"");
-    ASSERT_FAILS(dsql_config_parse_conninfo(cfg, "host=a user='x", &err), DSQL_EINVAL,
+    ASSERT_FAILS(dsql__config_parse_conninfo(cfg, "host=a user='x", &err), DSQL_EINVAL,
                  "unterminated quoted string");
-    ASSERT_FAILS(dsql_config_parse_conninfo(cfg, " =x", &err), DSQL_EINVAL, "without a key");
-    ASSERT_FAILS(dsql_config_parse_conninfo(cfg, "host=a password=p", &err), DSQL_ECONFIG,
+    ASSERT_FAILS(dsql__config_parse_conninfo(cfg, " =x", &err), DSQL_EINVAL, "without a key");
+    ASSERT_FAILS(dsql__config_parse_conninfo(cfg, "host=a password=p", &err), DSQL_ECONFIG,
                  "password");
-    ASSERT_FAILS(dsql_config_parse_conninfo(cfg, "ho$t=a", &err), DSQL_EINVAL, "is invalid");
+    ASSERT_FAILS(dsql__config_parse_conninfo(cfg, "ho$t=a", &err), DSQL_EINVAL, "is invalid");
     ck_assert_ptr_null(dsql_config_get(cfg, "host")); /* nothing half-applied */
 }
 END_TEST
 
 START_TEST(conninfo_uri_passthrough)
 {
-    ck_assert_int_eq(dsql_config_parse_conninfo(cfg, "postgresql://" EP "/x", &err), DSQL_OK);
+    ck_assert_int_eq(dsql__config_parse_conninfo(cfg, "postgresql://" EP "/x", &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_dbname(cfg), "x");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "x");
 }
 END_TEST
 
@@ -278,7 +283,7 @@ START_TEST(non_dsql_host_needs_region)
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
                  "host 'localhost' is not an Aurora DSQL endpoint");
     ck_assert(strstr(err.message, "set region"));
-    ck_assert_int_eq(dsql_config_set_region(cfg, "us-east-1", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "region", "us-east-1", &err), DSQL_OK);
     resolve_ok();
     dsql_config_host h = host_at(0);
     ck_assert_str_eq(h.host, "localhost"); /* never rewritten */
@@ -333,28 +338,28 @@ END_TEST
 
 START_TEST(explicit_wins_any_order)
 {
-    ck_assert_int_eq(dsql_config_set_user(cfg, "forced", &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_port(cfg, 7777, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "user", "forced", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "port", "7777", &err), DSQL_OK);
     ck_assert_int_eq(dsql_config_parse(cfg, "postgresql://parsed@" EP ":1234/db", &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_user(cfg), "forced");
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "forced");
     ck_assert_uint_eq(host_at(0).port, 7777);
-    ck_assert_str_eq(dsql_config_dbname(cfg), "db");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "db");
     /* removing the explicit value does not bring the parsed one back */
     ck_assert_int_eq(dsql_config_set(cfg, "user", NULL, &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_user(cfg), "admin");
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "admin");
     /* a later parse replaces an earlier parse */
     ck_assert_int_eq(dsql_config_parse(cfg, "dbname=other", &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_dbname(cfg), "other");
+    ck_assert_str_eq(dsql_config_get(cfg, "dbname"), "other");
 }
 END_TEST
 
 START_TEST(explicit_host_beats_parsed_cluster_id)
 {
     ck_assert_int_eq(dsql_config_parse(cfg, "abcdefghijklmnopqrstuvwxyz", &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_host(cfg, EP, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "host", EP, &err), DSQL_OK);
     resolve_ok();
     ck_assert_str_eq(host_at(0).host, EP);
     ck_assert_int_eq(dsql_config_set(cfg, "host", NULL, &err), DSQL_OK);
@@ -375,7 +380,7 @@ START_TEST(env_is_weakest_and_opt_in)
     ck_assert_int_eq(dsql_config_parse(cfg, "user=parsed", &err), DSQL_OK);
     ck_assert_int_eq(dsql_config_load_env(cfg, &err), DSQL_OK);
     resolve_ok();
-    ck_assert_str_eq(dsql_config_user(cfg), "parsed");
+    ck_assert_str_eq(dsql_config_get(cfg, "user"), "parsed");
     ck_assert_str_eq(host_at(0).host, EP);
     ck_assert_uint_eq(host_at(0).port, 9999);
     ck_assert_str_eq(dsql_config_get(cfg, "region"), "eu-west-3");
@@ -420,9 +425,14 @@ START_TEST(bad_values)
     ck_assert_int_eq(dsql_config_parse(cfg, "connect_retries=2 host=bad..host", &err), DSQL_OK);
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, "host 'bad..host': hostname has an "
                                                                "empty label");
-    ASSERT_FAILS(dsql_config_set_port(cfg, 0, &err), DSQL_EINVAL, "port 0");
-    ASSERT_FAILS(dsql_config_set_token_duration(cfg, 0, &err), DSQL_EINVAL, "token_duration_secs");
-    ASSERT_FAILS(dsql_config_set_user(cfg, "", &err), DSQL_EINVAL, "user is empty");
+    ASSERT_FAILS(dsql_config_set(cfg, "token_duration_secs", "0", &err), DSQL_EINVAL,
+                 "token_duration_secs \"0\" is not a number in 1..604800");
+    ASSERT_FAILS(dsql_config_set(cfg, "token_duration_secs", "604801", &err), DSQL_EINVAL,
+                 "token_duration_secs");
+    ASSERT_FAILS(dsql_config_set(cfg, "token_duration_secs", "+60", &err), DSQL_EINVAL,
+                 "token_duration_secs");
+    ASSERT_FAILS(dsql_config_set(cfg, "user", "", &err), DSQL_EINVAL, "user is empty");
+    ASSERT_FAILS(dsql_config_set(cfg, "host", "", &err), DSQL_EINVAL, "host is empty");
     ASSERT_FAILS(dsql_config_parse(cfg, "", &err), DSQL_EINVAL, "empty");
     ASSERT_FAILS(dsql_config_parse(cfg, "some thing/else", &err), DSQL_EINVAL,
                  "neither a host name");
@@ -439,7 +449,7 @@ START_TEST(dup_copies_everything)
     dsql_config *c = dsql_config_dup(cfg, &err);
     ck_assert_ptr_nonnull(c);
     ck_assert_uint_eq(dsql_config_host_count(c), 1);
-    ck_assert_str_eq(dsql_config_user(c), "u");
+    ck_assert_str_eq(dsql_config_get(c, "user"), "u");
     ck_assert_str_eq(dsql_config_get(c, "sslmode"), "verify-full");
     dsql_config_free(c);
 }
@@ -626,14 +636,14 @@ END_TEST
 START_TEST(host_with_port_or_scheme_named_as_such)
 {
     /* not "an IPv6 address" (issue 13, item 12) */
-    ck_assert_int_eq(dsql_config_set_host(cfg, EP ":5432", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "host", EP ":5432", &err), DSQL_OK);
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
                  "host '" EP ":5432' contains a port: give the host alone and the port "
                  "separately (port=5432)");
-    ck_assert_int_eq(dsql_config_set_host(cfg, "https://" EP, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "host", "https://" EP, &err), DSQL_OK);
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG,
                  "host 'https://" EP "' is a URL: give the host name alone");
-    ck_assert_int_eq(dsql_config_set_host(cfg, "fd00::1", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "host", "fd00::1", &err), DSQL_OK);
     ASSERT_FAILS(dsql_config_resolve(cfg, &err), DSQL_ECONFIG, "is an IPv6 address");
 }
 END_TEST

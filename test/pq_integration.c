@@ -104,7 +104,7 @@ static int connect_and_query(dsql_config *c)
     ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
     /* connecting only reads c: resolve it to read the user it resolved to */
     ck_assert_int_eq(dsql_config_resolve(c, &err), DSQL_OK);
-    ck_assert_str_eq(PQgetvalue(r, 0, 0), dsql_config_user(c));
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), dsql_config_get(c, "user"));
     ck_assert_ptr_nonnull(strstr(PQgetvalue(r, 0, 1), "libdsqlauth/"));
     PQclear(r);
     int pid = PQbackendPID(conn);
@@ -127,7 +127,8 @@ START_TEST(form_cluster_id)
     snprintf(id, sizeof id, "%.*s", (int)strcspn(ep, "."), ep);
     char rg[64];
     ck_assert_int_eq(dsql_region_from_hostname(ep, rg, sizeof rg, &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_cluster_id(cfg, id, rg, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "cluster_id", id, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "region", rg, &err), DSQL_OK);
     local_gateway(cfg);
     connect_and_query(cfg);
     ck_assert_str_eq(rec.last_host, ep);
@@ -199,9 +200,9 @@ START_TEST(form_explicit_setters_win)
 {
     /* a parsed user that does not exist, overridden in code */
     ck_assert_int_eq(dsql_config_parse(cfg, "user=nobody_here", &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_host(cfg, ep, &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_user(cfg, "admin", &err), DSQL_OK);
-    ck_assert_int_eq(dsql_config_set_token_duration(cfg, 300, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "host", ep, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "user", "admin", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "token_duration_secs", "300", &err), DSQL_OK);
     local_gateway(cfg);
     connect_and_query(cfg);
 }
@@ -435,7 +436,7 @@ START_TEST(refused_tokens_surface_server_reason)
     fprintf(stderr, "expired credentials: %s\n", err.message);
     dsql_token_provider_free(bad);
     /* a user the gateway accepts the token for but PostgreSQL does not know */
-    ck_assert_int_eq(dsql_config_set_user(cfg, "no_such_role", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_set(cfg, "user", "no_such_role", &err), DSQL_OK);
     ck_assert_ptr_null(dsql_pq_connect(cfg, tp, &err));
     ck_assert_msg(err.status == DSQL_EAUTH, "%s: %s", dsql_status_name(err.status), err.message);
     ck_assert_msg(strstr(err.message, "no_such_role"), "%s", err.message);

@@ -71,12 +71,20 @@ static const char *system_ca_bundle(void)
 
 /* ---- token provider ---- */
 
+/* The resolved configuration's token lifetime ("token_duration_secs",
+ * always a number in 1..604800 once resolved). */
+static uint32_t token_lifetime(const dsql_config *cfg)
+{
+    const char *secs = dsql_config_get(cfg, "token_duration_secs");
+    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
+}
+
 /* Signs a token for host h (release with dsql_token_free). */
 static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
-    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
-                              h->region, dsql_config_token_duration(cfg)};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
+                              h->region, token_lifetime(cfg)};
     return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
 }
 
@@ -125,8 +133,8 @@ static dsql_status build_kv(const dsql_config *cfg, const dsql_config_host *h, c
     if (h->hostaddr)
         ADD("hostaddr", h->hostaddr);
     ADD("port", port);
-    ADD("user", dsql_config_user(cfg));
-    ADD("dbname", dsql_config_dbname(cfg));
+    ADD("user", dsql_config_get(cfg, "user"));
+    ADD("dbname", dsql_config_get(cfg, "dbname"));
     ADD("password", token);
     const char *mode = is_set(cfg, "sslmode") ? dsql_config_get(cfg, "sslmode") : "verify-full";
     ADD("sslmode", mode);

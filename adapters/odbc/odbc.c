@@ -152,12 +152,20 @@ dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap, size_t *le
 
 /* ---- token ---- */
 
+/* The resolved configuration's token lifetime ("token_duration_secs",
+ * always a number in 1..604800 once resolved). */
+static uint32_t token_lifetime(const dsql_config *cfg)
+{
+    const char *secs = dsql_config_get(cfg, "token_duration_secs");
+    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
+}
+
 /* A token for host h (release with dsql_token_free). */
 static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
-    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_user(cfg),
-                              h->region, dsql_config_token_duration(cfg)};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
+                              h->region, token_lifetime(cfg)};
     return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
 }
 
@@ -239,7 +247,7 @@ static dsql_status build(const dsql_config *cfg, const dsql_config_host *h, cons
     dsql_status st = check_sslmode(mode, err);
     if (st != DSQL_OK)
         return st;
-    const char *user = dsql_config_user(cfg), *db = dsql_config_dbname(cfg);
+    const char *user = dsql_config_get(cfg, "user"), *db = dsql_config_get(cfg, "dbname");
     if (!user || !db || !h->host)
         return fail(err, DSQL_EINTERNAL, "resolved configuration lacks host, user or dbname");
     /* Control characters have no business in any value (psqlODBC and

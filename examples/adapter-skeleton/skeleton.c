@@ -66,6 +66,14 @@ static dsql_status driver_error_status(const char *msg)
 
 /* ---- the adapter ---- */
 
+/* The token lifetime of a resolved configuration: "token_duration_secs" is
+ * then always a number in 1..604800. */
+static uint32_t token_lifetime(const dsql_config *cfg)
+{
+    const char *secs = dsql_config_get(cfg, "token_duration_secs");
+    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
+}
+
 typedef struct skel_conn {
     driver_conn *conn;
     size_t host_index; /* tried first on reconnect */
@@ -85,8 +93,8 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
         if ((st = dsql_config_host_at(cfg, i, &h, err)) != DSQL_OK)
             return st;
         /* 2: a fresh token, for this host, now */
-        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_user(cfg),
-                                  h.region, dsql_config_token_duration(cfg)};
+        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_get(cfg, "user"),
+                                  h.region, token_lifetime(cfg)};
         char token[4096];
         size_t len = 0;
         st = dsql_token_provider_token(tp, &req, token, sizeof token, &len, err);
@@ -94,8 +102,8 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
             return st; /* credentials problems are the same for every host */
         /* 3 */
         const char *mode = dsql_config_get(cfg, "sslmode");
-        driver_params p = {h.host, h.hostaddr, h.port, dsql_config_user(cfg),
-                           dsql_config_dbname(cfg), token, mode ? mode : "verify-full"};
+        driver_params p = {h.host, h.hostaddr, h.port, dsql_config_get(cfg, "user"),
+                           dsql_config_get(cfg, "dbname"), token, mode ? mode : "verify-full"};
         char msg[256] = "";
         driver_conn *c = driver_connect(&p, msg, sizeof msg);
         OPENSSL_cleanse(token, sizeof token); /* 4 */

@@ -65,8 +65,8 @@ typedef struct dsql_config dsql_config;
 /* Where a setting came from; stronger sources win. */
 typedef enum dsql_config_source {
     DSQL_SOURCE_ENV = 1,      /* dsql_config_load_env */
-    DSQL_SOURCE_PARSED = 2,   /* dsql_config_parse* */
-    DSQL_SOURCE_EXPLICIT = 3  /* dsql_config_set* */
+    DSQL_SOURCE_PARSED = 2,   /* dsql_config_parse */
+    DSQL_SOURCE_EXPLICIT = 3  /* dsql_config_set */
 } dsql_config_source;
 
 /* An empty configuration. NULL on allocation failure. */
@@ -79,36 +79,24 @@ DSQL_API void dsql_config_free(dsql_config *cfg);
 /* Any input form, detected: a URI when it starts with postgresql:// or
  * postgres://, a conninfo string when it contains '=', a cluster id when it
  * is 26 lowercase letters and digits, else a host name or address (with an
- * optional ":port"; a leading https:// and trailing '/' are dropped). */
+ * optional ":port"; a leading https:// and trailing '/' are dropped).
+ * URI: postgresql://[user[:password]@][host[:port]][,...][/dbname][?key=value&...]
+ * with %XX decoding, [IPv6] literals and several hosts; the JDBC-style
+ * ssl=true means sslmode=verify-full (as in pgjdbc), any other ssl value is
+ * DSQL_EINVAL. Conninfo: "key=value key='quoted \' value' ..." as libpq
+ * reads it. */
 DSQL_API dsql_status dsql_config_parse(dsql_config *cfg, const char *input, dsql_error *err);
-/* postgresql://[user[:password]@][host[:port]][,...][/dbname][?key=value&...]
- * with %XX decoding, [IPv6] literals and several hosts. The JDBC-style
- * ssl=true means sslmode=verify-full (as in pgjdbc); any other ssl value
- * is DSQL_EINVAL. */
-DSQL_API dsql_status dsql_config_parse_uri(dsql_config *cfg, const char *uri, dsql_error *err);
-/* "key=value key='quoted \' value' ..." as libpq reads it. */
-DSQL_API dsql_status dsql_config_parse_conninfo(dsql_config *cfg, const char *conninfo,
-                                                dsql_error *err);
-
 /* Set one key explicitly (wins over parsed input). value NULL removes an
- * explicit setting. Keys: see above; unknown keys go to libpq as given. */
+ * explicit setting. Keys: see above; unknown keys go to libpq as given.
+ * "region", "cluster_id" and "token_duration_secs" are checked here
+ * (DSQL_EINVAL naming the key), the rest when the configuration is
+ * resolved. */
 DSQL_API dsql_status dsql_config_set(dsql_config *cfg, const char *key, const char *value,
                                      dsql_error *err);
 /* Same with a chosen source (for tools layering their own inputs). */
 DSQL_API dsql_status dsql_config_set_from(dsql_config *cfg, dsql_config_source source,
                                           const char *key, const char *value,
                                           dsql_error *err);
-/* Typed shorthands for dsql_config_set. */
-DSQL_API dsql_status dsql_config_set_host(dsql_config *cfg, const char *host, dsql_error *err);
-DSQL_API dsql_status dsql_config_set_cluster_id(dsql_config *cfg, const char *cluster_id,
-                                                const char *region, dsql_error *err);
-DSQL_API dsql_status dsql_config_set_region(dsql_config *cfg, const char *region,
-                                            dsql_error *err);
-DSQL_API dsql_status dsql_config_set_user(dsql_config *cfg, const char *user, dsql_error *err);
-DSQL_API dsql_status dsql_config_set_port(dsql_config *cfg, unsigned port, dsql_error *err);
-DSQL_API dsql_status dsql_config_set_token_duration(dsql_config *cfg, uint32_t seconds,
-                                                    dsql_error *err);
-
 /* Fill unset keys from PGHOST, PGHOSTADDR, PGPORT, PGUSER, PGDATABASE,
  * PGSSLMODE, PGSSLROOTCERT, PGAPPNAME, PGCONNECT_TIMEOUT, AWS_PROFILE and
  * AWS_REGION (else AWS_DEFAULT_REGION), as the weakest source. Opt-in:
@@ -132,9 +120,10 @@ DSQL_API dsql_status dsql_config_load_env(dsql_config *cfg, dsql_error *err);
  * sslmode is DSQL_ECONFIG too. */
 DSQL_API dsql_status dsql_config_resolve(dsql_config *cfg, dsql_error *err);
 
-/* The value of a key after resolution ("user", "dbname", "region",
- * "token_duration_secs", any libpq key...), or NULL when unset. Works on
- * unresolved configs too (then without defaults). */
+/* The value of a key after resolution, or NULL when unset. Works on
+ * unresolved configs too (then without defaults). A resolved configuration
+ * always has "user" (default admin), "dbname" (default postgres) and
+ * "token_duration_secs" (default 900, a number in 1..604800). */
 DSQL_API const char *dsql_config_get(const dsql_config *cfg, const char *key);
 
 /* Number of resolved hosts; 0 when not resolved. */
@@ -152,11 +141,6 @@ typedef struct dsql_config_host {
  * config. DSQL_EINVAL when i is out of range or cfg is not resolved. */
 DSQL_API dsql_status dsql_config_host_at(const dsql_config *cfg, size_t i,
                                          dsql_config_host *out, dsql_error *err);
-
-/* Resolved basics. */
-DSQL_API const char *dsql_config_user(const dsql_config *cfg);
-DSQL_API const char *dsql_config_dbname(const dsql_config *cfg);
-DSQL_API uint32_t dsql_config_token_duration(const dsql_config *cfg);
 
 /* Pass-through libpq parameters, in first-set order: every key except the
  * connector's own and host/hostaddr/port/user/dbname. Returns the count;

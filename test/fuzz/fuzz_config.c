@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dsqlauth.h"
+#include "internal.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -24,8 +25,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (st != DSQL_OK && (!dsql_config_get(cfg, "application_name") ||
                           strcmp(dsql_config_get(cfg, "application_name"), "fuzz") != 0))
         abort(); /* a failed parse must not change anything */
-    dsql_config_parse_conninfo(cfg, s, &err);
-    dsql_config_parse_uri(cfg, s, &err);
+    dsql__config_parse_conninfo(cfg, s, &err);
+    dsql__config_parse_uri(cfg, s, &err);
     if (dsql_config_resolve(cfg, &err) == DSQL_OK) {
         size_t n = dsql_config_host_count(cfg);
         if (n == 0)
@@ -36,8 +37,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                 !h.region || h.port == 0 || h.port > 65535)
                 abort();
         }
-        if (!dsql_config_user(cfg) || !dsql_config_dbname(cfg) ||
-            dsql_config_token_duration(cfg) == 0)
+        const char *secs = dsql_config_get(cfg, "token_duration_secs");
+        if (!dsql_config_get(cfg, "user") || !dsql_config_get(cfg, "dbname") || !secs ||
+            strtoul(secs, NULL, 10) == 0)
             abort();
         dsql_config *d = dsql_config_dup(cfg, &err);
         dsql_config_free(d);

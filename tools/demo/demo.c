@@ -99,7 +99,7 @@ int main(void)
 
     char token[8192];
     size_t len;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, host.signing_host, dsql_config_user(cfg),
+    dsql_token_request req = {DSQL_STRUCT_VERSION, host.signing_host, dsql_config_get(cfg, "user"),
                               host.region, 0};
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (dsql_token_provider_token(tp, &req, token, sizeof token, &len, &err) != DSQL_OK)

@@ -77,7 +77,7 @@ int run_exec(const target *t, char **argv, const char *token)
     set_or_unset("PGHOSTADDR", t->host.hostaddr);
     setenv("PGPORT", port, 1);
     setenv("PGUSER", t->user, 1);
-    setenv("PGDATABASE", dsql_config_dbname(t->cfg), 1);
+    setenv("PGDATABASE", dsql_config_get(t->cfg, "dbname"), 1);
     /* anything weaker was refused unless --allow-insecure-tls */
     setenv("PGSSLMODE", (v = dsql_config_get(t->cfg, "sslmode")) ? v : "verify-full", 1);
     /* libpq < 16 does not know sslrootcert=system: name the bundle */

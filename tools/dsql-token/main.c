@@ -191,7 +191,11 @@ static int make_token(const options *o, const target *t, char **token)
         return 1;
     }
     dsql_credentials_provider_free(cp);
-    uint32_t expires = o->expires_in ? o->expires_in : dsql_config_token_duration(t->cfg);
+    /* resolved: token_duration_secs is a number in 1..604800 */
+    uint32_t expires = o->expires_in ? o->expires_in
+                                     : (uint32_t)strtoul(dsql_config_get(t->cfg,
+                                                                         "token_duration_secs"),
+                                                         NULL, 10);
     /* an explicit --region is the signing region, even for a DSQL name */
     dsql_token_params p = {DSQL_STRUCT_VERSION, t->host.signing_host,
                            o->region ? o->region : t->host.region, t->user, expires, o->time};

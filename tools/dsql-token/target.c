@@ -61,11 +61,11 @@ static dsql_status apply_inputs(const options *o, dsql_config *cfg, dsql_error *
     if (o->connection)
         st = dsql_config_parse(cfg, o->connection, err);
     else if (o->hostname)
-        st = dsql_config_set_host(cfg, o->hostname, err);
+        st = dsql_config_set(cfg, "host", o->hostname, err);
     else if (o->cluster_id)
-        st = dsql_config_set_cluster_id(cfg, o->cluster_id, NULL, err);
+        st = dsql_config_set(cfg, "cluster_id", o->cluster_id, err);
     if (st == DSQL_OK && o->user)
-        st = dsql_config_set_user(cfg, o->user, err);
+        st = dsql_config_set(cfg, "user", o->user, err);
     if (st == DSQL_OK && o->profile)
         st = dsql_config_set(cfg, "profile", o->profile, err);
     if (st == DSQL_OK && o->hostaddr)
@@ -81,7 +81,7 @@ static dsql_status apply_inputs(const options *o, dsql_config *cfg, dsql_error *
 static dsql_status apply_region(const options *o, dsql_config *cfg, dsql_error *err)
 {
     if (o->region)
-        return dsql_config_set_region(cfg, o->region, err);
+        return dsql_config_set(cfg, "region", o->region, err);
     char region[DSQL_REGION_MAX + 1];
     const char *profile = o->profile ? o->profile : dsql_config_get(cfg, "profile");
     if (!dsql_config_get(cfg, "region") &&
@@ -141,6 +141,6 @@ int resolve_target(const options *o, target *t)
     if (o->verbose && dsql_config_host_count(t->cfg) > 1)
         fprintf(stderr, "%s: info: %zu hosts given; the token is for the first, %s\n",
                 prog_name(o), dsql_config_host_count(t->cfg), t->host.signing_host);
-    t->user = dsql_config_user(t->cfg);
+    t->user = dsql_config_get(t->cfg, "user");
     return 0;
 }
