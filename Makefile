@@ -158,7 +158,7 @@ ALL_LIBS = $(PQ_LINK)
 $(B)/obj/%.o: %.c config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(OBJ_CFLAGS) $(DEPFLAGS) -c $< -o $@
-$(B)/obj/tools/dsql-token/%.o: OBJ_CFLAGS = -Ilib $(LIBPQ_CFLAGS)
+$(B)/obj/tools/dsql-token/%.o: OBJ_CFLAGS = $(LIBPQ_CFLAGS)
 $(B)/obj/tools/dsql-local/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 $(B)/obj/tools/dsql-proxy/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver -Itools/dsql-token $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 $(B)/obj/tools/pgserver/%.o: OBJ_CFLAGS = -D_DEFAULT_SOURCE -Itools/pgserver $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)

@@ -40,6 +40,9 @@ expect_status 2 "unknown option '--nope'" --nope
 expect_status 2 "--expires-in '0' is not" --hostname h --expires-in 0
 expect_status 2 "--expires-in '604801' is not" --hostname h --expires-in 604801
 expect_status 2 "--time 'yesterday' is not" --hostname h --time yesterday
+expect_status 2 "--time '2024-02-30T00:00:00Z' is not" --hostname h --time 2024-02-30T00:00:00Z
+expect_status 2 "--time '2024-11-07T17:39:33' is not" --hostname h --time 2024-11-07T17:39:33
+expect_status 2 "--time '2024-11-07T17:39:33Zx' is not" --hostname h --time 2024-11-07T17:39:33Zx
 expect_status 2 "unexpected argument 'more'" a.dsql.us-east-1.on.aws more
 expect_status 2 "give at most one of" --hostname h extra
 expect_status 1 "is not an Aurora DSQL endpoint" --hostname localhost

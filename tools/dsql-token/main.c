@@ -1,18 +1,39 @@
 /* dsql-token: print an Aurora DSQL IAM token, or run a program with it in
  * PGPASSWORD (psql, pg_dump, any libpq program).
  * Exit status: 0 ok, 1 failure, 2 bad usage; the child's status for exec. */
+#define _XOPEN_SOURCE 700 /* strptime */
+#define _DEFAULT_SOURCE   /* timegm */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "dsqlauth.h"
-#include "internal.h" /* dsql__utc_parse_iso8601 */
 #include "dsql_token.h"
+
+/* --time: exactly YYYY-MM-DDTHH:MM:SSZ, a real date after 1970. Formatting
+ * the result back and comparing refuses what strptime and timegm would
+ * quietly normalise (2024-02-30 becoming March 1st). */
+static int parse_utc_time(const char *s, int64_t *out)
+{
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end)
+        return 0;
+    time_t t = timegm(&tm);
+    struct tm back;
+    char text[32];
+    if (t <= 0 || !gmtime_r(&t, &back) ||
+        strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &back) == 0 || strcmp(text, s) != 0)
+        return 0;
+    *out = (int64_t)t;
+    return 1;
+}
 
 static void usage(FILE *out)
 {
@@ -160,7 +181,7 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         }
         case 't':
-            if (!dsql__utc_parse_iso8601(optarg, &o->time) || o->time <= 0) {
+            if (!parse_utc_time(optarg, &o->time)) {
                 fprintf(stderr, "dsql-token: --time '%s' is not YYYY-MM-DDTHH:MM:SSZ\n", optarg);
                 return EXIT_USAGE;
             }
