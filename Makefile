@@ -61,7 +61,7 @@ endif
 # or config.mk.in changed); only check for the packages, never install.
 config.mk: configure config.mk.in
 	scripts/install-deps --check build
-	if [ -f config.status ]; then ./config.status --recheck && ./config.status; \
+	if [ -f config.status ]; then ./config.status --quiet --recheck && ./config.status --quiet; \
 	else ./configure --quiet CC="$(CC)"; fi
 
 # a release tarball ships configure; a git checkout makes it
