@@ -293,6 +293,11 @@ PGSERVER_UNIT_OBJS := $(call objs,test/check_pgserver.c \
 $(B)/test/check_pgserver: $(PGSERVER_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
+# dsql-local's statement rules (pure), built with their source
+SQLRULES_UNIT_OBJS := $(call objs,test/check_sqlrules.c tools/dsql-local/sqlrules.c)
+$(B)/test/check_sqlrules: $(SQLRULES_UNIT_OBJS) $(ALL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(SQLRULES_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
 
 # Struct layout (test/t-abi.sh compares with test/data/abi-layout.txt;
 # `make abi-update` rewrites that file after an addition or a soname bump).

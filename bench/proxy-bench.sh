@@ -34,4 +34,5 @@ run "select-only, persistent connections (-S)" -S
 run "select-only, a new connection per transaction (-S -C)" -S -C
 kill $pp; wait $pp || true
 SH
-"$B/dsql-local" run -- sh "$tmp/inner.sh"
+# --postgres-compat: pgbench -i uses TRUNCATE, VACUUM and DDL with DML
+"$B/dsql-local" run --postgres-compat -- sh "$tmp/inner.sh"

@@ -292,14 +292,17 @@ static void harness_maybe_reexec(char **argv)
     size_t n = 0;
     while (argv[n])
         n++;
-    char **args = calloc(n + 4, sizeof *args);
+    char **args = calloc(n + 5, sizeof *args);
     if (!args)
         return;
     args[0] = path;
     args[1] = "run";
-    args[2] = "--";
+    /* the reset tests need PostgreSQL-only session state (temporary
+     * tables, LISTEN, sequences) that DSQL's SQL rules refuse */
+    args[2] = "--postgres-compat";
+    args[3] = "--";
     for (size_t i = 0; i < n; i++)
-        args[3 + i] = argv[i];
+        args[4 + i] = argv[i];
     execv(path, args);
     free(args); /* exec failed: run directly */
 }

@@ -308,7 +308,8 @@ PW=$("$T" --hostname "$H1") expect_msg "transactions are REPEATABLE READ" "1" \
 
 # snapshot isolation: a write-write conflict fails with SQLSTATE 40001
 export PGPASSWORD="$("$T" --hostname "$H1")"
-psql -X -q -c "create table occ(id int primary key, v int); insert into occ values (1, 0)" 2>&1
+psql -X -q -c "create table occ(id int primary key, v int)" 2>&1
+psql -X -q -c "insert into occ values (1, 0)" 2>&1
 printf 'begin;\nselect v from occ;\n\\! sleep 2\nupdate occ set v = v + 1 where id = 1;\ncommit;\n' |
     psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
 occ=$!
@@ -320,7 +321,7 @@ grep -q "40001" "$tmp/occ.out" && pass "concurrent update fails with SQLSTATE 40
 unset PGPASSWORD
 
 # cancel: psql sends a CancelRequest (plaintext, libpq 15) on SIGINT
-out=$(PGPASSWORD=$("$T" --hostname "$H1") timeout -s INT 1.5 psql -X -c "select pg_sleep(20)" 2>&1)
+out=$(PGPASSWORD=$("$T" --hostname "$H1") timeout -s INT 4 psql -X -c "select pg_sleep(20)" 2>&1)
 echo "$out" | grep -q "canceling statement due to user request" && pass "cancel request reaches the backend" ||
     bad "cancel: $out"
 

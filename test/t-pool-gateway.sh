@@ -8,5 +8,6 @@ if [ ! -x "$B/dsql-local" ] || [ ! -x "$B/test/check_pool" ]; then
     echo "FAIL $B/dsql-local or $B/test/check_pool is missing (make check builds them)"
     exit 1
 fi
-exec "$B/dsql-local" run --max-connection-duration 2 -- \
+# --postgres-compat: the harness sets up its tables with several DDL statements at once
+exec "$B/dsql-local" run --postgres-compat --max-connection-duration 2 -- \
     env DSQL_POOL_GATEWAY_LIMIT_S=2 CK_RUN_CASE=gateway_limit "$B/test/check_pool"

@@ -64,11 +64,12 @@ static int server_ids(uid_t *uid, gid_t *gid)
     return 0;
 }
 
-/* Child side of spawn: drop privileges, stdio to logfd, exec. */
-static void exec_as(char *const argv[], uid_t uid, gid_t gid, int logfd,
+/* Child side of spawn: drop privileges, stdin from infd (-1: /dev/null),
+ * stdout and stderr to logfd, exec. */
+static void exec_as(char *const argv[], uid_t uid, gid_t gid, int infd, int logfd,
                     int die_with_parent)
 {
-    int nullfd = open("/dev/null", O_RDONLY);
+    int nullfd = infd >= 0 ? infd : open("/dev/null", O_RDONLY);
 
     if (nullfd >= 0)
         dup2(nullfd, 0);
@@ -86,16 +87,55 @@ static void exec_as(char *const argv[], uid_t uid, gid_t gid, int logfd,
     _exit(127);
 }
 
-static pid_t spawn(char *const argv[], uid_t uid, gid_t gid, int logfd,
+static pid_t spawn(char *const argv[], uid_t uid, gid_t gid, int infd, int logfd,
                    int die_with_parent)
 {
     pid_t pid = fork();
     if (pid == 0)
-        exec_as(argv, uid, gid, logfd, die_with_parent);
+        exec_as(argv, uid, gid, infd, logfd, die_with_parent);
     return pid;
 }
 
-static int append_conf(const char *path, const char *sock_dir)
+static int wait_ok(pid_t pid)
+{
+    int status;
+
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ; /* a stop signal: let the child finish, the caller then cleans up */
+    return pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* DSQL's SQL rules (rules_sql.c), installed in single-user mode before the
+ * server starts: no client can connect before they are in place. */
+static int install_rules(const char *data_dir, uid_t uid, gid_t gid, int logfd)
+{
+    char bin[600];
+    char *argv[] = {bin, "--single", "-j", "-D", (char *)data_dir, "postgres", NULL};
+    size_t off = 0, len = strlen(dl_rules_sql);
+    int p[2];
+    pid_t pid;
+
+    snprintf(bin, sizeof bin, "%s/postgres", pg_bindir());
+    if (pipe(p) != 0)
+        return -1;
+    /* only the child's stdin may hold the read end, and nobody else the write end */
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    pid = spawn(argv, uid, gid, p[0], logfd, 1);
+    close(p[0]);
+    while (pid > 0 && off < len) { /* the script fits a pipe; a dead child: EPIPE */
+        ssize_t n = write(p[1], dl_rules_sql + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    close(p[1]);
+    return wait_ok(pid) == 0 && off == len ? 0 : -1;
+}
+
+static int append_conf(const char *path, const char *sock_dir, int dsql_rules)
 {
     FILE *fp = fopen(path, "a");
     if (!fp)
@@ -107,14 +147,16 @@ static int append_conf(const char *path, const char *sock_dir)
             "unix_socket_directories = '%s'\n"
             "unix_socket_permissions = 0700\n"
             "default_transaction_isolation = 'repeatable read'\n"
-            "max_connections = 300\n"
+            "max_connections = %d\n"
             "shared_buffers = 32MB\n"
             "fsync = off\n"
             "synchronous_commit = off\n"
             "full_page_writes = off\n"
             "logging_collector = off\n"
             "log_min_messages = warning\n",
-            sock_dir);
+            sock_dir, DL_PG_MAX_CONNECTIONS);
+    if (dsql_rules) /* writers do not wait on each other ("Concurrency control in Aurora DSQL") */
+        fprintf(fp, "lock_timeout = '%dms'\n", DL_LOCK_TIMEOUT_MS);
     return fclose(fp);
 }
 
@@ -144,7 +186,7 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
+int dl_cluster_start(dl_cluster *c, const char *state_dir, int dsql_rules, char *err,
                      size_t errcap)
 {
     char data_dir[600], conf[640], logpath[600], bin[600];
@@ -179,26 +221,28 @@ int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
         char *argv[] = {bin, "-D", data_dir, "-U", "admin", "-A", "trust",
                         "-E", "UTF8", "--no-sync", "--no-instructions",
                         "--locale=C", NULL};
-        pid = spawn(argv, uid, gid, logfd, 1);
+        pid = spawn(argv, uid, gid, -1, logfd, 1);
     }
-    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ; /* a stop signal: let initdb finish, the caller then cleans up */
-    if (pid < 0 || !WIFEXITED(status) ||
-        WEXITSTATUS(status) != 0) {
+    if (wait_ok(pid) != 0) {
         snprintf(err, errcap, "initdb failed (see %s)", logpath);
         close(logfd);
         return -1;
     }
     snprintf(conf, sizeof conf, "%s/postgresql.conf", data_dir);
-    if (append_conf(conf, c->sock_dir) != 0) {
+    if (append_conf(conf, c->sock_dir, dsql_rules) != 0) {
         snprintf(err, errcap, "cannot write %s", conf);
+        close(logfd);
+        return -1;
+    }
+    if (dsql_rules && install_rules(data_dir, uid, gid, logfd) != 0) {
+        snprintf(err, errcap, "cannot install DSQL's SQL rules (see %s)", logpath);
         close(logfd);
         return -1;
     }
     snprintf(bin, sizeof bin, "%s/postgres", pg_bindir());
     {
         char *argv[] = {bin, "-D", data_dir, "-p", "5432", NULL};
-        c->pid = spawn(argv, uid, gid, logfd, 1);
+        c->pid = spawn(argv, uid, gid, -1, logfd, 1);
     }
     close(logfd);
     if (c->pid < 0) {

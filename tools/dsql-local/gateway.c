@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <openssl/err.h>
 
 #include "fdlimit.h"
+#include "dialect.h"
 #include "gateway.h"
 
 #define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
@@ -44,6 +46,14 @@ void conn_free(conn *c)
         event_free(c->life_timer);
     if (c->close_timer)
         event_free(c->close_timer);
+    if (c->txn_timer)
+        event_free(c->txn_timer);
+    if (c->lag_timer)
+        event_free(c->lag_timer);
+    if (c->lag)
+        evbuffer_free(c->lag);
+    if (c->session)
+        c->gw->sessions--;
     if (c->client)
         bufferevent_free(c->client); /* closes fd, frees the SSL */
     else if (c->fd >= 0)
@@ -144,6 +154,47 @@ static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
     conn_free(c);
 }
 
+/* DSQL ends a transaction after 5 minutes ("Cluster quotas and database
+ * limits in Amazon Aurora DSQL"); so do we, by closing the connection, as
+ * PostgreSQL 17's transaction_timeout does (SQLSTATE 25P04). */
+static void txn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    char msg[160];
+
+    (void)fd;
+    (void)what;
+    pgs_log("conn %lu: transaction longer than %d s, closing", c->id, c->gw->cfg->max_txn_seconds);
+    if (c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) {
+        snprintf(msg, sizeof msg,
+                 "terminating connection: transaction exceeded the maximum duration of %d s",
+                 c->gw->cfg->max_txn_seconds);
+        c->gw->n_refused--; /* conn_fail counts refusals; this is not one */
+        conn_fail(c, "25P04", msg);
+        return;
+    }
+    conn_free(c);
+}
+
+void conn_txn_status(conn *c, char status)
+{
+    struct timeval limit = {c->gw->cfg->max_txn_seconds, 0};
+
+    if (status == 'I') {
+        c->in_txn = 0;
+        if (c->txn_timer)
+            evtimer_del(c->txn_timer);
+        return;
+    }
+    if (c->in_txn || c->gw->cfg->max_txn_seconds <= 0)
+        return;
+    c->in_txn = 1;
+    if (!c->txn_timer)
+        c->txn_timer = evtimer_new(c->gw->base, txn_timeout_cb, c);
+    if (c->txn_timer)
+        evtimer_add(c->txn_timer, &limit); /* out of memory: this one goes untimed */
+}
+
 /* Follows the backend's message framing over the bytes in buf. */
 static void track_backend(conn *c, struct evbuffer *buf)
 {
@@ -199,15 +250,63 @@ static void close_backend_after_flush(conn *c)
         conn_free(c); /* out of memory: nothing would bound the wait */
 }
 
+static void lag_cb(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (c->backend && evbuffer_add_buffer(bufferevent_get_output(c->backend), c->lag) != 0) {
+        pgs_log("conn %lu: out of memory while relaying", c->id);
+        conn_free(c);
+    }
+}
+
+/* --latency: what the client sends waits that long before PostgreSQL gets
+ * it (bytes that arrive meanwhile go with the first). NULL: no delay. */
+static struct evbuffer *lag_buffer(conn *c)
+{
+    struct timeval tv;
+    int ms = c->gw->faults.latency_ms;
+
+    if (ms <= 0)
+        return NULL;
+    if (!c->lag)
+        c->lag = evbuffer_new();
+    if (c->lag && !c->lag_timer)
+        c->lag_timer = evtimer_new(c->gw->base, lag_cb, c);
+    if (!c->lag || !c->lag_timer)
+        return NULL; /* out of memory: no delay rather than no relay */
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    if (!evtimer_pending(c->lag_timer, NULL) && evtimer_add(c->lag_timer, &tv) != 0)
+        return NULL;
+    return c->lag;
+}
+
 static void relay_read_cb(struct bufferevent *from, void *arg)
 {
     conn *c = arg;
     struct bufferevent *to = from == c->client ? c->backend : c->client;
-    struct evbuffer *out = bufferevent_get_output(to);
+    struct evbuffer *out = bufferevent_get_output(to), *lag;
+    int rc;
 
-    if (from == c->backend)
-        track_backend(c, bufferevent_get_input(from));
-    if (evbuffer_add_buffer(out, bufferevent_get_input(from)) != 0) {
+    if (from == c->client && (lag = lag_buffer(c)) != NULL)
+        out = lag;
+    if (!c->gw->cfg->postgres_compat)
+        rc = from == c->client ? dialect_client_to_backend(c, bufferevent_get_input(from), out)
+                               : dialect_backend_to_client(c, bufferevent_get_input(from), out);
+    else {
+        if (from == c->backend)
+            track_backend(c, bufferevent_get_input(from));
+        rc = evbuffer_add_buffer(out, bufferevent_get_input(from));
+    }
+    if (rc == DIALECT_DROP) {
+        pgs_log("conn %lu: commit done, connection cut (drop-after-commit)", c->id);
+        conn_free(c);
+        return;
+    }
+    if (rc != 0) {
         /* dropping bytes would desynchronise the protocol: close instead */
         pgs_log("conn %lu: out of memory while relaying", c->id);
         conn_free(c);
@@ -278,6 +377,8 @@ static void backend_ready(conn *c, int fd)
     c->gw->n_ok++;
     free(c->startup);
     c->startup = NULL;
+    /* a Query waits whole in the input (dialect.c): room for the largest checked */
+    bufferevent_setwatermark(c->client, EV_READ, 0, (2u << 20) + 64);
     bufferevent_setcb(c->client, relay_read_cb, relay_write_cb, relay_event_cb, c);
     bufferevent_setcb(c->backend, relay_read_cb, relay_write_cb, relay_event_cb, c);
     if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
@@ -309,6 +410,17 @@ void conn_start_backend(conn *c)
     int fd;
 
     pgs_preauth_remove(&c->gw->preauth, &c->preauth);
+    if (dl_faults_roll(c->gw->faults.refuse_rate) ||
+        (c->gw->cfg->conn_rate > 0 && !pgs_ratelimit_take(&c->gw->new_sessions))) {
+        conn_fail(c, "53400", "Unable to accept connection, rate exceeded.");
+        return;
+    }
+    if (c->gw->sessions >= c->gw->session_cap) {
+        conn_fail(c, "53300", "Unable to accept connection, too many open connections.");
+        return;
+    }
+    c->gw->sessions++;
+    c->session = 1;
     c->state = S_BACKEND;
     c->dial.done = backend_dialed;
     c->dial.shortage = free_a_descriptor;
@@ -465,6 +577,16 @@ static void init_limits(struct dl_gateway *gw)
     /* login outcomes matter more when debugging: a larger allowance */
     pgs_ratelimit_init(&gw->log_refused, 5 * PGS_LOG_PER_SECOND, 5 * PGS_LOG_BURST);
     pgs_log("descriptor limit %ld; at most %zu connections may wait to log in", fd_limit, cap);
+    /* by default what PostgreSQL and our descriptors can honour */
+    gw->session_cap = DL_PG_MAX_CONNECTIONS - DL_PG_CONN_MARGIN;
+    if (fd_limit > 0 && (size_t)fd_limit / 2 < gw->session_cap)
+        gw->session_cap = (size_t)fd_limit / 2;
+    if (gw->cfg->max_connections > 0)
+        gw->session_cap = (size_t)gw->cfg->max_connections;
+    if (gw->cfg->conn_rate > 0)
+        pgs_ratelimit_init(&gw->new_sessions, gw->cfg->conn_rate, gw->cfg->conn_burst);
+    pgs_log("at most %zu sessions%s", gw->session_cap,
+            gw->cfg->conn_rate > 0 ? ", new ones rate limited" : "");
 }
 
 dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
@@ -482,6 +604,8 @@ dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
     }
     gw->base = base;
     gw->cfg = cfg;
+    gw->faults = cfg->faults;
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     snprintf(gw->keys_file, sizeof gw->keys_file, "%s", keys_file);
     if (snprintf(gw->pg_socket, sizeof gw->pg_socket, "%s/.s.PGSQL.5432", pg_sock_dir) >= 108) {
         snprintf(err, errcap, "the state directory path is too long for a Unix socket");
@@ -540,6 +664,9 @@ void dl_gateway_free(dl_gateway *gw)
             "login to make room; cancel requests: %lu relayed, %lu dropped, %lu failed",
             gw->n_accepted, gw->n_ok, gw->n_refused, gw->preauth.evicted, gw->cancels.forwarded,
             gw->cancels.dropped, gw->cancels.failed);
+    if (gw->n_conflicts || gw->n_drops)
+        pgs_log("faults injected: %lu conflicts at commit, %lu connections cut after commit",
+                gw->n_conflicts, gw->n_drops);
     SSL_CTX_free(gw->ssl_ctx);
     free(gw);
 }

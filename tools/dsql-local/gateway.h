@@ -38,6 +38,10 @@ struct dl_gateway {
     pgs_preauth preauth;   /* those not logged in yet, capped */
     pgs_cancel_relay cancels;
     pgs_ratelimit log_preauth, log_refused; /* lines a flood repeats */
+    size_t sessions, session_cap; /* logged in, and at most ("Cluster quotas ...") */
+    pgs_ratelimit new_sessions;   /* --connection-rate, when asked for */
+    dl_faults faults;             /* injected now (start options, `set`) */
+    unsigned long n_conflicts, n_drops; /* faults injected */
     unsigned long n_accepted, n_ok, n_refused;
 };
 
@@ -61,6 +65,16 @@ typedef struct conn {
     unsigned char bhdr[5];     /* backend message framing, so a closing */
     size_t bhdr_have;          /* notice lands between two messages */
     size_t bbody_left;
+    size_t cbody_left;         /* client message being passed through */
+    int txn_ddl;               /* a DDL statement completed in this transaction */
+    int in_txn;                /* the backend said it is in a transaction */
+    int session;               /* counted in gw->sessions */
+    struct event *txn_timer;   /* the transaction-duration limit */
+    int txn_wrote;             /* a write completed in this transaction */
+    int swallow_tag;           /* drop the next CommandComplete (an injected ROLLBACK) */
+    int drop_pending;          /* cut the connection at the next ReadyForQuery */
+    struct evbuffer *lag;      /* client bytes held for --latency */
+    struct event *lag_timer;
     unsigned long id;
 } conn;
 
@@ -69,6 +83,8 @@ void conn_free(conn *c);
 void conn_fail(conn *c, const char *sqlstate, const char *message);
 int conn_start_tls(conn *c);
 void conn_start_backend(conn *c);
+/* The backend's ReadyForQuery status ('I', 'T', 'E'): times transactions. */
+void conn_txn_status(conn *c, char status);
 
 /* frontdoor.c */
 void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "faults.h"
+
 #define DL_MAX_HOSTS 8
 
 #if defined(__GNUC__)
@@ -27,6 +29,11 @@ typedef struct dl_config {
     const char *log_file;          /* NULL: <state>/dsql-local.log */
     int temporary;                 /* generate a session token */
     int max_preauth;               /* connections not logged in; 0: default */
+    int postgres_compat;           /* 1: plain PostgreSQL, DSQL's SQL rules off */
+    int max_connections;           /* logged-in sessions; 0: what we can honour */
+    double conn_rate, conn_burst;  /* new sessions a second, burst; 0: no limit */
+    int max_txn_seconds;           /* a transaction's longest life */
+    dl_faults faults;              /* injected at start; `set` changes them */
 } dl_config;
 
 /* util.c */
@@ -59,8 +66,13 @@ typedef struct dl_cluster {
     char sock_dir[512];
     pid_t pid;
 } dl_cluster;
-int dl_cluster_start(dl_cluster *c, const char *state_dir, char *err,
+/* dsql_rules: install DSQL's SQL rules (rules_sql.c) and lock_timeout. */
+int dl_cluster_start(dl_cluster *c, const char *state_dir, int dsql_rules, char *err,
                      size_t errcap);
+#define DL_PG_MAX_CONNECTIONS 300 /* PostgreSQL's max_connections */
+#define DL_PG_CONN_MARGIN 10      /* kept for superuser_reserved_connections */
+#define DL_LOCK_TIMEOUT_MS 100 /* a writer's wait before it fails as a conflict */
+extern const char dl_rules_sql[];
 void dl_cluster_stop(dl_cluster *c);
 
 /* verify.c: the IAM token check. On failure *sqlstate and reason are set. */

@@ -35,9 +35,20 @@ static void usage(FILE *fp)
           "  --max-preauth N            connections that may wait to log in; more\n"
           "                             close the oldest idle one (default: half\n"
           "                             the descriptor limit)\n"
+          "  --max-connections N        logged-in sessions at once (default: what\n"
+          "                             PostgreSQL and the descriptor limit allow)\n"
+          "  --connection-rate N[/s]    new sessions a second (default: no limit)\n"
+          "  --burst N                  sessions above the rate at once (default 10 x rate)\n"
+          "  --max-transaction-duration SECONDS   default 300\n"
+          "  --conflict-rate P          write commits fail with OC000 at rate P (0..1)\n"
+          "  --drop-after-commit P      write commits applied, then the connection cut\n"
+          "  --refuse-connections P     logins refused (53400) at rate P\n"
+          "  --latency MS               added to each client round trip\n"
           "  --keys FILE                key table: ACCESS_KEY_ID SECRET [SESSION_TOKEN]\n"
           "                             a line (default: one generated key)\n"
           "  --temporary-credentials    generate a key with a session token\n"
+          "  --postgres-compat          plain PostgreSQL: DSQL's SQL rules off (temporary\n"
+          "                             tables, triggers, sequences, SAVEPOINT, ...)\n"
           "  --state-dir DIR            where state lives (start/stop default\n"
           "                             $TMPDIR/dsql-local-<uid>; run: a new temp dir);\n"
           "                             an existing one must be yours and private\n"
@@ -58,6 +69,25 @@ static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
         return -1;
     }
     *out = (int)v;
+    return 0;
+}
+
+/* "N" or "N/s": new sessions a second. */
+static int parse_rate(const char *opt, const char *s, double *out)
+{
+    char num[32];
+    size_t n = strcspn(s, "/");
+    int v;
+
+    if (n >= sizeof num || (s[n] && strcmp(s + n, "/s") != 0)) {
+        fprintf(stderr, "dsql-local: %s '%s' is not a rate (N or N/s)\n", opt, s);
+        return -1;
+    }
+    memcpy(num, s, n);
+    num[n] = '\0';
+    if (parse_int(opt, num, 1, 1000000, &v) != 0)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -84,6 +114,10 @@ static int parse_options(int argc, char **argv, int i, dl_config *cfg)
             return i + 1;
         if (strcmp(a, "--temporary-credentials") == 0) {
             cfg->temporary = 1;
+            continue;
+        }
+        if (strcmp(a, "--postgres-compat") == 0) {
+            cfg->postgres_compat = 1;
             continue;
         }
         if (a[0] != '-')
@@ -124,6 +158,27 @@ static int parse_options(int argc, char **argv, int i, dl_config *cfg)
         } else if (strcmp(a, "--max-preauth") == 0) {
             if (parse_int(a, v, 1, 1000000, &cfg->max_preauth) != 0)
                 return -1;
+        } else if (strcmp(a, "--max-connections") == 0) {
+            if (parse_int(a, v, 1, 1000000, &cfg->max_connections) != 0)
+                return -1;
+        } else if (strcmp(a, "--connection-rate") == 0) {
+            if (parse_rate(a, v, &cfg->conn_rate) != 0)
+                return -1;
+        } else if (strcmp(a, "--burst") == 0) {
+            int b;
+            if (parse_int(a, v, 1, 1000000, &b) != 0)
+                return -1;
+            cfg->conn_burst = b;
+        } else if (strcmp(a, "--max-transaction-duration") == 0) {
+            if (parse_int(a, v, 1, 86400, &cfg->max_txn_seconds) != 0)
+                return -1;
+        } else if (strcmp(a, "--conflict-rate") == 0 || strcmp(a, "--drop-after-commit") == 0 ||
+                   strcmp(a, "--refuse-connections") == 0 || strcmp(a, "--latency") == 0) {
+            char ferr[160];
+            if (dl_faults_set(&cfg->faults, a + 2, v, ferr, sizeof ferr) != 0) {
+                fprintf(stderr, "dsql-local: --%s\n", ferr);
+                return -1;
+            }
         } else if (strcmp(a, "--keys") == 0) {
             cfg->keys_file = v;
         } else if (strcmp(a, "--state-dir") == 0) {
@@ -330,6 +385,7 @@ int main(int argc, char **argv)
     cfg.max_conn_seconds = 3600;
     cfg.auth_timeout = 30;
     cfg.clock_skew = 300;
+    cfg.max_txn_seconds = 300;
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -350,6 +406,12 @@ int main(int argc, char **argv)
     i = parse_options(argc, argv, 2, &cfg);
     if (i < 0)
         return 2;
+    if (cfg.conn_burst > 0 && cfg.conn_rate <= 0) {
+        fprintf(stderr, "dsql-local: --burst needs --connection-rate\n");
+        return 2;
+    }
+    if (cfg.conn_rate > 0 && cfg.conn_burst <= 0)
+        cfg.conn_burst = 10 * cfg.conn_rate; /* DSQL: 100/s, bursts of 1,000 */
     if (strcmp(verb, "run") == 0) {
         if (i >= argc) {
             fprintf(stderr, "dsql-local: run needs a command after --\n");

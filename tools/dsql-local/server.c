@@ -325,7 +325,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     gw = dl_gateway_new(s.base, &run_cfg, s.dir, s.keys, sockdir, err, sizeof err);
     if (!gw)
         goto fail;
-    if (dl_cluster_start(&s.cluster, s.dir, err, sizeof err) != 0)
+    if (dl_cluster_start(&s.cluster, s.dir, !cfg->postgres_compat, err, sizeof err) != 0)
         goto fail;
     CHECK_STOP();
     sigs[0] = evsignal_new(s.base, SIGTERM, on_stop_signal, &s);

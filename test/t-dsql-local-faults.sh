@@ -1,0 +1,100 @@
+#!/bin/sh
+# dsql-local's injected faults (issue 17): write commits that fail with
+# OC000, commits applied and then the connection cut, refused logins,
+# added latency. Each fault at rate 1, so every eligible commit shows it.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+T=$B/dsql-token
+fail=0
+pass() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+cleanup() {
+    for d in c d r l; do "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+out=$("$L" start --conflict-rate 1.5 2>&1; echo "st=$?")
+case $out in *"conflict-rate '1.5' is not a probability in 0..1"*st=2) pass "a bad rate is a usage error" ;;
+*) bad "bad rate: $out" ;; esac
+
+"$L" start --state-dir "$tmp/c" --conflict-rate 1 >"$tmp/c.env" 2>&1 &
+p1=$!
+"$L" start --state-dir "$tmp/d" --drop-after-commit 1 >"$tmp/d.env" 2>&1 &
+p2=$!
+"$L" start --state-dir "$tmp/r" --refuse-connections 1 >"$tmp/r.env" 2>&1 &
+p3=$!
+"$L" start --state-dir "$tmp/l" --latency 300 >"$tmp/l.env" 2>&1 &
+p4=$!
+for p in $p1 $p2 $p3 $p4; do wait $p || { echo "FAIL start: $(cat "$tmp"/*.env)"; exit 1; }; done
+
+sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
+
+( # --conflict-rate 1
+    . "$tmp/c.env"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    sql -c "CREATE TABLE acct (id int PRIMARY KEY, v int)" >/dev/null
+    out=$(sql -c "INSERT INTO acct VALUES (1, 0)")
+    case $out in *"40001: mutation conflicts with another transaction, retry as needed (OC000)"*)
+        pass "conflict-rate 1: an autocommit write fails with OC000" ;;
+    *) bad "autocommit write: $out" ;; esac
+    out=$(sql -c "BEGIN" -c "UPDATE acct SET v = 1" -c "SELECT 'in'" -c "COMMIT" -c "SELECT 'after'")
+    case $out in *"in"*"40001: mutation conflicts with another transaction, retry as needed (OC000)"*after)
+        pass "conflict-rate 1: a COMMIT of a write transaction fails with OC000, the session goes on" ;;
+    *) bad "explicit commit: $out" ;; esac
+    out=$(sql -c "BEGIN" -c "SELECT count(*) FROM acct" -c "COMMIT")
+    [ "$out" = 0 ] && pass "a read-only transaction commits" || bad "read-only: $out"
+    out=$(sql -c "SELECT count(*) FROM acct")
+    [ "$out" = 0 ] && pass "a conflicted write left nothing" || bad "rows after conflicts: $out"
+    exit $fail
+) || fail=1
+
+( # --drop-after-commit 1
+    . "$tmp/d.env"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    sql -c "CREATE TABLE acct (id int PRIMARY KEY, v int)" >/dev/null
+    out=$(sql -c "INSERT INTO acct VALUES (1, 0)" -c "SELECT 'never'")
+    case $out in *never*) bad "drop after an autocommit write: $out" ;;
+    *"server closed the connection"*|*"connection to server was lost"*)
+        pass "drop-after-commit 1: the connection is cut after an autocommit write" ;;
+    *) bad "drop after an autocommit write: $out" ;; esac
+    out=$(sql -c "BEGIN" -c "UPDATE acct SET v = 7 WHERE id = 1" -c "COMMIT" -c "SELECT 'never'")
+    case $out in *never*) bad "drop after COMMIT: $out" ;;
+    *"server closed the connection"*|*"connection to server was lost"*)
+        pass "drop-after-commit 1: the connection is cut after COMMIT" ;;
+    *) bad "drop after COMMIT: $out" ;; esac
+    out=$(sql -c "SELECT id, v FROM acct")
+    [ "$out" = "1|7" ] && pass "both commits were applied (the ambiguous commit)" || bad "after drops: $out"
+    exit $fail
+) || fail=1
+
+( # --refuse-connections 1
+    . "$tmp/r.env"
+    out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 1" 2>&1)
+    case $out in *"Unable to accept connection, rate exceeded."*)
+        pass "refuse-connections 1: a login is refused with the 53400 text" ;;
+    *) bad "refused login: $out" ;; esac
+    exit $fail
+) || fail=1
+
+( # --latency 300: five round trips take at least 1.5 s
+    . "$tmp/l.env"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    out=$(psql -X -At -c '\timing on' -c "select 1" -c "select 2" -c "select 3" -c "select 4" \
+        -c "select 5" 2>&1)
+    ms=$(echo "$out" | sed -n 's/^Time: \([0-9]*\)\..*/\1/p' | awk '{s += $1} END {print s + 0}')
+    [ "$ms" -ge 1500 ] && pass "latency 300: five queries took $ms ms (at least 1500)" ||
+        bad "latency: $ms ms: $out"
+    exit $fail
+) || fail=1
+
+[ $fail -eq 0 ] && echo "all dsql-local fault checks passed"
+exit $fail

@@ -1,0 +1,83 @@
+#!/bin/sh
+# dsql-local's connection and transaction limits ("Cluster quotas and
+# database limits in Amazon Aurora DSQL"), set low so tests reach them:
+# sessions (53300), new sessions a second (53400), transaction duration.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+T=$B/dsql-token
+fail=0
+pass() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; "$L" stop --state-dir "$tmp/b" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+"$L" start --state-dir "$tmp/a" --max-connections 2 --max-transaction-duration 2 >"$tmp/a.env" 2>&1 &
+a=$!
+"$L" start --state-dir "$tmp/b" --connection-rate 1/s --burst 3 >"$tmp/b.env" 2>&1 &
+b=$!
+wait $a || { echo "FAIL start A: $(cat "$tmp/a.env")"; exit 1; }
+wait $b || { echo "FAIL start B: $(cat "$tmp/b.env")"; exit 1; }
+
+out=$("$L" start --connection-rate fast 2>&1; echo "st=$?")
+case $out in *"--connection-rate 'fast'"*st=2) pass "a bad rate is a usage error" ;; *) bad "bad rate: $out" ;; esac
+out=$("$L" start --burst 5 2>&1; echo "st=$?")
+case $out in *"--burst needs --connection-rate"*st=2) pass "--burst alone is a usage error" ;; *) bad "burst: $out" ;; esac
+
+(
+    . "$tmp/a.env"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
+    psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
+    sleep 1.5
+    out=$(psql -X -At -c "select 1" 2>&1)
+    case $out in *"Unable to accept connection, too many open connections."*)
+        pass "--max-connections 2: the third session is refused with DSQL's 53300 text" ;;
+    *) bad "third session: $out" ;; esac
+    wait
+    out=$(psql -X -At -c "select 1" 2>&1)
+    [ "$out" = 1 ] && pass "sessions that ended make room again" || bad "after the two ended: $out"
+
+    out=$(psql -X -At -c "begin" -c "select pg_sleep(5)" 2>&1)
+    case $out in *"transaction exceeded the maximum duration of 2 s"*)
+        pass "--max-transaction-duration 2: a longer transaction ends the session" ;;
+    *) bad "long transaction: $out" ;; esac
+    out=$(psql -X -At -c "begin" -c "select 1" -c "commit" -c "select pg_sleep(3)" -c "select 42" 2>&1)
+    case $out in *42) pass "time outside a transaction does not count" ;; *) bad "idle session: $out" ;; esac
+    exit $fail
+) || fail=1
+
+(
+    . "$tmp/b.env"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    sleep 3 # a full bucket
+    start=$(date +%s)
+    i=0
+    while [ $i -lt 20 ]; do
+        psql -X -At -c "select 1" >"$tmp/rate.$i" 2>&1 &
+        i=$((i + 1))
+    done
+    wait
+    el=$(($(date +%s) - start))
+    okc=$(cat "$tmp"/rate.* | grep -c '^1$')
+    refused=$(cat "$tmp"/rate.* | grep -c "Unable to accept connection, rate exceeded.")
+    # at most the burst plus one a second got in; every other one was told why
+    if [ "$okc" -le $((3 + el + 1)) ] && [ $((okc + refused)) -eq 20 ] && [ "$refused" -gt 0 ]; then
+        pass "--connection-rate 1/s --burst 3: $okc of 20 in ${el}s, $refused refused with DSQL's 53400 text"
+    else
+        bad "rate: $okc ok, $refused refused of 20 in ${el}s: $(cat "$tmp"/rate.* | sort | uniq -c)"
+    fi
+    sleep 2
+    out=$(psql -X -At -c "select 1" 2>&1)
+    [ "$out" = 1 ] && pass "after a pause logins work again" || bad "after the pause: $out"
+    exit $fail
+) || fail=1
+
+[ $fail -eq 0 ] && echo "all dsql-local limit checks passed"
+exit $fail

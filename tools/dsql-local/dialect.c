@@ -1,0 +1,368 @@
+/* dsql-local: DSQL's dialect on the relay. Client Query and Parse texts
+ * pass through sqlrules.c (refused statements are replaced by a call that
+ * makes PostgreSQL raise the refusal, so the transaction fails there as it
+ * would on DSQL); backend errors are rewritten into DSQL's: conflicts and
+ * lock timeouts as OC000/OC001 (SQLSTATE 40001), the read-only error the
+ * DDL event trigger causes as "ddl and dml ...", and our PL/pgSQL context
+ * lines dropped. Source: "Concurrency control in Aurora DSQL", "DDL and
+ * distributed transactions in Aurora DSQL". */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "dialect.h"
+#include "sqlrules.h"
+
+#define CLASSIFY_MAX (1u << 20) /* larger Query/Parse texts pass unchecked */
+#define ERROR_MAX (64u * 1024u) /* larger ErrorResponses pass unchanged */
+
+#define OC000 "mutation conflicts with another transaction, retry as needed (OC000)"
+#define OC001 "schema has been updated by another transaction, please retry: (OC001)"
+#define DDL_DML "ddl and dml are not supported in the same transaction"
+#define ONE_DDL "only one ddl statement is supported in a transaction"
+
+/* Appends a message of type t with body b[0..n) to out. */
+static int put_msg(struct evbuffer *out, char t, const void *b, size_t n)
+{
+    unsigned char hdr[5];
+
+    hdr[0] = (unsigned char)t;
+    pgs_put_be32(hdr + 1, (uint32_t)(n + 4));
+    return evbuffer_add(out, hdr, 5) != 0 || evbuffer_add(out, b, n) != 0 ? -1 : 0;
+}
+
+/* ---- client to backend ---- */
+
+/* Injected faults for a write's commit: an explicit COMMIT of a transaction
+ * that wrote, or a write in autocommit (a transaction too). 1 when the
+ * Query was replaced by a conflict, 0 to send it (perhaps marked to cut
+ * the connection once it is done). */
+static int inject_at_commit(conn *c, const unsigned char *body, size_t n, struct evbuffer *out,
+                            int *rc)
+{
+    static const char conflict[] = "CALL dsql_local.injected_conflict()";
+    static const char end_then_conflict[] = "ROLLBACK; CALL dsql_local.injected_conflict()";
+    const dl_faults *f = &c->gw->faults;
+    dl_sql_kind kind;
+
+    if (f->conflict_rate <= 0 && f->drop_after_commit <= 0)
+        return 0;
+    kind = dl_sql_kind_of((const char *)body, n - 1);
+    if (!((kind == DL_SQL_COMMIT && c->in_txn && c->txn_wrote) ||
+          (kind == DL_SQL_WRITE && !c->in_txn)))
+        return 0;
+    if (dl_faults_roll(f->conflict_rate)) {
+        c->gw->n_conflicts++;
+        if (kind == DL_SQL_COMMIT) {
+            c->swallow_tag = 1; /* the client sees only the conflict */
+            *rc = put_msg(out, 'Q', end_then_conflict, sizeof end_then_conflict);
+        } else {
+            *rc = put_msg(out, 'Q', conflict, sizeof conflict);
+        }
+        return 1;
+    }
+    if (dl_faults_roll(f->drop_after_commit))
+        c->drop_pending = 1;
+    return 0;
+}
+
+/* A Query: the text, NUL-terminated, is the whole body. */
+static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
+{
+    const char *what;
+    char *text = NULL, call[160];
+    size_t tlen;
+    int rc;
+
+    if (n == 0 || body[n - 1] != '\0')
+        return put_msg(out, 'Q', body, n); /* PostgreSQL will object */
+    switch (dl_sql_check((const char *)body, n - 1, &what, &text, &tlen)) {
+    case DL_SQL_PASS:
+        if (inject_at_commit(c, body, n, out, &rc))
+            return rc;
+        return put_msg(out, 'Q', body, n);
+    case DL_SQL_REFUSE:
+        if (dl_sql_refusal(call, sizeof call, what) < 0)
+            return -1;
+        return put_msg(out, 'Q', call, strlen(call) + 1);
+    case DL_SQL_REWRITE:
+        break;
+    }
+    text[tlen] = '\0'; /* the rewrite only shortens: room for the NUL */
+    rc = put_msg(out, 'Q', text, tlen + 1);
+    free(text);
+    return rc;
+}
+
+/* A Parse: name NUL, text NUL, int16 n, n type oids. A refused text
+ * becomes the refusal with no parameter types. */
+static int filter_parse(struct evbuffer *out, const unsigned char *body, size_t n)
+{
+    const unsigned char *name_end = memchr(body, '\0', n), *text, *text_end;
+    const char *what;
+    char *text2 = NULL, call[160];
+    size_t tlen, namelen, restlen;
+    struct evbuffer *tmp;
+    int rc = -1;
+
+    if (!name_end)
+        return put_msg(out, 'P', body, n);
+    text = name_end + 1;
+    text_end = memchr(text, '\0', n - (size_t)(text - body));
+    if (!text_end)
+        return put_msg(out, 'P', body, n);
+    namelen = (size_t)(text - body);
+    restlen = n - (size_t)(text_end + 1 - body);
+    switch (dl_sql_check((const char *)text, (size_t)(text_end - text), &what, &text2, &tlen)) {
+    case DL_SQL_PASS:
+        return put_msg(out, 'P', body, n);
+    case DL_SQL_REFUSE: {
+        static const unsigned char no_types[2] = {0, 0};
+        if (dl_sql_refusal(call, sizeof call, what) < 0 || !(tmp = evbuffer_new()))
+            return -1;
+        if (evbuffer_add(tmp, body, namelen) == 0 && evbuffer_add(tmp, call, strlen(call) + 1) == 0 &&
+            evbuffer_add(tmp, no_types, 2) == 0)
+            rc = put_msg(out, 'P', evbuffer_pullup(tmp, -1), evbuffer_get_length(tmp));
+        evbuffer_free(tmp);
+        return rc;
+    }
+    case DL_SQL_REWRITE:
+        break;
+    }
+    tmp = evbuffer_new();
+    if (tmp && evbuffer_add(tmp, body, namelen) == 0 && evbuffer_add(tmp, text2, tlen) == 0 &&
+        evbuffer_add(tmp, "", 1) == 0 && evbuffer_add(tmp, text_end + 1, restlen) == 0)
+        rc = put_msg(out, 'P', evbuffer_pullup(tmp, -1), evbuffer_get_length(tmp));
+    if (tmp)
+        evbuffer_free(tmp);
+    free(text2);
+    return rc;
+}
+
+/* Moves whole messages (or the rest of a long one) from in to out; the
+ * types in collect (NULL: all) go whole through f. *left counts the bytes
+ * of a message being passed through. Returns f's non-zero result. */
+typedef int (*msg_filter)(conn *c, char type, const unsigned char *body, size_t n,
+                          struct evbuffer *out);
+
+static int pump(conn *c, struct evbuffer *in, struct evbuffer *out, size_t *left,
+                const char *collect, size_t collect_max, msg_filter f)
+{
+    unsigned char hdr[5];
+
+    for (;;) {
+        size_t have = evbuffer_get_length(in), mlen;
+        if (*left > 0) {
+            size_t n = have < *left ? have : *left;
+            if (n == 0 || evbuffer_remove_buffer(in, out, n) != (int)n)
+                return n == 0 ? 0 : -1;
+            *left -= n;
+            continue;
+        }
+        if (have < 5 || evbuffer_copyout(in, hdr, 5) != 5)
+            return 0;
+        mlen = pgs_be32(hdr + 1);
+        if (mlen < 4) { /* broken framing: stop filtering, PostgreSQL will object */
+            *left = SIZE_MAX;
+            continue;
+        }
+        if ((!collect || (hdr[0] && strchr(collect, (char)hdr[0]))) && mlen - 4 <= collect_max) {
+            unsigned char *msg;
+            int rc;
+            if (have < 1 + mlen)
+                return 0; /* wait for the whole message */
+            msg = evbuffer_pullup(in, (ev_ssize_t)(1 + mlen));
+            if (!msg)
+                return -1;
+            rc = f(c, (char)hdr[0], msg + 5, mlen - 4, out);
+            evbuffer_drain(in, 1 + mlen);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        *left = 1 + (size_t)mlen;
+    }
+}
+
+static int client_msg(conn *c, char type, const unsigned char *body, size_t n,
+                      struct evbuffer *out)
+{
+    (void)c;
+    return type == 'Q' ? filter_query(c, out, body, n) : filter_parse(out, body, n);
+}
+
+int dialect_client_to_backend(conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    return pump(c, in, out, &c->cbody_left, "QP", CLASSIFY_MAX, client_msg);
+}
+
+/* ---- backend to client ---- */
+
+typedef struct field {
+    char code;
+    const char *value;
+} field;
+
+static const char *find(const field *fs, int n, char code)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (fs[i].code == code)
+            return fs[i].value;
+    return NULL;
+}
+
+static int is_ddl_word(const char *s)
+{
+    static const char *const words[] = {"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE"};
+    size_t i;
+
+    for (i = 0; i < sizeof words / sizeof *words; i++) {
+        size_t k = strlen(words[i]);
+        if (strncmp(s, words[i], k) == 0 && (s[k] == ' ' || s[k] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
+/* DSQL's SQLSTATE and message for a PostgreSQL error, or 0 to keep it. */
+static int dsql_error_for(const conn *c, const char *code, const char *msg, const char *where,
+                          const char **state, const char **text)
+{
+    if (!code || !msg)
+        return 0;
+    if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0) {
+        *state = "40001";
+        *text = OC000;
+        return 1;
+    }
+    if (strcmp(code, "53300") == 0) { /* PostgreSQL's own "too many clients" */
+        *state = "53300";
+        *text = "Unable to accept connection, too many open connections.";
+        return 1;
+    }
+    if (strcmp(code, "55P03") == 0) {
+        /* a row lock names its tuple; a table's lock is a schema change's */
+        *state = "40001";
+        *text = where && strstr(where, "tuple") ? OC000 : OC001;
+        return 1;
+    }
+    if (strcmp(code, "25006") == 0 && c->txn_ddl && strncmp(msg, "cannot execute ", 15) == 0) {
+        *state = "0A000";
+        *text = is_ddl_word(msg + 15) ? ONE_DDL : DDL_DML;
+        return 1;
+    }
+    return 0;
+}
+
+static int rewrite_error(conn *c, const unsigned char *body, size_t n, struct evbuffer *out)
+{
+    field fs[32];
+    const char *state = NULL, *text = NULL, *code, *msg, *where;
+    int nf = 0, i, ours, rc;
+    size_t off = 0;
+    struct evbuffer *tmp;
+
+    if (n == 0 || body[n - 1] != '\0')
+        return put_msg(out, 'E', body, n);
+    while (off < n && body[off] != '\0' && nf < 32) {
+        const unsigned char *end = memchr(body + off + 1, '\0', n - off - 1);
+        if (!end)
+            return put_msg(out, 'E', body, n);
+        fs[nf].code = (char)body[off];
+        fs[nf].value = (const char *)body + off + 1;
+        nf++;
+        off = (size_t)(end + 1 - body);
+    }
+    code = find(fs, nf, 'C');
+    msg = find(fs, nf, 'M');
+    where = find(fs, nf, 'W');
+    ours = where && strstr(where, "dsql_local.") != NULL;
+    if (!dsql_error_for(c, code, msg, where, &state, &text) && !ours)
+        return put_msg(out, 'E', body, n);
+    tmp = evbuffer_new();
+    if (!tmp)
+        return -1;
+    rc = 0;
+    for (i = 0; i < nf && rc == 0; i++) {
+        char fc = fs[i].code;
+        const char *v = fs[i].value;
+        if (ours && (fc == 'W' || fc == 'q' || fc == 'p'))
+            continue; /* our trigger's PL/pgSQL is no part of the answer */
+        if (state && (fc == 'D' || fc == 'H' || fc == 'W'))
+            continue;
+        if (state && fc == 'C')
+            v = state;
+        if (state && fc == 'M')
+            v = text;
+        rc = evbuffer_add(tmp, &fc, 1) != 0 || evbuffer_add(tmp, v, strlen(v) + 1) != 0;
+    }
+    if (rc == 0 && evbuffer_add(tmp, "", 1) == 0)
+        rc = put_msg(out, 'E', evbuffer_pullup(tmp, -1), evbuffer_get_length(tmp));
+    else
+        rc = -1;
+    evbuffer_free(tmp);
+    return rc;
+}
+
+static int is_write_tag(const unsigned char *body, size_t n)
+{
+    static const char *const tags[] = {"INSERT ", "UPDATE ", "DELETE ", "MERGE "};
+    size_t i;
+
+    for (i = 0; i < sizeof tags / sizeof *tags; i++)
+        if (n > strlen(tags[i]) && memcmp(body, tags[i], strlen(tags[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* A commit chosen to be cut: the client hears nothing more of it (its
+ * CommandComplete included); at ReadyForQuery the commit is done and the
+ * connection goes. A failed commit is no ambiguous one: it is passed on. */
+static int drop_after_commit(conn *c, char type)
+{
+    if (type == 'E') {
+        c->drop_pending = 0;
+        return 0;
+    }
+    if (type != 'Z')
+        return 2; /* swallowed */
+    c->gw->n_drops++;
+    return 1;
+}
+
+static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
+                       struct evbuffer *out)
+{
+    if (c->drop_pending) {
+        int r = drop_after_commit(c, type);
+        if (r != 0)
+            return r == 2 ? 0 : DIALECT_DROP;
+    }
+    if (type == 'Z' && n == 1) {
+        if (body[0] == 'I') {
+            c->txn_ddl = 0;
+            c->txn_wrote = 0;
+        }
+        conn_txn_status(c, (char)body[0]);
+    } else if (type == 'C' && c->swallow_tag) {
+        c->swallow_tag = 0;
+        return 0;
+    } else if (type == 'C' && n > 0 && is_ddl_word((const char *)body) && memchr(body, '\0', n)) {
+        c->txn_ddl = 1;
+    } else if (type == 'C' && is_write_tag(body, n)) {
+        c->txn_wrote = 1;
+    }
+    if (type == 'E')
+        return rewrite_error(c, body, n, out);
+    return put_msg(out, type, body, n);
+}
+
+int dialect_backend_to_client(conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+    /* a commit to be cut: every message goes through backend_msg, to be dropped */
+    return pump(c, in, out, &c->bbody_left, c->drop_pending ? NULL : "EZC", ERROR_MAX,
+                backend_msg);
+}
