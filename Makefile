@@ -260,7 +260,7 @@ check-config:
 
 # libpq adapter suites: libpq's headers
 $(B)/test/check_pq $(B)/test/check_pq_defaults $(B)/test/check_pq_shared $(B)/test/pq_integration \
-  $(B)/test/check_pq_retry: \
+  $(B)/test/check_pq_retry $(B)/test/check_nonblocking_connect: \
   CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 # pool suite: re-runs itself under dsql-local when that has been built (else
 # it starts a throwaway PostgreSQL); fails allocations through --wrap

@@ -430,7 +430,7 @@ static step classify(const char *msg, const char *sqlstate, int *retryable)
 
 /* ---- the connecting state machine ---- */
 
-enum { ST_CONNECTING, ST_BACKOFF, ST_OK, ST_FAILED };
+enum { ST_CONNECTING, ST_BACKOFF, ST_OK, ST_FAILED, ST_TOKEN };
 
 struct dsql_pq_connecting {
     const dsql_config *cfg; /* resolved: the caller's, or own */
@@ -451,6 +451,8 @@ struct dsql_pq_connecting {
         unsigned attempts;
     } *hf;
     dsql_error last;
+    int offthread;            /* sign tokens on a helper thread (non-blocking API) */
+    dsql__pq_token_job *job;  /* ST_TOKEN: the token being signed */
 };
 
 static void record(dsql_pq_connecting *c, step s, const char *sqlstate, const char *msg)
@@ -537,34 +539,27 @@ static int record_libpq_error(dsql_pq_connecting *c)
     return retry;
 }
 
-/* Starts an attempt on host order[pos]. Returns 0 when libpq is under
- * way, 1 when the attempt failed at once (recorded), -1 on a fatal error
- * (provider, memory: c->last filled). */
-static int start_attempt(dsql_pq_connecting *c)
+/* Hands libpq the token for host h (st: how signing went) and starts it.
+ * Returns as start_attempt does. */
+static int launch(dsql_pq_connecting *c, const dsql_config_host *h, dsql_status st,
+                  char *token, dsql_error *e)
 {
-    close_conn(c);
-    dsql_config_host h;
-    if (dsql_config_host_at(c->cfg, c->order[c->pos], &h, &c->last) != DSQL_OK)
-        return -1;
-    char *token = NULL;
-    dsql_error e = {0};
-    dsql_status st = sign_token(c->cfg, c->provider, &h, &token, &e);
     if (st != DSQL_OK) {
         step s = (st == DSQL_ECREDENTIALS || st == DSQL_EEXPIRED) ? STEP_CREDENTIALS
                  : st == DSQL_ENOMEM                              ? STEP_CONFIG
                                                                   : STEP_TOKEN;
-        record(c, s, "", e.message);
+        record(c, s, "", e->message);
         c->last.status = st;
         return -1;
     }
     char port[8], app[128];
     kv p;
-    st = build_kv(c->cfg, &h, token, port, app, &p, &e);
+    st = build_kv(c->cfg, h, token, port, app, &p, e);
     if (st == DSQL_OK)
         c->conn = PQconnectStartParams(p.k, p.v, 0);
     dsql_token_free(token);
     if (st != DSQL_OK) {
-        record(c, STEP_CONFIG, "", e.message);
+        record(c, STEP_CONFIG, "", e->message);
         return -1;
     }
     if (!c->conn) {
@@ -583,6 +578,46 @@ static int start_attempt(dsql_pq_connecting *c)
     c->deadline = c->timeout_s > 0 ? now_ms() + (int64_t)c->timeout_s * 1000 : 0;
     c->state = ST_CONNECTING;
     return 0;
+}
+
+/* Starts an attempt on host order[pos]. Returns 0 when under way (libpq
+ * connecting, or for the non-blocking API the token being signed on a
+ * helper thread: ST_TOKEN), 1 when the attempt failed at once (recorded),
+ * -1 on a fatal error (provider, memory: c->last filled). */
+static int start_attempt(dsql_pq_connecting *c)
+{
+    close_conn(c);
+    dsql_config_host h;
+    if (dsql_config_host_at(c->cfg, c->order[c->pos], &h, &c->last) != DSQL_OK)
+        return -1;
+    if (c->offthread) {
+        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host,
+                                  dsql_config_get(c->cfg, "user"), h.region,
+                                  token_lifetime(c->cfg)};
+        if ((c->job = dsql__pq_token_job_start(c->provider, &req)) != NULL) {
+            c->state = ST_TOKEN;
+            return 0;
+        }
+    }
+    char *token = NULL;
+    dsql_error e = {0};
+    dsql_status st = sign_token(c->cfg, c->provider, &h, &token, &e);
+    return launch(c, &h, st, token, &e);
+}
+
+/* ST_TOKEN and the helper thread is done: start libpq with its token. */
+static int token_ready(dsql_pq_connecting *c)
+{
+    char *token = NULL;
+    dsql_error e = {0};
+    dsql_status st = dsql__pq_token_job_finish(c->job, &token, &e);
+    c->job = NULL;
+    dsql_config_host h;
+    if (dsql_config_host_at(c->cfg, c->order[c->pos], &h, &c->last) != DSQL_OK) {
+        dsql_token_free(token);
+        return -1;
+    }
+    return launch(c, &h, st, token, &e);
 }
 
 static unsigned backoff_ms(dsql_pq_connecting *c)
@@ -633,7 +668,7 @@ static unsigned cfg_uint(const dsql_config *cfg, const char *key, unsigned dflt)
 
 static dsql_pq_connecting *connecting_new(const dsql_config *given,
                                           dsql_token_provider *provider, size_t first,
-                                          dsql_error *err)
+                                          int offthread, dsql_error *err)
 {
     dsql_config *own;
     const dsql_config *cfg;
@@ -682,6 +717,7 @@ static dsql_pq_connecting *connecting_new(const dsql_config *given,
     int t = (int)cfg_uint(cfg, "connect_timeout", 0);
     c->timeout_s = t > 0 && t < 2 ? 2 : t; /* libpq's minimum */
     c->provider = provider;
+    c->offthread = offthread;
     if (!provider && !(c->provider = dsql_token_provider_shared(cfg, err))) {
         free(c->order);
         free(c->hf);
@@ -694,7 +730,7 @@ static dsql_pq_connecting *connecting_new(const dsql_config *given,
         next_step(c, 0); /* failed at once (e.g. DNS): the next host */
     else if (r < 0)
         c->state = ST_FAILED;
-    if (c->state == ST_CONNECTING)
+    if (c->state == ST_CONNECTING || c->state == ST_TOKEN)
         return c;
     finish_error(c, err);
     dsql_pq_connect_finish(c);
@@ -704,7 +740,7 @@ static dsql_pq_connecting *connecting_new(const dsql_config *given,
 dsql_pq_connecting *dsql_pq_connect_start(const dsql_config *cfg, dsql_token_provider *provider,
                                           dsql_error *err)
 {
-    return connecting_new(cfg, provider, (size_t)-1, err);
+    return connecting_new(cfg, provider, (size_t)-1, 1, err);
 }
 
 /* 1 when fd is ready in the wanted direction right now. */
@@ -749,6 +785,19 @@ static dsql_pq_poll_status poll_step(dsql_pq_connecting *c, int *fd, int *timeou
         case ST_FAILED:
             finish_error(c, err);
             return DSQL_PQ_POLL_FAILED;
+        case ST_TOKEN:
+            if (!dsql__pq_token_job_done(c->job)) {
+                *fd = dsql__pq_token_job_fd(c->job);
+                return DSQL_PQ_POLL_READING; /* the fetch has no deadline of ours */
+            }
+            {
+                int r = token_ready(c);
+                if (r > 0)
+                    next_step(c, 0);
+                else if (r < 0)
+                    c->state = ST_FAILED;
+            }
+            continue;
         case ST_BACKOFF:
             if (now < c->wake) {
                 *timeout_ms = (int)(c->wake - now);
@@ -804,6 +853,12 @@ PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c)
         conn = c->conn;
         c->conn = NULL;
     }
+    if (c->job) { /* abandoned while signing: wait for the helper thread */
+        char *token = NULL;
+        dsql__pq_token_job_finish(c->job, &token, NULL);
+        dsql_token_free(token);
+        c->job = NULL;
+    }
     close_conn(c);
     dsql_config_free(c->own);
     free(c->order);
@@ -820,7 +875,7 @@ static PGconn *connect_blocking(const dsql_config *cfg, dsql_token_provider *pro
 {
     if (dsql_retry_check(until, err) != DSQL_OK)
         return NULL;
-    dsql_pq_connecting *c = connecting_new(cfg, provider, first, err);
+    dsql_pq_connecting *c = connecting_new(cfg, provider, first, 0, err);
     if (!c)
         return NULL;
     int ready = 0;

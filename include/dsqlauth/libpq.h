@@ -89,10 +89,15 @@ typedef enum dsql_pq_poll_status {
     DSQL_PQ_POLL_OK = 4       /* done, connected: call dsql_pq_connect_finish */
 } dsql_pq_poll_status;
 
-/* Start connecting: signs the first token and starts libpq. Never blocks
- * on the network (but the token provider may, when it fetches
- * credentials). Returns NULL only for errors before any connection attempt
- * (configuration, credentials, token, memory). A resolved cfg must
+/* Start connecting. Never waits: each token (the first and those of later
+ * attempts) is signed on a helper thread, so a provider that must fetch
+ * credentials (IMDS, STS, SSO: up to seconds) does not block the caller;
+ * meanwhile _poll says READING on a pipe that becomes readable when the
+ * token is ready. libpq then starts (PQconnectStartParams). libpq resolves
+ * host names synchronously: to avoid a DNS wait on the event loop give
+ * hostaddr (the token is still signed for the host name). Returns NULL
+ * only for errors before any connection attempt (configuration, memory);
+ * a credentials or token failure is reported by _poll (FAILED). A resolved cfg must
  * outlive the handle (an unresolved one is copied into it); provider is
  * borrowed (NULL: the shared default, see above). */
 DSQL_API dsql_pq_connecting *dsql_pq_connect_start(const dsql_config *cfg,
@@ -107,7 +112,9 @@ DSQL_API dsql_pq_connecting *dsql_pq_connect_start(const dsql_config *cfg,
 DSQL_API dsql_pq_poll_status dsql_pq_connect_poll(dsql_pq_connecting *c, int *fd,
                                                   int *timeout_ms, dsql_error *err);
 
-/* Ends the attempt and frees c. Returns the connection after
+/* Ends the attempt and frees c (an attempt abandoned while its token is
+ * being signed waits for the helper thread: the provider stays in use
+ * until then). Returns the connection after
  * DSQL_PQ_POLL_OK (the caller owns it), else NULL (anything half-open is
  * closed). NULL is allowed. */
 DSQL_API PGconn *dsql_pq_connect_finish(dsql_pq_connecting *c);

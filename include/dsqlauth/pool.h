@@ -257,8 +257,10 @@ DSQL_API PGconn *dsql_pq_pool_acquire_until(dsql_pq_pool *pool, int timeout_ms,
  * is not from this pool is left alone (DSQL_EINVAL). */
 DSQL_API dsql_status dsql_pq_pool_release(dsql_pq_pool *pool, PGconn *conn);
 
-/* Non-blocking acquire for event loops. start never blocks on the network
- * (a token provider may block fetching credentials); poll advances as
+/* Non-blocking acquire for event loops. start never waits: with the
+ * default connector the token of a new connection is signed on a helper
+ * thread (dsql_pq_connect_start), so a credentials fetch does not block
+ * the event loop; poll advances as
  * dsql_pq_connect_poll does: wait for *fd readable (READING) or writable
  * (WRITING), or for *timeout_ms with no fd (WAITING, *fd = -1), then call
  * poll again; *timeout_ms is the longest wait (-1: none). While the pool is
