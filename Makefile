@@ -225,14 +225,15 @@ $(B)/examples/libuv-connect: CFLAGS += $(LIBUV_CFLAGS)
 # Benchmarks: one source each, always optimised; BENCH_CFLAGS and BENCH_LIBS
 # per benchmark where they differ.
 BENCHES := $(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench \
-  $(B)/bench/connect-bench $(B)/bench/pool-bench $(B)/bench/storm-bench
+  $(B)/bench/connect-bench $(B)/bench/pool-bench $(B)/bench/storm-bench \
+  $(B)/bench/nonblocking-bench
 BENCH_LIBS = $(PQ_LINK)
 $(B)/bench/%: bench/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(BENCH_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIBS)
 $(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench: BENCH_LIBS = $(CORE_LINK)
-$(B)/bench/storm-bench: BENCH_CFLAGS = $(CJSON_CFLAGS)
-$(B)/bench/storm-bench: BENCH_LIBS = $(PQ_LINK) $(CJSON_LIBS)
+$(B)/bench/storm-bench $(B)/bench/nonblocking-bench: BENCH_CFLAGS = $(CJSON_CFLAGS)
+$(B)/bench/storm-bench $(B)/bench/nonblocking-bench: BENCH_LIBS = $(PQ_LINK) $(CJSON_LIBS)
 
 .PHONY: all lib tools check bench bench-gateway install uninstall clean distclean demo valgrind fuzz tsan
 all: lib tools
