@@ -24,7 +24,7 @@ usage() { # want-fragment, args...
     if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then echo "ok   usage: $frag"
     else echo "FAIL usage $*: exit $st, '$err'"; fail=1; fi
 }
-usage "give --trust-loopback" --listen tcp:127.0.0.1:0 --hostname a.dsql.us-east-1.on.aws
+usage "give --client-password-file, or --trust-loopback" --listen tcp:127.0.0.1:0 --hostname a.dsql.us-east-1.on.aws
 usage "only loopback addresses" --listen tcp:0.0.0.0:5432 --trust-loopback
 usage "expected unix:DIR or tcp:127.0.0.1:PORT" --listen http://x
 usage "--sslnegotiation 'tls' is not" --sslnegotiation tls
@@ -257,6 +257,35 @@ check "TCP with --trust-loopback, sslmode=prefer ($out)" test "$out" = 9
 out=$( (. "$tmp/tcp.out"; command psql -Atc 'select 8') 2>&1)
 check "TCP with --print-env ($out)" test "$out" = 8
 stop_proxy tcp
+
+# loopback TCP with a local password, SCRAM-SHA-256 against a stored
+# verifier (made here by an independent implementation: Python's hashlib)
+python3 - "$tmp/pw" <<'PYV'
+import base64, hashlib, hmac, os, sys
+def verifier(password, salt, it=4096):
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, it)
+    ck = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    sk = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b = lambda x: base64.b64encode(x).decode()
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (it, b(salt), b(hashlib.sha256(ck).digest()), b(sk))
+with open(sys.argv[1], "w") as f:
+    f.write("# local passwords\nadmin:%s\n" % verifier("s3cret-local", os.urandom(16)))
+PYV
+chmod 600 "$tmp/pw"
+start_proxy scram --listen tcp:127.0.0.1:0 --client-password-file "$tmp/pw" || bad "proxy (scram) did not start"
+port=$(sed -n 's/^dsql-proxy: ready on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/scram.err")
+out=$(PGPASSWORD=s3cret-local psql -h 127.0.0.1 -p "$port" -Atc 'select current_user' 2>&1)
+check "TCP with the right local password (SCRAM) ($out)" test "$out" = admin
+out=$(PGPASSWORD=wrong psql -h 127.0.0.1 -p "$port" -Atc 'select 1' 2>&1)
+check "TCP with a wrong local password is refused ($out)" has "$out" 'password authentication failed for user "admin"'
+out=$(PGPASSWORD=s3cret-local psql -h 127.0.0.1 -p "$port" -U app -Atc 'select 1' 2>&1)
+check "TCP as a user with no verifier: the same refusal ($out)" has "$out" 'password authentication failed for user "app"'
+stop_proxy scram
+check "the local password is not logged" sh -c "! grep -q s3cret-local '$tmp/scram.err'"
+echo 'admin:md5abcdef' >"$tmp/badpw"
+chmod 600 "$tmp/badpw"
+out=$("$P" --listen tcp:127.0.0.1:0 --client-password-file "$tmp/badpw" 2>&1)
+check "a password file with a non-SCRAM line is refused at start ($out)" has "$out" 'line 1: user admin: not a SCRAM-SHA-256 verifier'
 
 # SIGTERM: no new clients, the running query finishes, then exit 0
 start_proxy drain --listen "unix:$tmp/t" || bad "proxy (drain) did not start"

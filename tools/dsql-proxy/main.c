@@ -33,7 +33,11 @@ static void usage(FILE *out)
             "  --listen unix:DIR   socket DIR/.s.PGSQL.5432 (default: a new private\n"
             "                      directory); only the proxy's own uid may connect\n"
             "  --listen tcp:127.0.0.1:PORT\n"
-            "                      loopback TCP; needs --trust-loopback\n"
+            "                      loopback TCP; needs --client-password-file or\n"
+            "                      --trust-loopback\n"
+            "  --client-password-file FILE\n"
+            "                      TCP clients log in with a local password, checked\n"
+            "                      with SCRAM-SHA-256 (user:SCRAM-SHA-256$... lines)\n"
             "  --trust-loopback    accept ANY local process on a TCP listener\n"
             "  --allow-uid UID     also accept this uid on Unix sockets (repeatable)\n"
             "  --allow-user USER   only these database users (repeatable)\n"
@@ -131,9 +135,7 @@ static int parse_value(args *a, int c, const char *name, const char *v)
     case 'p': a->o.profile = v; return 0;
     case 'a': a->o.hostaddr = v; return 0;
     case 'R': a->sslrootcert = v; return 0;
-    case 'W':
-        return bad("--client-password-file is not supported yet: use a Unix socket, or "
-                   "--trust-loopback%s%s", "", "");
+    case 'W': a->d.password_file = v; return 0;
     default: return bad("unknown option%s%s", "", "");
     }
 }
@@ -187,10 +189,10 @@ static int check_policy(const dp_options *d)
     int i;
 
     for (i = 0; i < d->nlisten; i++)
-        if (!d->listen[i].is_unix && !d->trust_loopback)
+        if (!d->listen[i].is_unix && !d->trust_loopback && !d->password_file)
             return bad("--listen tcp:%s: any local process could log in as any database "
-                       "user; give --trust-loopback to accept that (see dsql-proxy(1))%s",
-                       d->listen[i].host, "");
+                       "user; give --client-password-file, or --trust-loopback to accept "
+                       "that (see dsql-proxy(1))%s", d->listen[i].host, "");
     return 0;
 }
 
@@ -307,6 +309,10 @@ static int setup(dp_proxy *p, args *a, const target *t)
         fprintf(stderr, "dsql-proxy: %s\n", msg);
         return 1;
     }
+    if (a->d.password_file && dp_passwords_load(p, a->d.password_file, msg, sizeof msg) != 0) {
+        fprintf(stderr, "dsql-proxy: %s\n", msg);
+        return 1;
+    }
     p->tokens = dsql_token_provider_shared(t->cfg, &err);
     if (!p->tokens) {
         fprintf(stderr, "dsql-proxy: %s\n", err.message);
@@ -348,6 +354,7 @@ static void teardown(dp_proxy *p, args *a)
     if (p->dns)
         evdns_base_free(p->dns, 1);
     SSL_CTX_free(p->up.ssl_ctx);
+    dp_passwords_free(p);
 }
 
 static int serve(args *a, const target *t)

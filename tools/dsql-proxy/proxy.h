@@ -47,6 +47,7 @@ typedef struct dp_options {
     uint32_t expires_in;  /* 0: the configuration's */
     int auth_timeout;     /* seconds for a client to be logged in */
     int drain_timeout;    /* seconds SIGTERM waits for sessions */
+    const char *password_file; /* --client-password-file */
     int print_env;
     int verbose;
 } dp_options;
@@ -72,6 +73,8 @@ typedef struct dp_proxy {
     size_t nsessions;
     pgs_preauth preauth;
     pgs_ratelimit log_rl, cancel_rl;
+    struct dp_password *passwords; /* --client-password-file */
+    size_t npasswords;
     struct dp_cancel_job *cancel_jobs; /* forwards in flight */
     int cancels_in_flight;
     int draining;
@@ -100,6 +103,10 @@ int dp_session_evict_one(dp_proxy *p);
  * upstream session it names, if any. */
 void dp_cancel_route(dp_proxy *p, const unsigned char *pkt);
 void dp_cancel_close_all(dp_proxy *p);
+
+/* clientauth.c */
+int dp_passwords_load(dp_proxy *p, const char *path, char *err, size_t errcap);
+void dp_passwords_free(dp_proxy *p);
 
 /* listen.c */
 int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap);

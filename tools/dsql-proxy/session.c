@@ -44,6 +44,10 @@ static void session_free(dp_session *s)
     if (s->upstream)
         bufferevent_free(s->upstream);
     free(s->startup);
+    if (s->scram) {
+        pgs_scram_clear(s->scram);
+        free(s->scram);
+    }
     OPENSSL_cleanse(s->up_key, sizeof s->up_key);
     OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);
@@ -101,7 +105,7 @@ static void close_after_flush(dp_session *s, struct bufferevent *keep)
 }
 
 /* A FATAL ErrorResponse the client can show, then close. */
-static void refuse(dp_session *s, const char *sqlstate, const char *msg)
+void dp_session_refuse(dp_session *s, const char *sqlstate, const char *msg)
 {
     unsigned char buf[1200];
     size_t n = pgs_error_response(buf, sizeof buf, sqlstate, msg);
@@ -120,9 +124,9 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (s->state == DP_PRE)
-        refuse(s, "08006", "dsql-proxy: the startup packet did not arrive in time");
+        dp_session_refuse(s, "08006", "dsql-proxy: the startup packet did not arrive in time");
     else
-        refuse(s, "08006", "dsql-proxy: login to the upstream did not finish in time");
+        dp_session_refuse(s, "08006", "dsql-proxy: login did not finish in time");
 }
 
 /* ---- relay ---- */
@@ -207,7 +211,7 @@ static int send_token(dp_session *s)
         /* the library's messages name what is missing, never a secret */
         snprintf(msg, sizeof msg, "dsql-proxy: no token for user \"%s\": %s", s->user_shown,
                  err.message);
-        refuse(s, "28000", msg);
+        dp_session_refuse(s, "28000", msg);
         return -1;
     }
     hdr[0] = 'p';
@@ -216,7 +220,7 @@ static int send_token(dp_session *s)
          bufferevent_write(s->upstream, token, len + 1) != 0;
     dsql_token_free(token);
     if (rc) {
-        refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     return 0;
@@ -278,7 +282,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
         return 0;
     len = pgs_be32(hdr + 1);
     if (len < 4 || len > PGS_MAX_PACKET) {
-        refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
+        dp_session_refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
         return -1;
     }
     if (have < (size_t)len + 1)
@@ -286,7 +290,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
     switch (hdr[0]) {
     case 'R':
         if (len < 8 || evbuffer_copyout(in, hdr, 9) < 9) {
-            refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
+            dp_session_refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
             return -1;
         }
         code = pgs_be32(hdr + 5);
@@ -295,7 +299,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
             return send_token(s) == 0 ? 1 : -1;
         }
         if (code != 0) {
-            refuse(s, "28000", "dsql-proxy: the upstream asked for an authentication method "
+            dp_session_refuse(s, "28000", "dsql-proxy: the upstream asked for an authentication method "
                                "other than a password (IAM token)");
             return -1;
         }
@@ -305,14 +309,14 @@ static int login_step(dp_session *s, struct evbuffer *in)
         return -1;
     case 'K':
         if (swap_key(s, in, len) != 0) {
-            refuse(s, "53200", "dsql-proxy: out of memory");
+            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
             return -1;
         }
         return 1;
     case 'Z':
         if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
             (int)(len + 1)) {
-            refuse(s, "53200", "dsql-proxy: out of memory");
+            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
             return -1;
         }
         start_relay(s);
@@ -322,7 +326,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
     }
     if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
         (int)(len + 1)) {
-        refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     return 1;
@@ -343,7 +347,7 @@ static void login_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        refuse(s, "08006", "dsql-proxy: the upstream closed the connection during login");
+        dp_session_refuse(s, "08006", "dsql-proxy: the upstream closed the connection during login");
 }
 
 static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
@@ -354,7 +358,7 @@ static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
     s->connecting = NULL;
     if (!bev) {
         snprintf(msg, sizeof msg, "dsql-proxy: %s", err);
-        refuse(s, "08006", msg);
+        dp_session_refuse(s, "08006", msg);
         return;
     }
     s->upstream = bev;
@@ -363,7 +367,7 @@ static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
     bufferevent_setwatermark(bev, EV_READ, 0, PGS_MAX_PACKET + 64);
     if (bufferevent_write(bev, s->startup, s->startup_len) != 0 ||
         bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
-        refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
 }
 
 /* ---- the client's first packets ---- */
@@ -392,37 +396,37 @@ static int check_startup(dp_session *s)
             snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more "
                      "than once", shown);
         }
-        refuse(s, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
+        dp_session_refuse(s, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
         return -1;
     }
     user = pgs_startup_param(s->startup, s->startup_len, "user");
     if (!user || !*user) {
-        refuse(s, "28000", "no PostgreSQL user name specified in startup packet");
+        dp_session_refuse(s, "28000", "no PostgreSQL user name specified in startup packet");
         return -1;
     }
     snprintf(s->user, sizeof s->user, "%s", user);
     pgs_escape(s->user_shown, sizeof s->user_shown, user, strlen(user), PGS_ESC_QUOTED);
     if (strlen(user) >= sizeof s->user) {
-        refuse(s, "28000", "dsql-proxy: the user name is too long");
+        dp_session_refuse(s, "28000", "dsql-proxy: the user name is too long");
         return -1;
     }
     if (!user_allowed(s->p->opt, user)) {
         snprintf(msg, sizeof msg, "dsql-proxy: user \"%s\" is not allowed through this proxy "
                  "(--allow-user)", s->user_shown);
-        refuse(s, "28000", msg);
+        dp_session_refuse(s, "28000", msg);
         return -1;
     }
     return 0;
 }
 
-static void begin_login(dp_session *s)
+void dp_session_begin_login(dp_session *s)
 {
     pgs_preauth_remove(&s->p->preauth, &s->preauth); /* a real client: not evictable */
     s->state = DP_CONNECTING;
     bufferevent_disable(s->client, EV_READ); /* pipelined bytes wait for the relay */
     s->connecting = dp_connect_start(s->p, upstream_ready, s);
     if (!s->connecting)
-        refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
 }
 
 /* 1 next packet, 0 need more, -1 done with s. */
@@ -436,7 +440,7 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     len = pgs_be32(hdr);
     code = pgs_be32(hdr + 4);
     if (len < 8 || len > PGS_MAX_PACKET) {
-        refuse(s, "08P01", "invalid startup packet length");
+        dp_session_refuse(s, "08P01", "invalid startup packet length");
         return -1;
     }
     if (len == 8 && (code == PGS_SSL_REQUEST || code == PGS_GSSENC_REQUEST)) {
@@ -454,27 +458,34 @@ static int pre_step(dp_session *s, struct evbuffer *in)
         return -1;
     }
     if ((code >> 16) != 3) {
-        refuse(s, "08P01", "unsupported frontend protocol or request code");
+        dp_session_refuse(s, "08P01", "unsupported frontend protocol or request code");
         return -1;
     }
     if (s->p->opt->max_connections > 0 && s->p->nsessions > (size_t)s->p->opt->max_connections) {
-        refuse(s, "53300", "dsql-proxy: too many connections (--max-connections)");
+        dp_session_refuse(s, "53300", "dsql-proxy: too many connections (--max-connections)");
         return -1;
     }
     s->startup = malloc(len);
     if (!s->startup) {
-        refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     s->startup_len = len;
     evbuffer_remove(in, s->startup, len);
     if (!pgs_startup_valid(s->startup, len)) {
-        refuse(s, "08P01", "invalid startup packet layout");
+        dp_session_refuse(s, "08P01", "invalid startup packet layout");
         return -1;
     }
     if (check_startup(s) != 0)
         return -1;
-    begin_login(s);
+    if (s->is_tcp && s->p->npasswords > 0) {
+        if (dp_clientauth_start(s) != 0) {
+            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+            return -1;
+        }
+        return 1;
+    }
+    dp_session_begin_login(s);
     return -1;
 }
 
@@ -483,9 +494,17 @@ static void pre_read_cb(struct bufferevent *bev, void *arg)
     dp_session *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
+    int r = 1;
+
     pgs_preauth_talking(&s->p->preauth, &s->preauth);
-    while (s->state == DP_PRE && pre_step(s, in) > 0)
-        ;
+    while (r > 0) {
+        if (s->state == DP_PRE)
+            r = pre_step(s, in);
+        else if (s->state == DP_SASL_INIT || s->state == DP_SASL_FINAL)
+            r = dp_clientauth_step(s, in);
+        else
+            r = 0;
+    }
 }
 
 static void pre_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -560,6 +579,7 @@ void dp_session_accept(dp_proxy *p, int fd, int is_unix)
     p->sessions = s;
     p->nsessions++;
     s->pid = (uint32_t)s->id;
+    s->is_tcp = !is_unix;
     pgs_preauth_add(&p->preauth, &s->preauth);
     s->client = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!s->client) {

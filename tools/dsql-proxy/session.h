@@ -3,9 +3,12 @@
 #define DSQL_PROXY_SESSION_H
 
 #include "proxy.h"
+#include "scram.h"
 
 enum dp_state {
     DP_PRE,        /* SSLRequest, GSSENCRequest, CancelRequest, startup */
+    DP_SASL_INIT,  /* local password (TCP): AuthenticationSASL sent */
+    DP_SASL_FINAL, /* server-first-message sent */
     DP_CONNECTING, /* TLS connection to the upstream under way */
     DP_LOGIN,      /* startup sent upstream, answering its password request */
     DP_RELAY,      /* bytes both ways */
@@ -29,8 +32,16 @@ typedef struct dp_session {
     unsigned char key[8];      /* secret (key[4..8] random) */
     unsigned char up_key[8];   /* the upstream's pid and secret */
     int can_cancel;
+    int is_tcp;
+    pgs_scram *scram;          /* local password check, TCP only */
 } dp_session;
 
 void dp_session_init_limits(dp_proxy *p, size_t cap);
+void dp_session_refuse(dp_session *s, const char *sqlstate, const char *msg);
+void dp_session_begin_login(dp_session *s);
+
+/* clientauth.c */
+int dp_clientauth_start(dp_session *s);
+int dp_clientauth_step(dp_session *s, struct evbuffer *in);
 
 #endif
