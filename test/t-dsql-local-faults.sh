@@ -96,5 +96,29 @@ sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
     exit $fail
 ) || fail=1
 
+( # dsql-local set: faults changed while running
+    . "$tmp/r.env"
+    out=$("$L" set refuse-connections 0 --state-dir "$tmp/r" 2>&1; echo "st=$?")
+    [ "$out" = "st=0" ] && pass "set refuse-connections 0 is answered" || bad "set: $out"
+    out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 1" 2>&1)
+    [ "$out" = 1 ] && pass "after set refuse-connections 0 logins work" || bad "after set: $out"
+    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    sql -c "CREATE TABLE t (x int PRIMARY KEY)" >/dev/null
+    "$L" set conflict-rate 1 --state-dir "$tmp/r" || bad "set conflict-rate 1"
+    out=$(sql -c "INSERT INTO t VALUES (1)")
+    case $out in *"(OC000)"*) pass "set conflict-rate 1: the next write conflicts" ;;
+    *) bad "after set conflict-rate 1: $out" ;; esac
+    out=$("$L" set conflict-rate lots --state-dir "$tmp/r" 2>&1; echo "st=$?")
+    case $out in *"conflict-rate 'lots' is not a probability"*st=2) pass "set with a bad value: usage error" ;;
+    *) bad "set bad value: $out" ;; esac
+    out=$("$L" set colour blue --state-dir "$tmp/r" 2>&1; echo "st=$?")
+    case $out in *"unknown fault 'colour'"*st=2) pass "set of an unknown fault: usage error" ;;
+    *) bad "set unknown: $out" ;; esac
+    out=$("$L" set latency 5 --state-dir "$tmp/nothing-here" 2>&1; echo "st=$?")
+    case $out in *st=1) pass "set without a server: error ($(echo "$out" | head -1))" ;;
+    *) bad "set without a server: $out" ;; esac
+    exit $fail
+) || fail=1
+
 [ $fail -eq 0 ] && echo "all dsql-local fault checks passed"
 exit $fail

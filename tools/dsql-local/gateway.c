@@ -649,6 +649,11 @@ int dl_gateway_port(const dl_gateway *gw)
     return gw->port;
 }
 
+dl_faults *dl_gateway_faults(dl_gateway *gw)
+{
+    return &gw->faults;
+}
+
 void dl_gateway_free(dl_gateway *gw)
 {
     if (!gw)

@@ -95,6 +95,8 @@ dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
                            const char *cert_dir, const char *keys_file,
                            const char *pg_sock_dir, char *err, size_t errcap);
 int dl_gateway_port(const dl_gateway *gw);
+/* The faults injected now, for `dsql-local set` to change. */
+dl_faults *dl_gateway_faults(dl_gateway *gw);
 void dl_gateway_free(dl_gateway *gw);
 
 #endif

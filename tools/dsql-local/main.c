@@ -13,6 +13,7 @@
 
 #include "dsqlauth.h"
 #include "local.h"
+#include "control.h"
 #include "server.h"
 #include "statedir.h"
 
@@ -20,6 +21,8 @@ static void usage(FILE *fp)
 {
     fputs("usage: dsql-local start [options]\n"
           "       dsql-local stop [--state-dir DIR]\n"
+          "       dsql-local set FAULT VALUE [--state-dir DIR]   (FAULT: conflict-rate,\n"
+          "                  drop-after-commit, refuse-connections, latency)\n"
           "       dsql-local run [options] -- COMMAND [ARGS...]\n"
           "\n"
           "A local Aurora DSQL stand-in: a throwaway PostgreSQL behind a TLS gateway\n"
@@ -289,6 +292,32 @@ static int cmd_start(dl_config *cfg)
     return 0;
 }
 
+static const char *state_dir_for(const dl_config *cfg, char *buf, size_t cap)
+{
+    const char *env = getenv("DSQL_LOCAL_STATE_DIR");
+
+    if (cfg->state_dir)
+        return cfg->state_dir;
+    if (env && *env)
+        return env;
+    default_state_dir(buf, cap);
+    return buf;
+}
+
+/* dsql-local set FAULT VALUE [--state-dir DIR] */
+static int cmd_set(int argc, char **argv)
+{
+    dl_config cfg;
+    char dir[512];
+
+    memset(&cfg, 0, sizeof cfg);
+    if (argc < 4 || argv[2][0] == '-' || parse_options(argc, argv, 4, &cfg) != argc) {
+        fprintf(stderr, "dsql-local: usage: dsql-local set FAULT VALUE [--state-dir DIR]\n");
+        return 2;
+    }
+    return dl_set(state_dir_for(&cfg, dir, sizeof dir), argv[2], argv[3]);
+}
+
 static int cmd_stop(const dl_config *cfg)
 {
     char dir[512];
@@ -399,8 +428,10 @@ int main(int argc, char **argv)
         printf("dsql-local %s\n", dsql_version());
         return 0;
     }
+    if (strcmp(verb, "set") == 0)
+        return cmd_set(argc, argv);
     if (strcmp(verb, "start") != 0 && strcmp(verb, "stop") != 0 && strcmp(verb, "run") != 0) {
-        fprintf(stderr, "dsql-local: unknown command '%s' (start, stop or run)\n", verb);
+        fprintf(stderr, "dsql-local: unknown command '%s' (start, stop, set or run)\n", verb);
         return 2;
     }
     i = parse_options(argc, argv, 2, &cfg);

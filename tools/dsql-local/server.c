@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "dsqlauth.h"
+#include "control.h"
 #include "server.h"
 #include "statedir.h"
 
@@ -52,6 +53,7 @@ typedef struct server {
     char log[600];
     dl_cluster cluster;
     struct event_base *base;
+    dl_gateway *gw;
 } server;
 
 static void report(int fd, const char *text)
@@ -176,6 +178,23 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
+/* `dsql-local set`: a request file, then SIGUSR1 (control.c). */
+static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
+{
+    server *s = arg;
+    dl_faults *f = dl_gateway_faults(s->gw);
+    char err[300];
+
+    (void)sig;
+    (void)what;
+    if (dl_apply_request(s->dir, f, err, sizeof err) != 0) {
+        dl_log("set: %s", err);
+        return;
+    }
+    dl_log("faults now: conflict-rate %g, drop-after-commit %g, refuse-connections %g, "
+           "latency %d ms", f->conflict_rate, f->drop_after_commit, f->refuse_rate, f->latency_ms);
+}
+
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
     server *s = arg;
@@ -246,7 +265,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     const char *region;
     dl_config run_cfg = *cfg;
     dl_gateway *gw = NULL;
-    struct event *sigs[4] = {0};
+    struct event *sigs[5] = {0};
     dl_key key;
     int i, n;
 
@@ -255,6 +274,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     s.cluster.pid = -1;
     s.lock_fd = -1;
     catch_stop_signals();
+    signal(SIGUSR1, SIG_IGN); /* a `set` before the loop runs must not kill us */
     quiet_stdio();
     signal(SIGPIPE, SIG_IGN);
     if (make_state_dir(&s, err, sizeof err) != 0 || take_state_dir(&s, err, sizeof err) != 0)
@@ -325,6 +345,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     gw = dl_gateway_new(s.base, &run_cfg, s.dir, s.keys, sockdir, err, sizeof err);
     if (!gw)
         goto fail;
+    s.gw = gw;
     if (dl_cluster_start(&s.cluster, s.dir, !cfg->postgres_compat, err, sizeof err) != 0)
         goto fail;
     CHECK_STOP();
@@ -332,7 +353,8 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     sigs[1] = evsignal_new(s.base, SIGINT, on_stop_signal, &s);
     sigs[2] = evsignal_new(s.base, SIGHUP, on_stop_signal, &s);
     sigs[3] = evsignal_new(s.base, SIGCHLD, on_sigchld, &s);
-    for (i = 0; i < 4; i++)
+    sigs[4] = evsignal_new(s.base, SIGUSR1, on_sigusr1, &s);
+    for (i = 0; i < 5; i++)
         if (sigs[i])
             evsignal_add(sigs[i], NULL);
     CHECK_STOP(); /* a signal before evsignal_add only set the flag */
@@ -357,7 +379,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     event_base_dispatch(s.base);
 
     dl_gateway_free(gw);
-    for (i = 0; i < 4; i++)
+    for (i = 0; i < 5; i++)
         if (sigs[i])
             event_free(sigs[i]);
     event_base_free(s.base);
@@ -367,7 +389,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
 fail:
     dl_log("cannot start: %s", err);
     dl_gateway_free(gw);
-    for (i = 0; i < 4; i++)
+    for (i = 0; i < 5; i++)
         if (sigs[i])
             event_free(sigs[i]);
     if (s.base)
