@@ -287,6 +287,18 @@ chmod 600 "$tmp/badpw"
 out=$("$P" --listen tcp:127.0.0.1:0 --client-password-file "$tmp/badpw" 2>&1)
 check "a password file with a non-SCRAM line is refused at start ($out)" has "$out" 'line 1: user admin: not a SCRAM-SHA-256 verifier'
 
+# --log and SIGHUP: a rotated log is reopened
+start_proxy log --listen "unix:$tmp/l" --log "$tmp/proxy.log" || bad "proxy (log) did not start"
+psql -h "$tmp/l" -U nosuchrole -Atc 'select 1' >/dev/null 2>&1
+mv "$tmp/proxy.log" "$tmp/proxy.log.1"
+kill -HUP "$(cat "$tmp/log.pid")"
+sleep 0.5
+psql -h "$tmp/l" -U otherrole -Atc 'select 1' >/dev/null 2>&1
+check "log lines go to --log" grep -q 'refused user "nosuchrole"' "$tmp/proxy.log.1"
+check "SIGHUP reopens the log" grep -q 'refused user "otherrole"' "$tmp/proxy.log"
+check "still running after SIGHUP" kill -0 "$(cat "$tmp/log.pid")"
+stop_proxy log
+
 # SIGTERM: no new clients, the running query finishes, then exit 0
 start_proxy drain --listen "unix:$tmp/t" || bad "proxy (drain) did not start"
 psql -h "$tmp/t" -Atc 'select pg_sleep(2), 4' >"$tmp/drain.out" 2>&1 &

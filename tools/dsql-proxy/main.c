@@ -49,6 +49,7 @@ static void usage(FILE *out)
             "  --auth-timeout SECS a client must be logged in within (default 30)\n"
             "  --drain-timeout SECS  SIGTERM waits this long for sessions (default 30)\n"
             "  --print-env         print export/unset lines for a libpq client on stdout\n"
+            "  --log FILE          append the log to FILE (reopened on SIGHUP)\n"
             "  --verbose           log what the library does (never secrets)\n"
             "  --help, --version\n");
 }
@@ -136,6 +137,7 @@ static int parse_value(args *a, int c, const char *name, const char *v)
     case 'a': a->o.hostaddr = v; return 0;
     case 'R': a->sslrootcert = v; return 0;
     case 'W': a->d.password_file = v; return 0;
+    case 'L': a->d.log_file = v; return 0;
     default: return bad("unknown option%s%s", "", "");
     }
 }
@@ -154,6 +156,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"region", required_argument, NULL, 'r'}, {"profile", required_argument, NULL, 'p'},
         {"hostaddr", required_argument, NULL, 'a'}, {"sslrootcert", required_argument, NULL, 'R'},
         {"client-password-file", required_argument, NULL, 'W'},
+        {"log", required_argument, NULL, 'L'},
         {"trust-loopback", no_argument, NULL, 'T'}, {"print-env", no_argument, NULL, 'E'},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
@@ -279,6 +282,19 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(p->base);
 }
 
+/* SIGHUP: reopen the log (after rotation); without --log, nothing. */
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    const dp_proxy *p = arg;
+
+    (void)sig;
+    (void)what;
+    if (p->opt->log_file) {
+        pgs_log_open(p->opt->log_file, "dsql-proxy");
+        pgs_log("SIGHUP: log reopened");
+    }
+}
+
 /* A token now, so a missing credential shows at start, not at the first
  * client (the proxy still starts: credentials may come later). */
 static void preflight(dp_proxy *p)
@@ -360,7 +376,7 @@ static void teardown(dp_proxy *p, args *a)
 static int serve(args *a, const target *t)
 {
     dp_proxy p;
-    struct event *sigs[2] = {NULL, NULL};
+    struct event *sigs[3] = {NULL, NULL, NULL};
     int rc, i;
 
     memset(&p, 0, sizeof p);
@@ -373,7 +389,8 @@ static int serve(args *a, const target *t)
     rc = setup(&p, a, t);
     sigs[0] = evsignal_new(p.base, SIGTERM, stop_cb, &p);
     sigs[1] = evsignal_new(p.base, SIGINT, stop_cb, &p);
-    for (i = 0; rc == 0 && i < 2; i++)
+    sigs[2] = evsignal_new(p.base, SIGHUP, hup_cb, &p);
+    for (i = 0; rc == 0 && i < 3; i++)
         if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0)
             rc = 1;
     if (rc == 0) {
@@ -385,7 +402,7 @@ static int serve(args *a, const target *t)
         pgs_log("stopped: %lu connections, %lu logged in, %lu refused, %lu cancels forwarded",
                 p.n_accepted, p.n_logged_in, p.n_refused, p.n_cancels);
     }
-    for (i = 0; i < 2; i++)
+    for (i = 0; i < 3; i++)
         if (sigs[i])
             event_free(sigs[i]);
     teardown(&p, a);
@@ -407,6 +424,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     pgs_log_open(NULL, "dsql-proxy");
     rc = parse_args(argc, argv, &a);
+    if (rc == 0 && a.d.log_file) {
+        FILE *f = fopen(a.d.log_file, "ae");
+        if (!f) {
+            fprintf(stderr, "dsql-proxy: cannot open the log %s: %s\n", a.d.log_file,
+                    strerror(errno));
+            return 1;
+        }
+        fclose(f);
+        pgs_log_open(a.d.log_file, "dsql-proxy");
+    }
     if (rc == 0)
         rc = check_policy(&a.d);
     if (rc != 0)

@@ -48,6 +48,7 @@ typedef struct dp_options {
     int auth_timeout;     /* seconds for a client to be logged in */
     int drain_timeout;    /* seconds SIGTERM waits for sessions */
     const char *password_file; /* --client-password-file */
+    const char *log_file;      /* --log: reopened on SIGHUP */
     int print_env;
     int verbose;
 } dp_options;
