@@ -300,6 +300,12 @@ $(B)/test/check_sqlrules: $(SQLRULES_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(SQLRULES_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
 
+# dsql-proxy's SCRAM server side (tools/pgserver/scram.c): RFC 7677 vectors
+PGS_SCRAM_OBJS := $(call objs,test/check_pgs_scram.c tools/pgserver/scram.c)
+$(B)/test/check_pgs_scram: $(PGS_SCRAM_OBJS) $(ALL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(PGS_SCRAM_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
+
 # Struct layout (test/t-abi.sh compares with test/data/abi-layout.txt;
 # `make abi-update` rewrites that file after an addition or a soname bump).
 $(B)/test/abi_layout: test/abi_layout.c config.mk

@@ -136,8 +136,10 @@ int pgs_scram_first(pgs_scram *s, const char *msg, size_t len, char *out, size_t
                              : "malformed SCRAM client-first-message";
         return -1;
     }
+    /* then an empty authzid or "a=...", and a bare message "n=...,r=..." */
     bare = memchr(msg + 2, ',', len - 2);
-    if (!bare) {
+    if (!bare || (bare != msg + 2 && strncmp(msg + 2, "a=", 2) != 0) ||
+        (size_t)(bare + 3 - msg) > len || strncmp(bare + 1, "n=", 2) != 0) {
         *err = "malformed SCRAM client-first-message";
         return -1;
     }
