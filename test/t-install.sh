@@ -15,7 +15,8 @@ for f in include/dsqlauth.h include/dsqlauth/token.h include/dsqlauth/pool.h inc
          lib/libdsqlauth.so.0 lib/libdsqlauth.a lib/pkgconfig/dsqlauth.pc \
          lib/libdsqlauth-pq.so.0 lib/libdsqlauth-pq.a lib/pkgconfig/dsqlauth-pq.pc \
          lib/libdsqlauth-odbc.so.0 lib/libdsqlauth-odbc.a lib/pkgconfig/dsqlauth-odbc.pc \
-         bin/dsql-token bin/dsql-local share/man/man3/dsql_token_generate.3 \
+         bin/dsql-token bin/dsql-local bin/dsql-proxy share/man/man1/dsql-proxy.1 \
+         share/man/man3/dsql_token_generate.3 \
          share/man/man3/dsql_pq_connect.3 share/man/man3/dsql_odbc_connect.3 share/man/man1/dsql-token.1; do
     [ -e "$root/$f" ] || { echo "FAIL not installed: $f"; exit 1; }
 done
