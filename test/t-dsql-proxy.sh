@@ -215,6 +215,26 @@ start_proxy down --listen "unix:$tmp/d" --hostaddr 127.0.0.1 --port 1 || bad "pr
 out=$(psql -h "$tmp/d" -Atc 'select 1' 2>&1)
 check "upstream down: clear error ($out)" has "$out" 'dsql-proxy: cannot connect to 127.0.0.1 port 1: Connection refused'
 stop_proxy down
+# an upstream that answers the SSLRequest with N: a clear error, and no
+# descriptor kept per attempt
+python3 -c '
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept(); c.recv(8); c.sendall(b"N"); c.close()
+' >"$tmp/nport" &
+np=$!
+while [ ! -s "$tmp/nport" ]; do sleep 0.1; done
+start_proxy notls --listen "unix:$tmp/x" --hostaddr 127.0.0.1 --port "$(cat "$tmp/nport")" || bad "proxy (no TLS upstream) did not start"
+out=$(psql -h "$tmp/x" -Atc 'select 1' 2>&1)
+check "upstream without TLS: clear error ($out)" has "$out" 'did not accept TLS'
+before=$(ls /proc/"$(cat "$tmp/notls.pid")"/fd | wc -l)
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do psql -h "$tmp/x" -Atc 'select 1' >/dev/null 2>&1; done
+after=$(ls /proc/"$(cat "$tmp/notls.pid")"/fd | wc -l)
+check "no descriptor leaked per refused upstream ($before before 20 attempts, $after after)" test "$after" -le $((before + 2))
+stop_proxy notls
+kill $np
 cat /etc/ssl/certs/ca-certificates.crt >/dev/null 2>&1 && {
 start_proxy ca --listen "unix:$tmp/c" --sslrootcert system || bad "proxy (ca) did not start"
 out=$(psql -h "$tmp/c" -Atc 'select 1' 2>&1)

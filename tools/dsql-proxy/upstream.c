@@ -63,8 +63,7 @@ static void finish(dp_connect *c, struct bufferevent *bev, const char *err)
     dp_connect_done done = c->done;
     void *arg = c->arg;
 
-    c->tls = NULL; /* handed over (or NULL) */
-    c->fd = -1;
+    c->tls = NULL; /* handed over (or already freed); a raw c->fd is closed */
     connect_free(c);
     done(bev, err, arg);
 }
@@ -158,7 +157,7 @@ static void ssl_answer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     fail(c, "%s port %s did not accept TLS: %s",
-         n == 1 ? "it answered the SSLRequest with no" : "it closed the connection");
+         n == 1 ? "it answered the SSLRequest with 'N'" : "it closed the connection");
 }
 
 static int watch(dp_connect *c, short what, event_callback_fn cb)
