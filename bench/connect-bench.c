@@ -128,12 +128,12 @@ int main(int argc, char **argv)
     dsql_config_host h;
     dsql_config_host_at(cfg, 0, &h, NULL);
     dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_get(cfg, "user"),
-                              h.region, 0};
+                              h.region, 0, 0};
     char buf[4096];
     size_t len;
     double t0 = now_us();
     for (int i = 0; i < 10000; i++)
-        dsql_token_provider_token(tokens, &req, buf, sizeof buf, &len, NULL);
+        dsql_token_provider_get(tokens, &req, buf, sizeof buf, &len, NULL);
     double tok = (now_us() - t0) / 10000;
     printf("connect + select 1 + close through dsql-local (TLS verify-full), %d each, "
            "libpq %d\n", n, PQlibVersion());

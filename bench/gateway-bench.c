@@ -55,7 +55,7 @@ static int one_login(char *err, int cap)
     if (use_token) {
         dsql_credentials creds = {getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
                                   getenv("AWS_SESSION_TOKEN"), 0};
-        dsql_token_params p;
+        dsql_token_request p;
         dsql_error e;
         size_t len;
         memset(&p, 0, sizeof p);

@@ -31,8 +31,8 @@
 static int token(dsql_token_provider *tp, unsigned i, char *buf, size_t cap, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION],
-                              BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], NULL, 0};
-    return dsql_token_provider_token(tp, &req, buf, cap, NULL, err) == DSQL_OK;
+                              BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], NULL, 0, 0};
+    return dsql_token_provider_get(tp, &req, buf, cap, NULL, err) == DSQL_OK;
 }
 
 /* Takes ownership of creds. */

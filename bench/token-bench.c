@@ -16,6 +16,7 @@
  * Allocations are counted through both the library's allocator seam and
  * OpenSSL's. An argument names the one case to run. */
 #include "benchutil.h" /* first: it selects the OpenSSL API */
+#include "internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,10 +50,10 @@ static int sign(dsql_signer *signer, unsigned i, const dsql_credentials *c, char
     static int64_t start;
     if (!start)
         start = (int64_t)time(NULL);
-    dsql_token_params p = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION], NULL,
-                           BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], 900,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION], BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION],
+                           NULL, 900,
                            new_second ? start + i : 0};
-    dsql_status st = signer ? dsql_signer_token(signer, &p, c, buf, cap, NULL, NULL)
+    dsql_status st = signer ? dsql__signer_token(signer, &p, c, buf, cap, NULL, NULL)
                             : dsql_token_generate(&p, c, buf, cap, NULL, NULL);
     return st == DSQL_OK;
 }
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
     dsql_credentials t1200 = t900;
     t1200.session_token = s1200;
 
-    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_signer *signer = dsql__signer_new(NULL);
     int ok = signer && run_case("oneshot", NULL, &plain, 0) &&
              run_case("oneshot_session900", NULL, &t900, 900) &&
              run_case("oneshot_session1200", NULL, &t1200, 1200) &&
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
              run_case("cached_session1200", signer, &t1200, 1200) &&
              run_case_as("cached_new_second", signer, &plain, 0, 1) &&
              run_case_as("cached_session1200_new_second", signer, &t1200, 1200, 1);
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
     if (!ok) {
         fprintf(stderr, "token-bench: signing failed\n");
         return 1;

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
      * library size the buffer */
     char *token = NULL;
     size_t len = 0;
-    dsql_status st = dsql_token_provider_token_alloc(tokens, &req, &token, &len, &err);
+    dsql_status st = dsql_token_provider_get_alloc(tokens, &req, &token, &len, &err);
     if (st != DSQL_OK) {
         fprintf(stderr, "token: %s (%s)\n", err.message, dsql_status_name(st));
     } else {

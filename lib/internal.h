@@ -122,7 +122,7 @@ int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_
 /* Common start of every token call: empties buf, validates the input into
  * *in, and checks that buf can hold the token (else DSQL_EBUFSIZE with the
  * token length in *len). */
-dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_credentials *creds,
+dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
                               dsql__token_input *in, char *region_buf, char *buf, size_t cap,
                               size_t *len, dsql_error *err);
 /* Derives the key and writes the token; returns its length. */
@@ -133,10 +133,22 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
                          dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
                          char *buf);
 
-/* signer.c: dsql_signer_token with the session token already encoded
+/* signer.c: a signer caches the derived signing key per (secret, date,
+ * region), so a token costs one HMAC chain instead of five. Shared by any
+ * number of threads; the hot path takes an uncontended per-thread lock and
+ * allocates nothing. Behind dsql_token_provider_signing. */
+typedef struct dsql_signer dsql_signer;
+dsql_signer *dsql__signer_new(dsql_error *err);
+dsql_status dsql__signer_token(dsql_signer *signer, const dsql_token_request *req,
+                               const dsql_credentials *creds, char *buf, size_t cap,
+                               size_t *len, dsql_error *err);
+/* Wipes every cached key. NULL is allowed. */
+void dsql__signer_free(dsql_signer *signer);
+
+/* signer.c: dsql__signer_token with the session token already encoded
  * (enc, enc_len: creds->session_token percent-encoded; NULL: encode it, or
  * use the signer's own cached encoding). */
-dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params *params,
+dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request *params,
                                    const dsql_credentials *creds, const char *enc,
                                    size_t enc_len, char *buf, size_t cap, size_t *len,
                                    dsql_error *err);

@@ -23,7 +23,7 @@ static dsql_status put(const char *value, const char *source, char *buf, size_t 
     return DSQL_OK;
 }
 
-dsql_status dsql_resolve_region(const char *explicit_region, const char *profile, char *buf,
+dsql_status dsql_region_resolve(const char *explicit_region, const char *profile, char *buf,
                                 size_t cap, dsql_error *err)
 {
     if (buf && cap)

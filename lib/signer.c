@@ -46,7 +46,7 @@ static unsigned this_thread_stripe(void)
     return id - 1;
 }
 
-dsql_signer *dsql_signer_new(dsql_error *err)
+dsql_signer *dsql__signer_new(dsql_error *err)
 {
     /* aligned storage: the allocator seam gives malloc alignment only, so
      * over-allocate and keep the raw pointer just before the struct */
@@ -71,7 +71,7 @@ dsql_signer *dsql_signer_new(dsql_error *err)
     return s;
 }
 
-void dsql_signer_free(dsql_signer *s)
+void dsql__signer_free(dsql_signer *s)
 {
     if (!s)
         return;
@@ -125,7 +125,7 @@ static const char *stripe_session_enc(stripe *st, const char *tok, size_t n, siz
     return st->session + n;
 }
 
-dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params *params,
+dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request *params,
                                    const dsql_credentials *creds, const char *enc,
                                    size_t enc_len, char *buf, size_t cap, size_t *len,
                                    dsql_error *err)
@@ -176,7 +176,7 @@ dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_params 
     return DSQL_OK;
 }
 
-dsql_status dsql_signer_token(dsql_signer *signer, const dsql_token_params *params,
+dsql_status dsql__signer_token(dsql_signer *signer, const dsql_token_request *params,
                               const dsql_credentials *creds, char *buf, size_t cap,
                               size_t *len, dsql_error *err)
 {

@@ -97,7 +97,7 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql__token_inpu
     return DSQL_OK;
 }
 
-static dsql_status token_prepare(const dsql_token_params *p, const dsql_credentials *creds,
+static dsql_status token_prepare(const dsql_token_request *p, const dsql_credentials *creds,
                                  dsql__token_input *in, char *region_buf, dsql_error *err)
 {
     if (!p)
@@ -323,7 +323,7 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
     return w.pos + 64;
 }
 
-dsql_status dsql__token_begin(const dsql_token_params *params, const dsql_credentials *creds,
+dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
                               dsql__token_input *in, char *region_buf, char *buf, size_t cap,
                               size_t *len, dsql_error *err)
 {
@@ -361,7 +361,7 @@ size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credent
     return written;
 }
 
-dsql_status dsql_token_generate(const dsql_token_params *params, const dsql_credentials *creds,
+dsql_status dsql_token_generate(const dsql_token_request *params, const dsql_credentials *creds,
                                 char *buf, size_t cap, size_t *len, dsql_error *err)
 {
     dsql__token_input in;

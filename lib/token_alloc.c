@@ -1,6 +1,6 @@
 /* A token in a heap buffer: the allocate / retry on DSQL_EBUFSIZE / wipe
  * loop every adapter used to carry its own copy of, written once on top of
- * dsql_token_provider_token. */
+ * dsql_token_provider_get. */
 #include "internal.h"
 
 #include <string.h>
@@ -16,7 +16,7 @@ static void wipe_free(char *buf, size_t cap)
     dsql__free(buf);
 }
 
-dsql_status dsql_token_provider_token_alloc(dsql_token_provider *p,
+dsql_status dsql_token_provider_get_alloc(dsql_token_provider *p,
                                             const dsql_token_request *req, char **token_out,
                                             size_t *len_out, dsql_error *err)
 {
@@ -39,7 +39,7 @@ dsql_status dsql_token_provider_token_alloc(dsql_token_provider *p,
             return dsql__error(err, DSQL_ENOMEM, "out of memory for a %zu-byte token buffer",
                                cap);
         size_t len = 0;
-        dsql_status st = dsql_token_provider_token(p, req, buf, cap, &len, err);
+        dsql_status st = dsql_token_provider_get(p, req, buf, cap, &len, err);
         if (st == DSQL_OK) {
             /* Trust the NUL, not *len: custom providers have been written
              * against adapters that only ever used the string. */

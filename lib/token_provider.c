@@ -28,7 +28,7 @@ dsql_token_provider *dsql_token_provider_new(const dsql_token_provider_vtable *v
 
 void dsql__token_provider_mark_shared(dsql_token_provider *p) { p->shared = 1; }
 
-dsql_status dsql_token_provider_token(dsql_token_provider *p, const dsql_token_request *req,
+dsql_status dsql_token_provider_get(dsql_token_provider *p, const dsql_token_request *req,
                                       char *buf, size_t cap, size_t *len, dsql_error *err)
 {
     if (buf && cap)
@@ -74,12 +74,12 @@ static dsql_status signing_token(void *self, const dsql_token_request *req, char
                                 : dsql_credentials_provider_get(sp->creds, &copy, err);
     if (st != DSQL_OK)
         return st;
-    dsql_token_params params = {DSQL_STRUCT_VERSION,
+    dsql_token_request params = {DSQL_STRUCT_VERSION,
                                 req->hostname,
-                                req->region && req->region[0] ? req->region : NULL,
                                 req->user,
+                                req->region && req->region[0] ? req->region : NULL,
                                 req->expires_in ? req->expires_in : sp->expires_in,
-                                0};
+                                req->now};
     /* the provider's region applies only when the hostname names none */
     char discovered[DSQL_REGION_MAX + 1];
     if (!params.region && sp->region &&
@@ -99,7 +99,7 @@ static dsql_status signing_token(void *self, const dsql_token_request *req, char
 static void signing_destroy(void *self)
 {
     signing_provider *sp = self;
-    dsql_signer_free(sp->signer);
+    dsql__signer_free(sp->signer);
     dsql_credentials_provider_free(sp->creds);
     dsql__free(sp->region);
     dsql__free(sp);
@@ -142,7 +142,7 @@ dsql_token_provider *dsql_token_provider_signing(dsql_credentials_provider *cred
         dsql__error(err, DSQL_ENOMEM, "out of memory creating a token provider");
         return NULL;
     }
-    if (!(sp->signer = dsql_signer_new(err))) {
+    if (!(sp->signer = dsql__signer_new(err))) {
         signing_destroy(sp);
         return NULL;
     }

@@ -121,19 +121,13 @@ int main(void)
     M(dsql_sigv4_result, amz_date);
 
     /* token.h */
-    S(dsql_token_params);
-    M(dsql_token_params, version);
-    M(dsql_token_params, hostname);
-    M(dsql_token_params, region);
-    M(dsql_token_params, user);
-    M(dsql_token_params, expires_in);
-    M(dsql_token_params, now);
     S(dsql_token_request);
     M(dsql_token_request, version);
     M(dsql_token_request, hostname);
     M(dsql_token_request, user);
     M(dsql_token_request, region);
     M(dsql_token_request, expires_in);
+    M(dsql_token_request, now);
     S(dsql_token_provider_vtable);
     M(dsql_token_provider_vtable, version);
     M(dsql_token_provider_vtable, token);

@@ -85,14 +85,14 @@ static void *worker(void *arg)
 {
     shared *s = arg;
     dsql_token_request req = {DSQL_STRUCT_VERSION, "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",
-                              "admin", NULL, 0};
+                              "admin", NULL, 0, 0};
     char buf[4096];
     for (;;) {
         if (atomic_load(&s->tokens) >= TOTAL_TOKENS && atomic_load(&s->in->fetches) >= 3)
             break;
         size_t len;
         dsql_error err;
-        if (dsql_token_provider_token(s->tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK)
+        if (dsql_token_provider_get(s->tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK)
             atomic_fetch_add(&s->failures, 1);
         atomic_fetch_add(&s->tokens, 1);
     }
@@ -337,7 +337,7 @@ static int hammer_verify(hammer *hm, const char *token)
     hammer_set h;
     hammer_make(&h, n);
     dsql_credentials c = {h.akid, h.secret, h.session, atomic_load(&hm->exp[n])};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, HAMMER_HOST, NULL, "admin", 0, when};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, HAMMER_HOST, "admin", NULL, 0, when};
     char again[4096];
     if (dsql_token_generate(&p, &c, again, sizeof again, NULL, NULL) != DSQL_OK ||
         strcmp(token, again) != 0)
@@ -354,12 +354,12 @@ static int hammer_verify(hammer *hm, const char *token)
 static void *hammer_worker(void *arg)
 {
     hammer *hm = arg;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, HAMMER_HOST, "admin", NULL, 0};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, HAMMER_HOST, "admin", NULL, 0, 0};
     char buf[4096];
     while (!atomic_load(&hm->stop)) {
         size_t len;
         dsql_error err;
-        if (dsql_token_provider_token(hm->tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK)
+        if (dsql_token_provider_get(hm->tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK)
             atomic_fetch_add(&hm->failures, 1);
         else if (len != strlen(buf) || !hammer_verify(hm, buf))
             atomic_fetch_add(&hm->bad_tokens, 1);

@@ -325,10 +325,10 @@ START_TEST(test_no_secrets_in_logs_or_errors)
         ck_assert_ptr_nonnull(tp);
         dsql_token_request req = {DSQL_STRUCT_VERSION,
                                   "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "admin",
-                                  NULL, 0};
+                                  NULL, 0, 0};
         char tok[200000];
         size_t len;
-        ck_assert_msg(dsql_token_provider_token(tp, &req, tok, sizeof tok, &len, &err) ==
+        ck_assert_msg(dsql_token_provider_get(tp, &req, tok, sizeof tok, &len, &err) ==
                           DSQL_OK,
                       "%s", err.message);
         char sig[100];
@@ -349,7 +349,7 @@ START_TEST(test_no_secrets_in_logs_or_errors)
         run_provider(dsql_credentials_provider_default(names[i], &err));
     }
     char region[64];
-    if (dsql_resolve_region(NULL, "default", region, sizeof region, &err) != DSQL_OK)
+    if (dsql_region_resolve(NULL, "default", region, sizeof region, &err) != DSQL_OK)
         note_error(&err);
     dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
     ck_assert_msg(strlen(errbuf) > 100, "expected some errors: %s", errbuf);

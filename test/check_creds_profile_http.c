@@ -299,11 +299,11 @@ static void tokens_through_default(const char *profile, int n)
     ck_assert_ptr_nonnull(tp);
     dsql_token_request req = {DSQL_STRUCT_VERSION,
                               "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", "admin", NULL,
-                              0};
+                              0, 0};
     char buf[8192];
     for (int i = 0; i < n; i++) {
         size_t len;
-        ck_assert_msg(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, &err) ==
+        ck_assert_msg(dsql_token_provider_get(tp, &req, buf, sizeof buf, &len, &err) ==
                           DSQL_OK,
                       "%s", err.message);
     }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "testutil.h"
+#include "internal.h"
 
 #define SECRET "SeCrEtKeY/ab+cdEXAMPLEwJalrXUtnFEMI0123"
 #define SESSION "SeSsIoNtOkEn/+=MARKER"
@@ -69,18 +70,18 @@ START_TEST(test_freed_memory_holds_no_secret)
     char token[2048];
     size_t len;
     dsql_error err;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL, 0};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL, 0, 0};
     /* live clock: the static credentials have expired; the error must not leak */
-    ck_assert_int_eq(dsql_token_provider_token(tp, &req, token, sizeof token, &len, &err),
+    ck_assert_int_eq(dsql_token_provider_get(tp, &req, token, sizeof token, &len, &err),
                      DSQL_EEXPIRED);
     ck_assert(!strstr(err.message, SECRET) && !strstr(err.message, SESSION));
     dsql_token_provider_free(tp);
 
     src.expiration = 0;
-    dsql_signer *s = dsql_signer_new(NULL);
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
-    ck_assert_int_eq(dsql_signer_token(s, &p, &src, token, sizeof token, &len, &err), DSQL_OK);
-    dsql_signer_free(s);
+    dsql_signer *s = dsql__signer_new(NULL);
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
+    ck_assert_int_eq(dsql__signer_token(s, &p, &src, token, sizeof token, &len, &err), DSQL_OK);
+    dsql__signer_free(s);
 
     dsql_credentials copy;
     ck_assert_int_eq(dsql_credentials_copy(&copy, &src, NULL), DSQL_OK);
@@ -107,7 +108,7 @@ START_TEST(test_freed_memory_holds_no_secret)
 }
 END_TEST
 
-/* A token from dsql_token_provider_token_alloc holds the session token
+/* A token from dsql_token_provider_get_alloc holds the session token
  * (URI-encoded): neither its buffer nor a too-small first buffer may
  * reach the allocator's free unwiped. */
 START_TEST(test_alloc_token_freed_wiped)
@@ -126,10 +127,10 @@ START_TEST(test_alloc_token_freed_wiped)
         dsql_token_provider *tp = dsql_token_provider_signing(cp, NULL, NULL);
         ck_assert_ptr_nonnull(tp);
         dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL,
-                                  0};
+                                  0, 0};
         char *token = NULL;
         size_t len = 0;
-        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, &len, NULL), DSQL_OK);
+        ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &req, &token, &len, NULL), DSQL_OK);
         ck_assert(strstr(token, SESSION_ENCODED) != NULL);
         ck_assert(round == 0 ? len < 4096 : len > 4096);
         dsql_token_free(token);
@@ -157,7 +158,7 @@ START_TEST(test_clamp_is_logged_without_secrets)
     logged_len = 0;
     dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
     dsql_credentials c = {"AKIDHYGIENE", SECRET, SESSION, 1700000000 + 60};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
     char token[2048];
     ck_assert_int_eq(dsql_token_generate(&p, &c, token, sizeof token, NULL, NULL), DSQL_OK);
     dsql_set_log_handler(NULL, DSQL_LOG_ERROR, NULL);

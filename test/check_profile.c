@@ -567,24 +567,24 @@ START_TEST(test_region)
     dsql_error err = {0};
     logbuf[0] = '\0';
     dsql_set_log_handler(capture_log, DSQL_LOG_DEBUG, NULL);
-    ck_assert_int_eq(dsql_resolve_region(NULL, NULL, buf, sizeof buf, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_region_resolve(NULL, NULL, buf, sizeof buf, &err), DSQL_OK);
     ck_assert_str_eq(buf, "eu-west-1");
     ck_assert_msg(strstr(logbuf, "region: using eu-west-1 from profile `default`"), "%s", logbuf);
-    ck_assert_int_eq(dsql_resolve_region("", "p", buf, sizeof buf, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_region_resolve("", "p", buf, sizeof buf, &err), DSQL_OK);
     ck_assert_str_eq(buf, "ap-south-1");
     setenv("AWS_DEFAULT_REGION", "us-west-1", 1);
-    ck_assert_int_eq(dsql_resolve_region(NULL, "p", buf, sizeof buf, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_region_resolve(NULL, "p", buf, sizeof buf, &err), DSQL_OK);
     ck_assert_str_eq(buf, "us-west-1");
     setenv("AWS_REGION", "us-west-2", 1);
-    ck_assert_int_eq(dsql_resolve_region(NULL, "p", buf, sizeof buf, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_region_resolve(NULL, "p", buf, sizeof buf, &err), DSQL_OK);
     ck_assert_str_eq(buf, "us-west-2");
     ck_assert(strstr(logbuf, "from AWS_REGION"));
-    ck_assert_int_eq(dsql_resolve_region("us-east-2", "p", buf, sizeof buf, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_region_resolve("us-east-2", "p", buf, sizeof buf, &err), DSQL_OK);
     ck_assert_str_eq(buf, "us-east-2");
-    ck_assert_int_eq(dsql_resolve_region("us-east-2", NULL, buf, 3, &err), DSQL_EBUFSIZE);
+    ck_assert_int_eq(dsql_region_resolve("us-east-2", NULL, buf, 3, &err), DSQL_EBUFSIZE);
     unsetenv("AWS_REGION");
     unsetenv("AWS_DEFAULT_REGION");
-    ck_assert_int_eq(dsql_resolve_region(NULL, "nope", buf, sizeof buf, &err), DSQL_ECONFIG);
+    ck_assert_int_eq(dsql_region_resolve(NULL, "nope", buf, sizeof buf, &err), DSQL_ECONFIG);
     ck_assert_msg(strstr(err.message, "`nope` does not exist"), "%s", err.message);
     dsql_set_log_handler(NULL, DSQL_LOG_WARN, NULL);
 }
@@ -730,7 +730,7 @@ static dsql_status op_region(void)
 {
     char buf[64];
     dsql_error err;
-    return dsql_resolve_region(NULL, NULL, buf, sizeof buf, &err);
+    return dsql_region_resolve(NULL, NULL, buf, sizeof buf, &err);
 }
 
 static const char *alloc_proc;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "testutil.h"
+#include "internal.h"
 
 #define TOKEN_CAP 200000
 
@@ -65,14 +66,14 @@ START_TEST(test_published_tokens)
     cJSON *v;
     int checked = 0;
     char *buf = malloc(TOKEN_CAP);
-    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_signer *signer = dsql__signer_new(NULL);
     cJSON_ArrayForEach(v, vectors)
     {
         if (!cJSON_IsTrue(cJSON_GetObjectItem(v, "usable_as_kat")))
             continue;
         int admin = strcmp(jstr(v, "action"), "DbConnectAdmin") == 0;
-        dsql_token_params p = {DSQL_STRUCT_VERSION, jstr(v, "hostname"), jstr(v, "region"),
-                               admin ? "admin" : "app_user",
+        dsql_token_request p = {DSQL_STRUCT_VERSION, jstr(v, "hostname"), admin ? "admin" : "app_user",
+                               jstr(v, "region"),
                                (uint32_t)cJSON_GetObjectItem(v, "expires_in")->valuedouble,
                                (int64_t)cJSON_GetObjectItem(v, "signing_time_unix")->valuedouble};
         dsql_credentials c = {(char *)jstr(v, "access_key_id"),
@@ -91,12 +92,12 @@ START_TEST(test_published_tokens)
             ck_assert_str_eq(buf, jstr(v, "expected_token"));
         /* the caching signer gives the same bytes */
         static char again[TOKEN_CAP];
-        ck_assert_int_eq(dsql_signer_token(signer, &p, &c, again, sizeof again, &len, NULL), DSQL_OK);
+        ck_assert_int_eq(dsql__signer_token(signer, &p, &c, again, sizeof again, &len, NULL), DSQL_OK);
         ck_assert_str_eq(again, buf);
         checked++;
     }
     ck_assert_int_eq(checked, 14);
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
     free(buf);
 }
 END_TEST
@@ -107,7 +108,7 @@ static void assert_matches_generic(const char *host, const char *region, const c
                                    uint32_t expires, int64_t now, const dsql_credentials *c)
 {
     static char buf[TOKEN_CAP];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, host, region, user, expires, now};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, host, user, region, expires, now};
     dsql_error err;
     ck_assert_msg(dsql_token_generate(&p, c, buf, sizeof buf, NULL, &err) == DSQL_OK, "%s",
                   err.message);
@@ -140,7 +141,7 @@ START_TEST(test_large_session_token_encoded)
     dsql_credentials c = {"AKIDEXAMPLE", "secret/with+slash", tok, 0};
     assert_matches_generic("abc.dsql.us-east-1.on.aws", "us-east-1", "admin", 900, 1731001173, &c);
     static char buf[TOKEN_CAP];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "abc.dsql.us-east-1.on.aws", NULL, NULL, 0,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "abc.dsql.us-east-1.on.aws", NULL, NULL, 0,
                            1731001173};
     ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     static char value[TOKEN_CAP];
@@ -171,7 +172,7 @@ static void assert_date(int64_t now, const char *want)
 {
     dsql_credentials c = {"AKID", "SECRET", NULL, 0};
     char buf[1024], date[32], credential[128];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, now};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, now};
     ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     ck_assert(test_query_param(buf, "X-Amz-Date", date, sizeof date));
     ck_assert_str_eq(date, want);
@@ -200,7 +201,7 @@ START_TEST(test_expiry_bounds)
 {
     dsql_credentials c = {"AKID", "SECRET", NULL, 0};
     char buf[1024], exp[16];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "u", 1, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "u", NULL, 1, 1700000000};
     dsql_error err;
     ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
@@ -225,7 +226,7 @@ START_TEST(test_uppercase_hostname)
 {
     dsql_credentials c = {"AKID", "SECRET", "TOKEN", 0};
     char upper[1024], lower[1024];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "ABC.DSQL.US-EAST-1.ON.AWS", NULL, NULL, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "ABC.DSQL.US-EAST-1.ON.AWS", NULL, NULL, 0, 1700000000};
     ck_assert_int_eq(dsql_token_generate(&p, &c, upper, sizeof upper, NULL, NULL), DSQL_OK);
     ck_assert(strncmp(upper, "ABC.DSQL.US-EAST-1.ON.AWS/?Action=DbConnectAdmin&", 49) == 0);
     p.hostname = "abc.dsql.us-east-1.on.aws";
@@ -240,7 +241,7 @@ START_TEST(test_scheme_stripped)
 {
     dsql_credentials c = {"AKID", "SECRET", NULL, 0};
     char a[1024], b[1024];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "https://abc.dsql.us-east-1.on.aws/", NULL, NULL, 0,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "https://abc.dsql.us-east-1.on.aws/", NULL, NULL, 0,
                            1700000000};
     ck_assert_int_eq(dsql_token_generate(&p, &c, a, sizeof a, NULL, NULL), DSQL_OK);
     p.hostname = "abc.dsql.us-east-1.on.aws";
@@ -255,7 +256,7 @@ static void assert_rejected(const char *host, const char *region, const char *us
 {
     char buf[2048];
     strcpy(buf, "sentinel");
-    dsql_token_params p = {DSQL_STRUCT_VERSION, host, region, user, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, host, user, region, 0, 1700000000};
     dsql_error err;
     ck_assert_int_eq(dsql_token_generate(&p, c, buf, sizeof buf, NULL, &err), want);
     ck_assert_int_eq(err.status, want);
@@ -281,7 +282,7 @@ START_TEST(test_bad_input)
     assert_rejected(long_label, "r", NULL, &c, DSQL_EINVAL, "label longer than 63");
     strcpy(long_label + 63, ".example.com"); /* 63 is allowed */
     char buf63[1024];
-    dsql_token_params p63 = {DSQL_STRUCT_VERSION, long_label, "r", NULL, 0, 1700000000};
+    dsql_token_request p63 = {DSQL_STRUCT_VERSION, long_label, NULL, "r", 0, 1700000000};
     ck_assert_int_eq(dsql_token_generate(&p63, &c, buf63, sizeof buf63, NULL, NULL), DSQL_OK);
     assert_rejected("a.b~c", "r", NULL, &c, DSQL_EINVAL, "invalid character (byte 0x7e) at position 4");
     assert_rejected("a.b.", "r", NULL, &c, DSQL_EINVAL, "ends with '.'");
@@ -303,7 +304,7 @@ END_TEST
 START_TEST(test_buffer_too_small)
 {
     dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
     char big[1024];
     size_t need;
     ck_assert_int_eq(dsql_token_generate(&p, &c, big, sizeof big, &need, NULL), DSQL_OK);
@@ -326,7 +327,7 @@ END_TEST
 START_TEST(test_expiry_clamped_to_credentials)
 {
     dsql_credentials c = {"AKID", "SECRET", "TOK", 1700000000 + 300};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 900, 1700000000};
     char buf[1024], exp[16];
     ck_assert_int_eq(dsql_token_generate(&p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     ck_assert(test_query_param(buf, "X-Amz-Expires", exp, sizeof exp));
@@ -382,8 +383,8 @@ START_TEST(test_signing_provider_with_custom_credentials)
     ck_assert_ptr_nonnull(tp);
     char buf[2048], v[128];
     size_t len;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0};
-    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0, 0};
+    ck_assert_int_eq(dsql_token_provider_get(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
     ck_assert_int_eq(fake_calls, 1);
     ck_assert(test_query_param(buf, "X-Amz-Credential", v, sizeof v));
     ck_assert(strstr(v, "%2Feu-central-1%2Fdsql%2F") != NULL); /* provider region */
@@ -394,7 +395,7 @@ START_TEST(test_signing_provider_with_custom_credentials)
     /* a DSQL hostname's own region wins over the provider default */
     req.hostname = "c.dsql.us-west-2.on.aws";
     req.expires_in = 120;
-    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql_token_provider_get(tp, &req, buf, sizeof buf, &len, NULL), DSQL_OK);
     ck_assert(test_query_param(buf, "X-Amz-Credential", v, sizeof v));
     ck_assert(strstr(v, "%2Fus-west-2%2F") != NULL);
     ck_assert(test_query_param(buf, "X-Amz-Expires", v, sizeof v));
@@ -477,7 +478,7 @@ static void reference_encode(char *out, const char *s)
 static void assert_paths_agree(dsql_signer *signer, const dsql_credentials *c, uint32_t len)
 {
     static char want[TOKEN_CAP], got[TOKEN_CAP];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "app", 900, 0};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "app", NULL, 900, 0};
     p.now = (int64_t)time(NULL); /* the provider signs at the current time */
     ck_assert_int_eq(dsql_token_generate(&p, c, want, sizeof want, NULL, NULL), DSQL_OK);
     static char value[TOKEN_CAP], expected[TOKEN_CAP];
@@ -485,14 +486,14 @@ static void assert_paths_agree(dsql_signer *signer, const dsql_credentials *c, u
     reference_encode(expected, c->session_token);
     ck_assert_msg(strcmp(value, expected) == 0, "encoding of a %u-byte session token", len);
     for (int round = 0; round < 2; round++) {
-        ck_assert_int_eq(dsql_signer_token(signer, &p, c, got, sizeof got, NULL, NULL), DSQL_OK);
+        ck_assert_int_eq(dsql__signer_token(signer, &p, c, got, sizeof got, NULL, NULL), DSQL_OK);
         ck_assert_msg(strcmp(got, want) == 0, "signer, %u-byte session token, round %d", len,
                       round + 1);
     }
     dsql_token_provider *tp = snapshot_provider(c);
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "app", NULL, 900};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "app", NULL, 900, 0};
     for (int tries = 0; tries < 3; tries++) { /* a second may pass between the two */
-        ck_assert_int_eq(dsql_token_provider_token(tp, &req, got, sizeof got, NULL, NULL),
+        ck_assert_int_eq(dsql_token_provider_get(tp, &req, got, sizeof got, NULL, NULL),
                          DSQL_OK);
         p.now = (int64_t)time(NULL);
         ck_assert_int_eq(dsql_token_generate(&p, c, want, sizeof want, NULL, NULL), DSQL_OK);
@@ -505,7 +506,7 @@ static void assert_paths_agree(dsql_signer *signer, const dsql_credentials *c, u
 
 START_TEST(test_session_token_every_byte_class)
 {
-    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_signer *signer = dsql__signer_new(NULL);
     /* every length around the encoder's 16-byte steps, then STS sizes */
     static const uint32_t lens[] = {1,  2,  3,  4,  5,   15,  16,  17,   31,   32,  33,
                                     47, 48, 49, 64, 255, 900, 1200, 2048, 4000, 9000};
@@ -519,7 +520,7 @@ START_TEST(test_session_token_every_byte_class)
                                        1700000000, &c);
             free(tok);
         }
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
 }
 END_TEST
 
@@ -527,27 +528,27 @@ END_TEST
  * token of the same length (one byte changed, first or last) is noticed. */
 START_TEST(test_signer_notices_changed_session_token)
 {
-    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_signer *signer = dsql__signer_new(NULL);
     static char a[1201], b[1201];
     memset(a, 'A', 1200);
     memcpy(b, a, sizeof b);
     static char want[4096], got[4096];
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, "admin", 900,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", "admin", NULL, 900,
                            1700000000};
     for (int pos = 0; pos < 1200; pos += 1199)
         for (int round = 0; round < 4; round++) {
             b[pos] = round % 2 ? '/' : 'B'; /* alternates a's and b's */
             dsql_credentials c = {"ASIAEXAMPLE", "secret", round % 2 ? b : a, 0};
             ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
-            ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+            ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
                              DSQL_OK);
             ck_assert_msg(strcmp(got, want) == 0, "byte %d changed, round %d", pos, round);
         }
     /* no session token after one: none signed */
     dsql_credentials plain = {"ASIAEXAMPLE", "secret", NULL, 0};
-    ck_assert_int_eq(dsql_signer_token(signer, &p, &plain, got, sizeof got, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__signer_token(signer, &p, &plain, got, sizeof got, NULL, NULL), DSQL_OK);
     ck_assert_ptr_null(strstr(got, "X-Amz-Security-Token"));
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
 }
 END_TEST
 
@@ -559,29 +560,29 @@ START_TEST(test_signer_across_seconds)
     static const int64_t offsets[] = {0, 0, 0, 1, 1, 0, 59, 86400, 86400, 1};
     static const char *const hosts[] = {"a.dsql.us-east-1.on.aws", "B.dsql.us-east-1.on.aws",
                                         "c.dsql.us-east-1.on.aws"};
-    dsql_signer *signer = dsql_signer_new(NULL);
+    dsql_signer *signer = dsql__signer_new(NULL);
     dsql_credentials c = {"ASIAEXAMPLE", "secret", "session/token+", 0};
     char want[2048], got[2048];
     for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++)
         for (size_t h = 0; h < 3; h++) {
             /* both actions, each with its own cached prefix */
-            dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, h == 1 ? "admin" : "app",
+            dsql_token_request p = {DSQL_STRUCT_VERSION, hosts[h], h == 1 ? "admin" : "app", NULL,
                                    900, 1700000000 + offsets[i]};
             ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
-            ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+            ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
                              DSQL_OK);
             ck_assert_msg(strcmp(got, want) == 0, "step %zu, host %s", i, hosts[h]);
         }
     /* another key id with the same secret: a new prefix for each action */
     c.access_key_id = "ASIAOTHERKEYID";
     for (size_t h = 0; h < 3; h++) {
-        dsql_token_params p = {DSQL_STRUCT_VERSION, hosts[h], NULL, h == 1 ? "admin" : "app",
+        dsql_token_request p = {DSQL_STRUCT_VERSION, hosts[h], h == 1 ? "admin" : "app", NULL,
                                900, 1700000000};
         ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
-        ck_assert_int_eq(dsql_signer_token(signer, &p, &c, got, sizeof got, NULL, NULL), DSQL_OK);
+        ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL), DSQL_OK);
         ck_assert_msg(strcmp(got, want) == 0, "new key id, host %s", hosts[h]);
     }
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
 }
 END_TEST
 
@@ -632,17 +633,17 @@ START_TEST(test_session_encodings_wiped)
     snprintf(tok, sizeof tok, "%s1", SESSION_MARK);
     snprintf(other, sizeof other, "%s2%s", SESSION_MARK, SESSION_MARK);
     dsql_credentials c = {"ASIAEXAMPLE", "secret", tok, 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
-    dsql_signer *signer = dsql_signer_new(NULL);
-    ck_assert_int_eq(dsql_signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
+    dsql_signer *signer = dsql__signer_new(NULL);
+    ck_assert_int_eq(dsql__signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     c.session_token = other; /* a longer one: the cache block is replaced */
-    ck_assert_int_eq(dsql_signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__signer_token(signer, &p, &c, buf, sizeof buf, NULL, NULL), DSQL_OK);
     ck_assert(strstr(buf, SESSION_MARK_ENC "2"));
-    dsql_signer_free(signer);
+    dsql__signer_free(signer);
     /* the caching provider's snapshot and its encoding */
     dsql_token_provider *tp = snapshot_provider(&c);
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0};
-    ck_assert_int_eq(dsql_token_provider_token(tp, &req, buf, sizeof buf, NULL, NULL), DSQL_OK);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 0};
+    ck_assert_int_eq(dsql_token_provider_get(tp, &req, buf, sizeof buf, NULL, NULL), DSQL_OK);
     ck_assert(strstr(buf, SESSION_MARK_ENC "2"));
     dsql_token_provider_free(tp);
     dsql_set_allocator(NULL, NULL, NULL);
@@ -660,10 +661,10 @@ static void *sign_many(void *arg)
 {
     thread_arg *a = arg;
     dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
     char buf[1024];
     for (int i = 0; i < 20000; i++) {
-        if (dsql_signer_token(a->signer, &p, &c, buf, sizeof buf, NULL, NULL) != DSQL_OK ||
+        if (dsql__signer_token(a->signer, &p, &c, buf, sizeof buf, NULL, NULL) != DSQL_OK ||
             strcmp(buf, a->want) != 0)
             a->mismatches++;
     }
@@ -673,10 +674,10 @@ static void *sign_many(void *arg)
 START_TEST(test_signer_shared_by_threads)
 {
     dsql_credentials c = {"AKID", "SECRET", "TOK", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws", NULL, NULL, 0, 1700000000};
     char want[1024];
     ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
-    dsql_signer *s = dsql_signer_new(NULL);
+    dsql_signer *s = dsql__signer_new(NULL);
     pthread_t th[8];
     thread_arg args[8];
     for (int i = 0; i < 8; i++) {
@@ -690,18 +691,18 @@ START_TEST(test_signer_shared_by_threads)
     /* a new day or secret re-derives the key instead of reusing it */
     char next_day[1024], again[1024];
     p.now += 86400;
-    ck_assert_int_eq(dsql_signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
     ck_assert_int_eq(dsql_token_generate(&p, &c, again, sizeof again, NULL, NULL), DSQL_OK);
     ck_assert_str_eq(next_day, again);
     c.secret_access_key = "OTHER";
-    ck_assert_int_eq(dsql_signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__signer_token(s, &p, &c, next_day, sizeof next_day, NULL, NULL), DSQL_OK);
     ck_assert_int_eq(dsql_token_generate(&p, &c, again, sizeof again, NULL, NULL), DSQL_OK);
     ck_assert_str_eq(next_day, again);
-    dsql_signer_free(s);
+    dsql__signer_free(s);
 }
 END_TEST
 
-/* --- dsql_token_provider_token_alloc / dsql_token_free --------------- */
+/* --- dsql_token_provider_get_alloc / dsql_token_free --------------- */
 
 /* An allocator that counts live blocks, can fail the n-th allocation and
  * inspects every token-sized block it frees: all of it must be zero. */
@@ -807,7 +808,7 @@ static dsql_status sized_token(void *self, const dsql_token_request *req, char *
 static const dsql_token_provider_vtable SIZED = {DSQL_STRUCT_VERSION, sized_token, NULL};
 
 static const dsql_token_request ALLOC_REQ = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws",
-                                             "admin", NULL, 0};
+                                             "admin", NULL, 0, 0};
 
 static int all_t(const char *s, size_t n)
 {
@@ -837,7 +838,7 @@ static void expect_alloc_fails(const char *what, dsql_token_provider *tp, int le
     size_t len = 99;
     *err = (dsql_error){0};
     dsql_status st =
-        dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, len_out ? &len : NULL, err);
+        dsql_token_provider_get_alloc(tp, &ALLOC_REQ, &token, len_out ? &len : NULL, err);
     ck_assert_msg(st == want && err->status == want, "%s: %s (err.status %s), want %s: %s", what,
                   dsql_status_name(st), dsql_status_name(err->status), dsql_status_name(want),
                   err->message);
@@ -864,11 +865,11 @@ START_TEST(test_alloc_token_signing_provider)
     dsql_token_provider_options opt = {DSQL_STRUCT_VERSION, "eu-central-1", 60};
     dsql_token_provider *tp = dsql_token_provider_signing(cp, &opt, NULL);
     ck_assert_ptr_nonnull(tp);
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0};
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "app", NULL, 0, 0};
     char *token = NULL, v[128];
     size_t len = 0;
     dsql_error err = {0};
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, &len, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &req, &token, &len, &err), DSQL_OK);
     ck_assert_ptr_nonnull(token);
     ck_assert_uint_eq(len, strlen(token));
     ck_assert(strncmp(token, "localhost/?Action=DbConnect&", 28) == 0);
@@ -878,7 +879,7 @@ START_TEST(test_alloc_token_signing_provider)
     ck_assert_uint_eq(strlen(v), 64);
     dsql_token_free(token);
     /* len_out may be NULL */
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &req, &token, NULL, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &req, &token, NULL, NULL), DSQL_OK);
     ck_assert_ptr_nonnull(token);
     dsql_token_free(token);
     dsql_token_free(NULL);
@@ -895,7 +896,7 @@ START_TEST(test_alloc_token_first_buffer_fits)
     dsql_token_provider *tp = dsql_token_provider_new(&SIZED, &sp, NULL);
     char *token = NULL;
     size_t len = 0;
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, NULL),
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &ALLOC_REQ, &token, &len, NULL),
                      DSQL_OK);
     ck_assert_int_eq(sp.calls, 1);
     ck_assert_uint_eq(len, 1500);
@@ -916,7 +917,7 @@ START_TEST(test_alloc_token_ebufsize_retry)
     char *token = NULL;
     size_t len = 0;
     dsql_error err = {0};
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &ALLOC_REQ, &token, &len, &err),
                      DSQL_OK);
     ck_assert_int_eq(sp.calls, 2);
     ck_assert_uint_lt(sp.caps[0], 10001);
@@ -990,25 +991,25 @@ START_TEST(test_alloc_token_bad_arguments)
     dsql_error err = {0};
     char *token = (char *)"not touched";
     size_t len = 99;
-    ck_assert_int_eq(dsql_token_provider_token_alloc(NULL, &ALLOC_REQ, &token, &len, &err),
+    ck_assert_int_eq(dsql_token_provider_get_alloc(NULL, &ALLOC_REQ, &token, &len, &err),
                      DSQL_EINVAL);
     ck_assert_str_eq(err.message, "token provider is NULL");
     ck_assert_ptr_null(token);
     ck_assert_uint_eq(len, 0);
     token = (char *)"not touched";
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, NULL, &token, NULL, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, NULL, &token, NULL, &err), DSQL_EINVAL);
     ck_assert_msg(strstr(err.message, "token request is NULL"), "%s", err.message);
     ck_assert_ptr_null(token);
     dsql_token_request old = ALLOC_REQ;
     old.version = DSQL_STRUCT_VERSION + 1;
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &old, &token, NULL, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &old, &token, NULL, &err), DSQL_EINVAL);
     ck_assert_msg(strstr(err.message, "version other than"), "%s", err.message);
     len = 99;
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, NULL, &len, &err),
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &ALLOC_REQ, NULL, &len, &err),
                      DSQL_EINVAL);
     ck_assert_str_eq(err.message, "token_out is NULL");
     ck_assert_uint_eq(len, 0);
-    ck_assert_int_eq(dsql_token_provider_token_alloc(tp, NULL, NULL, NULL, NULL), DSQL_EINVAL);
+    ck_assert_int_eq(dsql_token_provider_get_alloc(tp, NULL, NULL, NULL, NULL), DSQL_EINVAL);
     ck_assert_int_eq(sp.calls, 0); /* and no buffer was allocated for them */
     ck_assert_int_eq(live_blocks, 1);
     dsql_token_provider_free(tp);
@@ -1038,7 +1039,7 @@ START_TEST(test_alloc_token_out_of_memory)
         size_t len = 99;
         dsql_error err = {0};
         fail_countdown = cases[i].fail_nth;
-        ck_assert_int_eq(dsql_token_provider_token_alloc(tp, &ALLOC_REQ, &token, &len, &err),
+        ck_assert_int_eq(dsql_token_provider_get_alloc(tp, &ALLOC_REQ, &token, &len, &err),
                          DSQL_ENOMEM);
         fail_countdown = 0;
         ck_assert_int_eq(err.status, DSQL_ENOMEM);

@@ -518,7 +518,7 @@ static int spawn_gateway(unsigned long n, const char *dir, gateway_proc *g)
 static int login(int port, const char *dir, const dl_key *key, char *msg, size_t cap)
 {
     dsql_credentials creds = {(char *)key->akid, (char *)key->secret, NULL, 0};
-    dsql_token_params tp = {DSQL_STRUCT_VERSION, HOST, NULL, "admin", 0, 0};
+    dsql_token_request tp = {DSQL_STRUCT_VERSION, HOST, "admin", NULL, 0, 0};
     char token[2048], portbuf[16], root[600];
     size_t len;
     dsql_error err;

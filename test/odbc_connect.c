@@ -61,7 +61,7 @@ static dsql_status counting_token(void *self, const dsql_token_request *req, cha
 {
     counting *c = self;
     c->calls++;
-    dsql_status st = dsql_token_provider_token(c->inner, req, buf, cap, len, err);
+    dsql_status st = dsql_token_provider_get(c->inner, req, buf, cap, len, err);
     if (st == DSQL_OK) {
         c->last_len = *len;
         if (c->corrupt) {

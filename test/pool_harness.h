@@ -54,7 +54,7 @@ static dsql_status counting_token(void *self, const dsql_token_request *req, cha
         return DSQL_EEXPIRED;
     }
     if (srv.inner)
-        return dsql_token_provider_token(srv.inner, req, buf, cap, len, err);
+        return dsql_token_provider_get(srv.inner, req, buf, cap, len, err);
     /* direct mode: a stand-in "token" (trust auth ignores it) */
     int n = snprintf(buf, cap, "token-%ld", atomic_load(&token_calls));
     if (len)
@@ -155,8 +155,8 @@ static int pool_server_start(void)
 static int fetch_token(dsql_error *err)
 {
     char tok[4096];
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "postgres", "us-east-1", 0};
-    return dsql_token_provider_token(srv.counting, &req, tok, sizeof tok, NULL, err) == DSQL_OK;
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "localhost", "postgres", "us-east-1", 0, 0};
+    return dsql_token_provider_get(srv.counting, &req, tok, sizeof tok, NULL, err) == DSQL_OK;
 }
 
 static PGconn *direct_connect(void *self, dsql_error *err)

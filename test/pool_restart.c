@@ -70,7 +70,7 @@ static dsql_status counting_token(void *self, const dsql_token_request *req, cha
 {
     (void)self;
     atomic_fetch_add(&token_calls, 1);
-    return dsql_token_provider_token(inner, req, buf, cap, len, err);
+    return dsql_token_provider_get(inner, req, buf, cap, len, err);
 }
 
 static const dsql_token_provider_vtable counting_vt = {DSQL_STRUCT_VERSION, counting_token, NULL};

@@ -30,7 +30,7 @@ static dsql_status rec_token(void *self, const dsql_token_request *req, char *bu
     r->calls++;
     snprintf(r->last_host, sizeof r->last_host, "%s", req->hostname);
     pthread_mutex_unlock(&mu);
-    return dsql_token_provider_token(r->inner, req, buf, cap, len, err);
+    return dsql_token_provider_get(r->inner, req, buf, cap, len, err);
 }
 
 static const dsql_token_provider_vtable REC_VT = {DSQL_STRUCT_VERSION, rec_token, NULL};
@@ -386,7 +386,7 @@ static dsql_status stale_token(void *self, const dsql_token_request *req, char *
     (void)self;
     dsql_credentials c = {getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"),
                           getenv("AWS_SESSION_TOKEN"), 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, req->hostname, req->region, req->user, 900,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, req->hostname, req->user, req->region, 900,
                            (int64_t)time(NULL) - 1200};
     return dsql_token_generate(&p, &c, buf, cap, len, e);
 }

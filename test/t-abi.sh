@@ -118,7 +118,7 @@ fi
 #    dsql_token_request in a copy of the headers must change the layout,
 #    and a file regenerated from it must fail the history rule.
 cp -r include "$tmp/inc"
-sed -i 's/^\(    const char \*user;  *\/\* database user \*\/\)$/\1\n    int abi_selftest_inserted;/' "$tmp/inc/dsqlauth/token.h"
+sed -i 's/^\(    const char \*user; \)/    int abi_selftest_inserted;\n\1/' "$tmp/inc/dsqlauth/token.h"
 if ! grep -q 'int abi_selftest_inserted;' "$tmp/inc/dsqlauth/token.h"; then
     echo "FAIL self-test: could not edit dsql_token_request in a copy of token.h"; fail=1
 else

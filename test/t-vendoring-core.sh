@@ -66,7 +66,7 @@ int main(void)
     char buf[2048];
     size_t len = 0;
     dsql_credentials c = {"ACCESS_KEY", "SECRET_KEY", "SESSION_TOKEN", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", NULL, "admin",
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", "admin", NULL,
                            900, 1731001173};
     if (dsql_token_generate(&p, &c, buf, sizeof buf, NULL, &err) != DSQL_OK) {
         fprintf(stderr, "generate: %s\n", err.message);
@@ -80,15 +80,15 @@ int main(void)
     dsql_credentials_provider *env = dsql_credentials_provider_env(&err);
     dsql_credentials_provider *cached = env ? dsql_credentials_provider_cached(env, &err) : NULL;
     dsql_token_provider *tp = cached ? dsql_token_provider_signing(cached, NULL, &err) : NULL;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, "abc.dsql.eu-west-1.on.aws", "app", NULL, 0};
-    if (!tp || dsql_token_provider_token(tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK) {
+    dsql_token_request req = {DSQL_STRUCT_VERSION, "abc.dsql.eu-west-1.on.aws", "app", NULL, 0, 0};
+    if (!tp || dsql_token_provider_get(tp, &req, buf, sizeof buf, &len, &err) != DSQL_OK) {
         fprintf(stderr, "provider: %s\n", err.message);
         return 1;
     }
     /* the heap-buffer variant every adapter uses is in the core too */
     char *heap = NULL;
     size_t heap_len = 0;
-    if (dsql_token_provider_token_alloc(tp, &req, &heap, &heap_len, &err) != DSQL_OK ||
+    if (dsql_token_provider_get_alloc(tp, &req, &heap, &heap_len, &err) != DSQL_OK ||
         heap_len != strlen(heap) || strncmp(heap, buf, 60) != 0) {
         fprintf(stderr, "provider token_alloc: %s\n", heap ? heap : err.message);
         return 1;

@@ -19,7 +19,7 @@ cat >prog.c <<'C'
 int main(void)
 {
     dsql_credentials c = {"ACCESS_KEY", "SECRET_KEY", "SESSION_TOKEN", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", NULL, "admin", 900, 1731001173};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", "admin", NULL, 900, 1731001173};
     char buf[2048];
     dsql_error err;
     if (dsql_token_generate(&p, &c, buf, sizeof buf, NULL, &err) != DSQL_OK) {

@@ -84,8 +84,8 @@ static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
-                              h->region, token_lifetime(cfg)};
-    return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
+                              h->region, token_lifetime(cfg), 0};
+    return dsql_token_provider_get_alloc(p, &req, out, NULL, err);
 }
 
 /* ---- parameter arrays ---- */
@@ -593,7 +593,7 @@ static int start_attempt(dsql_pq_connecting *c)
     if (c->offthread) {
         dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host,
                                   dsql_config_get(c->cfg, "user"), h.region,
-                                  token_lifetime(c->cfg)};
+                                  token_lifetime(c->cfg), 0};
         if ((c->job = dsql__pq_token_job_start(c->provider, &req)) != NULL) {
             c->state = ST_TOKEN;
             return 0;

@@ -43,8 +43,8 @@ static void job_free(dsql__pq_token_job *j)
 static void *run(void *arg)
 {
     dsql__pq_token_job *j = arg;
-    dsql_token_request req = {DSQL_STRUCT_VERSION, j->host, j->user, j->region, j->expires_in};
-    j->status = dsql_token_provider_token_alloc(j->provider, &req, &j->token, NULL, &j->err);
+    dsql_token_request req = {DSQL_STRUCT_VERSION, j->host, j->user, j->region, j->expires_in, 0};
+    j->status = dsql_token_provider_get_alloc(j->provider, &req, &j->token, NULL, &j->err);
     atomic_store(&j->done, 1);
     char one = 1;
     while (write(j->pipe_w, &one, 1) < 0 && errno == EINTR) {

@@ -165,8 +165,8 @@ static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
                               const dsql_config_host *h, char **out, dsql_error *err)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
-                              h->region, token_lifetime(cfg)};
-    return dsql_token_provider_token_alloc(p, &req, out, NULL, err);
+                              h->region, token_lifetime(cfg), 0};
+    return dsql_token_provider_get_alloc(p, &req, out, NULL, err);
 }
 
 /* ---- the connection string ---- */

@@ -94,10 +94,10 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
             return st;
         /* 2: a fresh token, for this host, now */
         dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_get(cfg, "user"),
-                                  h.region, token_lifetime(cfg)};
+                                  h.region, token_lifetime(cfg), 0};
         char token[4096];
         size_t len = 0;
-        st = dsql_token_provider_token(tp, &req, token, sizeof token, &len, err);
+        st = dsql_token_provider_get(tp, &req, token, sizeof token, &len, err);
         if (st != DSQL_OK)
             return st; /* credentials problems are the same for every host */
         /* 3 */

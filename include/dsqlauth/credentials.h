@@ -171,7 +171,7 @@ dsql_credentials_provider_cached(dsql_credentials_provider *inner, dsql_error *e
  * shared files. Copies it with its NUL into buf; DSQL_EBUFSIZE when cap is
  * too small, DSQL_ECONFIG when none is set. Logs at debug level which
  * source was used. */
-DSQL_API dsql_status dsql_resolve_region(const char *explicit_region, const char *profile,
+DSQL_API dsql_status dsql_region_resolve(const char *explicit_region, const char *profile,
                                          char *buf, size_t cap, dsql_error *err);
 
 #ifdef __cplusplus

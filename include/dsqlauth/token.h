@@ -16,21 +16,29 @@ extern "C" {
 #define DSQL_HOSTNAME_MAX 253u
 #define DSQL_REGION_MAX 64u
 
-typedef struct dsql_token_params {
+/* What to sign a token for: the one request of every token call
+ * (dsql_token_generate, dsql_token_provider_get, a provider's token()). */
+typedef struct dsql_token_request {
     int version;          /* DSQL_STRUCT_VERSION */
-    const char *hostname; /* cluster endpoint; a leading https:// is stripped */
-    const char *region;   /* NULL or "": discovered from the hostname */
-    const char *user;     /* NULL: "admin"; "admin" signs DbConnectAdmin */
-    uint32_t expires_in;  /* seconds, 1..604800; 0 means 900 */
-    int64_t now;          /* Unix seconds; 0 means the current time */
-} dsql_token_params;
+    const char *hostname; /* the host the token is signed for (the DSQL
+                             name, not an address); a leading https:// is
+                             stripped */
+    const char *user;     /* database user; NULL: "admin"; "admin" signs
+                             DbConnectAdmin, any other DbConnect */
+    const char *region;   /* NULL or "": the hostname's, else a provider's */
+    uint32_t expires_in;  /* seconds, 1..604800; 0: 900 (a provider's
+                             default) */
+    int64_t now;          /* Unix seconds to sign at; 0: the current time */
+} dsql_token_request;
 
-/* Sign a token with a freshly derived key. On success writes the token and
+/* Sign a token with the given credentials, once (for many tokens use a
+ * provider: dsql_token_provider_signing caches the derived key and
+ * allocates nothing per token). On success writes the token and
  * a NUL to buf and its length (without the NUL) to *len. When cap is too
  * small returns DSQL_EBUFSIZE, sets *len to the token length (so cap must be
  * at least *len + 1) and writes nothing but an empty string. The expiry is
  * clamped to the credentials' remaining lifetime. Pure and thread-safe. */
-DSQL_API dsql_status dsql_token_generate(const dsql_token_params *params,
+DSQL_API dsql_status dsql_token_generate(const dsql_token_request *req,
                                          const dsql_credentials *creds,
                                          char *buf, size_t cap, size_t *len,
                                          dsql_error *err);
@@ -39,29 +47,6 @@ DSQL_API dsql_status dsql_token_generate(const dsql_token_params *params,
  * Returns DSQL_EINVAL when the hostname names no region. */
 DSQL_API dsql_status dsql_region_from_hostname(const char *hostname, char *buf,
                                                size_t cap, dsql_error *err);
-
-/* A signer caches the derived signing key per (secret, date, region), so a
- * token costs one HMAC chain instead of five. Share one signer between any
- * number of threads; the hot path takes only an uncontended per-thread lock
- * and allocates nothing. */
-typedef struct dsql_signer dsql_signer;
-DSQL_API dsql_signer *dsql_signer_new(dsql_error *err);
-DSQL_API dsql_status dsql_signer_token(dsql_signer *signer,
-                                       const dsql_token_params *params,
-                                       const dsql_credentials *creds,
-                                       char *buf, size_t cap, size_t *len,
-                                       dsql_error *err);
-/* Wipes every cached key. NULL is allowed. */
-DSQL_API void dsql_signer_free(dsql_signer *signer);
-
-/* What an adapter asks a token provider for. */
-typedef struct dsql_token_request {
-    int version;          /* DSQL_STRUCT_VERSION */
-    const char *hostname; /* the host the token is signed for */
-    const char *user;     /* database user */
-    const char *region;   /* NULL: the provider's region or the hostname's */
-    uint32_t expires_in;  /* 0: the provider's default */
-} dsql_token_request;
 
 /* The seam every adapter consumes: "give me a password for this host/user".
  * token() follows dsql_token_generate's buffer contract.
@@ -92,23 +77,27 @@ typedef struct dsql_token_provider dsql_token_provider;
 DSQL_API dsql_token_provider *
 dsql_token_provider_new(const dsql_token_provider_vtable *vtable, void *self,
                         dsql_error *err);
-DSQL_API dsql_status dsql_token_provider_token(dsql_token_provider *p,
-                                               const dsql_token_request *req,
-                                               char *buf, size_t cap,
-                                               size_t *len, dsql_error *err);
+/* A token from p into the caller's buffer, with token()'s contract
+ * (DSQL_EBUFSIZE and the needed length when cap is too small), the request
+ * version checked and buf emptied on any error. The form for providers that
+ * wrap another provider and for code that must not allocate; adapters use
+ * dsql_token_provider_get_alloc. */
+DSQL_API dsql_status dsql_token_provider_get(dsql_token_provider *p,
+                                             const dsql_token_request *req, char *buf,
+                                             size_t cap, size_t *len, dsql_error *err);
 DSQL_API void dsql_token_provider_free(dsql_token_provider *p);
 
-/* dsql_token_provider_token into a heap buffer sized for the token: asks
+/* dsql_token_provider_get into a heap buffer sized for the token: asks
  * again once with the length the provider reports on DSQL_EBUFSIZE. On
  * success *token_out is a NUL-terminated token to release with
  * dsql_token_free and *len_out (len_out may be NULL) its length. On error
  * *token_out is NULL: never a partial token. The buffer comes from the
  * allocator of dsql_set_allocator. */
-DSQL_API dsql_status dsql_token_provider_token_alloc(dsql_token_provider *p,
-                                                     const dsql_token_request *req,
-                                                     char **token_out, size_t *len_out,
-                                                     dsql_error *err);
-/* Wipes a token from dsql_token_provider_token_alloc (every byte, the NUL
+DSQL_API dsql_status dsql_token_provider_get_alloc(dsql_token_provider *p,
+                                                   const dsql_token_request *req,
+                                                   char **token_out, size_t *len_out,
+                                                   dsql_error *err);
+/* Wipes a token from dsql_token_provider_get_alloc (every byte, the NUL
  * included) and frees it with the library's allocator. NULL is allowed. */
 DSQL_API void dsql_token_free(char *token);
 
@@ -118,9 +107,11 @@ typedef struct dsql_token_provider_options {
     uint32_t expires_in; /* default token lifetime; 0 means 900 */
 } dsql_token_provider_options;
 
-/* Signer + the given credentials provider, of which it takes ownership (it
- * is freed with the token provider, also when this call fails). options
- * may be NULL. */
+/* A caching signer (the derived key is kept per secret, date and region,
+ * so a token costs one HMAC chain instead of five and allocates nothing)
+ * over the given credentials provider, of which it takes ownership (it is
+ * freed with the token provider, also when this call fails). options may
+ * be NULL. A request's "now" is honoured (0: the current time). */
 DSQL_API dsql_token_provider *
 dsql_token_provider_signing(dsql_credentials_provider *creds,
                             const dsql_token_provider_options *options,

@@ -10,7 +10,7 @@
 int main(void)
 {
     dsql_credentials c = {"ACCESS_KEY", "SECRET_KEY", "SESSION_TOKEN", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", NULL, "admin", 900,
+    dsql_token_request p = {DSQL_STRUCT_VERSION, "test.dsql.us-east-1.on.aws", "admin", NULL, 900,
                            1731001173};
     char token[2048], quoted[16];
     size_t len;

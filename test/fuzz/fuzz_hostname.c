@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     dsql_region_from_hostname(host, buf, sizeof buf, &err);
 
     dsql_credentials c = {"AKID", "SECRET", "TOKEN+/=", 0};
-    dsql_token_params p = {DSQL_STRUCT_VERSION, host, region, user, 0, 1700000000};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, host, user, region, 0, 1700000000};
     char token[4096];
     size_t len = 0;
     dsql_status st = dsql_token_generate(&p, &c, token, sizeof token, &len, &err);

@@ -100,9 +100,9 @@ int main(void)
     char token[8192];
     size_t len;
     dsql_token_request req = {DSQL_STRUCT_VERSION, host.signing_host, dsql_config_get(cfg, "user"),
-                              host.region, 0};
+                              host.region, 0, 0};
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (dsql_token_provider_token(tp, &req, token, sizeof token, &len, &err) != DSQL_OK)
+    if (dsql_token_provider_get(tp, &req, token, sizeof token, &len, &err) != DSQL_OK)
         return fail("token", &err);
     double token_ms = ms_since(&t0);
     print_redacted(token, len);

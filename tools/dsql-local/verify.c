@@ -175,7 +175,7 @@ int dl_verify_token(const dl_verify_in *in, char *reason, size_t cap)
     int64_t date;
     unsigned long expires;
     dl_key key;
-    dsql_token_params tp;
+    dsql_token_request tp;
     dsql_credentials creds;
     dsql_error err;
     int rc = -1, found;

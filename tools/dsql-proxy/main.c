@@ -300,12 +300,12 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 static void preflight(dp_proxy *p)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, p->up.signing_host, "admin",
-                              p->up.region[0] ? p->up.region : NULL, p->opt->expires_in};
+                              p->up.region[0] ? p->up.region : NULL, p->opt->expires_in, 0};
     dsql_error err;
     char *token = NULL;
 
     memset(&err, 0, sizeof err);
-    if (dsql_token_provider_token_alloc(p->tokens, &req, &token, NULL, &err) != DSQL_OK)
+    if (dsql_token_provider_get_alloc(p->tokens, &req, &token, NULL, &err) != DSQL_OK)
         fprintf(stderr, "dsql-proxy: warning: no token can be made yet: %s\n", err.message);
     dsql_token_free(token);
 }

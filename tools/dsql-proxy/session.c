@@ -198,7 +198,7 @@ static int send_token(dp_session *s)
 {
     dsql_token_request req = {DSQL_STRUCT_VERSION, s->p->up.signing_host, s->user,
                               s->p->up.region[0] ? s->p->up.region : NULL,
-                              s->p->opt->expires_in};
+                              s->p->opt->expires_in, 0};
     unsigned char hdr[5];
     dsql_error err;
     char *token = NULL;
@@ -206,7 +206,7 @@ static int send_token(dp_session *s)
     int rc;
 
     memset(&err, 0, sizeof err);
-    if (dsql_token_provider_token_alloc(s->p->tokens, &req, &token, &len, &err) != DSQL_OK) {
+    if (dsql_token_provider_get_alloc(s->p->tokens, &req, &token, &len, &err) != DSQL_OK) {
         char msg[800];
         /* the library's messages name what is missing, never a secret */
         snprintf(msg, sizeof msg, "dsql-proxy: no token for user \"%s\": %s", s->user_shown,

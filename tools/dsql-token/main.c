@@ -218,8 +218,8 @@ static int make_token(const options *o, const target *t, char **token)
                                                                          "token_duration_secs"),
                                                          NULL, 10);
     /* an explicit --region is the signing region, even for a DSQL name */
-    dsql_token_params p = {DSQL_STRUCT_VERSION, t->host.signing_host,
-                           o->region ? o->region : t->host.region, t->user, expires, o->time};
+    dsql_token_request p = {DSQL_STRUCT_VERSION, t->host.signing_host,
+                           t->user, o->region ? o->region : t->host.region, expires, o->time};
     size_t len = 0;
     dsql_status st = dsql_token_generate(&p, &creds, NULL, 0, &len, &err);
     if (st == DSQL_EBUFSIZE) {

@@ -85,7 +85,7 @@ static dsql_status apply_region(const options *o, dsql_config *cfg, dsql_error *
     char region[DSQL_REGION_MAX + 1];
     const char *profile = o->profile ? o->profile : dsql_config_get(cfg, "profile");
     if (!dsql_config_get(cfg, "region") &&
-        dsql_resolve_region(NULL, profile, region, sizeof region, NULL) == DSQL_OK)
+        dsql_region_resolve(NULL, profile, region, sizeof region, NULL) == DSQL_OK)
         return dsql_config_set_from(cfg, DSQL_SOURCE_ENV, "region", region, err);
     return DSQL_OK;
 }
