@@ -5,7 +5,6 @@
 
 #include "dsqlauth/common.h"
 #include "dsqlauth/credentials.h"
-#include "dsqlauth/sigv4.h"
 #include "dsqlauth/token.h"
 #include "dsqlauth/config.h"
 #include "dsqlauth/conflict.h"

@@ -2,6 +2,7 @@
  * presigned URL (query mode) or an Authorization header (header mode).
  * Allocates freely; the DSQL token has its own allocation-free path. */
 #include "internal.h"
+#include "sigv4.h"
 #include "strbuf.h"
 
 #include <stdlib.h>
@@ -194,7 +195,7 @@ static dsql_status validate(const dsql_sigv4_request *r, const dsql_credentials 
     return DSQL_OK;
 }
 
-void dsql_sigv4_result_clear(dsql_sigv4_result *res)
+void dsql__sigv4_result_clear(dsql_sigv4_result *res)
 {
     if (!res)
         return;
@@ -217,8 +218,206 @@ static void put_pairs(dsql__strbuf *sb, const kv *list, size_t n, char sep, char
     }
 }
 
-dsql_status dsql_sigv4_sign(const dsql_sigv4_request *r, const dsql_credentials *c,
-                            dsql_sigv4_result *out, dsql_error *err)
+/* What one signature is built from, step by step (dsql__sigv4_sign). */
+typedef struct signing {
+    const dsql_sigv4_request *r;
+    const dsql_credentials *c;
+    char date[9], datetime[17], expires[16];
+    int with_token;
+    dsql__strbuf scope;        /* <date>/<region>/<service>/aws4_request */
+    dsql__strbuf cred;         /* <access key id>/<scope> */
+    dsql__strbuf signed_names; /* the signed header names, ';'-joined */
+    kv *headers;               /* canonical headers, sorted */
+    size_t n_headers;
+    kv *query;                 /* canonical query, sorted */
+    size_t n_query;
+} signing;
+
+static void signing_free(signing *s)
+{
+    kv_free(s->headers, s->n_headers);
+    kv_free(s->query, s->n_query);
+    dsql__sb_free(&s->scope);
+    dsql__sb_free(&s->cred);
+    dsql__sb_free(&s->signed_names);
+}
+
+static dsql_status no_memory(dsql_error *err)
+{
+    return dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
+}
+
+/* Step 1: the dates, the credential scope and the canonical headers (with
+ * X-Amz-Date and the session token in HEADER mode) and their names. */
+static dsql_status sign_scope(signing *s, dsql_error *err)
+{
+    const dsql_sigv4_request *r = s->r;
+    dsql__utc_format(r->time, s->date, s->datetime);
+    snprintf(s->expires, sizeof s->expires, "%u", r->expires);
+    s->with_token = s->c->session_token && s->c->session_token[0];
+    dsql__sb_puts(&s->scope, s->date);
+    dsql__sb_putc(&s->scope, '/');
+    dsql__sb_puts(&s->scope, r->region);
+    dsql__sb_putc(&s->scope, '/');
+    dsql__sb_puts(&s->scope, r->service);
+    dsql__sb_puts(&s->scope, "/aws4_request");
+    dsql__sb_puts(&s->cred, s->c->access_key_id);
+    dsql__sb_putc(&s->cred, '/');
+    dsql__sb_append(&s->cred, s->scope.data ? s->scope.data : "", s->scope.len);
+    kv extra[2] = {{"x-amz-date", s->datetime}, {"x-amz-security-token", s->c->session_token}};
+    size_t n_extra = r->mode == DSQL_SIGV4_HEADER ? (s->with_token ? 2 : 1) : 0;
+    s->headers = canonical_headers(r->headers, r->header_count, extra, n_extra, &s->n_headers);
+    if (!s->headers || s->scope.failed || s->cred.failed)
+        return no_memory(err);
+    for (size_t i = 0; i < s->n_headers; i++) {
+        if (i)
+            dsql__sb_putc(&s->signed_names, ';');
+        dsql__sb_puts(&s->signed_names, s->headers[i].name);
+    }
+    return s->signed_names.failed ? no_memory(err) : DSQL_OK;
+}
+
+/* Step 2: the canonical query: the caller's parameters as canonical
+ * components, in QUERY mode the X-Amz-* ones encoded, all sorted. */
+static dsql_status sign_query(signing *s, dsql_error *err)
+{
+    const dsql_sigv4_request *r = s->r;
+    const char *auth[6][2] = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+                              {"X-Amz-Credential", s->cred.data},
+                              {"X-Amz-Date", s->datetime},
+                              {"X-Amz-Expires", s->expires},
+                              {"X-Amz-SignedHeaders", s->signed_names.data},
+                              {"X-Amz-Security-Token", s->c->session_token}};
+    size_t n_auth = 0;
+    if (r->mode == DSQL_SIGV4_QUERY)
+        n_auth = s->with_token && !r->omit_session_token ? 6 : 5;
+    if (!(s->query = dsql__calloc(r->query_count + 6, sizeof *s->query)))
+        return no_memory(err);
+    for (size_t i = 0; i < r->query_count + n_auth; i++) {
+        int own = i < r->query_count;
+        const char *name = own ? r->query[i].name : auth[i - r->query_count][0];
+        const char *value = own ? r->query[i].value : auth[i - r->query_count][1];
+        kv *q = &s->query[i];
+        q->name = own ? canonical_component(name) : dsql__strdup(name);
+        if (own) {
+            q->value = canonical_component(value);
+        } else {
+            dsql__strbuf v = {0};
+            dsql__sb_encoded(&v, value ? value : "", value ? strlen(value) : 0, 0);
+            q->value = dsql__sb_take(&v);
+        }
+        s->n_query = i + 1;
+        if (!q->name || !q->value)
+            return no_memory(err);
+    }
+    qsort(s->query, s->n_query, sizeof *s->query, kv_compare);
+    return DSQL_OK;
+}
+
+/* Step 3: the canonical request (AWS SigV4: "Create a canonical request"). */
+static dsql_status sign_canonical_request(signing *s, dsql_sigv4_result *out,
+                                          dsql_error *err)
+{
+    const dsql_sigv4_request *r = s->r;
+    dsql__strbuf sb = {0};
+    dsql__sb_puts(&sb, r->method);
+    dsql__sb_putc(&sb, '\n');
+    canonical_path(&sb, r->path, r->normalize_path);
+    dsql__sb_putc(&sb, '\n');
+    put_pairs(&sb, s->query, s->n_query, '&', '=');
+    dsql__sb_putc(&sb, '\n');
+    for (size_t i = 0; i < s->n_headers; i++) {
+        dsql__sb_puts(&sb, s->headers[i].name);
+        dsql__sb_putc(&sb, ':');
+        dsql__sb_puts(&sb, s->headers[i].value);
+        dsql__sb_putc(&sb, '\n');
+    }
+    dsql__sb_putc(&sb, '\n');
+    dsql__sb_puts(&sb, s->signed_names.data ? s->signed_names.data : "");
+    dsql__sb_putc(&sb, '\n');
+    dsql__sb_puts(&sb, r->payload_sha256 ? r->payload_sha256 : EMPTY_SHA256);
+    out->canonical_request = dsql__sb_take(&sb);
+    return out->canonical_request ? DSQL_OK : no_memory(err);
+}
+
+/* Step 4: the string to sign and the signature with the derived key. */
+static dsql_status sign_signature(signing *s, dsql_sigv4_result *out, dsql_error *err)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    char hex[65];
+    SHA256((const unsigned char *)out->canonical_request, strlen(out->canonical_request),
+           digest);
+    dsql__hex(hex, digest, sizeof digest);
+    hex[64] = '\0';
+    dsql__strbuf sb = {0};
+    dsql__sb_puts(&sb, "AWS4-HMAC-SHA256\n");
+    dsql__sb_puts(&sb, s->datetime);
+    dsql__sb_putc(&sb, '\n');
+    dsql__sb_puts(&sb, s->scope.data);
+    dsql__sb_putc(&sb, '\n');
+    dsql__sb_puts(&sb, hex);
+    if (!(out->string_to_sign = dsql__sb_take(&sb)))
+        return no_memory(err);
+    dsql__hmac_key key;
+    dsql__sigv4_derive_key(&key, s->c->secret_access_key, s->date, s->r->region,
+                           s->r->service);
+    dsql__hmac(&key, out->string_to_sign, strlen(out->string_to_sign), digest);
+    dsql__hmac_key_wipe(&key);
+    dsql__hex(out->signature, digest, sizeof digest);
+    out->signature[64] = '\0';
+    return DSQL_OK;
+}
+
+/* Step 5a (QUERY): the caller's parameters as given, then ours
+ * (aws-c-auth's order), the signature last. */
+static dsql_status sign_presigned_query(signing *s, dsql_sigv4_result *out, dsql_error *err)
+{
+    const dsql_sigv4_request *r = s->r;
+    dsql__strbuf sb = {0};
+    for (size_t i = 0; i < r->query_count; i++) {
+        if (i)
+            dsql__sb_putc(&sb, '&');
+        dsql__sb_puts(&sb, r->query[i].name);
+        dsql__sb_putc(&sb, '=');
+        dsql__sb_puts(&sb, r->query[i].value);
+    }
+    if (r->query_count)
+        dsql__sb_putc(&sb, '&');
+    dsql__sb_puts(&sb, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
+    dsql__sb_encoded(&sb, s->cred.data, s->cred.len, 0);
+    dsql__sb_puts(&sb, "&X-Amz-Date=");
+    dsql__sb_puts(&sb, s->datetime);
+    dsql__sb_puts(&sb, "&X-Amz-SignedHeaders=");
+    dsql__sb_encoded(&sb, s->signed_names.data, s->signed_names.len, 0);
+    dsql__sb_puts(&sb, "&X-Amz-Expires=");
+    dsql__sb_puts(&sb, s->expires);
+    if (s->with_token) {
+        dsql__sb_puts(&sb, "&X-Amz-Security-Token=");
+        dsql__sb_encoded(&sb, s->c->session_token, strlen(s->c->session_token), 0);
+    }
+    dsql__sb_puts(&sb, "&X-Amz-Signature=");
+    dsql__sb_puts(&sb, out->signature);
+    out->query = dsql__sb_take(&sb);
+    return out->query ? DSQL_OK : no_memory(err);
+}
+
+/* Step 5b (HEADER): the Authorization and X-Amz-Date header values. */
+static dsql_status sign_authorization(signing *s, dsql_sigv4_result *out, dsql_error *err)
+{
+    dsql__strbuf sb = {0};
+    dsql__sb_puts(&sb, "AWS4-HMAC-SHA256 Credential=");
+    dsql__sb_puts(&sb, s->cred.data);
+    dsql__sb_puts(&sb, ", SignedHeaders=");
+    dsql__sb_puts(&sb, s->signed_names.data);
+    dsql__sb_puts(&sb, ", Signature=");
+    dsql__sb_puts(&sb, out->signature);
+    out->authorization = dsql__sb_take(&sb);
+    out->amz_date = dsql__strdup(s->datetime);
+    return out->authorization && out->amz_date ? DSQL_OK : no_memory(err);
+}
+
+dsql_status dsql__sigv4_sign(const dsql_sigv4_request *r, const dsql_credentials *c,
+                             dsql_sigv4_result *out, dsql_error *err)
 {
     if (!out)
         return dsql__error(err, DSQL_EINVAL, "SigV4 result is NULL");
@@ -226,160 +425,14 @@ dsql_status dsql_sigv4_sign(const dsql_sigv4_request *r, const dsql_credentials 
     dsql_status st = validate(r, c, err);
     if (st != DSQL_OK)
         return st;
-
-    char date[9], datetime[17], expires[16];
-    dsql__utc_format(r->time, date, datetime);
-    snprintf(expires, sizeof expires, "%u", r->expires);
-    int with_token = c->session_token && c->session_token[0];
-    dsql__strbuf scope = {0}, cred = {0}, signed_names = {0}, sb = {0};
-    dsql__sb_puts(&scope, date);
-    dsql__sb_putc(&scope, '/');
-    dsql__sb_puts(&scope, r->region);
-    dsql__sb_putc(&scope, '/');
-    dsql__sb_puts(&scope, r->service);
-    dsql__sb_puts(&scope, "/aws4_request");
-    dsql__sb_puts(&cred, c->access_key_id);
-    dsql__sb_putc(&cred, '/');
-    dsql__sb_append(&cred, scope.data ? scope.data : "", scope.len);
-
-    kv extra_headers[2] = {{"x-amz-date", datetime}, {"x-amz-security-token", c->session_token}};
-    size_t n_extra = r->mode == DSQL_SIGV4_HEADER ? (with_token ? 2 : 1) : 0;
-    size_t n_headers = 0, n_query = 0;
-    kv *headers = canonical_headers(r->headers, r->header_count, extra_headers, n_extra,
-                                    &n_headers);
-    kv *query = dsql__calloc(r->query_count + 6, sizeof *query);
-    if (!headers || !query || scope.failed || cred.failed) {
-        st = dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
-        goto done;
-    }
-    for (size_t i = 0; i < n_headers; i++) {
-        if (i)
-            dsql__sb_putc(&signed_names, ';');
-        dsql__sb_puts(&signed_names, headers[i].name);
-    }
-    {
-        const char *auth[6][2] = {{"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
-                                  {"X-Amz-Credential", cred.data},
-                                  {"X-Amz-Date", datetime},
-                                  {"X-Amz-Expires", expires},
-                                  {"X-Amz-SignedHeaders", signed_names.data},
-                                  {"X-Amz-Security-Token", c->session_token}};
-        size_t n_auth = 0;
-        if (r->mode == DSQL_SIGV4_QUERY)
-            n_auth = with_token && !r->omit_session_token ? 6 : 5;
-        for (size_t i = 0; i < r->query_count + n_auth; i++) {
-            int own = i < r->query_count;
-            const char *name = own ? r->query[i].name : auth[i - r->query_count][0];
-            const char *value = own ? r->query[i].value : auth[i - r->query_count][1];
-            query[i].name = own ? canonical_component(name) : dsql__strdup(name);
-            dsql__strbuf v = {0};
-            if (own) {
-                query[i].value = canonical_component(value);
-            } else {
-                dsql__sb_encoded(&v, value ? value : "", value ? strlen(value) : 0, 0);
-                query[i].value = dsql__sb_take(&v);
-            }
-            n_query = i + 1;
-            if (!query[i].name || !query[i].value) {
-                st = dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
-                goto done;
-            }
-        }
-    }
-    qsort(query, n_query, sizeof *query, kv_compare);
-
-    /* canonical request */
-    dsql__sb_puts(&sb, r->method);
-    dsql__sb_putc(&sb, '\n');
-    canonical_path(&sb, r->path, r->normalize_path);
-    dsql__sb_putc(&sb, '\n');
-    put_pairs(&sb, query, n_query, '&', '=');
-    dsql__sb_putc(&sb, '\n');
-    for (size_t i = 0; i < n_headers; i++) {
-        dsql__sb_puts(&sb, headers[i].name);
-        dsql__sb_putc(&sb, ':');
-        dsql__sb_puts(&sb, headers[i].value);
-        dsql__sb_putc(&sb, '\n');
-    }
-    dsql__sb_putc(&sb, '\n');
-    dsql__sb_puts(&sb, signed_names.data ? signed_names.data : "");
-    dsql__sb_putc(&sb, '\n');
-    dsql__sb_puts(&sb, r->payload_sha256 ? r->payload_sha256 : EMPTY_SHA256);
-    if (!(out->canonical_request = dsql__sb_take(&sb)) || signed_names.failed) {
-        st = dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
-        goto done;
-    }
-
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    char hex[65];
-    SHA256((const unsigned char *)out->canonical_request, strlen(out->canonical_request),
-           digest);
-    dsql__hex(hex, digest, sizeof digest);
-    hex[64] = '\0';
-    dsql__sb_puts(&sb, "AWS4-HMAC-SHA256\n");
-    dsql__sb_puts(&sb, datetime);
-    dsql__sb_putc(&sb, '\n');
-    dsql__sb_puts(&sb, scope.data);
-    dsql__sb_putc(&sb, '\n');
-    dsql__sb_puts(&sb, hex);
-    if (!(out->string_to_sign = dsql__sb_take(&sb))) {
-        st = dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
-        goto done;
-    }
-    dsql__hmac_key key;
-    dsql__sigv4_derive_key(&key, c->secret_access_key, date, r->region, r->service);
-    dsql__hmac(&key, out->string_to_sign, strlen(out->string_to_sign), digest);
-    dsql__hmac_key_wipe(&key);
-    dsql__hex(out->signature, digest, sizeof digest);
-    out->signature[64] = '\0';
-
-    if (r->mode == DSQL_SIGV4_QUERY) {
-        /* the caller's parameters as given, then ours (aws-c-auth's order) */
-        for (size_t i = 0; i < r->query_count; i++) {
-            if (i)
-                dsql__sb_putc(&sb, '&');
-            dsql__sb_puts(&sb, r->query[i].name);
-            dsql__sb_putc(&sb, '=');
-            dsql__sb_puts(&sb, r->query[i].value);
-        }
-        if (r->query_count)
-            dsql__sb_putc(&sb, '&');
-        dsql__sb_puts(&sb, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
-        dsql__sb_encoded(&sb, cred.data, cred.len, 0);
-        dsql__sb_puts(&sb, "&X-Amz-Date=");
-        dsql__sb_puts(&sb, datetime);
-        dsql__sb_puts(&sb, "&X-Amz-SignedHeaders=");
-        dsql__sb_encoded(&sb, signed_names.data, signed_names.len, 0);
-        dsql__sb_puts(&sb, "&X-Amz-Expires=");
-        dsql__sb_puts(&sb, expires);
-        if (with_token) {
-            dsql__sb_puts(&sb, "&X-Amz-Security-Token=");
-            dsql__sb_encoded(&sb, c->session_token, strlen(c->session_token), 0);
-        }
-        dsql__sb_puts(&sb, "&X-Amz-Signature=");
-        dsql__sb_puts(&sb, out->signature);
-        out->query = dsql__sb_take(&sb);
-    } else {
-        dsql__sb_puts(&sb, "AWS4-HMAC-SHA256 Credential=");
-        dsql__sb_puts(&sb, cred.data);
-        dsql__sb_puts(&sb, ", SignedHeaders=");
-        dsql__sb_puts(&sb, signed_names.data);
-        dsql__sb_puts(&sb, ", Signature=");
-        dsql__sb_puts(&sb, out->signature);
-        out->authorization = dsql__sb_take(&sb);
-        out->amz_date = dsql__strdup(datetime);
-    }
-    if (r->mode == DSQL_SIGV4_QUERY ? !out->query : (!out->authorization || !out->amz_date))
-        st = dsql__error(err, DSQL_ENOMEM, "out of memory signing a request");
-
-done:
-    kv_free(headers, n_headers);
-    kv_free(query, n_query);
-    dsql__sb_free(&scope);
-    dsql__sb_free(&cred);
-    dsql__sb_free(&signed_names);
-    dsql__sb_free(&sb);
+    signing s = {.r = r, .c = c};
+    if ((st = sign_scope(&s, err)) == DSQL_OK && (st = sign_query(&s, err)) == DSQL_OK &&
+        (st = sign_canonical_request(&s, out, err)) == DSQL_OK &&
+        (st = sign_signature(&s, out, err)) == DSQL_OK)
+        st = r->mode == DSQL_SIGV4_QUERY ? sign_presigned_query(&s, out, err)
+                                         : sign_authorization(&s, out, err);
+    signing_free(&s);
     if (st != DSQL_OK)
-        dsql_sigv4_result_clear(out);
+        dsql__sigv4_result_clear(out);
     return st;
 }

@@ -90,36 +90,6 @@ int main(void)
     E(DSQL_CONFLICT_SCHEMA);
     E(DSQL_CONFLICT_UNKNOWN);
 
-    /* sigv4.h */
-    S(dsql_sigv4_pair);
-    M(dsql_sigv4_pair, name);
-    M(dsql_sigv4_pair, value);
-    E(DSQL_SIGV4_QUERY);
-    E(DSQL_SIGV4_HEADER);
-    S(dsql_sigv4_request);
-    M(dsql_sigv4_request, version);
-    M(dsql_sigv4_request, mode);
-    M(dsql_sigv4_request, method);
-    M(dsql_sigv4_request, path);
-    M(dsql_sigv4_request, normalize_path);
-    M(dsql_sigv4_request, query);
-    M(dsql_sigv4_request, query_count);
-    M(dsql_sigv4_request, headers);
-    M(dsql_sigv4_request, header_count);
-    M(dsql_sigv4_request, payload_sha256);
-    M(dsql_sigv4_request, region);
-    M(dsql_sigv4_request, service);
-    M(dsql_sigv4_request, time);
-    M(dsql_sigv4_request, expires);
-    M(dsql_sigv4_request, omit_session_token);
-    S(dsql_sigv4_result);
-    M(dsql_sigv4_result, canonical_request);
-    M(dsql_sigv4_result, string_to_sign);
-    M(dsql_sigv4_result, signature);
-    M(dsql_sigv4_result, query);
-    M(dsql_sigv4_result, authorization);
-    M(dsql_sigv4_result, amz_date);
-
     /* token.h */
     S(dsql_token_request);
     M(dsql_token_request, version);

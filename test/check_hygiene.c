@@ -5,6 +5,7 @@
 
 #include "testutil.h"
 #include "internal.h"
+#include "sigv4.h"
 
 #define SECRET "SeCrEtKeY/ab+cdEXAMPLEwJalrXUtnFEMI0123"
 #define SESSION "SeSsIoNtOkEn/+=MARKER"
@@ -93,11 +94,11 @@ START_TEST(test_freed_memory_holds_no_secret)
                             .region = "us-east-1", .service = "sts", .time = 1700000000,
                             .expires = 60};
     dsql_sigv4_result res;
-    ck_assert_int_eq(dsql_sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
-    dsql_sigv4_result_clear(&res);
+    ck_assert_int_eq(dsql__sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
+    dsql__sigv4_result_clear(&res);
     r.mode = DSQL_SIGV4_HEADER;
-    ck_assert_int_eq(dsql_sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
-    dsql_sigv4_result_clear(&res);
+    ck_assert_int_eq(dsql__sigv4_sign(&r, &src, &res, NULL), DSQL_OK);
+    dsql__sigv4_result_clear(&res);
 
     dsql_set_allocator(NULL, NULL, NULL);
     dsql_set_log_handler(NULL, DSQL_LOG_ERROR, NULL);

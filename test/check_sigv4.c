@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "testutil.h"
+#include "sigv4.h"
 
 static char *case_names[64];
 static int n_cases;
@@ -167,7 +168,7 @@ START_TEST(test_suite_case)
     };
     dsql_sigv4_result res;
     dsql_error err;
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, &err), DSQL_OK);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, &err), DSQL_OK);
     ck_assert_str_eq(res.canonical_request, want_creq);
     ck_assert_str_eq(res.string_to_sign, want_sts);
     ck_assert_str_eq(res.signature, want_sig);
@@ -189,7 +190,7 @@ START_TEST(test_suite_case)
     for (char *tok = strtok(q, "&"); tok; tok = strtok(NULL, "&"))
         ck_assert_msg(param_in(res.query, tok), "%s: missing %s in %s", name, tok, res.query);
 
-    dsql_sigv4_result_clear(&res);
+    dsql__sigv4_result_clear(&res);
     ck_assert_ptr_null(res.query);
     for (size_t i = 0; i < r.n_owned; i++)
         free(r.owned[i]);
@@ -215,13 +216,13 @@ START_TEST(test_header_mode_vanilla)
                               .header_count = 1, .region = "us-east-1",
                               .service = "service", .time = 1440938160};
     dsql_sigv4_result res;
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, NULL), DSQL_OK);
     ck_assert_str_eq(res.amz_date, "20150830T123600Z");
     ck_assert_str_eq(res.authorization,
                      "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/"
                      "aws4_request, SignedHeaders=host;x-amz-date, Signature="
                      "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
-    dsql_sigv4_result_clear(&res);
+    dsql__sigv4_result_clear(&res);
 }
 END_TEST
 
@@ -234,19 +235,19 @@ START_TEST(test_rejects_bad_requests)
                               .service = "s", .time = 1, .expires = 0};
     dsql_sigv4_result res;
     dsql_error err;
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.message, "expires"));
     req.expires = 60;
     req.header_count = 0;
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.message, "Host"));
     req.header_count = 1;
     req.region = "";
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, &err), DSQL_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.message, "region"));
     req.region = "r";
     creds.secret_access_key = "";
-    ck_assert_int_eq(dsql_sigv4_sign(&req, &creds, &res, &err), DSQL_ECREDENTIALS);
+    ck_assert_int_eq(dsql__sigv4_sign(&req, &creds, &res, &err), DSQL_ECREDENTIALS);
 }
 END_TEST
 
@@ -270,14 +271,14 @@ START_TEST(test_allocation_failures)
             dsql_sigv4_result res;
             dsql_error err;
             test_alloc_fail_nth(n);
-            st = dsql_sigv4_sign(&req, &creds, &res, &err);
+            st = dsql__sigv4_sign(&req, &creds, &res, &err);
             if (st == DSQL_ENOMEM) {
                 ck_assert_ptr_null(res.canonical_request);
                 ck_assert_ptr_null(res.query);
                 ck_assert_ptr_null(res.authorization);
             } else {
                 ck_assert_int_eq(st, DSQL_OK);
-                dsql_sigv4_result_clear(&res);
+                dsql__sigv4_result_clear(&res);
             }
             ck_assert_msg(test_alloc_live() == 0, "leak after failing allocation %ld", n);
         }

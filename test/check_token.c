@@ -7,6 +7,7 @@
 
 #include "testutil.h"
 #include "internal.h"
+#include "sigv4.h"
 
 #define TOKEN_CAP 200000
 
@@ -124,11 +125,11 @@ static void assert_matches_generic(const char *host, const char *region, const c
                             .headers = h, .header_count = 1, .region = region,
                             .service = "dsql", .time = now, .expires = expires};
     dsql_sigv4_result res;
-    ck_assert_int_eq(dsql_sigv4_sign(&r, c, &res, NULL), DSQL_OK);
+    ck_assert_int_eq(dsql__sigv4_sign(&r, c, &res, NULL), DSQL_OK);
     char sig[65];
     ck_assert(test_query_param(buf, "X-Amz-Signature", sig, sizeof sig));
     ck_assert_str_eq(sig, res.signature);
-    dsql_sigv4_result_clear(&res);
+    dsql__sigv4_result_clear(&res);
 }
 
 START_TEST(test_large_session_token_encoded)

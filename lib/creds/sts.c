@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../sigv4.h"
 #include "../strbuf.h"
 #include "remote.h"
 #include "remote_util.h"
@@ -372,7 +373,7 @@ static dsql_status sts_call(const char *what, const dsql_credentials *source,
                                    .region = region,
                                    .service = "sts",
                                    .time = dsql__now()};
-        st = dsql_sigv4_sign(&sreq, source, &sig, err);
+        st = dsql__sigv4_sign(&sreq, source, &sig, err);
         if (st == DSQL_OK) {
             headers[nh++] = (dsql__http_header){"X-Amz-Date", sig.amz_date};
             if (source->session_token && source->session_token[0])
@@ -403,7 +404,7 @@ static dsql_status sts_call(const char *what, const dsql_credentials *source,
             dsql__http_response_clear(&resp);
         }
     }
-    dsql_sigv4_result_clear(&sig);
+    dsql__sigv4_result_clear(&sig);
     dsql__free_secret(body);
     dsql__free(url);
     dsql__free(host);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dsqlauth.h"
+#include "sigv4.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -41,10 +42,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
                                 .time = 1440938160, .expires = 3600};
         dsql_sigv4_result res;
         dsql_error err;
-        if (dsql_sigv4_sign(&r, &c, &res, &err) == DSQL_OK) {
+        if (dsql__sigv4_sign(&r, &c, &res, &err) == DSQL_OK) {
             if (strlen(res.signature) != 64)
                 abort();
-            dsql_sigv4_result_clear(&res);
+            dsql__sigv4_result_clear(&res);
         }
     }
     free(in);

@@ -1,15 +1,14 @@
-/* libdsqlauth: generic AWS Signature Version 4 (query presign and header
- * signing). The DSQL token (token.h) is a fast special case of the presign.
- * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
-#ifndef DSQLAUTH_SIGV4_H
-#define DSQLAUTH_SIGV4_H
+/* Generic AWS Signature Version 4 (query presign and header signing),
+ * internal: the STS calls of the credential providers sign with it, and
+ * the test suite checks it against AWS's SigV4 test suite. Not public: the
+ * DSQL token (token.h) is a fast special case of the presign with its own
+ * path, and a general presigner would be API to keep for no user of this
+ * library. */
+#ifndef DSQL_SIGV4_H
+#define DSQL_SIGV4_H
 
-#include "common.h"
-#include "credentials.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "dsqlauth/common.h"
+#include "dsqlauth/credentials.h"
 
 typedef struct dsql_sigv4_pair {
     const char *name;
@@ -49,13 +48,11 @@ typedef struct dsql_sigv4_result {
     char *amz_date;       /* HEADER mode: the X-Amz-Date header value */
 } dsql_sigv4_result;
 
-DSQL_API dsql_status dsql_sigv4_sign(const dsql_sigv4_request *req,
-                                     const dsql_credentials *creds,
-                                     dsql_sigv4_result *out, dsql_error *err);
-/* Wipes and frees what dsql_sigv4_sign allocated. */
-DSQL_API void dsql_sigv4_result_clear(dsql_sigv4_result *res);
+/* Signs req with creds into *out (zeroed first; on error everything in it
+ * is freed). */
+dsql_status dsql__sigv4_sign(const dsql_sigv4_request *req, const dsql_credentials *creds,
+                             dsql_sigv4_result *out, dsql_error *err);
+/* Wipes and frees what dsql__sigv4_sign allocated. */
+void dsql__sigv4_result_clear(dsql_sigv4_result *res);
 
-#ifdef __cplusplus
-}
-#endif
 #endif
