@@ -9,6 +9,7 @@
 #include "faults.h"
 
 #define DL_MAX_HOSTS 8
+#define DL_MAX_REGIONS 4
 
 #if defined(__GNUC__)
 #define DL_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -34,6 +35,8 @@ typedef struct dl_config {
     double conn_rate, conn_burst;  /* new sessions a second, burst; 0: no limit */
     int max_txn_seconds;           /* a transaction's longest life */
     dl_faults faults;              /* injected at start; `set` changes them */
+    const char *regions[DL_MAX_REGIONS]; /* --regions: one gateway each */
+    int nregions;
 } dl_config;
 
 /* util.c */
@@ -98,5 +101,25 @@ int dl_gateway_port(const dl_gateway *gw);
 /* The faults injected now, for `dsql-local set` to change. */
 dl_faults *dl_gateway_faults(dl_gateway *gw);
 void dl_gateway_free(dl_gateway *gw);
+
+/* regions.c: the other regions' gateways (--regions). */
+typedef struct dl_regions {
+    int n;
+    char host[DL_MAX_REGIONS][300];
+    dl_config cfg[DL_MAX_REGIONS];
+    dl_gateway *gw[DL_MAX_REGIONS];
+} dl_regions;
+/* Names for regions[1..] (a new cluster id each), added to hosts (for the
+ * certificate). */
+int dl_regions_names(dl_regions *r, const dl_config *cfg, const char **hosts, int *nhosts,
+                     char *err, size_t cap);
+int dl_regions_start(dl_regions *r, struct event_base *base, const dl_config *primary,
+                     const char *cert_dir, const char *keys, const char *sockdir, char *err,
+                     size_t cap);
+/* Appends DSQL_LOCAL_HOSTS and DSQL_LOCAL_PORTS (all regions, primary first). */
+void dl_regions_report(const dl_regions *r, dl_gateway *primary, const char *primary_host,
+                       char *buf, size_t cap);
+void dl_regions_set_faults(dl_regions *r, const dl_faults *f);
+void dl_regions_free(dl_regions *r);
 
 #endif

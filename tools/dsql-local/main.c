@@ -38,6 +38,8 @@ static void usage(FILE *fp)
           "  --max-preauth N            connections that may wait to log in; more\n"
           "                             close the oldest idle one (default: half\n"
           "                             the descriptor limit)\n"
+          "  --regions R1,R2            one front door per region over the same database\n"
+          "                             (exports DSQL_LOCAL_HOSTS, DSQL_LOCAL_PORTS)\n"
           "  --max-connections N        logged-in sessions at once (default: what\n"
           "                             PostgreSQL and the descriptor limit allow)\n"
           "  --connection-rate N[/s]    new sessions a second (default: no limit)\n"
@@ -91,6 +93,37 @@ static int parse_rate(const char *opt, const char *s, double *out)
     if (parse_int(opt, num, 1, 1000000, &v) != 0)
         return -1;
     *out = v;
+    return 0;
+}
+
+static int valid_hostname(const char *h);
+
+/* "us-east-1,us-east-2": one front door per region (the first is PGHOST). */
+static int parse_regions(const char *v, dl_config *cfg)
+{
+    static char buf[256];
+    char *save = NULL, *r;
+
+    if (strlen(v) >= sizeof buf) {
+        fprintf(stderr, "dsql-local: --regions '%s' is too long\n", v);
+        return -1;
+    }
+    strcpy(buf, v);
+    cfg->nregions = 0;
+    for (r = strtok_r(buf, ",", &save); r; r = strtok_r(NULL, ",", &save)) {
+        if (!valid_hostname(r) || strchr(r, '.') || cfg->nregions == DL_MAX_REGIONS) {
+            fprintf(stderr, "dsql-local: --regions '%s': at most %d region names, "
+                    "comma-separated\n", v, DL_MAX_REGIONS);
+            return -1;
+        }
+        cfg->regions[cfg->nregions++] = r;
+    }
+    if (cfg->nregions == 0) {
+        fprintf(stderr, "dsql-local: --regions '%s' names no region\n", v);
+        return -1;
+    }
+    if (!cfg->region)
+        cfg->region = cfg->regions[0];
     return 0;
 }
 
@@ -182,6 +215,9 @@ static int parse_options(int argc, char **argv, int i, dl_config *cfg)
                 fprintf(stderr, "dsql-local: --%s\n", ferr);
                 return -1;
             }
+        } else if (strcmp(a, "--regions") == 0) {
+            if (parse_regions(v, cfg) != 0)
+                return -1;
         } else if (strcmp(a, "--keys") == 0) {
             cfg->keys_file = v;
         } else if (strcmp(a, "--state-dir") == 0) {

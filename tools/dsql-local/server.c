@@ -54,6 +54,7 @@ typedef struct server {
     dl_cluster cluster;
     struct event_base *base;
     dl_gateway *gw;
+    dl_regions regions;
 } server;
 
 static void report(int fd, const char *text)
@@ -191,6 +192,7 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
         dl_log("set: %s", err);
         return;
     }
+    dl_regions_set_faults(&s->regions, f);
     dl_log("faults now: conflict-rate %g, drop-after-commit %g, refuse-connections %g, "
            "latency %d ms", f->conflict_rate, f->drop_after_commit, f->refuse_rate, f->latency_ms);
 }
@@ -313,6 +315,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
         run_cfg.hosts[i] = hosts[i];
     run_cfg.nhosts = n;
     run_cfg.region = region;
+    /* other regions' names go into the certificate too */
+    if (dl_regions_names(&s.regions, cfg, hosts, &n, err, sizeof err) != 0)
+        goto fail;
 
     /* keys */
     if (cfg->keys_file) {
@@ -346,6 +351,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     if (!gw)
         goto fail;
     s.gw = gw;
+    if (dl_regions_start(&s.regions, s.base, &run_cfg, s.dir, s.keys, sockdir, err,
+                         sizeof err) != 0)
+        goto fail;
     if (dl_cluster_start(&s.cluster, s.dir, !cfg->postgres_compat, err, sizeof err) != 0)
         goto fail;
     CHECK_STOP();
@@ -371,6 +379,9 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     dl_log("serving %s (%s) on 127.0.0.1:%d, max connection duration %d s",
            hosts[0], region, dl_gateway_port(gw), cfg->max_conn_seconds);
     build_report(&s, hosts, region, dl_gateway_port(gw), &key, text, sizeof text);
+    *strstr(text, "END\n") = '\0';
+    dl_regions_report(&s.regions, gw, hosts[0], text, sizeof text - 8);
+    strcat(text, "END\n");
     OPENSSL_cleanse(&key, sizeof key);
     report(report_fd, text);
     OPENSSL_cleanse(text, sizeof text);
@@ -378,6 +389,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
 
     event_base_dispatch(s.base);
 
+    dl_regions_free(&s.regions);
     dl_gateway_free(gw);
     for (i = 0; i < 5; i++)
         if (sigs[i])
@@ -388,6 +400,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
 
 fail:
     dl_log("cannot start: %s", err);
+    dl_regions_free(&s.regions);
     dl_gateway_free(gw);
     for (i = 0; i < 5; i++)
         if (sigs[i])
