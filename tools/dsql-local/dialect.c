@@ -350,7 +350,7 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
     } else if (type == 'C' && c->swallow_tag) {
         c->swallow_tag = 0;
         return 0;
-    } else if (type == 'C' && n > 0 && is_ddl_word((const char *)body) && memchr(body, '\0', n)) {
+    } else if (type == 'C' && memchr(body, '\0', n) && is_ddl_word((const char *)body)) {
         c->txn_ddl = 1;
     } else if (type == 'C' && is_write_tag(body, n)) {
         c->txn_wrote = 1;
