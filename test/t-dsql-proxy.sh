@@ -85,7 +85,7 @@ elif case == "cancel":
         break
     q = b"select pg_sleep(30)\0"
     s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
-    t0 = time.time(); time.sleep(1)
+    t0 = time.time(); time.sleep(2)
     c = conn(); c.sendall(struct.pack("!II", 16, 80877102) + key); c.close()
     s.settimeout(20); d = b""; err = b""
     while True:  # messages up to ReadyForQuery; keep the ErrorResponse
@@ -146,6 +146,14 @@ start_proxy() {
 }
 stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid")"; }
 raw() { python3 "$tmp/raw.py" "$@"; }
+# until a query that starts with $1 runs, asked straight at the gateway (a
+# loaded machine starts psql slowly)
+wait_running() {
+    i=0
+    while [ "$(PGPASSWORD=$("$B/dsql-token") command psql -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
+        sleep 0.2; i=$((i + 1))
+    done
+}
 # a client as in a plain shell: not pointed at dsql-local's gateway
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql "$@"; }
 
@@ -215,6 +223,49 @@ start_proxy down --listen "unix:$tmp/d" --hostaddr 127.0.0.1 --port 1 || bad "pr
 out=$(psql -h "$tmp/d" -Atc 'select 1' 2>&1)
 check "upstream down: clear error ($out)" has "$out" 'dsql-proxy: cannot connect to 127.0.0.1 port 1: Connection refused'
 stop_proxy down
+# upstream down and back: a TCP forwarder to the gateway, stopped and
+# started again on the same port
+cat >"$tmp/fwd.py" <<'PYF'
+import os, socket, sys, threading
+port, target = int(sys.argv[1]), int(os.environ["PGPORT"])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try: x.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+while True:
+    c, _ = s.accept(); u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+PYF
+python3 "$tmp/fwd.py" 0 >"$tmp/fport" &
+fp=$!
+while [ ! -s "$tmp/fport" ]; do sleep 0.1; done
+fport=$(cat "$tmp/fport")
+start_proxy updown --listen "unix:$tmp/ud" --hostaddr 127.0.0.1 --port "$fport" || bad "proxy (down and back) did not start"
+out1=$(psql -h "$tmp/ud" -Atc 'select 1' 2>&1)
+kill $fp; wait $fp 2>/dev/null
+out2=$(psql -h "$tmp/ud" -Atc 'select 2' 2>&1)
+python3 "$tmp/fwd.py" "$fport" >"$tmp/fport2" 2>&1 &
+fp=$!
+i=0
+while [ ! -s "$tmp/fport2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+out3=$(psql -h "$tmp/ud" -Atc 'select 3' 2>&1)
+check "upstream up ($out1)" test "$out1" = 1
+check "upstream down: clear error ($out2)" has "$out2" "cannot connect to 127.0.0.1 port $fport: Connection refused"
+check "upstream back: clients get in again ($out3)" test "$out3" = 3
+stop_proxy updown
+kill $fp
+
 # an upstream that answers the SSLRequest with N: a clear error, and no
 # descriptor kept per attempt
 python3 -c '
@@ -253,9 +304,9 @@ stop_proxy nocreds
 start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"
 out=$(psql -h "$tmp/p" -U app -Atc 'select 1' 2>&1)
 check "--allow-user refuses others ($out)" has "$out" 'user "app" is not allowed through this proxy'
-psql -h "$tmp/p" -Atc 'select pg_sleep(3)' >/dev/null 2>&1 &
+psql -h "$tmp/p" -Atc 'select pg_sleep(5)' >/dev/null 2>&1 &
 hp=$!
-sleep 1
+wait_running "select pg_sleep(5)"
 out=$(psql -h "$tmp/p" -Atc 'select 1' 2>&1)
 check "--max-connections 1: the second is refused ($out)" has "$out" 'too many connections'
 wait $hp
@@ -321,9 +372,9 @@ stop_proxy log
 
 # SIGTERM: no new clients, the running query finishes, then exit 0
 start_proxy drain --listen "unix:$tmp/t" || bad "proxy (drain) did not start"
-psql -h "$tmp/t" -Atc 'select pg_sleep(2), 4' >"$tmp/drain.out" 2>&1 &
+psql -h "$tmp/t" -Atc 'select pg_sleep(3), 4' >"$tmp/drain.out" 2>&1 &
 qp=$!
-sleep 1
+wait_running "select pg_sleep(3)"
 kill -TERM "$(cat "$tmp/drain.pid")"
 sleep 0.3
 out=$(psql -h "$tmp/t" -Atc 'select 1' 2>&1)
