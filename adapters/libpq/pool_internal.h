@@ -3,14 +3,15 @@
 #define DSQL_PQ_POOL_INTERNAL_H
 
 #include "dsqlauth.h"
+#include "dsqlauth/adapter.h"
 #include "dsqlauth/pool.h"
 
 #include <stdarg.h>
 #include <stdint.h>
 
-/* Set err (when not NULL) to st with a formatted message; returns st. */
-dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Set err (when not NULL) to st with a formatted message; returns st: the
+ * adapter kit's dsql_error_set, under the name the adapter's files use. */
+#define dsql__pq_fail dsql_error_set
 
 /* The start of a poll function: NULL out-parameters point at the caller's
  * scratch, and both read -1 (no fd, no timeout) until the poll sets them. */

@@ -2,12 +2,12 @@
  * per host, secure TLS defaults, per-host failure reports, bounded retry
  * on transient startup errors. Uses only the public libdsqlauth API. */
 #include "dsqlauth.h"
+#include "dsqlauth/adapter.h"
 #include "dsqlauth/libpq.h"
 #include "pool_internal.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +21,7 @@
 
 /* ---- small helpers ---- */
 
-/* pool.c and transaction.c use this one too (pool_internal.h) */
-dsql_status dsql__pq_fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-{
-    if (err) {
-        err->status = st;
-        err->sqlstate[0] = '\0';
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-#define fail dsql__pq_fail
+#define fail dsql_error_set /* the adapter kit's */
 
 static int64_t now_ms(void)
 {
@@ -49,43 +36,6 @@ static uint32_t random_u32(void)
     if (RAND_bytes((unsigned char *)&v, sizeof v) != 1)
         v = (uint32_t)now_ms() * 2654435761u;
     return v;
-}
-
-/* The system CA bundle for libpq before 16 (no sslrootcert=system). */
-static const char *system_ca_bundle(void)
-{
-    static const char *const paths[] = {
-        "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Alpine, Arch */
-        "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL, Amazon Linux */
-        "/etc/ssl/ca-bundle.pem",             /* openSUSE */
-        "/etc/ssl/cert.pem",                  /* macOS, BSDs */
-        NULL};
-    const char *env = getenv("SSL_CERT_FILE");
-    if (env && *env && access(env, R_OK) == 0)
-        return env;
-    for (size_t i = 0; paths[i]; i++)
-        if (access(paths[i], R_OK) == 0)
-            return paths[i];
-    return NULL;
-}
-
-/* ---- token provider ---- */
-
-/* The resolved configuration's token lifetime ("token_duration_secs",
- * always a number in 1..604800 once resolved). */
-static uint32_t token_lifetime(const dsql_config *cfg)
-{
-    const char *secs = dsql_config_get(cfg, "token_duration_secs");
-    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
-}
-
-/* Signs a token for host h (release with dsql_token_free). */
-static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
-                              const dsql_config_host *h, char **out, dsql_error *err)
-{
-    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
-                              h->region, token_lifetime(cfg), 0};
-    return dsql_token_provider_get_alloc(p, &req, out, NULL, err);
 }
 
 /* ---- parameter arrays ---- */
@@ -144,7 +94,7 @@ static dsql_status build_kv(const dsql_config *cfg, const dsql_config_host *h, c
         if (ver >= 160000 && vmode_full(mode)) {
             ADD("sslrootcert", "system");
         } else if (vmode_verify(mode)) {
-            const char *bundle = system_ca_bundle();
+            const char *bundle = dsql_ca_bundle_find(); /* no sslrootcert=system */
             if (bundle)
                 ADD("sslrootcert", bundle);
         }
@@ -241,11 +191,8 @@ static dsql_status params_for(const dsql_config *cfg, dsql_token_provider *provi
     dsql_config_host h;
     if ((st = dsql_config_host_at(cfg, host_index, &h, err)) != DSQL_OK)
         return st;
-    /* NULL: the process-wide default for the profile, fetched once */
-    if (!provider && !(provider = dsql_token_provider_shared(cfg, err)))
-        return err ? err->status : DSQL_ECREDENTIALS;
-    char *token = NULL;
-    st = sign_token(cfg, provider, &h, &token, err);
+    char *token = NULL; /* provider NULL: the shared default for the profile */
+    st = dsql_token_get_for_host(provider, cfg, host_index, &token, NULL, err);
     if (st != DSQL_OK)
         return st;
     char port[8], app[128];
@@ -590,10 +537,10 @@ static int start_attempt(dsql_pq_connecting *c)
     dsql_config_host h;
     if (dsql_config_host_at(c->cfg, c->order[c->pos], &h, &c->last) != DSQL_OK)
         return -1;
+    dsql_token_request req;
+    if (dsql_token_request_for_host(c->cfg, c->order[c->pos], &req, &c->last) != DSQL_OK)
+        return -1;
     if (c->offthread) {
-        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host,
-                                  dsql_config_get(c->cfg, "user"), h.region,
-                                  token_lifetime(c->cfg), 0};
         if ((c->job = dsql__pq_token_job_start(c->provider, &req)) != NULL) {
             c->state = ST_TOKEN;
             return 0;
@@ -601,7 +548,7 @@ static int start_attempt(dsql_pq_connecting *c)
     }
     char *token = NULL;
     dsql_error e = {0};
-    dsql_status st = sign_token(c->cfg, c->provider, &h, &token, &e);
+    dsql_status st = dsql_token_provider_get_alloc(c->provider, &req, &token, NULL, &e);
     return launch(c, &h, st, token, &e);
 }
 

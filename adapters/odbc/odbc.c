@@ -3,6 +3,7 @@
  * dsql_status. Uses only the public libdsqlauth API; built into its own
  * library (libdsqlauth-odbc.a), never into libdsqlauth.so. */
 #include "dsqlauth.h"
+#include "dsqlauth/adapter.h"
 #include "dsqlauth/odbc.h"
 
 #include <stdarg.h>
@@ -18,20 +19,7 @@
 
 /* ---- errors ---- */
 
-static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static dsql_status fail(dsql_error *err, dsql_status st, const char *fmt, ...)
-{
-    if (err) {
-        err->status = st;
-        err->sqlstate[0] = '\0';
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+#define fail dsql_error_set /* the adapter kit's */
 
 /* ---- a string builder whose old buffers are wiped (it holds a token) ---- */
 
@@ -150,43 +138,7 @@ dsql_status dsql_odbc_quote(const char *value, char *buf, size_t cap, size_t *le
     return DSQL_OK;
 }
 
-/* ---- token ---- */
-
-/* The resolved configuration's token lifetime ("token_duration_secs",
- * always a number in 1..604800 once resolved). */
-static uint32_t token_lifetime(const dsql_config *cfg)
-{
-    const char *secs = dsql_config_get(cfg, "token_duration_secs");
-    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
-}
-
-/* A token for host h (release with dsql_token_free). */
-static dsql_status sign_token(const dsql_config *cfg, dsql_token_provider *p,
-                              const dsql_config_host *h, char **out, dsql_error *err)
-{
-    dsql_token_request req = {DSQL_STRUCT_VERSION, h->signing_host, dsql_config_get(cfg, "user"),
-                              h->region, token_lifetime(cfg), 0};
-    return dsql_token_provider_get_alloc(p, &req, out, NULL, err);
-}
-
 /* ---- the connection string ---- */
-
-static const char *system_ca_bundle(void)
-{
-    static const char *const paths[] = {
-        "/etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Alpine, Arch */
-        "/etc/pki/tls/certs/ca-bundle.crt",   /* Fedora, RHEL, Amazon Linux */
-        "/etc/ssl/ca-bundle.pem",             /* openSUSE */
-        "/etc/ssl/cert.pem",                  /* macOS, BSDs */
-        NULL};
-    const char *env = getenv("SSL_CERT_FILE");
-    if (env && *env && access(env, R_OK) == 0)
-        return env;
-    for (size_t i = 0; paths[i]; i++)
-        if (access(paths[i], R_OK) == 0)
-            return paths[i];
-    return NULL;
-}
 
 /* Safe to give psqlODBC raw (it strips no braces from these keys). */
 static int plain(const char *v)
@@ -305,7 +257,7 @@ static dsql_status build(const dsql_config *cfg, const dsql_config_host *h, cons
         sb_add_libpq(&q, "sslrootcert", root);
     } else if (!(getenv("PGSSLROOTCERT") && *getenv("PGSSLROOTCERT")) &&
                strncmp(mode, "verify-", 7) == 0) {
-        const char *bundle = system_ca_bundle();
+        const char *bundle = dsql_ca_bundle_find();
         if (bundle)
             sb_add_libpq(&q, "sslrootcert", bundle);
     }
@@ -393,7 +345,7 @@ static dsql_status string_for_host(const dsql_config *cfg, dsql_token_provider *
     if (st != DSQL_OK)
         return st;
     char *token = NULL;
-    st = sign_token(cfg, provider, h, &token, err);
+    st = dsql_token_get_for_host(provider, cfg, i, &token, NULL, err);
     if (st != DSQL_OK)
         return st;
     st = build(cfg, h, token, opts, b, err);

@@ -13,13 +13,14 @@
  *      never copying the token into a message
  *   5. next host on failure; a reconnect goes back to step 2
  *
- * Only the public API is used (<dsqlauth.h>). */
+ * Only the public API is used: <dsqlauth.h> and the adapter kit
+ * <dsqlauth/adapter.h>. */
 #include <dsqlauth.h>
+#include <dsqlauth/adapter.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 
 /* ---- the driver: replace these stubs ---- */
 
@@ -66,14 +67,6 @@ static dsql_status driver_error_status(const char *msg)
 
 /* ---- the adapter ---- */
 
-/* The token lifetime of a resolved configuration: "token_duration_secs" is
- * then always a number in 1..604800. */
-static uint32_t token_lifetime(const dsql_config *cfg)
-{
-    const char *secs = dsql_config_get(cfg, "token_duration_secs");
-    return secs ? (uint32_t)strtoul(secs, NULL, 10) : 0;
-}
-
 typedef struct skel_conn {
     driver_conn *conn;
     size_t host_index; /* tried first on reconnect */
@@ -92,12 +85,9 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
         dsql_config_host h;
         if ((st = dsql_config_host_at(cfg, i, &h, err)) != DSQL_OK)
             return st;
-        /* 2: a fresh token, for this host, now */
-        dsql_token_request req = {DSQL_STRUCT_VERSION, h.signing_host, dsql_config_get(cfg, "user"),
-                                  h.region, token_lifetime(cfg), 0};
-        char token[4096];
-        size_t len = 0;
-        st = dsql_token_provider_get(tp, &req, token, sizeof token, &len, err);
+        /* 2: a fresh token, for this host, now (the adapter kit) */
+        char *token = NULL;
+        st = dsql_token_get_for_host(tp, cfg, i, &token, NULL, err);
         if (st != DSQL_OK)
             return st; /* credentials problems are the same for every host */
         /* 3 */
@@ -106,18 +96,14 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
                            dsql_config_get(cfg, "dbname"), token, mode ? mode : "verify-full"};
         char msg[256] = "";
         driver_conn *c = driver_connect(&p, msg, sizeof msg);
-        OPENSSL_cleanse(token, sizeof token); /* 4 */
+        dsql_token_free(token); /* 4: wipes it */
         if (c) {
             out->conn = c;
             out->host_index = i;
             return DSQL_OK;
         }
-        last = driver_error_status(msg);
-        if (err) {
-            err->status = last;
-            err->sqlstate[0] = '\0';
-            snprintf(err->message, sizeof err->message, "host %.200s: %.250s", h.host, msg);
-        }
+        last = dsql_error_set(err, driver_error_status(msg), "host %.200s: %.250s", h.host,
+                              msg);
         /* 5: next host */
     }
     return last;
