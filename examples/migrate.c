@@ -15,8 +15,8 @@
 #include <dsqlauth/pool.h>
 
 static const char *const steps[] = {
-    "CREATE TABLE IF NOT EXISTS example_orders (id uuid PRIMARY KEY, "
-    "customer text NOT NULL, total numeric NOT NULL)",
+    ("CREATE TABLE IF NOT EXISTS example_orders (id uuid PRIMARY KEY, "
+     "customer text NOT NULL, total numeric NOT NULL)"),
     "ALTER TABLE example_orders ADD COLUMN IF NOT EXISTS placed_at timestamptz",
     "ALTER TABLE example_orders ADD COLUMN IF NOT EXISTS status text",
 };
