@@ -20,7 +20,7 @@ export PGPASSWORD=$("$B/dsql-token" --expires-in 3600)
 pgbench -i -q -s 1 >/dev/null 2>&1
 "$B/dsql-proxy" --listen "unix:$tmp/p" 2>"$tmp/proxy.err" &
 pp=$!
-while ! grep -q "ready on" "$tmp/proxy.err"; do sleep 0.1; done
+while ! grep -q "ready on" "$tmp/proxy.err" 2>/dev/null; do sleep 0.1; done
 viaproxy() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPASSWORD PGHOST="$tmp/p" PGPORT=5432 "$@"; }
 run() { # label, pgbench options
     label=$1; shift
