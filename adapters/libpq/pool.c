@@ -531,79 +531,84 @@ static void pool_destroy(dsql_pq_pool *p)
     free(p);
 }
 
-dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *provider,
-                               const dsql_pq_pool_options *opts, dsql_error *err)
+/* dsql_pq_pool_new, step 1: the options make sense. DSQL_EINVAL naming the
+ * option otherwise. */
+static dsql_status pool_options_check(const dsql_pq_pool_options *o, const dsql_config *cfg,
+                                      dsql_error *err)
 {
-    dsql_pq_pool_options o;
-    if (opts) {
-        o = *opts;
-    } else {
-        dsql_pq_pool_options_init(&o);
-    }
-    /* The connector's self is ours from here on, also on failure. */
-    const dsql_pq_connector_vtable *cvt = o.connector;
-    void *cself = o.connector_self;
-    dsql_pq_pool *p = NULL;
-#define FAIL_EARLY(...)                                                     \
-    do {                                                                    \
-        fail(err, DSQL_EINVAL, __VA_ARGS__);                                \
-        goto drop_connector;                                                \
-    } while (0)
-    if (o.version != DSQL_STRUCT_VERSION)
-        FAIL_EARLY("pool options: version %d is not %d (use dsql_pq_pool_options_init)",
-                   o.version, DSQL_STRUCT_VERSION);
+    const dsql_pq_connector_vtable *cvt = o->connector;
+    if (o->version != DSQL_STRUCT_VERSION)
+        return fail(err, DSQL_EINVAL,
+                    "pool options: version %d is not %d (use dsql_pq_pool_options_init)",
+                    o->version, DSQL_STRUCT_VERSION);
     if (cvt && (cvt->version != DSQL_STRUCT_VERSION || !cvt->connect))
-        FAIL_EARLY("pool options: connector needs version %d and a connect function",
-                   DSQL_STRUCT_VERSION);
+        return fail(err, DSQL_EINVAL,
+                    "pool options: connector needs version %d and a connect function",
+                    DSQL_STRUCT_VERSION);
     if (cvt && (cvt->connect_start || cvt->connect_poll || cvt->connect_finish) &&
         !(cvt->connect_start && cvt->connect_poll && cvt->connect_finish))
-        FAIL_EARLY("pool options: connector: connect_start, connect_poll and "
-                   "connect_finish go together");
-    if (o.max_size < 1 || o.max_size > 100000)
-        FAIL_EARLY("pool options: max_size %u is not in 1..100000", o.max_size);
-    if (o.min_size > o.max_size)
-        FAIL_EARLY("pool options: min_size %u is above max_size %u", o.min_size, o.max_size);
-    if (o.acquire_timeout_ms > INT_MAX)
-        FAIL_EARLY("pool options: acquire_timeout_ms is above %d", INT_MAX);
-    if (!(o.lifetime_jitter >= 0.0 && o.lifetime_jitter <= 1.0))
-        FAIL_EARLY("pool options: lifetime_jitter is not in 0..1");
-    if (o.background_thread && o.maintain_interval_ms == 0)
-        FAIL_EARLY("pool options: maintain_interval_ms is 0 with background_thread");
+        return fail(err, DSQL_EINVAL, "pool options: connector: connect_start, connect_poll "
+                                      "and connect_finish go together");
+    if (o->max_size < 1 || o->max_size > 100000)
+        return fail(err, DSQL_EINVAL, "pool options: max_size %u is not in 1..100000",
+                    o->max_size);
+    if (o->min_size > o->max_size)
+        return fail(err, DSQL_EINVAL, "pool options: min_size %u is above max_size %u",
+                    o->min_size, o->max_size);
+    if (o->acquire_timeout_ms > INT_MAX)
+        return fail(err, DSQL_EINVAL, "pool options: acquire_timeout_ms is above %d", INT_MAX);
+    if (!(o->lifetime_jitter >= 0.0 && o->lifetime_jitter <= 1.0))
+        return fail(err, DSQL_EINVAL, "pool options: lifetime_jitter is not in 0..1");
+    if (o->background_thread && o->maintain_interval_ms == 0)
+        return fail(err, DSQL_EINVAL,
+                    "pool options: maintain_interval_ms is 0 with background_thread");
     if (!cvt && !cfg)
-        FAIL_EARLY("configuration is NULL (and no connector given)");
-    if (dsql__pq_txn_options_check(&o.txn, err) != DSQL_OK)
-        goto drop_connector;
-#undef FAIL_EARLY
+        return fail(err, DSQL_EINVAL, "configuration is NULL (and no connector given)");
+    return dsql__pq_txn_options_check(&o->txn, err);
+}
 
-    p = calloc(1, sizeof *p);
+/* Step 2: the pool and its lock, owning the options' connector (which
+ * pool_destroy destroys from then on). NULL with err set on failure; the
+ * connector is then still the caller's. */
+static dsql_pq_pool *pool_alloc(const dsql_pq_pool_options *o, dsql_error *err)
+{
+    dsql_pq_pool *p = calloc(1, sizeof *p);
     if (!p) {
         fail(err, DSQL_ENOMEM, "out of memory creating the pool");
-        goto drop_connector;
+        return NULL;
     }
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
         fail(err, DSQL_ENOMEM, "cannot create the pool mutex");
-        goto drop_connector;
+        return NULL;
     }
     if (pthread_condattr_init(&p->condattr) != 0) {
         pthread_mutex_destroy(&p->mu);
+        free(p);
         fail(err, DSQL_ENOMEM, "cannot create the pool condition attributes");
-        goto drop_connector;
+        return NULL;
     }
-    p->vt = cvt; /* pool_destroy destroys it from here on */
-    p->self = cself;
+    p->vt = o->connector;
+    p->self = o->connector_self;
     pthread_condattr_setclock(&p->condattr, CLOCK_MONOTONIC);
-    p->opts = o;
+    p->opts = *o;
     p->opts.connector = NULL;
     p->opts.connector_self = NULL;
     p->opts.txn.begin = NULL;
     p->opts.reset_query = NULL;
-    p->nslots = o.max_size;
+    p->nslots = o->max_size;
     p->rng = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)p ^ 0x2545f4914f6cdd1dull;
     if (p->rng == 0)
         p->rng = 1;
     p->st.version = DSQL_STRUCT_VERSION;
+    return p;
+}
 
-    const char *reset = o.reset_query ? o.reset_query : DSQL_PQ_POOL_DEFAULT_RESET_QUERY;
+/* Step 3: the pool's own copies (reset statements, BEGIN text) and its
+ * slots. 0 when out of memory. */
+static int pool_take_options(dsql_pq_pool *p, const dsql_pq_pool_options *o)
+{
+    const char *reset = o->reset_query ? o->reset_query : DSQL_PQ_POOL_DEFAULT_RESET_QUERY;
     int oom = 0;
     if (strcmp(reset, DSQL_PQ_POOL_DEFAULT_RESET_QUERY) == 0) {
         p->reset_steps = dsql__pq_reset_default_steps(&p->n_reset_steps);
@@ -618,74 +623,91 @@ dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *prov
         p->rollback_query = dup_str("ROLLBACK");
         oom |= !p->rollback_query;
     }
-    if (o.txn.begin) {
-        p->txn_begin = dup_str(o.txn.begin);
+    if (o->txn.begin) {
+        p->txn_begin = dup_str(o->txn.begin);
         p->opts.txn.begin = p->txn_begin;
         oom |= !p->txn_begin;
     }
     p->slots = calloc(p->nslots, sizeof *p->slots);
     p->ring = calloc(p->nslots, sizeof *p->ring);
-    oom |= !p->slots || !p->ring;
-    if (oom) {
-        pool_destroy(p);
-        fail(err, DSQL_ENOMEM, "out of memory creating the pool");
-        return NULL;
-    }
+    if (oom || !p->slots || !p->ring)
+        return 0;
     for (unsigned i = 0; i < p->nslots; i++) {
         p->slots[i].state = SLOT_FREE;
         p->slots[i].expires = INT64_MAX;
     }
+    return 1;
+}
 
-    if (!p->vt) {
-        default_connector *d = calloc(1, sizeof *d);
-        if (!d) {
-            pool_destroy(p);
-            fail(err, DSQL_ENOMEM, "out of memory creating the pool");
-            return NULL;
-        }
-        d->provider = provider;
-        d->cfg = dsql_config_dup(cfg, err);
-        if (!d->cfg) {
-            free(d);
-            pool_destroy(p);
-            return NULL;
-        }
-        p->vt = &default_vt;
-        p->self = d;
-        if (dsql_config_resolve(d->cfg, err) != DSQL_OK) {
-            pool_destroy(p);
-            return NULL;
-        }
+/* Step 4 (no connector given): connect with dsql_pq_connect over the pool's
+ * own resolved copy of cfg. */
+static dsql_status pool_default_connector(dsql_pq_pool *p, const dsql_config *cfg,
+                                          dsql_token_provider *provider, dsql_error *err)
+{
+    default_connector *d = calloc(1, sizeof *d);
+    if (!d)
+        return fail(err, DSQL_ENOMEM, "out of memory creating the pool");
+    d->provider = provider;
+    if (!(d->cfg = dsql_config_dup(cfg, err))) {
+        free(d);
+        return err ? err->status : DSQL_ENOMEM;
     }
+    p->vt = &default_vt; /* pool_destroy frees d from here on */
+    p->self = d;
+    return dsql_config_resolve(d->cfg, err);
+}
 
-    if (o.min_size > 0 && dsql_pq_pool_maintain(p, NULL, err) != DSQL_OK) {
+/* Step 5: the first min_size connections and the maintenance thread. On
+ * failure the caller closes and destroys the pool. */
+static dsql_status pool_start(dsql_pq_pool *p, dsql_error *err)
+{
+    dsql_status st;
+    if (p->opts.min_size > 0 && (st = dsql_pq_pool_maintain(p, NULL, err)) != DSQL_OK)
+        return st;
+    if (!p->opts.background_thread)
+        return DSQL_OK;
+    if (pthread_cond_init(&p->thread_cond, &p->condattr) != 0)
+        return fail(err, DSQL_ENOMEM, "cannot create the maintenance condition variable");
+    if (pthread_create(&p->thread, NULL, maintenance_thread, p) != 0) {
+        pthread_cond_destroy(&p->thread_cond);
+        return fail(err, DSQL_ENOMEM, "cannot start the maintenance thread");
+    }
+    p->thread_started = 1;
+    return DSQL_OK;
+}
+
+dsql_pq_pool *dsql_pq_pool_new(const dsql_config *cfg, dsql_token_provider *provider,
+                               const dsql_pq_pool_options *opts, dsql_error *err)
+{
+    dsql_pq_pool_options o;
+    if (opts)
+        o = *opts;
+    else
+        dsql_pq_pool_options_init(&o);
+    /* The connector's self is ours from here on, also on failure: destroyed
+     * here until the pool owns it, by pool_destroy after. */
+    dsql_pq_pool *p = NULL;
+    if (pool_options_check(&o, cfg, err) != DSQL_OK || !(p = pool_alloc(&o, err))) {
+        const dsql_pq_connector_vtable *cvt = o.connector;
+        if (cvt && cvt->version == DSQL_STRUCT_VERSION && cvt->destroy)
+            cvt->destroy(o.connector_self);
+        return NULL;
+    }
+    if (!pool_take_options(p, &o)) {
+        pool_destroy(p);
+        fail(err, DSQL_ENOMEM, "out of memory creating the pool");
+        return NULL;
+    }
+    if (!p->vt && pool_default_connector(p, cfg, provider, err) != DSQL_OK) {
+        pool_destroy(p);
+        return NULL;
+    }
+    if (pool_start(p, err) != DSQL_OK) {
         dsql_pq_pool_close(p);
         pool_destroy(p);
         return NULL;
     }
-    if (o.background_thread) {
-        if (pthread_cond_init(&p->thread_cond, &p->condattr) != 0) {
-            dsql_pq_pool_close(p);
-            pool_destroy(p);
-            fail(err, DSQL_ENOMEM, "cannot create the maintenance condition variable");
-            return NULL;
-        }
-        if (pthread_create(&p->thread, NULL, maintenance_thread, p) != 0) {
-            pthread_cond_destroy(&p->thread_cond);
-            dsql_pq_pool_close(p);
-            pool_destroy(p);
-            fail(err, DSQL_ENOMEM, "cannot start the maintenance thread");
-            return NULL;
-        }
-        p->thread_started = 1;
-    }
     return p;
-
-drop_connector: /* a failure before the pool owned the connector */
-    free(p);
-    if (cvt && cvt->version == DSQL_STRUCT_VERSION && cvt->destroy)
-        cvt->destroy(cself);
-    return NULL;
 }
 
 void dsql__pq_pool_set_reset_steps(dsql_pq_pool *p, const dsql__pq_reset_step *steps,
