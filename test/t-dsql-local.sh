@@ -310,11 +310,16 @@ PW=$("$T" --hostname "$H1") expect_msg "transactions are REPEATABLE READ" "1" \
 export PGPASSWORD="$("$T" --hostname "$H1")"
 psql -X -q -c "create table occ(id int primary key, v int)" 2>&1
 psql -X -q -c "insert into occ values (1, 0)" 2>&1
-printf 'begin;\nselect v from occ;\n\\! sleep 2\nupdate occ set v = v + 1 where id = 1;\ncommit;\n' |
-    psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
+# the first transaction takes its snapshot, then waits (by files, not by
+# sleeping, so a loaded machine cannot reorder the two) until the second
+# writer has committed
+printf 'begin;\nselect v from occ;\n\\! touch %s/occ.snap; while [ ! -e %s/occ.done ]; do sleep 0.05; done\nupdate occ set v = v + 1 where id = 1;\ncommit;\n' \
+    "$tmp" "$tmp" | psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
 occ=$!
-sleep 1
+n=0
+while [ ! -e "$tmp/occ.snap" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
 psql -X -q -c "update occ set v = v + 10 where id = 1"
+touch "$tmp/occ.done"
 wait $occ
 grep -q "40001" "$tmp/occ.out" && pass "concurrent update fails with SQLSTATE 40001" ||
     bad "no serialization failure: $(cat "$tmp/occ.out")"
