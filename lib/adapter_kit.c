@@ -14,10 +14,13 @@ dsql_status dsql_error_set(dsql_error *err, dsql_status st, const char *fmt, ...
     if (err) {
         err->status = st;
         err->sqlstate[0] = '\0';
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt ? fmt : "", ap);
-        va_end(ap);
+        err->message[0] = '\0';
+        if (fmt) { /* a NULL format leaves an empty message */
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err->message, sizeof err->message, fmt, ap);
+            va_end(ap);
+        }
     }
     return st;
 }
