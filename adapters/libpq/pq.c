@@ -644,12 +644,13 @@ static dsql_pq_connecting *connecting_new(const dsql_config *given,
             c->order[j] = t;
         }
     } else if (lb && strcmp(lb, "disable") != 0) {
+        /* the message first: lb may point into `own` */
+        fail(err, DSQL_ECONFIG, "load_balance_hosts \"%.40s\" is invalid (disable or random)",
+             lb);
         free(c->order);
         free(c->hf);
         free(c);
         dsql_config_free(own);
-        fail(err, DSQL_ECONFIG, "load_balance_hosts \"%.40s\" is invalid (disable or random)",
-             lb);
         return NULL;
     }
     if (first < n) { /* move `first` to the front, keeping the rest in order */
