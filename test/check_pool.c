@@ -1663,7 +1663,7 @@ static dsql_status bump_row(PGconn *conn, const dsql_pq_txn_info *info, void *ar
  * transaction whose connection is cut before COMMIT is replayed on a new
  * one. Only a cut that lands while COMMIT is in flight can surface (as
  * DSQL_EUNKNOWN_COMMIT), and a plain statement cut mid-flight fails; the
- * loop idles about 99% of the time, so fewer than half the cuts may surface. */
+ * loop idles about 99% of the time, so at most half the cuts may surface. */
 START_TEST(test_gateway_duration_limit)
 {
     int limit = atoi(getenv("DSQL_POOL_GATEWAY_LIMIT_S"));
@@ -1696,8 +1696,8 @@ START_TEST(test_gateway_duration_limit)
     ck_assert_uint_ge(s.opened, 3);
     ck_assert_uint_ge(s.closed_broken, 2);
     /* a cut surfaces only when it lands mid-statement, which a slow (sanitized,
-     * loaded) run makes likelier: require that most cuts stayed hidden */
-    ck_assert_int_lt(2 * (unknown + select_cut), (long)s.closed_broken);
+     * loaded) run makes likelier: at most half the cuts may surface */
+    ck_assert_int_le(unknown + select_cut, (long)(s.closed_broken / 2));
     ck_assert_uint_eq(s.closed_lifetime, 0);
     dsql_pq_pool_free(p);
 }
