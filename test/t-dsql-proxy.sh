@@ -153,6 +153,15 @@ wait_running() {
     while [ "$(PGPASSWORD=$("$B/dsql-token") command psql -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
         sleep 0.2; i=$((i + 1))
     done
+    [ $i -lt 50 ]
+}
+# until the file $1 has a line matching $2 (at most 20 s)
+wait_line() {
+    i=0
+    while ! grep -q -- "$2" "$1" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 200 ] && return 1
+        sleep 0.1
+    done
 }
 # a client as in a plain shell: not pointed at dsql-local's gateway
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql "$@"; }
@@ -306,7 +315,7 @@ out=$(psql -h "$tmp/p" -U app -Atc 'select 1' 2>&1)
 check "--allow-user refuses others ($out)" has "$out" 'user "app" is not allowed through this proxy'
 psql -h "$tmp/p" -Atc 'select pg_sleep(5)' >/dev/null 2>&1 &
 hp=$!
-wait_running "select pg_sleep(5)"
+check "the holding query runs" wait_running "select pg_sleep(5)"
 out=$(psql -h "$tmp/p" -Atc 'select 1' 2>&1)
 check "--max-connections 1: the second is refused ($out)" has "$out" 'too many connections'
 wait $hp
@@ -372,13 +381,16 @@ stop_proxy log
 
 # SIGTERM: no new clients, the running query finishes, then exit 0
 start_proxy drain --listen "unix:$tmp/t" || bad "proxy (drain) did not start"
-psql -h "$tmp/t" -Atc 'select pg_sleep(3), 4' >"$tmp/drain.out" 2>&1 &
+# (each step waits for what it needs, not a fixed time: a loaded machine
+# once took longer than 0.3 s to act on the signal, and the next psql got in)
+psql -h "$tmp/t" -Atc 'select pg_sleep(5), 4' >"$tmp/drain.out" 2>&1 &
 qp=$!
-wait_running "select pg_sleep(3)"
+check "the holding query runs before SIGTERM" wait_running "select pg_sleep(5)"
 kill -TERM "$(cat "$tmp/drain.pid")"
-sleep 0.3
+check "SIGTERM: the proxy stops accepting, one session open" \
+    wait_line "$tmp/drain.err" 'not accepting; waiting for 1 sessions'
 out=$(psql -h "$tmp/t" -Atc 'select 1' 2>&1)
-check "after SIGTERM new clients are not accepted" has "$out" 'No such file'
+check "after SIGTERM new clients are not accepted ($out)" has "$out" 'No such file'
 wait $qp
 check "the running session finished ($(cat "$tmp/drain.out"))" test "$(cat "$tmp/drain.out")" = "|4"
 wait "$(cat "$tmp/drain.pid")"
