@@ -46,7 +46,7 @@ DEPFLAGS = -MMD -MP -MF $@.d
 
 # Goals that set up the whole machine first (every package, test ones too,
 # installed when running as root); any other goal only checks.
-SETUP_GOALS := check demo tsan valgrind bench bench-gateway bench-gateway-floods fuzz
+SETUP_GOALS := check demo tsan valgrind bench bench-gateway bench-gateway-floods bench-proxy fuzz
 ifneq ($(filter $(SETUP_GOALS),$(MAKECMDGOALS)),)
 ifeq ($(MAKELEVEL)$(MAKE_RESTARTS),0)
 ifneq ($(shell scripts/install-deps all >&2; echo $$?),0)
@@ -393,7 +393,7 @@ bench: $(BENCHES)
 # login through dsql-local vs direct TLS PostgreSQL login
 bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-bench.sh
-# pgbench through dsql-proxy vs straight to dsql-local's gateway
+# pgbench straight to dsql-local's gateway vs through dsql-proxy vs PgBouncer
 .PHONY: bench-proxy
 bench-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/proxy-bench.sh
