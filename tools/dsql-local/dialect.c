@@ -68,6 +68,27 @@ static int inject_at_commit(conn *c, const unsigned char *body, size_t n, struct
     return 0;
 }
 
+/* DSQL reports a conflict at COMMIT ("Concurrency control in Aurora
+ * DSQL"); PostgreSQL reported it at the statement, and would answer the
+ * COMMIT of the failed transaction with a quiet ROLLBACK. The COMMIT fails
+ * with the conflict again, so a client that checks only its COMMIT sees
+ * what DSQL would tell it. 1 when the Query was replaced. */
+static int commit_after_conflict(conn *c, const unsigned char *body, size_t n,
+                                 struct evbuffer *out, int *rc)
+{
+    static const char data[] = "ROLLBACK; CALL dsql_local.conflict_at_commit('OC000')";
+    static const char schema[] = "ROLLBACK; CALL dsql_local.conflict_at_commit('OC001')";
+
+    if (!c->txn_conflict || dl_sql_kind_of((const char *)body, n - 1) != DL_SQL_COMMIT)
+        return 0;
+    c->swallow_tag = 1; /* the ROLLBACK's: the client sees only the conflict */
+    if (c->txn_conflict == DL_CONFLICT_SCHEMA)
+        *rc = put_msg(out, 'Q', schema, sizeof schema);
+    else
+        *rc = put_msg(out, 'Q', data, sizeof data);
+    return 1;
+}
+
 /* A Query: the text, NUL-terminated, is the whole body. */
 static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
 {
@@ -80,7 +101,7 @@ static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body
         return put_msg(out, 'Q', body, n); /* PostgreSQL will object */
     switch (dl_sql_check((const char *)body, n - 1, &what, &text, &tlen)) {
     case DL_SQL_PASS:
-        if (inject_at_commit(c, body, n, out, &rc))
+        if (commit_after_conflict(c, body, n, out, &rc) || inject_at_commit(c, body, n, out, &rc))
             return rc;
         return put_msg(out, 'Q', body, n);
     case DL_SQL_REFUSE:
@@ -235,7 +256,7 @@ static int dsql_error_for(const conn *c, const char *code, const char *msg, cons
         return 0;
     if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0) {
         *state = "40001";
-        *text = OC000;
+        *text = strstr(msg, "(OC001)") ? OC001 : OC000; /* ours may be a schema conflict */
         return 1;
     }
     if (strcmp(code, "53300") == 0) { /* PostgreSQL's own "too many clients" */
@@ -282,6 +303,8 @@ static int rewrite_error(conn *c, const unsigned char *body, size_t n, struct ev
     ours = where && strstr(where, "dsql_local.") != NULL;
     if (!dsql_error_for(c, code, msg, where, &state, &text) && !ours)
         return put_msg(out, 'E', body, n);
+    if (state && strcmp(state, "40001") == 0)
+        c->txn_conflict = strstr(text, "(OC001)") ? DL_CONFLICT_SCHEMA : DL_CONFLICT_DATA;
     tmp = evbuffer_new();
     if (!tmp)
         return -1;
@@ -342,9 +365,11 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
             return r == 2 ? 0 : DIALECT_DROP;
     }
     if (type == 'Z' && n == 1) {
+        c->swallow_tag = 0; /* a tag to drop comes before its query's end */
         if (body[0] == 'I') {
             c->txn_ddl = 0;
             c->txn_wrote = 0;
+            c->txn_conflict = 0;
         }
         conn_txn_status(c, (char)body[0]);
     } else if (type == 'C' && c->swallow_tag) {

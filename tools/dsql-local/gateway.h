@@ -73,10 +73,15 @@ typedef struct conn {
     int txn_wrote;             /* a write completed in this transaction */
     int swallow_tag;           /* drop the next CommandComplete (an injected ROLLBACK) */
     int drop_pending;          /* cut the connection at the next ReadyForQuery */
+    int txn_conflict;          /* this transaction met a conflict: DL_CONFLICT_* */
     struct evbuffer *lag;      /* client bytes held for --latency */
     struct event *lag_timer;
     unsigned long id;
 } conn;
+
+/* A conflict met in a transaction, reported again at its COMMIT. */
+#define DL_CONFLICT_DATA 1   /* OC000 */
+#define DL_CONFLICT_SCHEMA 2 /* OC001 */
 
 /* gateway.c */
 void conn_free(conn *c);

@@ -74,7 +74,8 @@ int dl_cluster_start(dl_cluster *c, const char *state_dir, int dsql_rules, char 
                      size_t errcap);
 #define DL_PG_MAX_CONNECTIONS 300 /* PostgreSQL's max_connections */
 #define DL_PG_CONN_MARGIN 10      /* kept for superuser_reserved_connections */
-#define DL_LOCK_TIMEOUT_MS 100 /* a writer's wait before it fails as a conflict */
+#define DL_LOCK_TIMEOUT_MS 1 /* a writer's wait before it fails as a conflict: none to
+                               * speak of (0 would mean forever) */
 extern const char dl_rules_sql[];
 void dl_cluster_stop(dl_cluster *c);
 
