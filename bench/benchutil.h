@@ -99,12 +99,11 @@ static inline void bench_require_session_len(const char *what, const char *token
 }
 
 /* The SHA-256 floor: ns per hash of n bytes in one call (SHA256_Init, one
- * SHA256_Update, SHA256_Final), from one batch of per hashes. The
- * benchmarks interleave these batches with their own, so both see the
- * same machine load; the floor is the median of them. */
+ * SHA256_Update, SHA256_Final) from a cache-warm aligned buffer, from one
+ * batch of per hashes. */
 static inline double bench_sha256_batch_ns(size_t n, int per)
 {
-    static unsigned char data[1 << 16];
+    static _Alignas(64) unsigned char data[1 << 16];
     unsigned char md[SHA256_DIGEST_LENGTH];
     if (n > sizeof data)
         n = sizeof data;
@@ -117,6 +116,80 @@ static inline double bench_sha256_batch_ns(size_t n, int per)
         SHA256_Final(md, &c);
     }
     return (now_ns() - t0) / per;
+}
+
+/* One token for benchmark step i into buf; 0 when signing failed. */
+typedef int (*bench_token_fn)(void *ctx, unsigned i, char *buf, size_t cap);
+
+#define BENCH_ROUNDS 5
+
+typedef struct bench_stats {
+    double median_ns, p99_ns; /* per token, over every batch of the run */
+    double floor_ns;          /* median SHA-256 floor over every batch; 0: none */
+    double ratio;             /* median over the rounds of round_ratio */
+    double ratio_min, ratio_max;
+    double round_ratio[BENCH_ROUNDS]; /* a round's median of its pairs' ratios */
+} bench_stats;
+
+/* Times tokens tokens, batch at a time, in BENCH_ROUNDS rounds; *k counts
+ * the steps. With floor_bytes, every batch of tokens is paired with a
+ * batch of SHA-256 floor hashes of floor_bytes, taken alternately just
+ * before and just after it, so the two see the same load (other jobs on
+ * the machine move both); the pair's ratio is token time / floor time.
+ * Returns 0 when a token failed. */
+static inline int bench_measure(bench_token_fn fn, void *ctx, unsigned *k, char *buf,
+                                size_t cap, size_t floor_bytes, int tokens, int batch,
+                                bench_stats *out)
+{
+    int batches = tokens / batch, per_round = batches / BENCH_ROUNDS;
+    double *tok = calloc((size_t)batches, sizeof *tok);
+    double *flo = calloc((size_t)batches, sizeof *flo);
+    double *pair = calloc((size_t)per_round, sizeof *pair);
+    int ok = tok && flo && pair && per_round > 0;
+    memset(out, 0, sizeof *out);
+    for (int b = 0; ok && b < per_round * BENCH_ROUNDS; b++) {
+        if (floor_bytes && b % 2)
+            flo[b] = bench_sha256_batch_ns(floor_bytes, batch);
+        double t0 = now_ns();
+        for (int i = 0; ok && i < batch; i++)
+            ok = fn(ctx, (*k)++, buf, cap);
+        tok[b] = (now_ns() - t0) / batch;
+        if (floor_bytes && b % 2 == 0)
+            flo[b] = bench_sha256_batch_ns(floor_bytes, batch);
+        if (floor_bytes && (b + 1) % per_round == 0) {
+            int r = b / per_round, first = r * per_round;
+            for (int j = 0; j < per_round; j++)
+                pair[j] = tok[first + j] / flo[first + j];
+            out->round_ratio[r] = percentile(pair, (size_t)per_round, 50);
+        }
+    }
+    if (ok) {
+        size_t n = (size_t)per_round * BENCH_ROUNDS;
+        out->median_ns = percentile(tok, n, 50);
+        out->p99_ns = percentile(tok, n, 99);
+        if (floor_bytes) {
+            double r[BENCH_ROUNDS];
+            memcpy(r, out->round_ratio, sizeof r);
+            out->floor_ns = percentile(flo, n, 50);
+            out->ratio = percentile(r, BENCH_ROUNDS, 50);
+            out->ratio_min = r[0]; /* sorted by percentile() */
+            out->ratio_max = r[BENCH_ROUNDS - 1];
+        }
+    }
+    free(tok);
+    free(flo);
+    free(pair);
+    return ok;
+}
+
+/* " sha256_floor_ns=<n> ratio=<median of rounds> rounds=<r1,r2,...>" */
+static inline void bench_print_floor(const bench_stats *s)
+{
+    if (!s->floor_ns)
+        return;
+    printf(" sha256_floor_ns=%.0f ratio=%.2f rounds=", s->floor_ns, s->ratio);
+    for (int r = 0; r < BENCH_ROUNDS; r++)
+        printf("%s%.2f", r ? "," : "", s->round_ratio[r]);
 }
 
 #endif

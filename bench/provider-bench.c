@@ -6,13 +6,13 @@
  * and '='); hosts and users rotate; signing time is the current time.
  * Prints one line per case:
  *   <case>: session_token_len=<n> token_len=<n> median_ns=<n> p99_ns=<n>
- *           [sha256_floor_ns=<n> ratio=<median/floor>]
+ *           [sha256_floor_ns=<n> ratio=<token/floor> rounds=<r1,...>]
  * session_token_len is read back from a signed token; the benchmark refuses
- * to run when it is not the intended one. The SHA-256 floor is the median
- * time to hash as many bytes as the token's canonical request, in one call,
- * measured in the same run (a batch of hashes after every batch of tokens,
- * so both see the same load). Times are per token, from batches of BATCH
- * tokens. No network: every source here is local, and once cached no
+ * to run when it is not the intended one. The SHA-256 floor is the time to
+ * hash as many bytes as the token's canonical request, in one call,
+ * measured in the same run and paired with the tokens as in token-bench
+ * (bench_measure in benchutil.h). Times are per token, from batches of
+ * BATCH tokens. No network: every source here is local, and once cached no
  * source is read again. */
 #include "benchutil.h" /* first: it selects the OpenSSL API */
 
@@ -28,50 +28,47 @@
 #define WARMUP 20000
 #define BATCH 100
 
-static int token(dsql_token_provider *tp, unsigned i, char *buf, size_t cap, dsql_error *err)
+typedef struct provider_case {
+    dsql_token_provider *tp;
+    dsql_error err;
+} provider_case;
+
+static int token(void *ctx, unsigned i, char *buf, size_t cap)
 {
+    provider_case *pc = ctx;
     dsql_token_request req = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION],
                               BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], NULL, 0, 0};
-    return dsql_token_provider_get(tp, &req, buf, cap, NULL, err) == DSQL_OK;
+    return dsql_token_provider_get(pc->tp, &req, buf, cap, NULL, &pc->err) == DSQL_OK;
 }
 
 /* Takes ownership of creds. */
 static int run_case(const char *name, dsql_credentials_provider *creds, size_t session_len)
 {
-    static double samples[TOKENS / BATCH], floors[TOKENS / BATCH];
-    dsql_error err;
-    dsql_token_provider *tp = dsql_token_provider_signing(creds, NULL, &err);
-    if (!tp) {
-        fprintf(stderr, "provider-bench %s: %s\n", name, err.message);
+    provider_case pc = {0};
+    pc.tp = dsql_token_provider_signing(creds, NULL, &pc.err);
+    if (!pc.tp) {
+        fprintf(stderr, "provider-bench %s: %s\n", name, pc.err.message);
         return 0;
     }
     char buf[8192];
     unsigned k = 0;
     int ok = 1;
     for (int i = 0; ok && i < WARMUP; i++)
-        ok = token(tp, k++, buf, sizeof buf, &err);
+        ok = token(&pc, k++, buf, sizeof buf);
     if (ok)
         bench_require_session_len(name, buf, session_len);
     size_t token_len = strlen(buf), canonical_len = bench_canonical_len(buf);
-    for (int b = 0; ok && b < TOKENS / BATCH; b++) {
-        double t0 = now_ns();
-        for (int i = 0; ok && i < BATCH; i++)
-            ok = token(tp, k++, buf, sizeof buf, &err);
-        samples[b] = (now_ns() - t0) / BATCH;
-        floors[b] = session_len ? bench_sha256_batch_ns(canonical_len, BATCH) : 0;
-    }
-    dsql_token_provider_free(tp);
+    bench_stats s;
+    ok = ok && bench_measure(token, &pc, &k, buf, sizeof buf, session_len ? canonical_len : 0,
+                             TOKENS, BATCH, &s);
+    dsql_token_provider_free(pc.tp);
     if (!ok) {
-        fprintf(stderr, "provider-bench %s: %s\n", name, err.message);
+        fprintf(stderr, "provider-bench %s: %s\n", name, pc.err.message);
         return 0;
     }
-    double median = percentile(samples, TOKENS / BATCH, 50);
     printf("%s: session_token_len=%zu token_len=%zu median_ns=%.0f p99_ns=%.0f", name,
-           bench_signed_session_len(buf), token_len, median, percentile(samples, TOKENS / BATCH, 99));
-    if (session_len) {
-        double floor = percentile(floors, TOKENS / BATCH, 50);
-        printf(" sha256_floor_ns=%.0f ratio=%.2f", floor, median / floor);
-    }
+           bench_signed_session_len(buf), token_len, s.median_ns, s.p99_ns);
+    bench_print_floor(&s);
     printf("\n");
     fflush(stdout);
     return 1;

@@ -6,12 +6,14 @@
  * previous one, so nothing the signer keeps for the current second helps. Prints one line per case:
  *   <case>: session_token_len=<n> token_len=<n> canonical_len=<n>
  *           median_ns=<n> p99_ns=<n> allocs_per_token=<n>
- *           [sha256_floor_ns=<n> ratio=<median/floor>]
+ *           [sha256_floor_ns=<n> ratio=<token/floor> rounds=<r1,...>]
  * session_token_len is read back from a signed token (what was really
  * signed); the benchmark refuses to run when it is not the intended one.
- * The SHA-256 floor is the median time to hash canonical_len bytes in one
- * call, measured in the same run: a batch of hashes after every batch of
- * tokens, so both see the same load. Times are per token, from batches of
+ * The SHA-256 floor is the time to hash canonical_len bytes in one call,
+ * measured in the same run: a batch of hashes next to every batch of
+ * tokens (alternately before and after it), so a pair sees the same load;
+ * ratio is the median over BENCH_ROUNDS rounds of each round's median
+ * pair ratio, and rounds lists them. Times are per token, from batches of
  * BATCH tokens (the clock's own cost stays out of the numbers).
  * Allocations are counted through both the library's allocator seam and
  * OpenSSL's. An argument names the one case to run. */
@@ -40,21 +42,25 @@ static void *ossl_malloc(size_t n, const char *f, int l) { (void)f, (void)l; ret
 static void *ossl_realloc(void *p, size_t n, const char *f, int l) { (void)f, (void)l; return count_realloc(p, n); }
 static void ossl_free(void *p, const char *f, int l) { (void)f, (void)l; free(p); }
 
-/* new_second: each token signed one second after the previous one, so
- * nothing kept for the current second (its date text, the string to
- * sign's first hash block) is reused: the cost of tokens that share
- * nothing but the key. */
-static int sign(dsql_signer *signer, unsigned i, const dsql_credentials *c, char *buf,
-                size_t cap, int new_second)
+/* One case: the signer (NULL: one-shot) and credentials; new_second:
+ * each token signed one second after the previous one, so nothing kept
+ * for the current second (its date text, the hash states of the first
+ * blocks) is reused: the cost of tokens that share nothing but the key. */
+typedef struct token_case {
+    dsql_signer *signer;
+    const dsql_credentials *creds;
+    int new_second;
+    int64_t start;
+} token_case;
+
+static int sign(void *ctx, unsigned i, char *buf, size_t cap)
 {
-    static int64_t start;
-    if (!start)
-        start = (int64_t)time(NULL);
-    dsql_token_request p = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION], BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION],
-                           NULL, 900,
-                           new_second ? start + i : 0};
-    dsql_status st = signer ? dsql__signer_token(signer, &p, c, buf, cap, NULL, NULL)
-                            : dsql_token_generate(&p, c, buf, cap, NULL, NULL);
+    token_case *tc = ctx;
+    dsql_token_request p = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION],
+                            BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], NULL, 900,
+                            tc->new_second ? tc->start + i : 0};
+    dsql_status st = tc->signer ? dsql__signer_token(tc->signer, &p, tc->creds, buf, cap, NULL, NULL)
+                                : dsql_token_generate(&p, tc->creds, buf, cap, NULL, NULL);
     return st == DSQL_OK;
 }
 
@@ -63,35 +69,27 @@ static const char *only; /* argv[1]: run just this case (for profiling) */
 static int run_case_as(const char *name, dsql_signer *signer, const dsql_credentials *c,
                        size_t session_len, int new_second)
 {
-    static double samples[TOKENS / BATCH], floors[TOKENS / BATCH];
     if (only && strcmp(only, name) != 0)
         return 1;
+    token_case tc = {signer, c, new_second, (int64_t)time(NULL)};
     char buf[8192];
     unsigned k = 0;
     for (int i = 0; i < WARMUP; i++)
-        if (!sign(signer, k++, c, buf, sizeof buf, new_second))
+        if (!sign(&tc, k++, buf, sizeof buf))
             return 0;
     bench_require_session_len(name, buf, session_len);
     size_t token_len = strlen(buf), canonical_len = bench_canonical_len(buf);
     long allocs_before = atomic_load(&allocations);
-    for (int b = 0; b < TOKENS / BATCH; b++) {
-        double t0 = now_ns();
-        for (int i = 0; i < BATCH; i++)
-            if (!sign(signer, k++, c, buf, sizeof buf, new_second))
-                return 0;
-        samples[b] = (now_ns() - t0) / BATCH;
-        floors[b] = session_len ? bench_sha256_batch_ns(canonical_len, BATCH) : 0;
-    }
+    bench_stats s;
+    if (!bench_measure(sign, &tc, &k, buf, sizeof buf, session_len ? canonical_len : 0, TOKENS,
+                       BATCH, &s))
+        return 0;
     long allocs = atomic_load(&allocations) - allocs_before;
-    double median = percentile(samples, TOKENS / BATCH, 50);
     printf("%s: session_token_len=%zu token_len=%zu canonical_len=%zu median_ns=%.0f "
            "p99_ns=%.0f allocs_per_token=%.2f",
-           name, bench_signed_session_len(buf), token_len, canonical_len, median,
-           percentile(samples, TOKENS / BATCH, 99), (double)allocs / TOKENS);
-    if (session_len) {
-        double floor = percentile(floors, TOKENS / BATCH, 50);
-        printf(" sha256_floor_ns=%.0f ratio=%.2f", floor, median / floor);
-    }
+           name, bench_signed_session_len(buf), token_len, canonical_len, s.median_ns,
+           s.p99_ns, (double)allocs / TOKENS);
+    bench_print_floor(&s);
     printf("\n");
     fflush(stdout);
     return 1;

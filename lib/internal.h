@@ -114,6 +114,13 @@ typedef struct dsql__token_prefix {
     int sts_head_valid;
     char sts_datetime[16];
     SHA256_CTX sts_head;
+    /* The canonical-request hash state one block further: the bytes that
+     * complete the block after the prefix ("<datetime>&X-Amz-Expires=<n>
+     * &X-Amz-S...") are fixed for one signing second and lifetime, so the
+     * state after them is kept with those bytes as its key. */
+    size_t block_head_len; /* 0: nothing kept */
+    char block_head[SHA256_CBLOCK];
+    SHA256_CTX block_state;
 } dsql__token_prefix;
 void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *in,
                              const dsql_credentials *creds);

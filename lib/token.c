@@ -224,6 +224,7 @@ void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *i
     pre->len = w.pos;
     pre->action = in->action;
     pre->sts_head_valid = 0;
+    pre->block_head_len = 0;
     strcpy(pre->access_key_id, c->access_key_id); /* length checked by prepare */
     SHA256_Init(&pre->canonical);
     SHA256_Update(&pre->canonical, "GET\n/\n", 6);
@@ -263,6 +264,36 @@ static void sign_string(dsql__token_prefix *pre, const dsql__token_input *in,
     dsql__hmac_finish(key, &ctx, digest);
 }
 
+typedef struct span {
+    const char *p;
+    size_t n;
+} span;
+
+/* Starts the canonical-request hash after the prefix: from the kept state
+ * one block further when the bytes completing that block are the kept
+ * ones (same second and lifetime), else from the prefix's state, keeping
+ * the new one. Returns how many bytes of parts it has hashed. */
+static size_t canonical_block_start(dsql__token_prefix *pre, const span parts[3],
+                                    SHA256_CTX *ctx)
+{
+    size_t need = SHA256_CBLOCK - (6 + pre->len) % SHA256_CBLOCK; /* 6: "GET\n/\n" */
+    char head[SHA256_CBLOCK];
+    size_t got = 0;
+    for (size_t i = 0; i < 3 && got < need; i++) {
+        size_t take = parts[i].n < need - got ? parts[i].n : need - got;
+        memcpy(head + got, parts[i].p, take);
+        got += take;
+    }
+    if (pre->block_head_len != got || memcmp(pre->block_head, head, got) != 0) {
+        pre->block_state = pre->canonical;
+        SHA256_Update(&pre->block_state, head, got);
+        memcpy(pre->block_head, head, got);
+        pre->block_head_len = got;
+    }
+    *ctx = pre->block_state;
+    return got;
+}
+
 size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *creds,
                          dsql__token_prefix *pre, const dsql__hmac_key *signing_key,
                          char *buf)
@@ -291,12 +322,18 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
     t += 64;
 
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256_CTX ctx = pre->canonical;
     size_t rest = sp.query_start + pre->len;
-    SHA256_Update(&ctx, buf + rest, sp.query_mid - rest);
-    if (sp.token_end > sp.token_start)
-        SHA256_Update(&ctx, buf + sp.token_start, sp.token_end - sp.token_start);
-    SHA256_Update(&ctx, tail, t);
+    span parts[3] = {{buf + rest, sp.query_mid - rest},
+                     {buf + sp.token_start, sp.token_end - sp.token_start},
+                     {tail, t}};
+    SHA256_CTX ctx;
+    size_t skip = canonical_block_start(pre, parts, &ctx);
+    for (size_t i = 0; i < 3; i++) {
+        size_t from = skip < parts[i].n ? skip : parts[i].n;
+        skip -= from;
+        if (parts[i].n > from)
+            SHA256_Update(&ctx, parts[i].p + from, parts[i].n - from);
+    }
     SHA256_Final(digest, &ctx);
 
     /* string to sign */

@@ -587,6 +587,32 @@ START_TEST(test_signer_across_seconds)
 }
 END_TEST
 
+/* Within one second the signer keeps the canonical-request hash one block
+ * past the prefix, keyed by the bytes that complete that block: other
+ * lifetimes (1 to 6 digits) and a session token coming and going in the
+ * same second all match the one-shot path. */
+START_TEST(test_signer_same_second_other_lifetimes)
+{
+    static const uint32_t lifetimes[] = {900, 3600, 1, 604800, 900, 60, 900};
+    static char tok[] = "session/token+", none[] = "";
+    char *const sessions[] = {tok, NULL, tok, none};
+    dsql_signer *signer = dsql__signer_new(NULL);
+    char want[2048], got[2048];
+    for (size_t i = 0; i < sizeof lifetimes / sizeof lifetimes[0]; i++)
+        for (size_t k = 0; k < sizeof sessions / sizeof sessions[0]; k++) {
+            dsql_credentials c = {"ASIAEXAMPLE", "secret", sessions[k], 0};
+            dsql_token_request p = {DSQL_STRUCT_VERSION, "a.dsql.us-east-1.on.aws",
+                                    k % 2 ? "admin" : "app", NULL, lifetimes[i], 1700000000};
+            ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+            ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+                             DSQL_OK);
+            ck_assert_msg(strcmp(got, want) == 0, "lifetime %u, session %zu:\n got %s\nwant %s",
+                          lifetimes[i], k, got, want);
+        }
+    dsql__signer_free(signer);
+}
+END_TEST
+
 /* Freed blocks must not hold the session token, raw or encoded: the
  * signer's cached encoding is wiped when replaced and when freed. */
 #define SESSION_MARK "SeSs/IoN+MaRk="
@@ -1080,6 +1106,7 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_signer_notices_changed_session_token);
     tcase_add_test(tc, test_session_encodings_wiped);
     tcase_add_test(tc, test_signer_across_seconds);
+    tcase_add_test(tc, test_signer_same_second_other_lifetimes);
     suite_add_tcase(s, tc);
     /* swaps the library's allocator: the teardown restores it even when a
      * test fails (CK_FORK=no runs every test in one process) */
