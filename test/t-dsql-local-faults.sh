@@ -2,21 +2,9 @@
 # dsql-local's injected faults (issue 17): write commits that fail with
 # OC000, commits applied and then the connection cut, refused logins,
 # added latency. Each fault at rate 1, so every eligible commit shows it.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 cleanup() {
     for d in c d r l; do "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1; done
     rm -rf "$tmp"

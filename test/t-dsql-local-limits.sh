@@ -2,21 +2,9 @@
 # dsql-local's connection and transaction limits ("Cluster quotas and
 # database limits in Amazon Aurora DSQL"), set low so tests reach them:
 # sessions (53300), new sessions a second (53400), transaction duration.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; "$L" stop --state-dir "$tmp/b" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 "$L" start --state-dir "$tmp/a" --max-connections 2 --max-transaction-duration 2 >"$tmp/a.env" 2>&1 &
 a=$!

@@ -2,21 +2,9 @@
 # dsql-local --regions: a multi-Region cluster pair, one front door per
 # region over the same database; each accepts only tokens signed for its
 # own name and region, as each regional DSQL endpoint does.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 trap '"$L" stop --state-dir "$tmp/m" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 out=$("$L" start --regions "us-east-1,bad/region" 2>&1; echo "st=$?")
 case $out in *"--regions"*st=2) pass "a bad region list is a usage error" ;; *) bad "bad regions: $out" ;; esac

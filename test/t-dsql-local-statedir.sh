@@ -4,22 +4,11 @@
 # the directory or named like a state file, a leftover readable
 # server.key, and a pid file naming a process that is not the server.
 # Loopback only; the cases for another user's files need root (chown).
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
-    echo "skip: PostgreSQL 15 server not installed"
-    exit 0
-fi
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15
 unset DSQL_LOCAL_STATE_DIR
 umask 022
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+make_tmp
 me=$(id -u)
 root=0; [ "$me" -eq 0 ] && root=1
 nobody=$(id -u nobody 2>/dev/null || echo 65534)

@@ -4,24 +4,13 @@
 # and 5% are applied and then cut off. The balances must add up, every
 # ambiguous commit must be reported (as many as the gateway cut) and no
 # transfer applied twice (test/fault_transfers.c checks the data).
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
-    echo "skip: PostgreSQL 15 server not installed"
-    exit 0
-fi
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15
 if [ ! -x "$B/test/fault_transfers" ]; then
     echo "FAIL $B/test/fault_transfers is missing (make check builds it)"
     exit 1
 fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+make_tmp
 trap '"$L" stop --state-dir "$tmp/w" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 "$L" start --state-dir "$tmp/w" >"$tmp/w.env" 2>&1 || { echo "FAIL start: $(cat "$tmp/w.env")"; exit 1; }
 . "$tmp/w.env"

@@ -2,21 +2,9 @@
 # dsql-local: IAM token checks through the gateway with psql + dsql-token,
 # the connection-duration limit, run/stop hygiene, bad input and a short
 # load test. Loopback only.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 cat >"$tmp/raw.py" <<'PY'
 import hashlib, hmac, os, socket, ssl, struct, sys, time
 from urllib.parse import quote

@@ -11,23 +11,11 @@
 #     at least 95% of the logins made meanwhile succeed, the log stays under
 #     100 KB. bench/gateway-floods.sh runs the full 10 s version.
 # Loopback only.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
+. "$(dirname "$0")/dsql-local-lib.sh"
 F=$B/test/gateway_flood
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v prlimit >/dev/null; then
-    echo "skip: PostgreSQL 15 server or prlimit not installed"
-    exit 0
-fi
+need_pg15 prlimit
 [ -x "$F" ] || { echo "FAIL $F is missing (make check builds it)"; exit 1; }
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+make_tmp
 cleanup() {
     for d in s big; do
         [ -f "$tmp/$d/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1

@@ -7,21 +7,9 @@
 #     name cannot forge a line, control bytes and bytes that are not UTF-8
 #     reach the log as \xNN.
 # Loopback only.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 cleanup() {
     [ -f "$tmp/s/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/s" >/dev/null 2>&1
     rm -rf "$tmp"
