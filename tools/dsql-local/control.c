@@ -1,5 +1,5 @@
-/* dsql-local set: the request is a new file DIR/faults.request holding
- * "name value", created O_EXCL|O_NOFOLLOW in the private state directory;
+/* dsql-local set and restart: the request is a new file DIR/faults.request
+ * holding "name value" ("restart now" for a restart), created O_EXCL|O_NOFOLLOW in the private state directory;
  * SIGUSR1 goes to the process that holds the directory's lock (the proof
  * `stop` uses, through a pidfd); the server applies the request and removes
  * the file, which is the answer. */
@@ -17,6 +17,7 @@
 #include "statedir.h"
 
 #define SET_WAIT_MS 10000
+#define RESTART_WAIT_MS 30000 /* open connections are cut first */
 
 static void sleep_ms(long ms)
 {
@@ -66,17 +67,14 @@ static int signal_server(const char *dir)
     return rc;
 }
 
-int dl_set(const char *given, const char *name, const char *value)
+/* Sends "name value" to the server of given and waits for the answer (the
+ * request file gone). *holder: the server's pid. Returns an exit status. */
+static int send_request(const char *given, const char *name, const char *value, long wait_ms,
+                        pid_t *holder)
 {
     char dir[512], path[600], err[1200];
-    dl_faults scratch;
     long waited;
 
-    memset(&scratch, 0, sizeof scratch);
-    if (dl_faults_set(&scratch, name, value, err, sizeof err) != 0) {
-        fprintf(stderr, "dsql-local: %s\n", err);
-        return 2;
-    }
     if (dl_state_dir_resolve(given, dir, sizeof dir, err, sizeof err) != 0 ||
         dl_state_dir_check(dir, err, sizeof err) != 0) {
         fprintf(stderr, "dsql-local: %s\n", err);
@@ -90,22 +88,63 @@ int dl_set(const char *given, const char *name, const char *value)
         }
         sleep_ms(50);
     }
+    *holder = dl_state_lock_holder(dir);
     if (signal_server(dir) != 0) {
         unlink(path);
         return 1;
     }
-    for (waited = 0; waited < SET_WAIT_MS; waited += 50) {
+    for (waited = 0; waited < wait_ms; waited += 50) {
         if (access(path, F_OK) != 0)
             return 0;
         sleep_ms(50);
     }
     unlink(path);
-    fprintf(stderr, "dsql-local: the server of %s did not answer in %d s\n", dir,
-            SET_WAIT_MS / 1000);
+    fprintf(stderr, "dsql-local: the server of %s did not answer in %ld s\n", dir,
+            wait_ms / 1000);
     return 1;
 }
 
-int dl_apply_request(const char *dir, dl_faults *f, char *err, size_t cap)
+int dl_set(const char *given, const char *name, const char *value)
+{
+    char err[300];
+    dl_faults scratch;
+    pid_t holder;
+
+    memset(&scratch, 0, sizeof scratch);
+    if (dl_faults_set(&scratch, name, value, err, sizeof err) != 0) {
+        fprintf(stderr, "dsql-local: %s\n", err);
+        return 2;
+    }
+    return send_request(given, name, value, SET_WAIT_MS, &holder);
+}
+
+/* The server that answered must still hold the directory: a gateway that
+ * could not listen again stops the server. */
+int dl_restart(const char *given)
+{
+    char dir[512], err[1200];
+    pid_t holder = 0;
+    int rc = send_request(given, "restart", "now", RESTART_WAIT_MS, &holder);
+
+    if (rc != 0)
+        return rc;
+    if (dl_state_dir_resolve(given, dir, sizeof dir, err, sizeof err) == 0 &&
+        holder > 0 && dl_state_lock_holder(dir) == holder)
+        return 0;
+    fprintf(stderr, "dsql-local: the server of %s stopped instead of restarting (see its log)\n",
+            given);
+    return 1;
+}
+
+void dl_request_done(const char *dir)
+{
+    char path[600];
+
+    snprintf(path, sizeof path, "%s/%s", dir, DL_REQUEST_NAME);
+    unlink(path);
+}
+
+int dl_apply_request(const char *dir, dl_faults *f, int *restart, char *err, size_t cap)
 {
     char path[600], line[256], name[64], value[64];
     struct stat st;
@@ -125,10 +164,15 @@ int dl_apply_request(const char *dir, dl_faults *f, char *err, size_t cap)
         snprintf(err, cap, "%s is empty", path);
     } else {
         line[n] = '\0';
-        if (sscanf(line, "%63s %63s", name, value) != 2)
+        if (sscanf(line, "%63s %63s", name, value) != 2) {
             snprintf(err, cap, "%s is not \"name value\"", path);
-        else
+        } else if (strcmp(name, "restart") == 0) {
+            *restart = 1;
+            close(fd);
+            return 0; /* answered once the gateways listen again */
+        } else {
             rc = dl_faults_set(f, name, value, err, cap);
+        }
     }
     close(fd);
     unlink(path);

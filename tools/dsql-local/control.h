@@ -1,4 +1,4 @@
-/* dsql-local set: changing a running server's injected faults. */
+/* dsql-local set and restart: requests to a running server. */
 #ifndef DSQL_LOCAL_CONTROL_H
 #define DSQL_LOCAL_CONTROL_H
 
@@ -11,8 +11,15 @@
 /* Client side: asks the server of dir to set fault name to value and
  * waits until it has. Returns an exit status (messages on stderr). */
 int dl_set(const char *dir, const char *name, const char *value);
-/* Server side, on SIGUSR1: applies dir's request to f and removes it.
- * 0, or -1 with the problem in err (the request is removed either way). */
-int dl_apply_request(const char *dir, dl_faults *f, char *err, size_t cap);
+/* Client side: asks the server of dir to restart its gateways (every
+ * connection is cut; the same ports, keys, certificates and database
+ * serve again) and waits until it has. Returns an exit status. */
+int dl_restart(const char *dir);
+/* Server side, on SIGUSR1: applies dir's request to f and removes it; a
+ * restart request sets *restart and stays until dl_request_done (its
+ * removal is the answer). 0, or -1 with the problem in err (the request
+ * is removed). */
+int dl_apply_request(const char *dir, dl_faults *f, int *restart, char *err, size_t cap);
+void dl_request_done(const char *dir);
 
 #endif

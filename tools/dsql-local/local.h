@@ -121,6 +121,9 @@ int dl_regions_start(dl_regions *r, struct event_base *base, const dl_config *pr
 void dl_regions_report(const dl_regions *r, dl_gateway *primary, const char *primary_host,
                        char *buf, size_t cap);
 void dl_regions_set_faults(dl_regions *r, const dl_faults *f);
+/* Each region's gateway closed and listening again on its port. */
+int dl_regions_restart(dl_regions *r, struct event_base *base, const char *cert_dir,
+                       const char *keys, const char *sockdir, char *err, size_t cap);
 void dl_regions_free(dl_regions *r);
 
 #endif

@@ -23,6 +23,8 @@ static void usage(FILE *fp)
           "       dsql-local stop [--state-dir DIR]\n"
           "       dsql-local set FAULT VALUE [--state-dir DIR]   (FAULT: conflict-rate,\n"
           "                  drop-after-commit, refuse-connections, latency)\n"
+          "       dsql-local restart [--state-dir DIR]   (every connection cut; the same\n"
+          "                  port, keys, certificates and database again)\n"
           "       dsql-local run [options] -- COMMAND [ARGS...]\n"
           "\n"
           "A local Aurora DSQL stand-in: a throwaway PostgreSQL behind a TLS gateway\n"
@@ -354,6 +356,20 @@ static int cmd_set(int argc, char **argv)
     return dl_set(state_dir_for(&cfg, dir, sizeof dir), argv[2], argv[3]);
 }
 
+/* dsql-local restart [--state-dir DIR] */
+static int cmd_restart(int argc, char **argv)
+{
+    dl_config cfg;
+    char dir[512];
+
+    memset(&cfg, 0, sizeof cfg);
+    if (parse_options(argc, argv, 2, &cfg) != argc) {
+        fprintf(stderr, "dsql-local: usage: dsql-local restart [--state-dir DIR]\n");
+        return 2;
+    }
+    return dl_restart(state_dir_for(&cfg, dir, sizeof dir));
+}
+
 static int cmd_stop(const dl_config *cfg)
 {
     char dir[512];
@@ -466,8 +482,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(verb, "set") == 0)
         return cmd_set(argc, argv);
+    if (strcmp(verb, "restart") == 0)
+        return cmd_restart(argc, argv);
     if (strcmp(verb, "start") != 0 && strcmp(verb, "stop") != 0 && strcmp(verb, "run") != 0) {
-        fprintf(stderr, "dsql-local: unknown command '%s' (start, stop, set or run)\n", verb);
+        fprintf(stderr, "dsql-local: unknown command '%s' (start, stop, restart, set or run)\n",
+                verb);
         return 2;
     }
     i = parse_options(argc, argv, 2, &cfg);

@@ -91,3 +91,18 @@ void dl_regions_free(dl_regions *r)
         r->gw[i] = NULL;
     }
 }
+
+int dl_regions_restart(dl_regions *r, struct event_base *base, const char *cert_dir,
+                       const char *keys, const char *sockdir, char *err, size_t cap)
+{
+    int i;
+
+    for (i = 0; i < r->n; i++) {
+        r->cfg[i].port = dl_gateway_port(r->gw[i]);
+        dl_gateway_free(r->gw[i]);
+        r->gw[i] = dl_gateway_new(base, &r->cfg[i], cert_dir, keys, sockdir, err, cap);
+        if (!r->gw[i])
+            return -1;
+    }
+    return 0;
+}

@@ -55,6 +55,8 @@ typedef struct server {
     struct event_base *base;
     dl_gateway *gw;
     dl_regions regions;
+    dl_config *run_cfg;  /* the primary gateway's */
+    int restart_pending; /* `dsql-local restart`: done when the loop breaks */
 } server;
 
 static void report(int fd, const char *text)
@@ -176,6 +178,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     server *s = arg;
     (void)what;
     dl_log("signal %d: stopping", (int)sig);
+    stop_requested = 1; /* also when it lands in a restart's own pass of the loop */
     event_base_loopbreak(s->base);
 }
 
@@ -185,16 +188,44 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg)
     server *s = arg;
     dl_faults *f = dl_gateway_faults(s->gw);
     char err[300];
+    int restart = 0;
 
     (void)sig;
     (void)what;
-    if (dl_apply_request(s->dir, f, err, sizeof err) != 0) {
+    if (dl_apply_request(s->dir, f, &restart, err, sizeof err) != 0) {
         dl_log("set: %s", err);
+        return;
+    }
+    if (restart) { /* outside the loop: freeing a gateway runs the loop once */
+        s->restart_pending = 1;
+        event_base_loopbreak(s->base);
         return;
     }
     dl_regions_set_faults(&s->regions, f);
     dl_log("faults now: conflict-rate %g, drop-after-commit %g, refuse-connections %g, "
            "latency %d ms", f->conflict_rate, f->drop_after_commit, f->refuse_rate, f->latency_ms);
+}
+
+/* `dsql-local restart`: every gateway closes (and with it every client
+ * connection, so PostgreSQL rolls back what was open) and listens again on
+ * its port with the same keys, certificates and faults. The database and
+ * PostgreSQL stay, as a DSQL cluster's data outlives its endpoint's
+ * connections. 0, or -1 when a gateway could not listen again. */
+static int restart_gateways(server *s, const char *sockdir, char *err, size_t cap)
+{
+    dl_faults faults = *dl_gateway_faults(s->gw);
+
+    s->run_cfg->port = dl_gateway_port(s->gw);
+    if (dl_regions_restart(&s->regions, s->base, s->dir, s->keys, sockdir, err, cap) != 0)
+        return -1;
+    dl_gateway_free(s->gw);
+    s->gw = dl_gateway_new(s->base, s->run_cfg, s->dir, s->keys, sockdir, err, cap);
+    if (!s->gw)
+        return -1;
+    *dl_gateway_faults(s->gw) = faults;
+    dl_regions_set_faults(&s->regions, &faults);
+    dl_log("gateways restarted: 127.0.0.1:%d again", dl_gateway_port(s->gw));
+    return 0;
 }
 
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
@@ -387,10 +418,22 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     OPENSSL_cleanse(text, sizeof text);
     close(report_fd);
 
-    event_base_dispatch(s.base);
+    s.run_cfg = &run_cfg;
+    for (;;) {
+        event_base_dispatch(s.base);
+        if (!s.restart_pending || stop_requested)
+            break;
+        s.restart_pending = 0;
+        if (restart_gateways(&s, sockdir, err, sizeof err) != 0) {
+            dl_log("restart failed, stopping: %s", err);
+            dl_request_done(s.dir);
+            break;
+        }
+        dl_request_done(s.dir); /* the answer `restart` waits for */
+    }
 
     dl_regions_free(&s.regions);
-    dl_gateway_free(gw);
+    dl_gateway_free(s.gw);
     for (i = 0; i < 5; i++)
         if (sigs[i])
             event_free(sigs[i]);

@@ -1,0 +1,78 @@
+#!/bin/sh
+# dsql-local restart (issue 17): every gateway (both regions') closes,
+# cutting its connections, and listens again on the same port; the same
+# environment (keys, CA file, names) works afterwards, the data is still
+# there, faults set before the restart still apply. Sessions are ordered
+# with files, never with sleeps.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+T=$B/dsql-token
+fail=0
+pass() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+trap '"$L" stop --state-dir "$tmp/s" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+until_file() { i=0; while [ ! -e "$tmp/$1" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; }
+
+out=$("$L" restart --state-dir "$tmp/none" 2>&1; echo "st=$?")
+case $out in *st=1) pass "restart with no server is an error: ${out%%
+*}" ;; *) bad "restart of nothing: $out" ;; esac
+out=$("$L" restart --state-dir "$tmp/none" extra 2>&1; echo "st=$?")
+case $out in *"usage: dsql-local restart"*st=2) pass "restart takes no argument" ;;
+*) bad "restart extra: $out" ;; esac
+
+"$L" start --state-dir "$tmp/s" --regions us-east-1,us-east-2 >"$tmp/s.env" 2>&1 ||
+    { echo "FAIL start: $(cat "$tmp/s.env")"; exit 1; }
+. "$tmp/s.env"
+h2=${DSQL_LOCAL_HOSTS#*,}; p2=${DSQL_LOCAL_PORTS#*,}
+PGPASSWORD=$("$T" --hostname "$PGHOST")
+export PGPASSWORD
+sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
+sql -c "CREATE TABLE kept (x int PRIMARY KEY)" >/dev/null
+sql -c "INSERT INTO kept VALUES (1)" >/dev/null
+
+# a session in an open transaction (with a write) across the restart
+{ echo "BEGIN;"; echo "INSERT INTO kept VALUES (2);"; echo "\\! touch $tmp/open"
+  echo "\\! i=0; while [ ! -e $tmp/restarted ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i+1)); done"
+  echo "SELECT 'still here';"; echo "COMMIT;"; } >"$tmp/open.sql"
+psql -X -q -At -f "$tmp/open.sql" >"$tmp/open.out" 2>&1 &
+po=$!
+until_file open
+"$L" set conflict-rate 1 --state-dir "$tmp/s" || bad "set before restart"
+if "$L" restart --state-dir "$tmp/s" 2>"$tmp/restart.err"; then
+    pass "restart answered"
+else
+    bad "restart: $(cat "$tmp/restart.err")"
+fi
+touch "$tmp/restarted"
+wait $po
+out=$(cat "$tmp/open.out")
+case $out in *"still here"*) bad "the open session survived the restart: $out" ;;
+*"connection"*) pass "the restart cut the open session: $(echo "$out" | head -1)" ;;
+*) bad "open session: $out" ;; esac
+out=$(sql -c "SELECT string_agg(x::text, ',' ORDER BY x) FROM kept")
+[ "$out" = 1 ] && pass "the database is kept; the cut transaction was rolled back" ||
+    bad "rows after restart: $out"
+out=$(sql -c "INSERT INTO kept VALUES (3)")
+case $out in *"(OC000)"*) pass "the same port, token and CA work; a fault set before still applies" ;;
+*) bad "after restart: $out" ;; esac
+"$L" set conflict-rate 0 --state-dir "$tmp/s" || bad "set after restart"
+out=$(PGHOST=$h2 PGPORT=$p2 PGPASSWORD=$("$T" --hostname "$h2") sql -c "INSERT INTO kept VALUES (4)" \
+    -c "SELECT count(*) FROM kept")
+[ "$out" = 2 ] && pass "region 2's gateway is back on its port, and set reaches it" ||
+    bad "region 2 after restart: $out"
+grep -q "gateways restarted" "$tmp/s/dsql-local.log" && pass "the log says so" ||
+    bad "log: $(tail -3 "$tmp/s/dsql-local.log")"
+"$L" restart --state-dir "$tmp/s" && out=$(sql -c "SELECT count(*) FROM kept") &&
+    [ "$out" = 2 ] && pass "a second restart works too" || bad "second restart: $out"
+
+[ $fail -eq 0 ] && echo "all dsql-local restart checks passed"
+exit $fail
