@@ -14,7 +14,8 @@ fi
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-export B P tmp
+SRC=$(pwd)
+export B P tmp SRC
 
 # usage errors need no upstream
 fail=0
@@ -122,6 +123,51 @@ elif case == "many":
     answered = sum(1 for c in socks if until_z(c))
     for c in socks: c.sendall(b"X\0\0\0\4"); c.close()
     print("%d logged in, %d answered" % (ok, answered))
+elif case == "slowcreds":
+    # an open session keeps answering while another client's login waits
+    # for credentials the endpoint holds back for 8 s
+    import json, threading, time, urllib.request
+    ctl = "http://127.0.0.1:%s/_control/" % sys.argv[3]
+    def configure(delay):
+        cfg = {"access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+               "secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+               "session_token": None, "expires_in": 30}
+        if delay: cfg["faults"] = {"ecs": {"delay": delay}}
+        urllib.request.urlopen(urllib.request.Request(ctl + "config", json.dumps(cfg).encode()))
+    def fetches():
+        return json.load(urllib.request.urlopen(ctl + "stats"))["counts"].get("ecs", 0)
+    def until_z(c):
+        d = b""
+        while True:
+            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+                if m[:1] == b"E": return False
+                if m[:1] == b"Z": return True
+            b = c.recv(65536)
+            if not b: return False
+            d += b
+    s1 = conn(); s1.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    if not until_z(s1): print("the first session did not log in"); sys.exit()
+    configure(8)
+    s2 = conn(); s2.settimeout(60)
+    s2.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    t = time.time()
+    while fetches() == 0 and time.time() - t < 20: time.sleep(0.05)
+    if fetches() == 0: print("the second login fetched no credentials"); sys.exit()
+    s1.settimeout(5); answered = 0
+    try:
+        for i in range(20):
+            q = b"select %d\0" % i
+            s1.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+            answered += until_z(s1)
+    except socket.timeout:
+        pass
+    s2.setblocking(False)
+    try: waiting = s2.recv(1, socket.MSG_PEEK) == b"" and "closed" or "answered"
+    except BlockingIOError: waiting = "still waiting"
+    s2.settimeout(60)
+    print("%d of 20 answered while the new login was %s; new login %s" %
+          (answered, waiting, until_z(s2) and "in" or "refused"))
 elif case == "login":
     s = conn(); s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
     print(fields(read_all(s)))
@@ -308,6 +354,26 @@ check "missing credentials warned at start" grep -q "warning: no token can be ma
 out=$(raw "$tmp/n/.s.PGSQL.5432" login admin)
 check "missing credentials: 28000 for the client ($out)" has "$out" '^C28000 Mdsql-proxy: no token for user "admin"'
 stop_proxy nocreds
+
+# a slow credentials source: the container endpoint (test/aws_test_server.py)
+# hands out credentials that expire in 30 s, inside the library's 1-minute
+# mandatory window, so each login waits for a fresh fetch; that fetch is
+# answered after 8 s. The fetch runs on the proxy's token thread: the
+# relayed session must keep answering meanwhile.
+python3 "$SRC/test/aws_test_server.py" --port 0 >"$tmp/aws.out" &
+ap=$!
+i=0
+while ! grep -q '^PORT' "$tmp/aws.out" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+aport=$(sed -n 's/^PORT //p' "$tmp/aws.out")
+python3 -c 'import json, os, sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], json.dumps({"access_key_id": os.environ["AWS_ACCESS_KEY_ID"], "secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"], "session_token": None, "expires_in": 30}).encode()))' "http://127.0.0.1:$aport/_control/config"
+(unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+ export AWS_CONFIG_FILE=$tmp/none AWS_SHARED_CREDENTIALS_FILE=$tmp/none \
+     AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:$aport/ecs/creds AWS_METADATA_SERVICE_TIMEOUT=30
+ start_proxy slow --listen "unix:$tmp/w") || bad "proxy (slow credentials) did not start"
+out=$(raw "$tmp/w/.s.PGSQL.5432" slowcreds "$aport")
+check "slow credentials stall no open session ($out)" test "$out" = "20 of 20 answered while the new login was still waiting; new login in"
+stop_proxy slow
+kill $ap
 
 # --allow-user, --max-connections
 start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"

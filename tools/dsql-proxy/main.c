@@ -334,6 +334,10 @@ static int setup(dp_proxy *p, args *a, const target *t)
         fprintf(stderr, "dsql-proxy: %s\n", err.message);
         return 1;
     }
+    if (dp_tokens_start(p, msg, sizeof msg) != 0) {
+        fprintf(stderr, "dsql-proxy: %s\n", msg);
+        return 1;
+    }
     if (a->d.max_connections == 0)
         a->d.max_connections = fd_limit > 64 ? (int)(fd_limit / 2 - 16) : 16;
     dp_session_init_limits(p, pgs_preauth_default_limit(fd_limit));
@@ -365,6 +369,7 @@ static void teardown(dp_proxy *p, args *a)
     dp_cancel_close_all(p);
     if (p->base)
         event_base_loop(p->base, EVLOOP_NONBLOCK); /* deferred bufferevent frees */
+    dp_tokens_stop(p); /* after the sessions: their jobs are cancelled */
     if (p->drain_timer)
         event_free(p->drain_timer);
     if (p->dns)

@@ -3,7 +3,8 @@
  * main.c: options and the event loop; listen.c: where clients come from
  * and who may connect; session.c: one client from its first byte to the
  * relay; upstream.c: a verify-full TLS connection to DSQL; cancel.c:
- * CancelRequests routed to the right upstream session. */
+ * CancelRequests routed to the right upstream session; tokens.c: tokens
+ * made on a worker thread, off the event loop. */
 #ifndef DSQL_PROXY_H
 #define DSQL_PROXY_H
 
@@ -63,6 +64,7 @@ typedef struct dp_upstream {
 } dp_upstream;
 
 struct dp_session;
+struct dp_tokens;
 
 typedef struct dp_proxy {
     struct event_base *base;
@@ -70,6 +72,7 @@ typedef struct dp_proxy {
     const dp_options *opt;
     dp_upstream up;
     dsql_token_provider *tokens; /* the shared default chain: borrowed */
+    struct dp_tokens *worker;    /* tokens.c: where tokens are made */
     struct dp_session *sessions; /* every live client connection */
     size_t nsessions;
     pgs_preauth preauth;
@@ -94,6 +97,22 @@ void dp_connect_abort(dp_connect *c);
 int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
                      const char *signing_host, const char *region, unsigned port,
                      const char *rootcert, int direct, char *err, size_t errcap);
+
+/* tokens.c: a token is signed, and the credentials behind it fetched or
+ * refreshed, on one worker thread: a slow credentials source (IMDS, STS,
+ * credential_process) delays only the logins waiting for it, never the
+ * sessions being relayed. done runs on the event loop with the token
+ * (the callee wipes it with dsql_token_free) or, token NULL, the
+ * library's message (never a secret). */
+typedef void (*dp_token_done)(char *token, size_t len, const char *err, void *arg);
+typedef struct dp_token_job dp_token_job;
+int dp_tokens_start(dp_proxy *p, char *err, size_t errcap);
+/* Waits for a fetch in progress (bounded by the library's timeouts). */
+void dp_tokens_stop(dp_proxy *p);
+/* NULL when out of memory; done is never called before this returns. */
+dp_token_job *dp_token_request(dp_proxy *p, const char *user, dp_token_done done, void *arg);
+/* done will not be called; harmless with NULL. */
+void dp_token_cancel(dp_token_job *j);
 
 /* session.c */
 void dp_session_accept(dp_proxy *p, int fd, int is_unix);

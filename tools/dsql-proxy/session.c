@@ -35,6 +35,7 @@ static void session_free(dp_session *s)
     p->nsessions--;
     pgs_preauth_remove(&p->preauth, &s->preauth);
     dp_connect_abort(s->connecting);
+    dp_token_cancel(s->token_job);
     if (s->auth_timer)
         event_free(s->auth_timer);
     if (s->close_timer)
@@ -84,6 +85,8 @@ static void close_after_flush(dp_session *s, struct bufferevent *keep)
     s->state = DP_CLOSING;
     dp_connect_abort(s->connecting);
     s->connecting = NULL;
+    dp_token_cancel(s->token_job);
+    s->token_job = NULL;
     if (other) {
         bufferevent_free(other);
         if (other == s->client)
@@ -194,32 +197,37 @@ static void start_relay(dp_session *s)
 
 /* ---- login upstream ---- */
 
-static int send_token(dp_session *s)
+/* The worker made the token (or could not): it is the password. */
+static void token_ready(char *token, size_t len, const char *err, void *arg)
 {
-    dsql_token_request req = {DSQL_STRUCT_VERSION, s->p->up.signing_host, s->user,
-                              s->p->up.region[0] ? s->p->up.region : NULL,
-                              s->p->opt->expires_in, 0};
+    dp_session *s = arg;
     unsigned char hdr[5];
-    dsql_error err;
-    char *token = NULL;
-    size_t len = 0;
     int rc;
 
-    memset(&err, 0, sizeof err);
-    if (dsql_token_provider_get_alloc(s->p->tokens, &req, &token, &len, &err) != DSQL_OK) {
+    s->token_job = NULL;
+    if (!token) {
         char msg[800];
         /* the library's messages name what is missing, never a secret */
         snprintf(msg, sizeof msg, "dsql-proxy: no token for user \"%s\": %s", s->user_shown,
-                 err.message);
+                 err);
         dp_session_refuse(s, "28000", msg);
-        return -1;
+        return;
     }
     hdr[0] = 'p';
     pgs_put_be32(hdr + 1, (uint32_t)(len + 5));
     rc = bufferevent_write(s->upstream, hdr, 5) != 0 ||
          bufferevent_write(s->upstream, token, len + 1) != 0;
     dsql_token_free(token);
-    if (rc) {
+    if (rc)
+        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+}
+
+/* Made on the worker thread (tokens.c): a credentials fetch it needs
+ * must not stall the sessions being relayed. */
+static int request_token(dp_session *s)
+{
+    s->token_job = dp_token_request(s->p, s->user, token_ready, s);
+    if (!s->token_job) {
         dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
         return -1;
     }
@@ -296,7 +304,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
         code = pgs_be32(hdr + 5);
         if (code == 3) { /* AuthenticationCleartextPassword: the token */
             evbuffer_drain(in, len + 1);
-            return send_token(s) == 0 ? 1 : -1;
+            return request_token(s) == 0 ? 1 : -1;
         }
         if (code != 0) {
             dp_session_refuse(s, "28000", "dsql-proxy: the upstream asked for an authentication method "

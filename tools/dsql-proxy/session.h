@@ -23,6 +23,7 @@ typedef struct dp_session {
     unsigned long id;
     struct bufferevent *client, *upstream;
     dp_connect *connecting;
+    dp_token_job *token_job;   /* a token being made for the login */
     struct event *auth_timer, *close_timer;
     unsigned char *startup;
     size_t startup_len;
