@@ -5,21 +5,9 @@
 # for another, a conflict fails the transaction's COMMIT with 40001 OC000,
 # and a transaction older than a committed DDL fails with OC001. Sessions
 # are ordered with files, never with sleeps.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 if ! "$L" start --state-dir "$tmp/a" >"$tmp/a.env" 2>"$tmp/a.err"; then
     echo "FAIL dsql-local start: $(cat "$tmp/a.err")"

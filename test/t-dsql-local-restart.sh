@@ -4,21 +4,9 @@
 # environment (keys, CA file, names) works afterwards, the data is still
 # there, faults set before the restart still apply. Sessions are ordered
 # with files, never with sleeps.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
-T=$B/dsql-token
-fail=0
-pass() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the server runs PostgreSQL as postgres when we are root
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
+make_tmp
 trap '"$L" stop --state-dir "$tmp/s" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
 until_file() { i=0; while [ ! -e "$tmp/$1" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; }
 
