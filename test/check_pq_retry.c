@@ -653,18 +653,4 @@ static Suite *pq_retry_suite(void)
     return s;
 }
 
-int main(int argc, char **argv)
-{
-    (void)argc;
-    harness_maybe_reexec(argv);
-    if (pool_server_start() != 0) {
-        pool_server_stop();
-        fprintf(stderr, "check_pq_retry: no PostgreSQL to test against\n");
-        return EXIT_FAILURE;
-    }
-    printf("check_pq_retry: against %s\n",
-           srv.via_dsql_local ? "dsql-local (TLS gateway, IAM tokens)" : "a local PostgreSQL");
-    int failed = test_run_suite(pq_retry_suite());
-    pool_server_stop();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+POOL_HARNESS_MAIN("check_pq_retry", pq_retry_suite)

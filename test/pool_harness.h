@@ -307,4 +307,34 @@ static void harness_maybe_reexec(char **argv)
     free(args); /* exec failed: run directly */
 }
 
+
+/* The start of a harness program's main: re-run under dsql-local when it
+ * can, start the server and say which one it is. 0 when there is a server;
+ * -1, with the reason on stderr, when there is none. */
+static inline int harness_begin(const char *prog, char **argv)
+{
+    harness_maybe_reexec(argv);
+    if (pool_server_start() != 0) {
+        pool_server_stop();
+        fprintf(stderr, "%s: no PostgreSQL to test against\n", prog);
+        return -1;
+    }
+    printf("%s: against %s\n", prog,
+           srv.via_dsql_local ? "dsql-local (TLS gateway, IAM tokens)" : "a local PostgreSQL");
+    return 0;
+}
+
+/* main() for a Check suite run against the harness's server (the program
+ * includes testutil.h for test_run_suite). */
+#define POOL_HARNESS_MAIN(prog, suite_fn)                                       \
+    int main(int argc, char **argv)                                             \
+    {                                                                           \
+        (void)argc;                                                             \
+        if (harness_begin(prog, argv) != 0)                                     \
+            return EXIT_FAILURE;                                                \
+        int failed = test_run_suite(suite_fn());                                \
+        pool_server_stop();                                                     \
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;                       \
+    }
+
 #endif
