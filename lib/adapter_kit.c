@@ -25,6 +25,32 @@ dsql_status dsql_error_set(dsql_error *err, dsql_status st, const char *fmt, ...
     return st;
 }
 
+dsql_status dsql_config_resolve_view(const dsql_config *cfg, const dsql_config **view,
+                                     dsql_config **own, dsql_error *err)
+{
+    if (!view || !own)
+        return dsql__error(err, DSQL_EINVAL, "view or own is NULL");
+    *view = NULL;
+    *own = NULL;
+    if (!cfg)
+        return dsql__error(err, DSQL_EINVAL, "configuration is NULL");
+    if (dsql_config_host_count(cfg) > 0) { /* resolved: it always has a host */
+        *view = cfg;
+        return DSQL_OK;
+    }
+    dsql_error e = {DSQL_ENOMEM, "", "out of memory copying the configuration"};
+    dsql_config *copy = dsql_config_dup(cfg, &e);
+    dsql_status st = copy ? dsql_config_resolve(copy, &e) : e.status;
+    if (st != DSQL_OK) {
+        dsql_config_free(copy);
+        if (err)
+            *err = e;
+        return st;
+    }
+    *view = *own = copy;
+    return DSQL_OK;
+}
+
 dsql_status dsql_token_request_for_host(const dsql_config *cfg, size_t host_index,
                                         dsql_token_request *req, dsql_error *err)
 {

@@ -5,6 +5,7 @@
 #include "dsqlauth/retry.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -130,4 +131,65 @@ dsql_status dsql_retry_wait(const dsql_retry_options *o, unsigned retry, dsql_er
             return dsql__error(err, DSQL_ECANCELLED, "cancelled by the caller");
     }
     return DSQL_OK;
+}
+
+/* err says the loop stopped early (st, why) after done attempts, keeping
+ * the last attempt's error after it; no SQLSTATE: the status is not the
+ * server's. */
+static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done,
+                           dsql_error *err)
+{
+    if (!err)
+        return st;
+    char last[sizeof err->message];
+    memcpy(last, err->message, sizeof last);
+    last[sizeof last - 1] = '\0';
+    err->status = st;
+    err->sqlstate[0] = '\0';
+    if (done == 0)
+        memcpy(err->message, why->message, sizeof err->message);
+    else
+        snprintf(err->message, sizeof err->message, "%.150s after %u attempt%s; the last: %.300s",
+                 why->message, done, done == 1 ? "" : "s", last);
+    return st;
+}
+
+dsql_status dsql_retry_before_attempt(const dsql_retry_options *o, unsigned done,
+                                      dsql_error *err)
+{
+    dsql_error why;
+    dsql_status st = dsql_retry_check(o, &why);
+    return st == DSQL_OK ? DSQL_OK : stopped(st, &why, done, err);
+}
+
+static void count_conflict(dsql_retry_result *r, dsql_conflict_kind kind)
+{
+    if (kind == DSQL_CONFLICT_NONE)
+        kind = DSQL_CONFLICT_UNKNOWN; /* a conflict all the same */
+    r->conflicts++;
+    r->last_conflict = kind;
+    if (kind == DSQL_CONFLICT_DATA)
+        r->data_conflicts++;
+    else if (kind == DSQL_CONFLICT_SCHEMA)
+        r->schema_conflicts++;
+    else
+        r->unknown_conflicts++;
+}
+
+dsql_status dsql_retry_after_conflict(const dsql_retry_options *o, unsigned done,
+                                      dsql_conflict_kind kind, dsql_retry_result *result,
+                                      dsql_error *err)
+{
+    dsql_retry_options defaults;
+    if (!o) {
+        dsql_retry_options_init(&defaults);
+        o = &defaults;
+    }
+    if (result)
+        count_conflict(result, kind);
+    if (done >= o->max_retries + 1u)
+        return DSQL_ECONFLICT;
+    dsql_error why;
+    dsql_status st = dsql_retry_wait(o, done, &why);
+    return st == DSQL_OK ? DSQL_OK : stopped(st, &why, done, err);
 }

@@ -83,6 +83,20 @@ int main(void)
     M(dsql_retry_options, deadline_ms);
     M(dsql_retry_options, cancelled);
     M(dsql_retry_options, cancel_arg);
+    S(dsql_retry_info);
+    M(dsql_retry_info, attempt);
+    M(dsql_retry_info, max_attempts);
+    M(dsql_retry_info, previous);
+    M(dsql_retry_info, previous_sqlstate);
+    M(dsql_retry_info, previous_conflict);
+    S(dsql_retry_result);
+    M(dsql_retry_result, attempts);
+    M(dsql_retry_result, conflicts);
+    M(dsql_retry_result, reconnects);
+    M(dsql_retry_result, last_conflict);
+    M(dsql_retry_result, data_conflicts);
+    M(dsql_retry_result, schema_conflicts);
+    M(dsql_retry_result, unknown_conflicts);
 
     /* conflict.h */
     E(DSQL_CONFLICT_NONE);
@@ -130,20 +144,6 @@ int main(void)
     M(dsql_pq_txn_options, version);
     M(dsql_pq_txn_options, retry);
     M(dsql_pq_txn_options, begin);
-    S(dsql_pq_txn_info);
-    M(dsql_pq_txn_info, attempt);
-    M(dsql_pq_txn_info, max_attempts);
-    M(dsql_pq_txn_info, previous);
-    M(dsql_pq_txn_info, previous_sqlstate);
-    M(dsql_pq_txn_info, previous_conflict);
-    S(dsql_pq_txn_result);
-    M(dsql_pq_txn_result, attempts);
-    M(dsql_pq_txn_result, conflicts);
-    M(dsql_pq_txn_result, reconnects);
-    M(dsql_pq_txn_result, last_conflict);
-    M(dsql_pq_txn_result, data_conflicts);
-    M(dsql_pq_txn_result, schema_conflicts);
-    M(dsql_pq_txn_result, unknown_conflicts);
     S(dsql_pq_connector_vtable);
     M(dsql_pq_connector_vtable, version);
     M(dsql_pq_connector_vtable, connect);

@@ -1,5 +1,6 @@
-/* The adapter kit (dsqlauth/adapter.h): errors, the token request and the
- * token for one resolved host, the system CA bundle. */
+/* The adapter kit (dsqlauth/adapter.h): errors, a resolved view of a const
+ * configuration, the token request and the token for one resolved host,
+ * the system CA bundle. */
 #include <unistd.h>
 
 #include "testutil.h"
@@ -53,6 +54,38 @@ START_TEST(error_set_fills_and_returns_the_status)
     dsql_error_set(&err, DSQL_EINVAL, "%s", big); /* cut to fit, NUL-terminated */
     ck_assert_uint_eq(strlen(err.message), sizeof err.message - 1);
     ck_assert_int_eq(dsql_error_set(NULL, DSQL_ENOMEM, "ignored"), DSQL_ENOMEM);
+}
+END_TEST
+
+START_TEST(resolve_view_never_writes_to_the_callers_configuration)
+{
+    dsql_error err;
+    const dsql_config *view;
+    dsql_config *own;
+    /* resolved: the caller's own, nothing to free */
+    dsql_config *cfg = resolved("host=" EP " user=app");
+    ck_assert_int_eq(dsql_config_resolve_view(cfg, &view, &own, &err), DSQL_OK);
+    ck_assert_ptr_eq(view, cfg);
+    ck_assert_ptr_null(own);
+    dsql_config_free(cfg);
+    /* not resolved: a resolved copy, the caller's left unresolved */
+    cfg = dsql_config_new(NULL);
+    ck_assert_int_eq(dsql_config_parse(cfg, "host=" EP " user=app", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_resolve_view(cfg, &view, &own, &err), DSQL_OK);
+    ck_assert_ptr_eq(view, own);
+    ck_assert_ptr_ne(view, cfg);
+    ck_assert_uint_eq(dsql_config_host_count(view), 1);
+    ck_assert_uint_eq(dsql_config_host_count(cfg), 0);
+    dsql_config_free(own);
+    /* the copy meets dsql_config_resolve's rules, the TLS rule included */
+    ck_assert_int_eq(dsql_config_set(cfg, "sslmode", "require", &err), DSQL_OK);
+    ck_assert_int_eq(dsql_config_resolve_view(cfg, &view, &own, &err), DSQL_ECONFIG);
+    ck_assert_ptr_null(view);
+    ck_assert_ptr_null(own);
+    ck_assert_msg(strstr(err.message, "weaker than verify-full"), "%s", err.message);
+    ck_assert_int_eq(dsql_config_resolve_view(NULL, &view, &own, &err), DSQL_EINVAL);
+    ck_assert_int_eq(dsql_config_resolve_view(cfg, NULL, &own, &err), DSQL_EINVAL);
+    dsql_config_free(cfg);
 }
 END_TEST
 
@@ -138,6 +171,7 @@ static Suite *kit_suite(void)
     Suite *s = suite_create("adapter kit");
     TCase *t = tcase_create("kit");
     tcase_add_test(t, error_set_fills_and_returns_the_status);
+    tcase_add_test(t, resolve_view_never_writes_to_the_callers_configuration);
     tcase_add_test(t, request_for_host_takes_the_hosts_name_and_the_configuration);
     tcase_add_test(t, token_for_host_is_the_providers_answer_for_that_host);
     tcase_add_test(t, ca_bundle_prefers_a_readable_ssl_cert_file);

@@ -135,6 +135,86 @@ START_TEST(test_cancel_wins_over_the_deadline)
 }
 END_TEST
 
+/* ---- the loop's steps (dsql_retry_before_attempt, _after_conflict) ---- */
+
+START_TEST(test_before_attempt_keeps_the_last_error)
+{
+    dsql_retry_options o = no_jitter(0, 0);
+    dsql_error err = {DSQL_ECONFLICT, "40001", "mutation conflicts (OC000)"};
+    ck_assert_int_eq(dsql_retry_before_attempt(&o, 1, &err), DSQL_OK);
+    ck_assert_str_eq(err.message, "mutation conflicts (OC000)"); /* untouched */
+    o.deadline_ms = dsql_monotonic_ms() - 1;
+    ck_assert_int_eq(dsql_retry_before_attempt(&o, 2, &err), DSQL_ETIMEOUT);
+    ck_assert_int_eq(err.status, DSQL_ETIMEOUT);
+    ck_assert_str_eq(err.sqlstate, ""); /* not the server's status */
+    ck_assert_str_eq(err.message,
+                     "the deadline passed after 2 attempts; the last: mutation conflicts (OC000)");
+    ck_assert_int_eq(dsql_retry_before_attempt(&o, 0, &err), DSQL_ETIMEOUT);
+    ck_assert_str_eq(err.message, "the deadline passed");
+    ck_assert_int_eq(dsql_retry_before_attempt(&o, 0, NULL), DSQL_ETIMEOUT);
+}
+END_TEST
+
+START_TEST(test_after_conflict_counts_each_kind)
+{
+    dsql_retry_options o = no_jitter(0, 0);
+    o.max_retries = 3;
+    dsql_retry_result r;
+    memset(&r, 0, sizeof r);
+    dsql_error err = {DSQL_ECONFLICT, "40001", "x"};
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 1, DSQL_CONFLICT_SCHEMA, &r, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 2, DSQL_CONFLICT_NONE, &r, &err), DSQL_OK);
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 3, DSQL_CONFLICT_DATA, &r, &err), DSQL_OK);
+    ck_assert_uint_eq(r.conflicts, 3);
+    ck_assert_uint_eq(r.schema_conflicts, 1);
+    ck_assert_uint_eq(r.unknown_conflicts, 1); /* NONE: a conflict of unknown kind */
+    ck_assert_uint_eq(r.data_conflicts, 1);
+    ck_assert_int_eq(r.last_conflict, DSQL_CONFLICT_DATA);
+    ck_assert_uint_eq(r.attempts, 0); /* the loop's own count */
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 2, DSQL_CONFLICT_DATA, NULL, &err), DSQL_OK);
+}
+END_TEST
+
+START_TEST(test_after_conflict_stops_after_the_last_attempt)
+{
+    dsql_retry_options o = no_jitter(60000000, 60000000); /* never slept */
+    o.max_retries = 2;
+    dsql_retry_result r;
+    memset(&r, 0, sizeof r);
+    dsql_error err = {DSQL_ECONFLICT, "40001", "schema has been updated (OC001)"};
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 3, DSQL_CONFLICT_SCHEMA, &r, &err),
+                     DSQL_ECONFLICT);
+    ck_assert_int_eq(err.status, DSQL_ECONFLICT); /* the conflict's own error */
+    ck_assert_str_eq(err.sqlstate, "40001");
+    ck_assert_str_eq(err.message, "schema has been updated (OC001)");
+    ck_assert_uint_eq(r.conflicts, 1);
+    o.max_retries = 0;
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 1, DSQL_CONFLICT_DATA, &r, &err),
+                     DSQL_ECONFLICT);
+}
+END_TEST
+
+START_TEST(test_after_conflict_never_waits_past_the_deadline)
+{
+    dsql_retry_options o = no_jitter(60000000, 60000000);
+    o.deadline_ms = dsql_monotonic_ms() + 60000; /* shorter than the wait */
+    dsql_error err = {DSQL_ECONFLICT, "40001", "mutation conflicts (OC000)"};
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 1, DSQL_CONFLICT_DATA, NULL, &err),
+                     DSQL_ETIMEOUT);
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_msg(strstr(err.message, "after 1 attempt; the last: mutation conflicts (OC000)"),
+                  "%s", err.message);
+    int calls = 0;
+    o.deadline_ms = 0;
+    o.cancelled = cancel_after;
+    o.cancel_arg = &calls;
+    err = (dsql_error){DSQL_ECONFLICT, "40001", "c"};
+    ck_assert_int_eq(dsql_retry_after_conflict(&o, 1, DSQL_CONFLICT_DATA, NULL, &err),
+                     DSQL_ECANCELLED);
+    ck_assert_str_eq(err.message, "cancelled by the caller after 1 attempt; the last: c");
+}
+END_TEST
+
 static Suite *retry_suite(void)
 {
     Suite *s = suite_create("retry");
@@ -147,6 +227,10 @@ static Suite *retry_suite(void)
     tcase_add_test(tc, test_passed_deadline_stops_at_once);
     tcase_add_test(tc, test_cancel_interrupts_a_wait);
     tcase_add_test(tc, test_cancel_wins_over_the_deadline);
+    tcase_add_test(tc, test_before_attempt_keeps_the_last_error);
+    tcase_add_test(tc, test_after_conflict_counts_each_kind);
+    tcase_add_test(tc, test_after_conflict_stops_after_the_last_attempt);
+    tcase_add_test(tc, test_after_conflict_never_waits_past_the_deadline);
     suite_add_tcase(s, tc);
     return s;
 }

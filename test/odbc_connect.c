@@ -481,8 +481,10 @@ typedef struct occ_arg {
     dsql_status first;
 } occ_arg;
 
-static dsql_status occ_body(SQLHDBC dbc, void *argp, dsql_error *err)
+static dsql_status occ_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                       dsql_error *err)
 {
+    (void)info;
     occ_arg *a = argp;
     char out[64];
     a->attempts++;
@@ -508,18 +510,22 @@ typedef struct nested_arg {
     char inner_message[512];
 } nested_arg;
 
-static dsql_status counting_body(SQLHDBC dbc, void *argp, dsql_error *err)
+static dsql_status counting_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                       dsql_error *err)
 {
+    (void)info;
     (void)dbc, (void)err;
     ((nested_arg *)argp)->calls++;
     return DSQL_OK;
 }
 
-static dsql_status nesting_body(SQLHDBC dbc, void *argp, dsql_error *err)
+static dsql_status nesting_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                       dsql_error *err)
 {
+    (void)info;
     nested_arg *a = argp;
     dsql_error e = {0};
-    a->inner = dsql_odbc_run_transaction(dbc, counting_body, a, NULL, &e);
+    a->inner = dsql_odbc_run_transaction(dbc, counting_body, a, NULL, NULL, &e);
     memcpy(a->inner_message, e.message, sizeof a->inner_message);
     (void)err;
     return DSQL_OK;
@@ -534,7 +540,7 @@ static void test_no_interleaved_transactions(SQLHDBC a)
     exec_sql(a, "CREATE TABLE odbc_mine (id int)");
     SQLSetConnectAttr(a, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)(SQLULEN)SQL_AUTOCOMMIT_OFF, 0);
     exec_sql(a, "INSERT INTO odbc_mine VALUES (1)");
-    dsql_status st = dsql_odbc_run_transaction(a, counting_body, &n, NULL, &err);
+    dsql_status st = dsql_odbc_run_transaction(a, counting_body, &n, NULL, NULL, &err);
     CHECK(st == DSQL_EINVAL && n.calls == 0 && strstr(err.message, "autocommit off") != NULL,
           "refused inside the caller's transaction: %s after %d call(s): %s",
           dsql_status_name(st), n.calls, err.message);
@@ -545,7 +551,7 @@ static void test_no_interleaved_transactions(SQLHDBC a)
               strcmp(out, "1") == 0,
           "the caller's insert was not rolled back: count %s", out);
     /* a run inside a run on the same connection */
-    st = dsql_odbc_run_transaction(a, nesting_body, &n, NULL, &err);
+    st = dsql_odbc_run_transaction(a, nesting_body, &n, NULL, NULL, &err);
     CHECK(st == DSQL_OK && n.inner == DSQL_EINVAL && n.calls == 0,
           "a nested run is refused: outer %s, inner %s (%s), %d call(s)", dsql_status_name(st),
           dsql_status_name(n.inner), n.inner_message, n.calls);
@@ -557,8 +563,10 @@ static int cancel_after_first(void *argp)
     return ((occ_arg *)argp)->attempts >= 1;
 }
 
-static dsql_status fail_body(SQLHDBC dbc, void *argp, dsql_error *err)
+static dsql_status fail_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                       dsql_error *err)
 {
+    (void)info;
     (void)argp;
     SQLHSTMT st = SQL_NULL_HSTMT;
     SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
@@ -576,8 +584,10 @@ typedef struct data_arg {
     const char *sql;
 } data_arg;
 
-static dsql_status data_body(SQLHDBC dbc, void *argp, dsql_error *err)
+static dsql_status data_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                       dsql_error *err)
 {
+    (void)info;
     data_arg *a = argp;
     a->calls++;
     SQLHSTMT st = SQL_NULL_HSTMT;
@@ -605,12 +615,83 @@ static void test_occ_codes_in_data(SQLHDBC a)
         dsql_error err = {0};
         dsql_retry_options o;
         dsql_retry_options_init(&o);
-        dsql_status st = dsql_odbc_run_transaction(a, data_body, &arg, &o, &err);
+        dsql_status st = dsql_odbc_run_transaction(a, data_body, &arg, &o, NULL, &err);
         CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, cases[i].sqlstate) == 0 && arg.calls == 1,
               "'%s': %s %s after %d run(s), not a conflict (%s)", cases[i].sql,
               dsql_status_name(st), err.sqlstate, arg.calls, err.message);
     }
     exec_sql(a, "DROP TABLE IF EXISTS odbc_occ_u");
+}
+
+/* Aurora DSQL's conflicts (40001 with OC001, then none, then OC000 in the
+ * primary message; each DETAIL quotes another code, which must not count):
+ * the kind of each reaches the next attempt's info and the result, as in
+ * the libpq adapter. */
+#define RAISE_40001(primary, detail)                                                    \
+    "DO $$ BEGIN RAISE EXCEPTION '" primary "' USING ERRCODE = '40001', DETAIL = '" \
+    detail "'; END $$"
+
+typedef struct kinds_arg {
+    int calls;
+    dsql_conflict_kind seen[5]; /* info->previous_conflict per attempt */
+    char seen_state[5][6];
+} kinds_arg;
+
+static dsql_status kinds_body(SQLHDBC dbc, const dsql_retry_info *info, void *argp,
+                              dsql_error *err)
+{
+    static const char *const sql[] = {
+        RAISE_40001("schema has been updated by another transaction, please retry: (OC001)",
+                    "user data OC000"),
+        RAISE_40001("could not serialize access", "user data OC000"),
+        RAISE_40001("mutation conflicts with another transaction, retry as needed (OC000)",
+                    "user data OC001"),
+        "SELECT 1"};
+    kinds_arg *a = argp;
+    if (a->calls < 4 && info->attempt == (unsigned)a->calls + 1) {
+        a->seen[a->calls] = info->previous_conflict;
+        memcpy(a->seen_state[a->calls], info->previous_sqlstate, 6);
+    }
+    SQLHSTMT st = SQL_NULL_HSTMT;
+    SQLAllocHandle(SQL_HANDLE_STMT, dbc, &st);
+    SQLRETURN r = SQLExecDirect(st, (SQLCHAR *)sql[a->calls < 4 ? a->calls : 3], SQL_NTS);
+    a->calls++;
+    dsql_status s = SQL_SUCCEEDED(r) ? DSQL_OK : dsql_odbc_diag_status(SQL_HANDLE_STMT, st, err);
+    SQLFreeHandle(SQL_HANDLE_STMT, st);
+    return s;
+}
+
+static void test_occ_kinds(SQLHDBC a)
+{
+    kinds_arg arg = {0, {0}, {""}};
+    dsql_retry_result res;
+    dsql_error err = {0};
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    dsql_status st = dsql_odbc_run_transaction(a, kinds_body, &arg, &o, &res, &err);
+    CHECK(st == DSQL_OK && arg.calls == 4 && res.attempts == 4, "kinds: %s after %d run(s): %s",
+          dsql_status_name(st), arg.calls, err.message);
+    CHECK(res.conflicts == 3 && res.schema_conflicts == 1 && res.data_conflicts == 1 &&
+              res.unknown_conflicts == 1 && res.last_conflict == DSQL_CONFLICT_DATA,
+          "kinds in the result: %u conflicts, %u schema, %u data, %u unknown, last %s",
+          res.conflicts, res.schema_conflicts, res.data_conflicts, res.unknown_conflicts,
+          dsql_conflict_kind_name(res.last_conflict));
+    CHECK(arg.seen[0] == DSQL_CONFLICT_NONE && arg.seen[1] == DSQL_CONFLICT_SCHEMA &&
+              arg.seen[2] == DSQL_CONFLICT_UNKNOWN && arg.seen[3] == DSQL_CONFLICT_DATA &&
+              strcmp(arg.seen_state[1], "40001") == 0,
+          "kinds in the info: %s, %s, %s, %s (sqlstate %s)",
+          dsql_conflict_kind_name(arg.seen[0]), dsql_conflict_kind_name(arg.seen[1]),
+          dsql_conflict_kind_name(arg.seen[2]), dsql_conflict_kind_name(arg.seen[3]),
+          arg.seen_state[1]);
+    /* retries used up: the conflict's own error, its kind counted */
+    o.max_retries = 0;
+    arg = (kinds_arg){0, {0}, {""}};
+    st = dsql_odbc_run_transaction(a, kinds_body, &arg, &o, &res, &err);
+    CHECK(st == DSQL_ECONFLICT && strcmp(err.sqlstate, "40001") == 0 &&
+              strstr(err.message, "(OC001)") != NULL && res.schema_conflicts == 1 &&
+              res.last_conflict == DSQL_CONFLICT_SCHEMA,
+          "no retry left: %s %s, last %s: %s", dsql_status_name(st), err.sqlstate,
+          dsql_conflict_kind_name(res.last_conflict), err.message);
 }
 
 static void test_occ(dsql_token_provider *p)
@@ -630,11 +711,17 @@ static void test_occ(dsql_token_provider *p)
               exec_sql(a, "INSERT INTO odbc_occ VALUES (1, 0)") == 0,
           "occ: table created");
     occ_arg arg = {b, 0, DSQL_OK};
-    dsql_status st = dsql_odbc_run_transaction(a, occ_body, &arg, NULL, &err);
+    dsql_retry_result res;
+    dsql_status st = dsql_odbc_run_transaction(a, occ_body, &arg, NULL, &res, &err);
     CHECK(arg.first == DSQL_ECONFLICT, "first attempt conflicts: %s",
           dsql_status_name(arg.first));
     CHECK(st == DSQL_OK && arg.attempts == 2, "run_transaction retried: %s after %d attempts %s",
           dsql_status_name(st), arg.attempts, err.message);
+    /* PostgreSQL's own serialization failure: 40001 without an OCC code */
+    CHECK(res.attempts == 2 && res.conflicts == 1 && res.unknown_conflicts == 1 &&
+              res.last_conflict == DSQL_CONFLICT_UNKNOWN,
+          "result: %u attempts, %u conflict(s) (%u unknown), last %s", res.attempts,
+          res.conflicts, res.unknown_conflicts, dsql_conflict_kind_name(res.last_conflict));
     char out[64];
     CHECK(query1(a, "SELECT n FROM odbc_occ WHERE id = 1", out, sizeof out) == 0 &&
               strcmp(out, "101") == 0,
@@ -646,7 +733,7 @@ static void test_occ(dsql_token_provider *p)
     dsql_retry_options o;
     dsql_retry_options_init(&o);
     o.max_retries = 2;
-    st = dsql_odbc_run_transaction(a, fail_body, NULL, &o, &err);
+    st = dsql_odbc_run_transaction(a, fail_body, NULL, &o, NULL, &err);
     CHECK(st == DSQL_ESERVER && strcmp(err.sqlstate, "42703") == 0,
           "other errors are not retried: %s %s %s", dsql_status_name(st), err.sqlstate,
           err.message);
@@ -658,7 +745,7 @@ static void test_occ(dsql_token_provider *p)
     o.jitter = 0;
     o.deadline_ms = dsql_monotonic_ms() + 3000;
     arg = (occ_arg){b, 0, DSQL_OK};
-    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, &err);
+    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, NULL, &err);
     CHECK(st == DSQL_ETIMEOUT && arg.attempts == 1 && err.sqlstate[0] == '\0' &&
               strstr(err.message, "deadline") != NULL,
           "deadline ends the retries: %s after %d attempts: %s", dsql_status_name(st),
@@ -667,13 +754,14 @@ static void test_occ(dsql_token_provider *p)
     o.cancelled = cancel_after_first;
     o.cancel_arg = &arg;
     arg = (occ_arg){b, 0, DSQL_OK};
-    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, &err);
+    st = dsql_odbc_run_transaction(a, occ_body, &arg, &o, NULL, &err);
     CHECK(st == DSQL_ECANCELLED && arg.attempts == 1,
           "cancel ends the retries: %s after %d attempts: %s", dsql_status_name(st),
           arg.attempts, err.message);
     exec_sql(a, "DROP TABLE IF EXISTS odbc_occ");
     test_no_interleaved_transactions(a);
     test_occ_codes_in_data(a);
+    test_occ_kinds(a);
     free_dbc(a);
     free_dbc(b);
     dsql_config_free(cfg);

@@ -76,7 +76,12 @@ static PGresult *exec_once(PGconn *conn, const char *sql, int nparams, const cha
     if (stop != DSQL_OK && *st != DSQL_OK) {
         /* cancelled on our request (57014) or failed meanwhile: the stop wins */
         PQclear(keep);
-        *st = dsql__pq_stopped(stop, &why, 1, err);
+        /* err says why, the statement's error after it (a passed deadline
+           stays passed; a caller that cancelled stays cancelled) */
+        if ((*st = dsql_retry_before_attempt(o, 1, err)) == DSQL_OK) {
+            *err = why;
+            *st = stop;
+        }
         return NULL;
     }
     if (*st != DSQL_OK) {
@@ -109,9 +114,8 @@ static PGresult *exec_retry(PGconn *conn, const char *sql, int nparams,
                             const char *const *values, const dsql_retry_options *o,
                             dsql_pq_txn_result *result, dsql_error *err)
 {
-    unsigned max_attempts = o->max_retries + 1;
     for (unsigned n = 1;; n++) {
-        dsql_status st = dsql__pq_stop_requested(o, n - 1, err);
+        dsql_status st = dsql_retry_before_attempt(o, n - 1, err);
         if (st != DSQL_OK)
             return NULL;
         result->attempts = n;
@@ -120,15 +124,8 @@ static PGresult *exec_retry(PGconn *conn, const char *sql, int nparams,
             return r;
         if (st != DSQL_ECONFLICT)
             return NULL;
-        dsql__pq_count_conflict(result, dsql__pq_conflict_kind(err));
-        if (n >= max_attempts)
+        if (dsql_retry_after_conflict(o, n, dsql__pq_conflict_kind(err), result, err) != DSQL_OK)
             return NULL;
-        dsql_error why;
-        st = dsql_retry_wait(o, n, &why);
-        if (st != DSQL_OK) {
-            dsql__pq_stopped(st, &why, n, err);
-            return NULL;
-        }
     }
 }
 

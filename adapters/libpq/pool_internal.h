@@ -73,21 +73,8 @@ const dsql_pq_txn_options *dsql__pq_pool_txn_defaults(const dsql_pq_pool *pool);
 /* Add one run_transaction outcome to the pool's counters. */
 void dsql__pq_pool_count_txn(dsql_pq_pool *pool, dsql_status st, const dsql_pq_txn_result *r);
 
-/* Count one conflict of this kind in r (also r->last_conflict). */
-void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind);
-
 /* The kind of the conflict in err (message: the server's primary one). */
 dsql_conflict_kind dsql__pq_conflict_kind(const dsql_error *err);
-
-/* The call stops early (deadline, cancel: st, why) after done attempts:
- * err gets st and why with the last attempt's error after it, no SQLSTATE. */
-dsql_status dsql__pq_stopped(dsql_status st, const dsql_error *why, unsigned done,
-                             dsql_error *err);
-
-/* Before attempt done + 1: DSQL_OK, or dsql__pq_stopped's answer when the
- * deadline passed or the caller cancelled. */
-dsql_status dsql__pq_stop_requested(const dsql_retry_options *o, unsigned done,
-                                    dsql_error *err);
 
 /* A uniform double in [0, 1) from a per-thread generator. */
 double dsql__pq_random01(void);

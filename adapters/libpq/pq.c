@@ -133,34 +133,6 @@ typedef struct params_block {
 } params_block;
 #define PARAMS_MAGIC ((size_t)0x6473716c70713031ull)
 
-/* Every entry point that takes a config starts here: *view is the
- * caller's cfg when it is resolved, else a resolved private copy, also in
- * *own (free it with dsql_config_free; NULL otherwise), so connecting never
- * writes to the caller's configuration and threads may share one. */
-static dsql_status resolved_view(const dsql_config *cfg, const dsql_config **view,
-                                 dsql_config **own, dsql_error *err)
-{
-    *view = NULL;
-    *own = NULL;
-    if (!cfg)
-        return fail(err, DSQL_EINVAL, "configuration is NULL");
-    if (dsql_config_host_count(cfg) > 0) { /* resolved: it always has a host */
-        *view = cfg;
-        return DSQL_OK;
-    }
-    dsql_error e = {DSQL_ENOMEM, "", "out of memory copying the configuration"};
-    dsql_config *copy = dsql_config_dup(cfg, &e);
-    dsql_status st = copy ? dsql_config_resolve(copy, &e) : e.status;
-    if (st != DSQL_OK) {
-        dsql_config_free(copy);
-        if (err)
-            *err = e;
-        return st;
-    }
-    *view = *own = copy;
-    return DSQL_OK;
-}
-
 static dsql_status params_for(const dsql_config *cfg, dsql_token_provider *provider,
                               size_t host_index, const char *const **keywords,
                               const char *const **values, dsql_error *err);
@@ -174,7 +146,7 @@ dsql_status dsql_pq_params(const dsql_config *cfg, dsql_token_provider *provider
     *keywords = *values = NULL;
     dsql_config *own;
     const dsql_config *view;
-    dsql_status st = resolved_view(cfg, &view, &own, err);
+    dsql_status st = dsql_config_resolve_view(cfg, &view, &own, err);
     if (st != DSQL_OK)
         return st;
     st = params_for(view, provider, host_index, keywords, values, err);
@@ -619,7 +591,7 @@ static dsql_pq_connecting *connecting_new(const dsql_config *given,
 {
     dsql_config *own;
     const dsql_config *cfg;
-    if (resolved_view(given, &cfg, &own, err) != DSQL_OK)
+    if (dsql_config_resolve_view(given, &cfg, &own, err) != DSQL_OK)
         return NULL;
     dsql_pq_connecting *c = calloc(1, sizeof *c);
     size_t n = dsql_config_host_count(cfg);
@@ -899,7 +871,7 @@ dsql_status dsql_pq_reconnect(PGconn **conn, const dsql_config *cfg,
         return fail(err, DSQL_EINVAL, "conn is NULL");
     dsql_config *own;
     const dsql_config *view;
-    dsql_status st = resolved_view(cfg, &view, &own, err);
+    dsql_status st = dsql_config_resolve_view(cfg, &view, &own, err);
     if (st != DSQL_OK)
         return st;
     PGconn *fresh = connect_blocking(view, provider, host_of(view, *conn), NULL, err);

@@ -270,53 +270,12 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
     return commit(conn, err);
 }
 
-/* The kind of the conflict in err: from its SQLSTATE and the message,
- * which dsql_pq_result_status filled with the server's primary message. */
+/* The kind of the conflict in err: dsql_pq_result_status filled its
+ * message with the server's primary message alone. */
 dsql_conflict_kind dsql__pq_conflict_kind(const dsql_error *err)
 {
     dsql_conflict_kind k = dsql_conflict_classify("40001", err->message);
     return k == DSQL_CONFLICT_NONE ? DSQL_CONFLICT_UNKNOWN : k;
-}
-
-void dsql__pq_count_conflict(dsql_pq_txn_result *r, dsql_conflict_kind kind)
-{
-    r->conflicts++;
-    r->last_conflict = kind;
-    if (kind == DSQL_CONFLICT_DATA)
-        r->data_conflicts++;
-    else if (kind == DSQL_CONFLICT_SCHEMA)
-        r->schema_conflicts++;
-    else
-        r->unknown_conflicts++;
-}
-#define count_conflict dsql__pq_count_conflict
-
-/* The call stops early (deadline, cancel) after done attempts: err gets
- * that status and why, with the last attempt's error after it, and no
- * SQLSTATE (the status is not the server's). */
-dsql_status dsql__pq_stopped(dsql_status st, const dsql_error *why, unsigned done,
-                             dsql_error *err)
-{
-    char last[sizeof err->message];
-    snprintf(last, sizeof last, "%s", err->message);
-    err->status = st;
-    err->sqlstate[0] = '\0';
-    if (done == 0)
-        memcpy(err->message, why->message, sizeof err->message);
-    else
-        snprintf(err->message, sizeof err->message, "%.150s after %u attempt%s; the last: %.300s",
-                 why->message, done, done == 1 ? "" : "s", last);
-    return st;
-}
-
-/* Before attempt done + 1: has the caller's deadline passed or has it
- * cancelled? */
-dsql_status dsql__pq_stop_requested(const dsql_retry_options *o, unsigned done,
-                                    dsql_error *err)
-{
-    dsql_error why;
-    dsql_status st = dsql_retry_check(o, &why);
-    return st == DSQL_OK ? DSQL_OK : dsql__pq_stopped(st, &why, done, err);
 }
 
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
@@ -351,7 +310,7 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
     PGconn *pooled = NULL;
     for (unsigned n = 1;; n++) {
         c.info.attempt = n;
-        st = dsql__pq_stop_requested(&opts->retry, n - 1, err);
+        st = dsql_retry_before_attempt(&opts->retry, n - 1, err);
         if (st == DSQL_OK && pool && !pooled) {
             if (!(pooled = dsql__pq_pool_acquire_until(pool, -1, &opts->retry, err)))
                 st = err->status != DSQL_OK ? err->status : DSQL_EINTERNAL;
@@ -366,32 +325,25 @@ static dsql_status run(dsql_pq_pool *pool, PGconn *conn, dsql_pq_txn_fn fn, void
         result->attempts = n;
         st = attempt(conn, &c, err, &broken_early);
         int conflict = st == DSQL_ECONFLICT;
+        int reconnect = !conflict && pool && broken_early && st == DSQL_ENETWORK;
         dsql_conflict_kind kind = conflict ? dsql__pq_conflict_kind(err) : DSQL_CONFLICT_NONE;
-        if (conflict)
-            count_conflict(result, kind);
-        int retryable = conflict || (pool && broken_early && st == DSQL_ENETWORK);
-        if (st == DSQL_OK || !retryable || n >= max_attempts) {
+        c.info.previous = st;
+        c.info.previous_conflict = kind;
+        memcpy(c.info.previous_sqlstate, err->sqlstate, sizeof c.info.previous_sqlstate);
+        if (conflict) /* counts it; waits, unless it was the last attempt */
+            st = dsql_retry_after_conflict(&opts->retry, n, kind, result, err);
+        else if (reconnect && n < max_attempts)
+            st = DSQL_OK;
+        if (st != DSQL_OK || (!conflict && !reconnect)) {
             if (pooled)
                 dsql_pq_pool_release(pool, pooled);
             return st;
         }
-        if (!conflict) {
+        if (reconnect) {
             /* broken before COMMIT: nothing committed; try a fresh one */
             result->reconnects++;
             dsql_pq_pool_release(pool, pooled);
             pooled = NULL;
-        }
-        c.info.previous = st;
-        c.info.previous_conflict = kind;
-        memcpy(c.info.previous_sqlstate, err->sqlstate, sizeof c.info.previous_sqlstate);
-        if (conflict) {
-            dsql_error why;
-            dsql_status w = dsql_retry_wait(&opts->retry, n, &why);
-            if (w != DSQL_OK) {
-                if (pooled)
-                    dsql_pq_pool_release(pool, pooled);
-                return dsql__pq_stopped(w, &why, n, err);
-            }
         }
     }
 }

@@ -166,19 +166,6 @@ static int handled_here(const char *k)
     return 0;
 }
 
-static dsql_status check_sslmode(const char *m, dsql_error *err)
-{
-    static const char *const modes[] = {"disable", "allow",     "prefer",
-                                        "require", "verify-ca", "verify-full", NULL};
-    for (size_t i = 0; modes[i]; i++)
-        if (strcmp(m, modes[i]) == 0)
-            return DSQL_OK;
-    return fail(err, DSQL_ECONFIG,
-                "sslmode \"%.40s\" is not one of disable, allow, prefer, require, verify-ca, "
-                "verify-full",
-                m);
-}
-
 static int has_ctl(const char *s)
 {
     for (; *s; s++)
@@ -193,12 +180,10 @@ static dsql_status build(const dsql_config *cfg, const dsql_config_host *h, cons
 {
     const char *driver = (opts && opts->driver && *opts->driver) ? opts->driver
                                                                   : DSQL_ODBC_DEFAULT_DRIVER;
+    /* resolved: dsql_config_resolve refused unknown and weak modes */
     const char *mode = dsql_config_get(cfg, "sslmode");
     if (!mode)
         mode = "verify-full";
-    dsql_status st = check_sslmode(mode, err);
-    if (st != DSQL_OK)
-        return st;
     const char *user = dsql_config_get(cfg, "user"), *db = dsql_config_get(cfg, "dbname");
     if (!user || !db || !h->host)
         return fail(err, DSQL_EINTERNAL, "resolved configuration lacks host, user or dbname");
@@ -298,39 +283,27 @@ static dsql_status build(const dsql_config *cfg, const dsql_config_host *h, cons
     return DSQL_OK;
 }
 
-/* Checks the arguments; *view is cfg when it is resolved, else a resolved
- * private copy, also in *own (dsql_config_free it; NULL otherwise), so
- * connecting never writes to the caller's configuration. *provider NULL
- * becomes the shared default for the profile. */
+/* Checks the arguments; *view is cfg resolved without writing to it
+ * (dsql_config_resolve_view: dsql_config_free *own afterwards). *provider
+ * NULL becomes the shared default for the profile. */
 static dsql_status prepare(const dsql_config *cfg, const dsql_config **view, dsql_config **own,
                            dsql_token_provider **provider, const dsql_odbc_options *opts,
                            dsql_error *err)
 {
     *view = NULL;
     *own = NULL;
-    if (!cfg)
-        return fail(err, DSQL_EINVAL, "cfg must not be NULL");
     if (opts && opts->version != DSQL_STRUCT_VERSION)
         return fail(err, DSQL_EINVAL, "dsql_odbc_options.version must be DSQL_STRUCT_VERSION");
-    if (dsql_config_host_count(cfg) == 0) { /* not resolved: resolved ones have a host */
-        dsql_error e = {DSQL_ENOMEM, "", "out of memory copying the configuration"};
-        dsql_config *copy = dsql_config_dup(cfg, &e);
-        dsql_status st = copy ? dsql_config_resolve(copy, &e) : e.status;
-        if (st != DSQL_OK) {
-            dsql_config_free(copy);
-            if (err)
-                *err = e;
-            return st;
-        }
-        cfg = *own = copy;
-    }
+    dsql_status st = dsql_config_resolve_view(cfg, view, own, err);
+    if (st != DSQL_OK)
+        return st;
     /* NULL: the process-wide default for the profile, fetched once */
-    if (!*provider && !(*provider = dsql_token_provider_shared(cfg, err))) {
+    if (!*provider && !(*provider = dsql_token_provider_shared(*view, err))) {
         dsql_config_free(*own);
         *own = NULL;
+        *view = NULL;
         return err ? err->status : DSQL_ECREDENTIALS;
     }
-    *view = cfg;
     return DSQL_OK;
 }
 
@@ -640,72 +613,189 @@ static void primary_line(const char *text, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Between a record's lines in dsql_odbc_diag_status's message; the
+ * conflict kind is read only up to the first one (the primary message). */
+#define LINE_SEP " | "
+
+typedef struct diag_record {
+    char state[6];
+    char text[1024];
+} diag_record;
+
+/* Appends "[state] primary | more lines" (one line, token-like text
+ * removed) to msg. */
+static void append_record(char *msg, size_t cap, size_t *used, const diag_record *r)
+{
+    char primary[sizeof r->text];
+    primary_line(r->text, primary, sizeof primary);
+    const char *rest = strchr(r->text, '\n');
+    char more[sizeof r->text] = "";
+    if (rest) {
+        size_t m = 0;
+        for (const char *c = rest + 1; *c && m + 4 < sizeof more; c++) {
+            if (*c == '\n') {
+                memcpy(more + m, LINE_SEP, 3);
+                m += 3;
+            } else {
+                more[m++] = (*c == '\r' || *c == '\t') ? ' ' : *c;
+            }
+        }
+        more[m] = '\0';
+    }
+    if (*used >= cap - 1)
+        return;
+    int w = snprintf(msg + *used, cap - *used, "%s[%s] %s%s%s", *used ? "; " : "", r->state,
+                     primary, more[0] ? LINE_SEP : "", more);
+    *used = (w < 0 || (size_t)w >= cap - *used) ? cap - 1 : *used + (size_t)w;
+}
+
 dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle, dsql_error *err)
 {
     if (!handle)
         return fail(err, DSQL_EINVAL, "handle must not be NULL");
+    diag_record recs[3];
+    int n = 0, conflict = -1;
     dsql_status st = DSQL_OK;
-    char first[6] = "";
+    for (; n < 3; n++) {
+        SQLINTEGER native = 0;
+        SQLSMALLINT tl = 0;
+        SQLRETURN rc = SQLGetDiagRec(handle_type, handle, (SQLSMALLINT)(n + 1),
+                                     (SQLCHAR *)recs[n].state, &native,
+                                     (SQLCHAR *)recs[n].text, sizeof recs[n].text, &tl);
+        if (rc != SQL_SUCCESS && rc != SQL_SUCCESS_WITH_INFO)
+            break;
+        char primary[sizeof recs[n].text];
+        primary_line(recs[n].text, primary, sizeof primary);
+        if (dsql_conflict_classify(recs[n].state, primary) != DSQL_CONFLICT_NONE) {
+            st = DSQL_ECONFLICT;
+            if (conflict < 0)
+                conflict = n;
+        } else if (st == DSQL_OK && strncmp(recs[n].state, "08", 2) == 0) {
+            st = DSQL_ENETWORK;
+        } else if (st == DSQL_OK) {
+            st = DSQL_ESERVER;
+        }
+    }
+    /* A conflict's record comes first, so its SQLSTATE is err's and its
+     * primary message starts the message (conflict_kind). */
     char msg[sizeof err->message];
     size_t used = 0;
     msg[0] = '\0';
-    for (SQLSMALLINT i = 1; i <= 3; i++) {
-        SQLCHAR state[6], text[1024];
-        SQLINTEGER native = 0;
-        SQLSMALLINT tl = 0;
-        SQLRETURN rc =
-            SQLGetDiagRec(handle_type, handle, i, state, &native, text, sizeof text, &tl);
-        if (rc != SQL_SUCCESS && rc != SQL_SUCCESS_WITH_INFO)
-            break;
-        const char *s = (const char *)state, *t = (const char *)text;
-        if (i == 1)
-            snprintf(first, sizeof first, "%s", s);
-        char primary[sizeof text];
-        primary_line(t, primary, sizeof primary);
-        if (dsql_conflict_classify(s, primary) != DSQL_CONFLICT_NONE)
-            st = DSQL_ECONFLICT;
-        else if (st == DSQL_OK && strncmp(s, "08", 2) == 0)
-            st = DSQL_ENETWORK;
-        else if (st == DSQL_OK)
-            st = DSQL_ESERVER;
-        int w = snprintf(msg + used, sizeof msg - used, "%s[%s] %s", used ? "; " : "", s, t);
-        if (w < 0 || (size_t)w >= sizeof msg - used) {
-            used = sizeof msg - 1;
-            break;
-        }
-        used += (size_t)w;
-    }
-    for (char *c = msg; *c; c++)
-        if (*c == '\n' || *c == '\r' || *c == '\t')
-            *c = ' ';
+    if (conflict >= 0)
+        append_record(msg, sizeof msg, &used, &recs[conflict]);
+    for (int i = 0; i < n; i++)
+        if (i != conflict)
+            append_record(msg, sizeof msg, &used, &recs[i]);
     redact(msg, NULL);
     if (err) {
         err->status = st;
-        snprintf(err->sqlstate, sizeof err->sqlstate, "%s", first);
+        snprintf(err->sqlstate, sizeof err->sqlstate, "%s",
+                 n == 0 ? "" : recs[conflict >= 0 ? conflict : 0].state);
         memcpy(err->message, msg, sizeof msg);
     }
     return st;
 }
 
-/* The caller's deadline or cancel callback ended the call after done
- * attempts: e says so, with the last attempt's error after it. */
-static dsql_status stopped(dsql_status st, const dsql_error *why, unsigned done, dsql_error *e)
+/* The kind of the conflict in err, which dsql_odbc_diag_status filled. */
+static dsql_conflict_kind conflict_kind(const dsql_error *err)
 {
-    char last[sizeof e->message];
-    memcpy(last, e->message, sizeof last);
+    if (!err || strcmp(err->sqlstate, "40001") != 0)
+        return DSQL_CONFLICT_NONE;
+    /* dsql_odbc_diag_status's message: "[40001] primary | more; [...] ..."
+     * Only the primary message counts: never DETAIL, HINT or data. */
+    static const char head[] = "[40001] ";
+    if (strncmp(err->message, head, sizeof head - 1) != 0)
+        return DSQL_CONFLICT_UNKNOWN;
+    const char *p = err->message + sizeof head - 1;
+    size_t n = strlen(p);
+    const char *cut = strstr(p, LINE_SEP);
+    if (cut && (size_t)(cut - p) < n)
+        n = (size_t)(cut - p);
+    cut = strstr(p, "; [");
+    if (cut && (size_t)(cut - p) < n)
+        n = (size_t)(cut - p);
+    char primary[sizeof err->message];
+    memcpy(primary, p, n);
+    primary[n] = '\0';
+    return dsql_conflict_classify("40001", primary);
+}
+
+/* One run of the body: its status, with e naming it when the body left
+ * no message; an error with SQLSTATE 40001 is a conflict whatever status
+ * the body returned (as in the libpq adapter). */
+static dsql_status body(SQLHDBC dbc, dsql_odbc_txn_fn fn, const dsql_retry_info *info,
+                        void *arg, dsql_error *e)
+{
+    dsql_status st = fn(dbc, info, arg, e);
+    if (st == DSQL_OK)
+        return DSQL_OK;
+    if (dsql_conflict_classify(e->sqlstate, NULL) != DSQL_CONFLICT_NONE)
+        st = DSQL_ECONFLICT;
     e->status = st;
-    e->sqlstate[0] = '\0';
-    if (done == 0)
-        memcpy(e->message, why->message, sizeof e->message);
-    else
-        snprintf(e->message, sizeof e->message, "%.150s after %u attempt%s; the last: %.300s",
-                 why->message, done, done == 1 ? "" : "s", last);
+    if (!e->message[0])
+        snprintf(e->message, sizeof e->message, "the transaction callback returned %s",
+                 dsql_status_name(st));
     return st;
 }
 
-dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
-                                      const dsql_retry_options *opts, dsql_error *err)
+/* Ends the transaction the attempt left open; returns the attempt's
+ * status, or the COMMIT's: DSQL_EUNKNOWN_COMMIT when the connection was
+ * lost at COMMIT (the outcome is unknown). */
+static dsql_status end_attempt(SQLHDBC dbc, dsql_status st, dsql_error *e)
 {
+    if (st == DSQL_OK) {
+        if (SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_COMMIT)))
+            return DSQL_OK;
+        st = dsql_odbc_diag_status(SQL_HANDLE_DBC, dbc, e);
+        if (st == DSQL_ENETWORK) {
+            char tmp[sizeof e->message];
+            snprintf(tmp, sizeof tmp, "connection lost at COMMIT, outcome unknown: %.400s",
+                     e->message);
+            memcpy(e->message, tmp, sizeof tmp);
+            return e->status = DSQL_EUNKNOWN_COMMIT;
+        }
+        if (st == DSQL_OK)
+            st = e->status = DSQL_ESERVER;
+    }
+    SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_ROLLBACK);
+    return st;
+}
+
+/* The retry loop, autocommit off: attempts until one commits, one fails
+ * with anything but a conflict, or the retries, deadline or caller end it
+ * (dsql_retry_before_attempt, dsql_retry_after_conflict: the loop every
+ * adapter shares). */
+static dsql_status run(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
+                       const dsql_retry_options *opts, dsql_retry_result *result, dsql_error *e)
+{
+    dsql_retry_info info = {0, opts->max_retries + 1, DSQL_OK, "", DSQL_CONFLICT_NONE};
+    for (unsigned n = 1;; n++) {
+        dsql_status st = dsql_retry_before_attempt(opts, n - 1, e);
+        if (st != DSQL_OK)
+            return st;
+        info.attempt = result->attempts = n;
+        *e = (dsql_error){DSQL_OK, "", ""};
+        st = end_attempt(dbc, body(dbc, fn, &info, arg, e), e);
+        if (st != DSQL_ECONFLICT)
+            return st;
+        dsql_conflict_kind kind = conflict_kind(e);
+        info.previous = st;
+        info.previous_conflict = kind == DSQL_CONFLICT_NONE ? DSQL_CONFLICT_UNKNOWN : kind;
+        memcpy(info.previous_sqlstate, e->sqlstate, sizeof info.previous_sqlstate);
+        st = dsql_retry_after_conflict(opts, n, kind, result, e);
+        if (st != DSQL_OK)
+            return st;
+    }
+}
+
+dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *arg,
+                                      const dsql_retry_options *opts, dsql_retry_result *result,
+                                      dsql_error *err)
+{
+    dsql_retry_result local_result;
+    if (!result)
+        result = &local_result;
+    memset(result, 0, sizeof *result);
     if (!dbc || !fn)
         return fail(err, DSQL_EINVAL, "dbc and fn must not be NULL");
     dsql_retry_options defaults;
@@ -715,7 +805,6 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
     }
     if (dsql_retry_options_check(opts, "transaction options", err) != DSQL_OK)
         return err ? err->status : DSQL_EINVAL;
-    unsigned attempts = opts->max_retries + 1;
 
     SQLULEN autocommit = SQL_AUTOCOMMIT_ON;
     SQLGetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, &autocommit, 0, NULL);
@@ -733,62 +822,14 @@ dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn, void *ar
                    ? fail(err, DSQL_ESERVER, "could not turn autocommit off")
                    : (err ? err->status : DSQL_ESERVER);
 
-    dsql_status st = DSQL_OK;
-    dsql_error e = {0};
-    unsigned n;
-    for (n = 1; n <= attempts; n++) {
-        dsql_error why;
-        dsql_status stop = dsql_retry_check(opts, &why);
-        if (stop != DSQL_OK) {
-            st = stopped(stop, &why, n - 1, &e);
-            break;
-        }
-        e.status = DSQL_OK;
-        e.sqlstate[0] = e.message[0] = '\0';
-        st = fn(dbc, arg, &e);
-        if (st == DSQL_OK) {
-            if (SQL_SUCCEEDED(SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_COMMIT)))
-                break;
-            st = dsql_odbc_diag_status(SQL_HANDLE_DBC, dbc, &e);
-            if (st == DSQL_ENETWORK) {
-                st = DSQL_EUNKNOWN_COMMIT;
-                e.status = st;
-                break;
-            }
-            if (st == DSQL_OK)
-                st = e.status = DSQL_ESERVER;
-        }
-        SQLEndTran(SQL_HANDLE_DBC, dbc, SQL_ROLLBACK);
-        if (st != DSQL_ECONFLICT || n == attempts)
-            break;
-        stop = dsql_retry_wait(opts, n, &why);
-        if (stop != DSQL_OK) {
-            st = stopped(stop, &why, n, &e);
-            break;
-        }
-    }
+    dsql_error e = {DSQL_OK, "", ""};
+    dsql_status st = run(dbc, fn, arg, opts, result, &e);
     SQLSetConnectAttr(dbc, SQL_ATTR_AUTOCOMMIT, (SQLPOINTER)autocommit, 0);
-    if (st == DSQL_OK) {
-        if (err) {
-            err->status = DSQL_OK;
-            err->sqlstate[0] = err->message[0] = '\0';
-        }
-        return DSQL_OK;
-    }
     if (err) {
         *err = e;
         err->status = st;
-        if (st == DSQL_ECONFLICT) {
-            char tmp[sizeof err->message];
-            snprintf(tmp, sizeof tmp, "conflict after %u attempts: %.400s",
-                     n > attempts ? attempts : n, e.message);
-            memcpy(err->message, tmp, sizeof tmp);
-        } else if (st == DSQL_EUNKNOWN_COMMIT) {
-            char tmp[sizeof err->message];
-            snprintf(tmp, sizeof tmp, "connection lost at COMMIT, outcome unknown: %.400s",
-                     e.message);
-            memcpy(err->message, tmp, sizeof tmp);
-        }
+        if (st == DSQL_OK)
+            err->sqlstate[0] = err->message[0] = '\0';
     }
     return st;
 }

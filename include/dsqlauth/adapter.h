@@ -1,13 +1,16 @@
 /* libdsqlauth: the adapter kit, what every database adapter needs besides
  * the configuration (config.h) and a token provider (token.h):
  *   - an error with a formatted message          dsql_error_set
+ *   - a resolved view of the caller's const      dsql_config_resolve_view
+ *     configuration, never writing to it
  *   - a fresh token for one resolved host, in a  dsql_token_get_for_host
  *     heap buffer that dsql_token_free wipes     (dsql_token_request_for_host:
  *                                                just the request)
  *   - the system CA bundle file, for drivers     dsql_ca_bundle_find
  *     that cannot ask for the system roots
  *   - the conflict classifier                    conflict.h
- *   - the retry and backoff schedule             retry.h
+ *   - the retry options, backoff schedule and    retry.h
+ *     the steps of the retry loop
  * The libpq and ODBC adapters are built on it; doc/ADAPTERS.md and
  * examples/adapter-skeleton show a new adapter using it.
  * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth). */
@@ -31,6 +34,16 @@ extern "C" {
 __attribute__((format(printf, 3, 4)))
 #endif
 DSQL_API dsql_status dsql_error_set(dsql_error *err, dsql_status st, const char *fmt, ...);
+
+/* For functions that take a const configuration and connect: *view is
+ * cfg itself when it is resolved, else a resolved private copy that is
+ * also in *own (dsql_config_free it after the call; *own is NULL when cfg
+ * itself is used). So connecting never writes to the caller's
+ * configuration, and threads may share one. On error both are NULL and
+ * err says why: DSQL_EINVAL for a NULL cfg, view or own, else
+ * dsql_config_resolve's status (the TLS rule included). */
+DSQL_API dsql_status dsql_config_resolve_view(const dsql_config *cfg, const dsql_config **view,
+                                              dsql_config **own, dsql_error *err);
 
 /* The token request for host number host_index of the resolved cfg: the
  * host's signing_host and region, cfg's "user" and "token_duration_secs",

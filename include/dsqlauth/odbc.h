@@ -114,33 +114,41 @@ DSQL_ODBC_API dsql_status dsql_odbc_quote(const char *value, char *buf, size_t c
 /* After an ODBC call on handle (SQL_HANDLE_STMT or SQL_HANDLE_DBC) failed:
  * DSQL_ECONFLICT for an optimistic concurrency conflict (a record with
  * SQLSTATE 40001, whatever the messages say: dsql_conflict_classify),
- * DSQL_ENETWORK when the connection is
- * gone (SQLSTATE 08xxx), else DSQL_ESERVER; err gets the SQLSTATE and the
- * driver's messages. DSQL_OK when the handle holds no diagnostic record. */
+ * DSQL_ENETWORK when the connection is gone (SQLSTATE 08xxx), else
+ * DSQL_ESERVER; DSQL_OK when the handle holds no diagnostic record.
+ * err gets the SQLSTATE and the driver's messages, one record after the
+ * other ("[SQLSTATE] primary message | more lines; [SQLSTATE] ..."), a
+ * conflict's record first: so dsql_odbc_run_transaction reads the
+ * conflict's kind from its primary message alone. */
 DSQL_ODBC_API dsql_status dsql_odbc_diag_status(SQLSMALLINT handle_type, SQLHANDLE handle,
                                                 dsql_error *err);
 
 /* One attempt of a transaction body: run statements on dbc, return
  * DSQL_OK to commit, or a status (from dsql_odbc_diag_status for a failed
- * statement) to roll back. It may run several times: keep side effects
- * outside the database out of it. */
-typedef dsql_status (*dsql_odbc_txn_fn)(SQLHDBC dbc, void *arg, dsql_error *err);
-
+ * statement) to roll back. info says which attempt this is and why the
+ * previous one failed (its conflict kind included). It may run several
+ * times: keep side effects outside the database out of it. */
+typedef dsql_status (*dsql_odbc_txn_fn)(SQLHDBC dbc, const dsql_retry_info *info, void *arg,
+                                        dsql_error *err);
 
 /* Runs fn in a transaction (autocommit off, restored afterwards) and
- * commits it; on a conflict (DSQL_ECONFLICT from fn or at COMMIT) rolls
- * back, waits (dsql_retry_wait: the schedule every adapter shares) and
- * runs fn again on a fresh snapshot, at most 1 + opts->max_retries times.
- * Any other failure rolls back and is returned at once. A connection lost
- * at COMMIT is DSQL_EUNKNOWN_COMMIT (the commit may or may not have
- * happened). opts NULL: dsql_retry_options_init's defaults. A connection
- * in manual-commit mode (autocommit off: a transaction of the caller's may
- * be open; also a call from inside another run on dbc) is refused with
- * DSQL_EINVAL and left as it was. One connection must not be used by two
- * threads at once: two transactions on it would interleave. */
+ * commits it; on a conflict (DSQL_ECONFLICT or SQLSTATE 40001 from fn, or
+ * at COMMIT) rolls back, waits (dsql_retry_after_conflict: the loop every
+ * adapter shares) and runs fn again on a fresh snapshot, at most 1 +
+ * opts->max_retries times. Any other failure rolls back and is returned
+ * at once. A connection lost at COMMIT is DSQL_EUNKNOWN_COMMIT (the commit
+ * may or may not have happened). opts NULL: dsql_retry_options_init's
+ * defaults. result (may be NULL) gets the attempts and the conflicts by
+ * kind (data OC000, schema OC001, unknown), as the libpq adapter's
+ * dsql_pq_txn_result does. A connection in manual-commit mode (autocommit
+ * off: a transaction of the caller's may be open; also a call from inside
+ * another run on dbc) is refused with DSQL_EINVAL and left as it was. One
+ * connection must not be used by two threads at once: two transactions on
+ * it would interleave. */
 DSQL_ODBC_API dsql_status dsql_odbc_run_transaction(SQLHDBC dbc, dsql_odbc_txn_fn fn,
                                                     void *arg,
                                                     const dsql_retry_options *opts,
+                                                    dsql_retry_result *result,
                                                     dsql_error *err);
 
 #ifdef __cplusplus

@@ -56,18 +56,9 @@ typedef struct dsql_pq_txn_options {
 /* Fill *opts with the defaults (dsql_retry_options_init, begin NULL). */
 DSQL_API void dsql_pq_txn_options_init(dsql_pq_txn_options *opts);
 
-/* What the callback learns about the attempt it runs in. */
-typedef struct dsql_pq_txn_info {
-    unsigned attempt;          /* 1 for the first run, 2 for the first retry... */
-    unsigned max_attempts;     /* 1 + retry.max_retries */
-    dsql_status previous;      /* why the previous attempt failed; DSQL_OK on 1 */
-    char previous_sqlstate[6]; /* its SQLSTATE ("40001"), "" when none */
-    dsql_conflict_kind previous_conflict; /* the previous attempt's conflict
-                                             kind (DSQL_CONFLICT_DATA for
-                                             OC000, _SCHEMA for OC001, ...);
-                                             DSQL_CONFLICT_NONE when it was
-                                             no conflict, or on attempt 1 */
-} dsql_pq_txn_info;
+/* What the callback learns about the attempt it runs in: the shared
+ * dsql_retry_info (retry.h), which the ODBC adapter uses too. */
+typedef dsql_retry_info dsql_pq_txn_info;
 
 /* The transaction body. Runs inside BEGIN ... COMMIT on conn (do not
  * COMMIT or ROLLBACK yourself). Return DSQL_OK to commit. Return the
@@ -79,18 +70,11 @@ typedef struct dsql_pq_txn_info {
 typedef dsql_status (*dsql_pq_txn_fn)(PGconn *conn, const dsql_pq_txn_info *info, void *arg,
                                       dsql_error *err);
 
-/* Counts for one dsql_pq_run_transaction / dsql_pq_pool_run_transaction. */
-typedef struct dsql_pq_txn_result {
-    unsigned attempts;   /* callback runs (>= 1 unless BEGIN failed first) */
-    unsigned conflicts;  /* attempts that ended in a conflict */
-    unsigned reconnects; /* attempts retried on a fresh pooled connection
-                            because the connection broke before COMMIT */
-    dsql_conflict_kind last_conflict; /* kind of the last conflict of the
-                                         call (DSQL_CONFLICT_NONE: none) */
-    unsigned data_conflicts;    /* conflicts of each kind: OC000 */
-    unsigned schema_conflicts;  /* OC001 (a DDL made the catalog stale) */
-    unsigned unknown_conflicts; /* 40001 without an OCC code */
-} dsql_pq_txn_result;
+/* Counts for one dsql_pq_run_transaction, dsql_pq_pool_run_transaction or
+ * single statement with retry: the shared dsql_retry_result (retry.h:
+ * attempts, conflicts by kind, reconnects), which the ODBC adapter fills
+ * too. */
+typedef dsql_retry_result dsql_pq_txn_result;
 
 /* Run fn on one connection of yours (connection in CONNECTION_OK, outside a
  * transaction). A connection inside a transaction or with a command

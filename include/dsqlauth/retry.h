@@ -1,6 +1,8 @@
 /* libdsqlauth: retry options shared by every adapter (transactions and
  * single statements that retry optimistic-concurrency conflicts), with a
- * deadline and a cancel callback, and the one backoff schedule they use.
+ * deadline and a cancel callback, the one backoff schedule they use, and
+ * the steps of the retry loop with what it reports (attempts, conflicts by
+ * kind), so every adapter's loop behaves and reports alike.
  * Library: libdsqlauth (pkg-config dsqlauth, CMake dsqlauth::dsqlauth).
  *
  * Schedule: retry n (n = 1 for the first retry) waits
@@ -12,6 +14,7 @@
 #define DSQLAUTH_RETRY_H
 
 #include "common.h"
+#include "conflict.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,6 +70,55 @@ DSQL_API dsql_status dsql_retry_check(const dsql_retry_options *opts, dsql_error
  * deadline; DSQL_ECANCELLED as soon as the cancel callback says so. */
 DSQL_API dsql_status dsql_retry_wait(const dsql_retry_options *opts, unsigned retry,
                                      dsql_error *err);
+
+/* ---- One retry loop, the same in every adapter ----
+ *
+ * What a retried body (a transaction callback) learns about the attempt it
+ * runs in. The libpq adapter calls it dsql_pq_txn_info. */
+typedef struct dsql_retry_info {
+    unsigned attempt;          /* 1 for the first run, 2 for the first retry... */
+    unsigned max_attempts;     /* 1 + max_retries */
+    dsql_status previous;      /* why the previous attempt failed; DSQL_OK on 1 */
+    char previous_sqlstate[6]; /* its SQLSTATE ("40001"), "" when none */
+    dsql_conflict_kind previous_conflict; /* the previous attempt's conflict
+                                             kind (DSQL_CONFLICT_DATA for
+                                             OC000, _SCHEMA for OC001, ...);
+                                             DSQL_CONFLICT_NONE when it was
+                                             no conflict, or on attempt 1 */
+} dsql_retry_info;
+
+/* What one call that retries did. The libpq adapter calls it
+ * dsql_pq_txn_result; the ODBC adapter uses this name. */
+typedef struct dsql_retry_result {
+    unsigned attempts;   /* runs of the body (>= 1 unless it never started) */
+    unsigned conflicts;  /* attempts that ended in a conflict */
+    unsigned reconnects; /* attempts retried on a fresh connection because
+                            the connection broke before COMMIT (pools) */
+    dsql_conflict_kind last_conflict; /* kind of the last conflict of the
+                                         call (DSQL_CONFLICT_NONE: none) */
+    unsigned data_conflicts;    /* conflicts of each kind: OC000 */
+    unsigned schema_conflicts;  /* OC001 (a DDL made the catalog stale) */
+    unsigned unknown_conflicts; /* 40001 without an OCC code */
+} dsql_retry_result;
+
+/* Before attempt done + 1 of a retry loop: DSQL_OK, or DSQL_ETIMEOUT /
+ * DSQL_ECANCELLED (dsql_retry_check) when the loop must stop. Then err
+ * (when not NULL) gets that status, no SQLSTATE, and the reason followed by
+ * the last attempt's error that err held ("the deadline passed after 2
+ * attempts; the last: ..."); with done 0, the reason alone. */
+DSQL_API dsql_status dsql_retry_before_attempt(const dsql_retry_options *opts, unsigned done,
+                                               dsql_error *err);
+
+/* After attempt done ended in a conflict of this kind (err holds the
+ * attempt's error): counts it in result (when not NULL; DSQL_CONFLICT_NONE
+ * counts as DSQL_CONFLICT_UNKNOWN) and waits for the next attempt
+ * (dsql_retry_wait). DSQL_OK: run attempt done + 1. DSQL_ECONFLICT: no
+ * retry is left (1 + max_retries attempts ran; err unchanged).
+ * DSQL_ETIMEOUT / DSQL_ECANCELLED: the deadline or the caller ended the
+ * wait (err as in dsql_retry_before_attempt). opts NULL: the defaults. */
+DSQL_API dsql_status dsql_retry_after_conflict(const dsql_retry_options *opts, unsigned done,
+                                               dsql_conflict_kind kind,
+                                               dsql_retry_result *result, dsql_error *err);
 
 #ifdef __cplusplus
 }
