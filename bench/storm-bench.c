@@ -3,7 +3,7 @@
  * (test/aws_test_server.py) that answers after 50 ms, through dsql-local
  * (TLS gateway, IAM tokens, verify-full).
  *
- *   storm-bench [N] [ROUNDS]   (default 200 connections, 3 rounds)
+ *   storm-bench [N] [ROUNDS]   (default 200 connections, 5 rounds)
  *
  * Storms: "threads" (N threads call dsql_pq_connect together) and "pool"
  * (N threads call dsql_pq_pool_acquire together on an empty pool of N, so
@@ -13,9 +13,18 @@
  *   null    a NULL provider (the process-wide dsql_token_provider_shared),
  *   static  static credentials (no fetch at all), for comparison.
  * Every storm runs in a new process (so the NULL provider starts cold) and
- * a new credentials cache. One line per storm kind and provider:
+ * a new credentials cache. A round runs the three providers' storms back
+ * to back, a different one first each round, so each round's storms see
+ * about the same load. One line per storm kind and provider:
  *   <storm>_<provider>: connections=<n> credentials_fetches=<per storm>
- *       all_connected_ms=<median> [vs_static=<ratio>]
+ *       all_connected_ms=<median> [tokens_ready_ms=<median>]
+ *       [vs_static=<median of the rounds' ratios> rounds=<r1,...>]
+ * tokens_ready_ms (explicit providers, which the benchmark wraps to see
+ * them hand out tokens) is when every thread had its token: the
+ * credentials stage alone. vs_static is, per round, this storm's time over
+ * that round's static storm. Then one line per storm kind:
+ *   <storm>: fetch_cost_ms=<median of tokens_ready shared - static>
+ *       expected_ms=50 share_of_static=<fetch cost / static all_connected>
  * credentials_fetches counts the endpoint's requests during each storm;
  * the benchmark fails unless every storm connected all N and made exactly
  * one fetch (zero with static credentials). Timing is reported, never
@@ -25,6 +34,7 @@
  * PGHOST it re-executes itself that way ($DSQL_LOCAL, else dsql-local in
  * the build directory above this program's). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "../test/aws_server.h"
@@ -34,6 +44,7 @@
 
 #define ENDPOINT_DELAY_S 0.05
 #define MAX_ROUNDS 9
+#define DEFAULT_ROUNDS 5
 
 enum storm { STORM_THREADS, STORM_POOL };
 enum prov { PROV_SHARED, PROV_NULL, PROV_STATIC };
@@ -45,6 +56,38 @@ static dsql_credentials local_creds; /* dsql-local's key, served by the endpoint
 static int n_conns;
 
 /* ---- one storm, in a child process ----------------------------------- */
+
+/* Wraps an explicit provider and notes when the last token was handed
+ * out, so a storm's credentials stage shows apart from its logins. */
+typedef struct timed_provider {
+    dsql_token_provider *inner;
+    atomic_llong last_ns;
+} timed_provider;
+
+static dsql_status timed_token(void *self, const dsql_token_request *req, char *buf,
+                               size_t cap, size_t *len, dsql_error *err)
+{
+    timed_provider *t = self;
+    dsql_status st = dsql_token_provider_get(t->inner, req, buf, cap, len, err);
+    long long now = (long long)now_ns(), seen = atomic_load(&t->last_ns);
+    while (now > seen && !atomic_compare_exchange_weak(&t->last_ns, &seen, now))
+        ;
+    return st;
+}
+
+static void timed_destroy(void *self)
+{
+    timed_provider *t = self;
+    dsql_token_provider_free(t->inner);
+    free(t);
+}
+
+static const dsql_token_provider_vtable TIMED = {DSQL_STRUCT_VERSION, timed_token,
+                                                 timed_destroy};
+
+typedef struct storm_times {
+    double all_connected_ms, tokens_ready_ms; /* -1: failed / not seen */
+} storm_times;
 
 typedef struct storm_run {
     enum storm storm;
@@ -81,25 +124,41 @@ static void *connect_one(void *arg)
     return NULL;
 }
 
-static dsql_token_provider *make_provider(enum prov prov, dsql_error *err)
+/* NULL for the NULL provider; else the provider, wrapped in *timed. */
+static dsql_token_provider *make_provider(enum prov prov, timed_provider **timed,
+                                          dsql_error *err)
 {
+    *timed = NULL;
     if (prov == PROV_NULL)
         return NULL;
     dsql_credentials_provider *cp = prov == PROV_STATIC
                                         ? dsql_credentials_provider_static(&local_creds, err)
                                         : dsql_credentials_provider_default(NULL, err);
-    return cp ? dsql_token_provider_signing(cp, NULL, err) : NULL;
+    dsql_token_provider *inner = cp ? dsql_token_provider_signing(cp, NULL, err) : NULL;
+    timed_provider *t = inner ? calloc(1, sizeof *t) : NULL;
+    dsql_token_provider *tp = t ? dsql_token_provider_new(&TIMED, t, err) : NULL;
+    if (!tp) {
+        dsql_token_provider_free(inner);
+        free(t);
+        return NULL;
+    }
+    t->inner = inner;
+    *timed = t;
+    return tp;
 }
 
-/* Runs the storm; returns the ms until all were connected, or -1. */
-static double storm_child(enum storm storm, enum prov prov)
+/* Runs the storm: the ms until all were connected (-1: failed) and until
+ * all had their token (-1: not seen, with the NULL provider). */
+static storm_times storm_child(enum storm storm, enum prov prov)
 {
     dsql_error err = {0};
+    storm_times out = {-1, -1};
     storm_run r = {.storm = storm};
-    r.tp = make_provider(prov, &err);
+    timed_provider *timed;
+    r.tp = make_provider(prov, &timed, &err);
     if (prov != PROV_NULL && !r.tp) {
         fprintf(stderr, "storm-bench: provider: %s\n", err.message);
-        return -1;
+        return out;
     }
     if (storm == STORM_POOL) {
         dsql_pq_pool_options o;
@@ -108,7 +167,7 @@ static double storm_child(enum storm storm, enum prov prov)
         o.acquire_timeout_ms = 120000;
         if (!(r.pool = dsql_pq_pool_new(cfg, r.tp, &o, &err))) {
             fprintf(stderr, "storm-bench: pool: %s\n", err.message);
-            return -1;
+            return out;
         }
     }
     conn_slot *slots = calloc((size_t)n_conns, sizeof *slots);
@@ -139,11 +198,15 @@ static double storm_child(enum storm storm, enum prov prov)
         if (slots[i].done_ns > last)
             last = slots[i].done_ns;
     }
+    if (ok)
+        out.all_connected_ms = (last - t0) / 1e6;
+    if (ok && timed)
+        out.tokens_ready_ms = ((double)atomic_load(&timed->last_ns) - t0) / 1e6;
     dsql_pq_pool_free(r.pool);
     dsql_token_provider_free(r.tp);
     free(slots);
     free(th);
-    return ok ? (last - t0) / 1e6 : -1;
+    return out;
 }
 
 /* ---- the parent: endpoint set-up, one process per storm --------------- */
@@ -165,31 +228,33 @@ static int endpoint_reset(void)
     return rc;
 }
 
-/* One storm in a new process: ms until all connected (-1: failed) and the
- * endpoint's credentials requests during it. */
-static double storm(enum storm s, enum prov p, int *fetches)
+/* One storm in a new process: its times (all_connected_ms -1: failed)
+ * and the endpoint's credentials requests during it. */
+static storm_times storm(enum storm s, enum prov p, int *fetches)
 {
+    storm_times t = {-1, -1};
     int fds[2];
     if (endpoint_reset() != 0 || pipe(fds) != 0)
-        return -1;
+        return t;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        double ms = storm_child(s, p);
-        ssize_t w = write(fds[1], &ms, sizeof ms);
-        _exit(w == (ssize_t)sizeof ms ? 0 : 1);
+        t = storm_child(s, p);
+        ssize_t w = write(fds[1], &t, sizeof t);
+        _exit(w == (ssize_t)sizeof t ? 0 : 1);
     }
     close(fds[1]);
-    double ms = -1;
     int status = 0;
-    if (pid < 0 || read(fds[0], &ms, sizeof ms) != (ssize_t)sizeof ms)
-        ms = -1;
+    if (pid < 0 || read(fds[0], &t, sizeof t) != (ssize_t)sizeof t)
+        t.all_connected_ms = -1;
     close(fds[0]);
     if (pid > 0)
         waitpid(pid, &status, 0);
     *fetches = aws_server_count("ecs");
-    return status == 0 ? ms : -1;
+    if (status != 0)
+        t.all_connected_ms = -1;
+    return t;
 }
 
 /* The default chain finds nothing but the endpoint: no keys, no profile
@@ -219,6 +284,64 @@ static int point_chain_at_endpoint(char *home, size_t cap)
     return 0;
 }
 
+/* One line for provider p's storms (rounds of them); vs_static pairs each
+ * with the same round's static storm. */
+static void report(enum storm s, enum prov p, int rounds, const storm_times *t,
+                   const storm_times *stat, int fetches, int bad_fetches)
+{
+    double all[MAX_ROUNDS], ready[MAX_ROUNDS], ratio[MAX_ROUNDS], sorted[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        all[r] = t[r].all_connected_ms;
+        ready[r] = t[r].tokens_ready_ms;
+        ratio[r] = t[r].all_connected_ms / stat[r].all_connected_ms;
+    }
+    printf("%s_%s: connections=%d credentials_fetches=%s%d all_connected_ms=%.0f",
+           STORM_NAMES[s], PROV_NAMES[p], n_conns, bad_fetches ? "WRONG:" : "", fetches,
+           percentile(all, (size_t)rounds, 50));
+    if (p != PROV_NULL)
+        printf(" tokens_ready_ms=%.0f", percentile(ready, (size_t)rounds, 50));
+    if (p != PROV_STATIC) {
+        memcpy(sorted, ratio, sizeof ratio);
+        printf(" vs_static=%.3f rounds=", percentile(sorted, (size_t)rounds, 50));
+        for (int r = 0; r < rounds; r++)
+            printf("%s%.2f", r ? "," : "", ratio[r]);
+    }
+    printf("\n");
+}
+
+/* Rounds of one storm kind, the providers in a new order each round;
+ * returns nonzero when a storm failed or fetched other than once (never
+ * with static credentials). */
+static int storm_kind(enum storm s, int rounds)
+{
+    storm_times t[3][MAX_ROUNDS];
+    int bad_fetches[3] = {0, 0, 0}, fetches_seen[3] = {0, 0, 0}, failed = 0;
+    for (int round = 0; round < rounds; round++)
+        for (int k = 0; k < 3; k++) {
+            int p = (k + round) % 3; /* rotate who goes first */
+            int fetches = -1, want = p == PROV_STATIC ? 0 : 1;
+            t[p][round] = storm(s, (enum prov)p, &fetches);
+            fetches_seen[p] = fetches;
+            bad_fetches[p] |= fetches != want;
+            failed |= t[p][round].all_connected_ms < 0 || fetches != want;
+        }
+    for (int p = 0; p < 3; p++)
+        report(s, (enum prov)p, rounds, t[p], t[PROV_STATIC], fetches_seen[p], bad_fetches[p]);
+    if (failed)
+        return 1;
+    /* what the one fetch costs: the credentials stage over static's */
+    double cost[MAX_ROUNDS], stat_all[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        cost[r] = t[PROV_SHARED][r].tokens_ready_ms - t[PROV_STATIC][r].tokens_ready_ms;
+        stat_all[r] = t[PROV_STATIC][r].all_connected_ms;
+    }
+    double c = percentile(cost, (size_t)rounds, 50), base = percentile(stat_all, (size_t)rounds, 50);
+    printf("%s: fetch_cost_ms=%.0f expected_ms=%.0f share_of_static=%.3f\n", STORM_NAMES[s], c,
+           ENDPOINT_DELAY_S * 1000, c / base);
+    fflush(stdout);
+    return 0;
+}
+
 static void reexec_under_dsql_local(int argc, char **argv)
 {
     /* $B/bench/storm-bench -> $B/dsql-local */
@@ -242,7 +365,7 @@ int main(int argc, char **argv)
     if (!getenv("PGHOST"))
         reexec_under_dsql_local(argc, argv);
     n_conns = argc > 1 ? atoi(argv[1]) : 200;
-    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    int rounds = argc > 2 ? atoi(argv[2]) : DEFAULT_ROUNDS;
     if (n_conns < 1 || n_conns > 250 || rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr, "usage: storm-bench [N (1..250)] [ROUNDS (1..%d)]\n", MAX_ROUNDS);
         return 2;
@@ -267,31 +390,8 @@ int main(int argc, char **argv)
            n_conns, rounds, ENDPOINT_DELAY_S * 1000,
            local_creds.session_token ? strlen(local_creds.session_token) : (size_t)0);
     int failed = 0;
-    for (int s = STORM_THREADS; s <= STORM_POOL; s++) {
-        double ms[3][MAX_ROUNDS];
-        int bad_fetches[3] = {0, 0, 0}, fetches_seen[3] = {0, 0, 0};
-        for (int round = 0; round < rounds; round++)
-            for (int k = 0; k < 3; k++) {
-                int p = (k + round) % 3; /* rotate who goes first */
-                int fetches = -1;
-                ms[p][round] = storm((enum storm)s, (enum prov)p, &fetches);
-                int want = p == PROV_STATIC ? 0 : 1;
-                fetches_seen[p] = fetches;
-                bad_fetches[p] |= fetches != want;
-                failed |= ms[p][round] < 0 || fetches != want;
-            }
-        double stat = percentile(ms[PROV_STATIC], (size_t)rounds, 50);
-        for (int p = 0; p < 3; p++) {
-            double med = percentile(ms[p], (size_t)rounds, 50);
-            printf("%s_%s: connections=%d credentials_fetches=%s%d all_connected_ms=%.0f",
-                   STORM_NAMES[s], PROV_NAMES[p], n_conns, bad_fetches[p] ? "WRONG:" : "",
-                   fetches_seen[p], med);
-            if (p != PROV_STATIC && stat > 0)
-                printf(" vs_static=%.2f", med / stat);
-            printf("\n");
-        }
-        fflush(stdout);
-    }
+    for (int s = STORM_THREADS; s <= STORM_POOL; s++)
+        failed |= storm_kind((enum storm)s, rounds);
     aws_server_stop();
     rmdir(home);
     if (failed)
