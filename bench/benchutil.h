@@ -13,6 +13,9 @@
 #include <time.h>
 
 #include <openssl/sha.h>
+#include <unistd.h>
+
+#include "dsqlauth.h"
 
 static inline double now_ns(void)
 {
@@ -32,6 +35,14 @@ static inline double percentile(double *samples, size_t n, unsigned pct)
 {
     qsort(samples, n, sizeof samples[0], cmp_double);
     return samples[n * pct / 100 < n ? n * pct / 100 : n - 1];
+}
+
+/* CPU time of the whole process, in ns. */
+static inline double cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
 /* Hosts and users the benchmarks rotate through, so that no two tokens in
@@ -191,5 +202,89 @@ static inline void bench_print_floor(const bench_stats *s)
     for (int r = 0; r < BENCH_ROUNDS; r++)
         printf("%s%.2f", r ? "," : "", s->round_ratio[r]);
 }
+
+/* ---- benchmarks through dsql-local ---------------------------------- */
+
+/* Started without PGHOST: re-executes this program (with up to three of
+ * its arguments) as `dsql-local run [option] -- argv...`, from $DSQL_LOCAL
+ * or else the build directory above this program's ($B/bench/x ->
+ * $B/dsql-local). option NULL: none. Returns only when PGHOST is set. */
+static inline void bench_under_dsql_local(int argc, char **argv, const char *option)
+{
+    if (getenv("PGHOST"))
+        return;
+    char self[1024], guess[1100];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(guess, sizeof guess, "%s/../dsql-local", slash ? self : ".");
+    const char *dl = getenv("DSQL_LOCAL") ? getenv("DSQL_LOCAL") : guess;
+    char *args[10] = {(char *)dl, "run"};
+    int n = 2;
+    if (option)
+        args[n++] = (char *)option;
+    args[n++] = "--";
+    for (int i = 0; i < argc && i < 4; i++)
+        args[n++] = argv[i];
+    execv(dl, args);
+    perror(dl);
+    exit(1);
+}
+
+/* The configuration dsql-local's PG* variables and AWS_REGION describe;
+ * NULL (the reason printed, prefixed with who) when there is none. */
+static inline dsql_config *bench_config_from_env(const char *who)
+{
+    dsql_error err = {0};
+    dsql_config *cfg = dsql_config_new(&err);
+    if (!cfg || dsql_config_load_env(cfg, &err) != DSQL_OK ||
+        dsql_config_resolve(cfg, &err) != DSQL_OK) {
+        fprintf(stderr, "%s: %s\n", who, err.message);
+        dsql_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* Moves dsql-local's key (AWS_ACCESS_KEY_ID, _SECRET_ACCESS_KEY,
+ * _SESSION_TOKEN) out of the environment into *c, so that only the
+ * endpoint the benchmark serves it from can supply it. -1 when the key id
+ * or secret is missing. */
+static inline int bench_take_local_key(dsql_credentials *c)
+{
+    const char *akid = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY"),
+               *session = getenv("AWS_SESSION_TOKEN");
+    if (!akid || !secret)
+        return -1;
+    c->access_key_id = strdup(akid);
+    c->secret_access_key = strdup(secret);
+    c->session_token = session && *session ? strdup(session) : NULL;
+    c->expiration = 0;
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("AWS_SESSION_TOKEN");
+    return c->access_key_id && c->secret_access_key ? 0 : -1;
+}
+
+#ifdef DSQL_AWS_SERVER_H /* for benchmarks that include test/aws_server.h first */
+/* Has the loopback AWS server hand out c from every credentials route,
+ * the one named by fault (e.g. "ecs", "imds_creds") answering after delay
+ * seconds; resets its request counters. */
+static inline int bench_serve_key(const dsql_credentials *c, const char *fault, double delay)
+{
+    cJSON *j = cJSON_CreateObject(), *faults = cJSON_AddObjectToObject(j, "faults");
+    cJSON_AddStringToObject(j, "access_key_id", c->access_key_id);
+    cJSON_AddStringToObject(j, "secret_access_key", c->secret_access_key);
+    if (c->session_token)
+        cJSON_AddStringToObject(j, "session_token", c->session_token);
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(faults, fault), "delay", delay);
+    char *text = cJSON_PrintUnformatted(j);
+    int rc = text ? aws_server_config(text) : -1;
+    free(text);
+    cJSON_Delete(j);
+    return rc;
+}
+#endif
 
 #endif

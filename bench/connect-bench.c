@@ -8,34 +8,8 @@
  * Run under `dsql-local run --`; started without PGHOST it re-executes
  * itself that way ($DSQL_LOCAL, else dsql-local in the build directory
  * above this program's). */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <dsqlauth.h>
-#include <dsqlauth/libpq.h>
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static double cpu_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "benchutil.h"
+#include "dsqlauth/libpq.h"
 
 static int query(PGconn *c)
 {
@@ -47,30 +21,17 @@ static int query(PGconn *c)
 
 int main(int argc, char **argv)
 {
-    if (!getenv("PGHOST")) {
-        /* $B/bench/connect-bench -> $B/dsql-local */
-        char self[1024], guess[1100];
-        snprintf(self, sizeof self, "%s", argv[0]);
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(guess, sizeof guess, "%s/../dsql-local", slash ? self : ".");
-        const char *dl = getenv("DSQL_LOCAL") ? getenv("DSQL_LOCAL") : guess;
-        char *args[8] = {(char *)dl, "run", "--", argv[0], argc > 1 ? argv[1] : NULL, NULL};
-        execv(dl, args);
-        perror(dl);
-        return 1;
-    }
+    bench_under_dsql_local(argc, argv, NULL);
     int n = argc > 1 ? atoi(argv[1]) : 200;
     if (n < 10)
         n = 10;
     dsql_error err = {0};
-    dsql_config *cfg = dsql_config_new(&err);
+    dsql_config *cfg = bench_config_from_env("connect-bench");
     dsql_credentials_provider *creds = dsql_credentials_provider_default(NULL, &err);
     dsql_token_provider *tokens = creds ? dsql_token_provider_signing(creds, NULL, &err) : NULL;
-    if (!cfg || !tokens || dsql_config_load_env(cfg, &err) != DSQL_OK ||
-        dsql_config_resolve(cfg, &err) != DSQL_OK) {
-        fprintf(stderr, "connect-bench: %s\n", err.message);
+    if (!cfg || !tokens) {
+        if (!tokens)
+            fprintf(stderr, "connect-bench: %s\n", err.message);
         return 1;
     }
     /* the baseline: the same parameters with a token signed once, as a
@@ -90,7 +51,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         for (int side = 0; side < 2; side++) {
             int which = (i + side) % 2; /* alternate who goes first */
-            double t0 = now_us(), c0 = cpu_us();
+            double t0 = now_ns() / 1e3, c0 = cpu_ns() / 1e3;
             PGconn *c = which == 0 ? PQconnectdbParams(kw, val, 0)
                                    : dsql_pq_connect(cfg, tokens, &err);
             if (!c || PQstatus(c) != CONNECTION_OK || !query(c)) {
@@ -99,8 +60,8 @@ int main(int argc, char **argv)
                 return 1;
             }
             PQfinish(c);
-            (which == 0 ? plain : dsql)[i] = now_us() - t0;
-            (which == 0 ? plain_cpu : dsql_cpu)[i] = cpu_us() - c0;
+            (which == 0 ? plain : dsql)[i] = now_ns() / 1e3 - t0;
+            (which == 0 ? plain_cpu : dsql_cpu)[i] = cpu_ns() / 1e3 - c0;
         }
     }
     dsql_pq_params_free(kw, val);
@@ -109,8 +70,8 @@ int main(int argc, char **argv)
         sp += plain[i];
         sd += dsql[i];
     }
-    qsort(plain, (size_t)n, sizeof *plain, cmp);
-    qsort(dsql, (size_t)n, sizeof *dsql, cmp);
+    qsort(plain, (size_t)n, sizeof *plain, cmp_double);
+    qsort(dsql, (size_t)n, sizeof *dsql, cmp_double);
     double mp = plain[n / 2], md = dsql[n / 2];
     /* trimmed means (drop the slowest and fastest 10%): robust to load */
     double tp = 0, td = 0;
@@ -121,8 +82,8 @@ int main(int argc, char **argv)
     }
     tp /= hi - lo;
     td /= hi - lo;
-    qsort(plain_cpu, (size_t)n, sizeof *plain, cmp);
-    qsort(dsql_cpu, (size_t)n, sizeof *dsql, cmp);
+    qsort(plain_cpu, (size_t)n, sizeof *plain, cmp_double);
+    qsort(dsql_cpu, (size_t)n, sizeof *dsql, cmp_double);
     double cp = plain_cpu[n / 2], cd = dsql_cpu[n / 2];
     /* the token alone */
     dsql_config_host h;
@@ -131,10 +92,10 @@ int main(int argc, char **argv)
                               h.region, 0, 0};
     char buf[4096];
     size_t len;
-    double t0 = now_us();
+    double t0 = now_ns() / 1e3;
     for (int i = 0; i < 10000; i++)
         dsql_token_provider_get(tokens, &req, buf, sizeof buf, &len, NULL);
-    double tok = (now_us() - t0) / 10000;
+    double tok = (now_ns() / 1e3 - t0) / 10000;
     printf("connect + select 1 + close through dsql-local (TLS verify-full), %d each, "
            "libpq %d\n", n, PQlibVersion());
     printf("  PQconnectdbParams, static password: min %8.1f  median %8.1f  trimmed mean %8.1f "

@@ -83,20 +83,10 @@ static double connect_blocking(dsql_token_provider *tp, double *longest_us)
 /* IMDS serves dsql-local's key, after the delay. */
 static int serve_local_key(void)
 {
-    const char *akid = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY"),
-               *session = getenv("AWS_SESSION_TOKEN");
-    if (!akid || !secret || !session)
+    dsql_credentials c;
+    if (bench_take_local_key(&c) != 0 || !c.session_token ||
+        bench_serve_key(&c, "imds_creds", IMDS_DELAY_S) != 0)
         return -1;
-    char json[2048];
-    snprintf(json, sizeof json,
-             "{\"access_key_id\": \"%s\", \"secret_access_key\": \"%s\", \"session_token\": "
-             "\"%s\", \"faults\": {\"imds_creds\": {\"delay\": %.2f}}}",
-             akid, secret, session, IMDS_DELAY_S);
-    if (aws_server_config(json) != 0)
-        return -1;
-    unsetenv("AWS_ACCESS_KEY_ID");
-    unsetenv("AWS_SECRET_ACCESS_KEY");
-    unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_EC2_METADATA_DISABLED");
     setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws_server_url, 1);
     return 0;
@@ -115,31 +105,14 @@ static void report(const char *name, double *longest_us, double *ms, int rounds)
 
 int main(int argc, char **argv)
 {
-    if (!getenv("PGHOST")) {
-        char self[1024], guess[1100];
-        snprintf(self, sizeof self, "%s", argv[0]);
-        char *slash = strrchr(self, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(guess, sizeof guess, "%s/../dsql-local", slash ? self : ".");
-        const char *dl = getenv("DSQL_LOCAL") ? getenv("DSQL_LOCAL") : guess;
-        char *args[8] = {(char *)dl, "run", "--temporary-credentials", "--", argv[0],
-                         argc > 1 ? argv[1] : NULL, NULL};
-        execv(dl, args);
-        perror(dl);
-        return 1;
-    }
+    bench_under_dsql_local(argc, argv, "--temporary-credentials");
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
     if (rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr, "usage: nonblocking-bench [ROUNDS (1..%d)]\n", MAX_ROUNDS);
         return 2;
     }
-    dsql_error err = {0};
-    if (!(cfg = dsql_config_new(&err)) || dsql_config_load_env(cfg, &err) != DSQL_OK ||
-        dsql_config_resolve(cfg, &err) != DSQL_OK) {
-        fprintf(stderr, "nonblocking-bench: %s\n", err.message);
+    if (!(cfg = bench_config_from_env("nonblocking-bench")))
         return 1;
-    }
     if (aws_server_start_clean() != 0) /* leaves the AWS keys alone */
         return 1;
     if (serve_local_key() != 0) {

@@ -35,13 +35,6 @@ static int write_config(const char *path, int profiles, long *bytes)
     return fclose(f) == 0;
 }
 
-static double cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 /* Median wall ms of RUNS resolutions of the last profile (and median CPU
  * ms in *cpu_ms); < 0 on failure. */
 static double time_resolve(int profiles, double *cpu_ms)

@@ -211,30 +211,14 @@ static storm_times storm_child(enum storm storm, enum prov prov)
 
 /* ---- the parent: endpoint set-up, one process per storm --------------- */
 
-/* Serves dsql-local's key from the container endpoint, after the delay;
- * resets the request counters. */
-static int endpoint_reset(void)
-{
-    cJSON *j = cJSON_CreateObject(), *faults = cJSON_AddObjectToObject(j, "faults");
-    cJSON_AddStringToObject(j, "access_key_id", local_creds.access_key_id);
-    cJSON_AddStringToObject(j, "secret_access_key", local_creds.secret_access_key);
-    if (local_creds.session_token)
-        cJSON_AddStringToObject(j, "session_token", local_creds.session_token);
-    cJSON_AddNumberToObject(cJSON_AddObjectToObject(faults, "ecs"), "delay", ENDPOINT_DELAY_S);
-    char *text = cJSON_PrintUnformatted(j);
-    int rc = text ? aws_server_config(text) : -1;
-    free(text);
-    cJSON_Delete(j);
-    return rc;
-}
-
 /* One storm in a new process: its times (all_connected_ms -1: failed)
  * and the endpoint's credentials requests during it. */
 static storm_times storm(enum storm s, enum prov p, int *fetches)
 {
     storm_times t = {-1, -1};
     int fds[2];
-    if (endpoint_reset() != 0 || pipe(fds) != 0)
+    /* dsql-local's key from the container endpoint, after the delay */
+    if (bench_serve_key(&local_creds, "ecs", ENDPOINT_DELAY_S) != 0 || pipe(fds) != 0)
         return t;
     fflush(NULL);
     pid_t pid = fork();
@@ -261,16 +245,11 @@ static storm_times storm(enum storm s, enum prov p, int *fetches)
  * files, no IMDS. Keeps dsql-local's key to serve from it. */
 static int point_chain_at_endpoint(char *home, size_t cap)
 {
-    const char *akid = getenv("AWS_ACCESS_KEY_ID"), *secret = getenv("AWS_SECRET_ACCESS_KEY"),
-               *session = getenv("AWS_SESSION_TOKEN");
-    if (!akid || !secret)
+    if (bench_take_local_key(&local_creds) != 0)
         return -1;
-    local_creds.access_key_id = strdup(akid);
-    local_creds.secret_access_key = strdup(secret);
-    local_creds.session_token = session && *session ? strdup(session) : NULL;
-    static const char *const vars[] = {
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-        "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE"};
+    static const char *const vars[] = {"AWS_PROFILE", "AWS_CONFIG_FILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_WEB_IDENTITY_TOKEN_FILE"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
     snprintf(home, cap, "/tmp/dsql-storm-bench-XXXXXX");
@@ -342,41 +321,18 @@ static int storm_kind(enum storm s, int rounds)
     return 0;
 }
 
-static void reexec_under_dsql_local(int argc, char **argv)
-{
-    /* $B/bench/storm-bench -> $B/dsql-local */
-    char self[1024], guess[1100];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    snprintf(guess, sizeof guess, "%s/../dsql-local", slash ? self : ".");
-    const char *dl = getenv("DSQL_LOCAL") ? getenv("DSQL_LOCAL") : guess;
-    char *args[10] = {(char *)dl, "run", "--temporary-credentials", "--", argv[0]};
-    for (int i = 1; i < argc && i < 4; i++)
-        args[4 + i] = argv[i];
-    execv(dl, args);
-    perror(dl);
-    exit(1);
-}
-
 int main(int argc, char **argv)
 {
-    if (!getenv("PGHOST"))
-        reexec_under_dsql_local(argc, argv);
+    bench_under_dsql_local(argc, argv, "--temporary-credentials");
     n_conns = argc > 1 ? atoi(argv[1]) : 200;
     int rounds = argc > 2 ? atoi(argv[2]) : DEFAULT_ROUNDS;
     if (n_conns < 1 || n_conns > 250 || rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr, "usage: storm-bench [N (1..250)] [ROUNDS (1..%d)]\n", MAX_ROUNDS);
         return 2;
     }
-    dsql_error err = {0};
     /* the configuration from dsql-local's PG* / AWS_REGION first */
-    if (!(cfg = dsql_config_new(&err)) || dsql_config_load_env(cfg, &err) != DSQL_OK ||
-        dsql_config_resolve(cfg, &err) != DSQL_OK) {
-        fprintf(stderr, "storm-bench: %s\n", err.message);
+    if (!(cfg = bench_config_from_env("storm-bench")))
         return 1;
-    }
     if (aws_server_start_clean() != 0) /* leaves the AWS keys alone */
         return 1;
     char home[64];
