@@ -2,14 +2,17 @@
  * concurrency conflicts (DDL meets OC001 when the catalog changed under
  * the session), bounded by the caller's deadline and cancel callback,
  * which also cancel a statement still running (PQcancel). */
+#include "dsqlauth/adapter.h"
+#include "poll_wait.h"
 #include "pool_internal.h"
+#include "result_status.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
-#define fail dsql__pq_fail
+#define fail dsql_error_set /* the adapter kit's */
 
 /* Ask the server to cancel what conn runs. Best effort: the answer (57014
  * or the statement's own end) arrives on conn as usual. */

@@ -8,7 +8,10 @@
  * waiter so it can open a replacement. Network work (connect, reset on
  * release, PQfinish, health checks) always happens outside the mutex.
  * Uses only the public libdsqlauth API plus libpq. */
+#include "dsqlauth/adapter.h"
+#include "poll_wait.h"
 #include "pool_internal.h"
+#include "txn_options.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,29 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define fail dsql__pq_fail /* pq.c has it: the whole adapter's */
-
-/* ---- helpers shared with transaction.c ---- */
-
-static _Thread_local uint64_t rng_state;
-
-double dsql__pq_random01(void)
-{
-    if (rng_state == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        rng_state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
-                    (uint64_t)(uintptr_t)&rng_state ^ 0x9e3779b97f4a7c15ull;
-        if (rng_state == 0)
-            rng_state = 1;
-    }
-    uint64_t x = rng_state; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0;
-}
+#define fail dsql_error_set /* the adapter kit's */
 
 static int64_t now_ns(void)
 {
@@ -159,31 +140,6 @@ static const dsql_pq_connector_vtable default_vt = {
 };
 
 /* ---- options ---- */
-
-void dsql_pq_txn_options_init(dsql_pq_txn_options *o)
-{
-    if (!o)
-        return;
-    memset(o, 0, sizeof *o);
-    o->version = DSQL_STRUCT_VERSION;
-    dsql_retry_options_init(&o->retry);
-    o->begin = NULL;
-}
-
-dsql_status dsql__pq_txn_options_check(const dsql_pq_txn_options *o, dsql_error *err)
-{
-    if (!o)
-        return DSQL_OK;
-    if (o->version != DSQL_STRUCT_VERSION)
-        return fail(err, DSQL_EINVAL, "transaction options: version %d is not %d "
-                    "(use dsql_pq_txn_options_init)", o->version, DSQL_STRUCT_VERSION);
-    dsql_status st = dsql_retry_options_check(&o->retry, "transaction options", err);
-    if (st != DSQL_OK)
-        return st;
-    if (o->begin && !*o->begin)
-        return fail(err, DSQL_EINVAL, "transaction options: begin is empty");
-    return DSQL_OK;
-}
 
 void dsql_pq_pool_options_init(dsql_pq_pool_options *o)
 {

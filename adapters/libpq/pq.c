@@ -4,7 +4,8 @@
 #include "dsqlauth.h"
 #include "dsqlauth/adapter.h"
 #include "dsqlauth/libpq.h"
-#include "pool_internal.h"
+#include "poll_wait.h"
+#include "token_job.h"
 
 #include <errno.h>
 #include <poll.h>

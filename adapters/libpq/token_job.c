@@ -2,7 +2,7 @@
  * connect never waits for a credentials fetch (IMDS, STS, SSO can take
  * seconds). The caller watches a pipe that becomes readable when the token
  * (or its error) is ready. */
-#include "pool_internal.h"
+#include "token_job.h"
 
 #include <errno.h>
 #include <fcntl.h>

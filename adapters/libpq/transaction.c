@@ -7,7 +7,10 @@
  * callback again. Once COMMIT has been sent, losing the connection (or a
  * FATAL reply) leaves the outcome unknown: DSQL_EUNKNOWN_COMMIT, never a
  * retry. Uses only the public libdsqlauth API plus libpq. */
+#include "dsqlauth/adapter.h"
 #include "pool_internal.h"
+#include "result_status.h"
+#include "txn_options.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,82 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#define fail dsql__pq_fail
-
-static void set_sqlstate(dsql_error *err, const char *sqlstate)
-{
-    if (!err)
-        return;
-    if (sqlstate && strlen(sqlstate) == 5)
-        memcpy(err->sqlstate, sqlstate, 6);
-    else
-        err->sqlstate[0] = '\0';
-}
-
-/* Copy a (possibly multi-line) libpq message, without the trailing newline. */
-static void copy_message(dsql_error *err, const char *prefix, const char *msg)
-{
-    if (!err)
-        return;
-    snprintf(err->message, sizeof err->message, "%s%s", prefix, msg ? msg : "");
-    size_t n = strlen(err->message);
-    while (n > 0 && (err->message[n - 1] == '\n' || err->message[n - 1] == ' '))
-        err->message[--n] = '\0';
-}
-
-static int connection_class(const char *sqlstate)
-{
-    return sqlstate && (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
-                        strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0);
-}
-
-dsql_status dsql_pq_result_status(PGconn *conn, const PGresult *res, dsql_error *err)
-{
-    if (!res) {
-        if (!conn)
-            return fail(err, DSQL_EINVAL, "connection and result are NULL");
-        dsql_status st = PQstatus(conn) == CONNECTION_BAD ? DSQL_ENETWORK : DSQL_ENOMEM;
-        fail(err, st, "no result");
-        copy_message(err, "", PQerrorMessage(conn));
-        if (err && !err->message[0])
-            snprintf(err->message, sizeof err->message, "no result (out of memory?)");
-        return st;
-    }
-    switch (PQresultStatus(res)) {
-    case PGRES_COMMAND_OK:
-    case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY:
-    case PGRES_COPY_OUT:
-    case PGRES_COPY_IN:
-    case PGRES_COPY_BOTH:
-    case PGRES_SINGLE_TUPLE:
-        if (err) {
-            err->status = DSQL_OK;
-            err->sqlstate[0] = '\0';
-            err->message[0] = '\0';
-        }
-        return DSQL_OK;
-    default:
-        break;
-    }
-    const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    const char *full = PQresultErrorMessage(res);
-    dsql_status st;
-    if (dsql_conflict_classify(sqlstate, primary) != DSQL_CONFLICT_NONE)
-        st = DSQL_ECONFLICT;
-    else if (connection_class(sqlstate) || (conn && PQstatus(conn) == CONNECTION_BAD))
-        st = DSQL_ENETWORK;
-    else
-        st = DSQL_ESERVER;
-    if (err) {
-        err->status = st;
-        set_sqlstate(err, sqlstate);
-        copy_message(err, "", primary && *primary ? primary : full && *full ? full
-                              : PQresStatus(PQresultStatus(res)));
-    }
-    return st;
-}
+#define fail dsql_error_set /* the adapter kit's */
 
 /* The callback's error says "conflict"? Its message is its own (maybe a
  * primary message, maybe more): only the SQLSTATE counts. */
@@ -133,7 +61,7 @@ static dsql_status commit(PGconn *conn, dsql_error *err)
         /* Not sent: the server cannot have committed. */
         dsql_status st = PQstatus(conn) == CONNECTION_BAD ? DSQL_ENETWORK : DSQL_ESERVER;
         fail(err, st, "cannot send COMMIT: ");
-        copy_message(err, "cannot send COMMIT: ", PQerrorMessage(conn));
+        dsql__pq_copy_message(err, "cannot send COMMIT: ", PQerrorMessage(conn));
         rollback_quietly(conn);
         return st;
     }
@@ -185,7 +113,7 @@ static dsql_status commit(PGconn *conn, dsql_error *err)
     if (lost || !got_ok) {
         fail(err, DSQL_EUNKNOWN_COMMIT,
              "outcome unknown: the connection was lost after COMMIT was sent");
-        copy_message(err, "outcome unknown: the connection was lost after COMMIT was sent: ",
+        dsql__pq_copy_message(err, "outcome unknown: the connection was lost after COMMIT was sent: ",
                      PQerrorMessage(conn));
         return DSQL_EUNKNOWN_COMMIT;
     }
@@ -250,7 +178,7 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
     if (PQstatus(conn) != CONNECTION_OK) {
         *broken_early = 1;
         fail(err, DSQL_ENETWORK, "the connection broke during the transaction");
-        copy_message(err, "the connection broke during the transaction: ", PQerrorMessage(conn));
+        dsql__pq_copy_message(err, "the connection broke during the transaction: ", PQerrorMessage(conn));
         return DSQL_ENETWORK;
     }
     switch (PQtransactionStatus(conn)) {
@@ -268,14 +196,6 @@ static dsql_status attempt(PGconn *conn, run_ctx *c, dsql_error *err, int *broke
         return fail(err, DSQL_EINVAL, "the callback ended the transaction itself");
     }
     return commit(conn, err);
-}
-
-/* The kind of the conflict in err: dsql_pq_result_status filled its
- * message with the server's primary message alone. */
-dsql_conflict_kind dsql__pq_conflict_kind(const dsql_error *err)
-{
-    dsql_conflict_kind k = dsql_conflict_classify("40001", err->message);
-    return k == DSQL_CONFLICT_NONE ? DSQL_CONFLICT_UNKNOWN : k;
 }
 
 /* The retry loop. With pool, conn is acquired here (and *connp unused). */
