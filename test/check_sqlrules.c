@@ -57,9 +57,28 @@ START_TEST(plain_create_index_refused_async_rewritten)
 {
     REFUSED("CREATE INDEX i ON t(x)", "CREATE INDEX without ASYNC");
     REFUSED("create unique index on t(x)", "CREATE INDEX without ASYNC");
-    ck_assert_str_eq(rewritten("CREATE INDEX ASYNC i ON t(x)"), "CREATE INDEX  i ON t(x)");
     ck_assert_str_eq(rewritten("create unique index async on t(x); create index async on u(y)"),
                      "create unique index  on t(x); create index  on u(y)");
+}
+END_TEST
+
+/* DSQL returns a job id: a lone CREATE INDEX ASYNC becomes the call that
+ * returns it, the plain statement dollar-quoted. */
+START_TEST(lone_create_index_async_returns_a_job)
+{
+    ck_assert_str_eq(rewritten("CREATE INDEX ASYNC i ON t(x)"),
+                     DL_SQL_INDEX_JOB_CALL "$dsql_local$CREATE INDEX  i ON t(x)$dsql_local$)");
+    ck_assert_str_eq(rewritten(" /* c */ create unique index async on t(x) ; "),
+                     DL_SQL_INDEX_JOB_CALL "$dsql_local$create unique index  on t(x) $dsql_local$)");
+    /* a text that holds the tag gets another one */
+    ck_assert_str_eq(rewritten("CREATE INDEX ASYNC i ON t((x = '$dsql_local$'))"),
+                     DL_SQL_INDEX_JOB_CALL
+                     "$dsql_local1$CREATE INDEX  i ON t((x = '$dsql_local$'))$dsql_local1$)");
+    /* all tags taken: only the keyword goes */
+    ck_assert_str_eq(rewritten("CREATE INDEX ASYNC i ON t((x || '$dsql_local$$dsql_local1$"
+                               "$dsql_local2$$dsql_local3$'))"),
+                     "CREATE INDEX  i ON t((x || '$dsql_local$$dsql_local1$$dsql_local2$"
+                     "$dsql_local3$'))");
 }
 END_TEST
 
@@ -130,6 +149,7 @@ static Suite *sqlrules_suite(void)
 
     tcase_add_test(tc, unsupported_commands_refused);
     tcase_add_test(tc, plain_create_index_refused_async_rewritten);
+    tcase_add_test(tc, lone_create_index_async_returns_a_job);
     tcase_add_test(tc, ordinary_statements_pass);
     tcase_add_test(tc, keywords_inside_quotes_and_comments_do_not_count);
     tcase_add_test(tc, a_refused_statement_anywhere_in_a_query);

@@ -89,6 +89,16 @@ static int commit_after_conflict(conn *c, const unsigned char *body, size_t n,
     return 1;
 }
 
+/* A CREATE INDEX ASYNC made a call (sqlrules.h) runs DDL, though its
+ * CommandComplete says SELECT: what the DDL rules' errors need to know. */
+static void note_index_job(conn *c, const char *text, size_t n)
+{
+    size_t k = sizeof DL_SQL_INDEX_JOB_CALL - 1;
+
+    if (n >= k && memcmp(text, DL_SQL_INDEX_JOB_CALL, k) == 0)
+        c->txn_ddl = 1;
+}
+
 /* A Query: the text, NUL-terminated, is the whole body. */
 static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
 {
@@ -111,7 +121,8 @@ static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body
     case DL_SQL_REWRITE:
         break;
     }
-    text[tlen] = '\0'; /* the rewrite only shortens: room for the NUL */
+    text[tlen] = '\0'; /* dl_sql_check leaves room for it */
+    note_index_job(c, text, tlen);
     rc = put_msg(out, 'Q', text, tlen + 1);
     free(text);
     return rc;
@@ -119,7 +130,7 @@ static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body
 
 /* A Parse: name NUL, text NUL, int16 n, n type oids. A refused text
  * becomes the refusal with no parameter types. */
-static int filter_parse(struct evbuffer *out, const unsigned char *body, size_t n)
+static int filter_parse(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
 {
     const unsigned char *name_end = memchr(body, '\0', n), *text, *text_end;
     const char *what;
@@ -152,6 +163,7 @@ static int filter_parse(struct evbuffer *out, const unsigned char *body, size_t 
     case DL_SQL_REWRITE:
         break;
     }
+    note_index_job(c, text2, tlen);
     tmp = evbuffer_new();
     if (tmp && evbuffer_add(tmp, body, namelen) == 0 && evbuffer_add(tmp, text2, tlen) == 0 &&
         evbuffer_add(tmp, "", 1) == 0 && evbuffer_add(tmp, text_end + 1, restlen) == 0)
@@ -210,8 +222,7 @@ static int pump(conn *c, struct evbuffer *in, struct evbuffer *out, size_t *left
 static int client_msg(conn *c, char type, const unsigned char *body, size_t n,
                       struct evbuffer *out)
 {
-    (void)c;
-    return type == 'Q' ? filter_query(c, out, body, n) : filter_parse(out, body, n);
+    return type == 'Q' ? filter_query(c, out, body, n) : filter_parse(c, out, body, n);
 }
 
 int dialect_client_to_backend(conn *c, struct evbuffer *in, struct evbuffer *out)

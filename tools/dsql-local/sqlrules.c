@@ -17,7 +17,8 @@ typedef struct word {
 typedef struct stmt {
     word w[MAX_WORDS];
     int n;
-    int closed; /* a symbol or quote ended the leading keywords */
+    int closed;        /* a symbol or quote ended the leading keywords */
+    size_t start, end; /* the text, past leading blanks and comments, up to its ';' */
 } stmt;
 
 typedef struct lexer {
@@ -108,7 +109,7 @@ static int next_stmt(lexer *lx, stmt *st)
         char nx = lx->pos + 1 < lx->len ? lx->s[lx->pos + 1] : '\0';
 
         if (ch == ';') {
-            lx->pos++;
+            st->end = lx->pos++;
             if (any)
                 return 1;
             continue;
@@ -126,6 +127,8 @@ static int next_stmt(lexer *lx, stmt *st)
             skip_block_comment(lx);
             continue;
         }
+        if (!any)
+            st->start = lx->pos;
         any = 1;
         if (!is_ident_start(ch))
             st->closed = 1;
@@ -150,6 +153,7 @@ static int next_stmt(lexer *lx, stmt *st)
             lx->pos++;
         }
     }
+    st->end = lx->len;
     return any;
 }
 
@@ -211,7 +215,7 @@ static dl_sql_verdict rewrite(const char *sql, size_t len, const size_t *drop_of
                               const size_t *drop_len, int ndrop, char **out, size_t *outlen)
 {
     size_t from = 0, o = 0;
-    char *buf = malloc(len ? len : 1);
+    char *buf = malloc(len + 1); /* room for the caller's NUL */
     int i;
 
     if (!buf)
@@ -227,13 +231,65 @@ static dl_sql_verdict rewrite(const char *sql, size_t len, const size_t *drop_of
     return DL_SQL_REWRITE;
 }
 
+/* A dollar-quote tag that does not occur in sql[0..len): "$dsql_local$",
+ * else with a digit; NULL when all of them do. */
+static const char *free_tag(const char *sql, size_t len)
+{
+    static const char *const tags[] = {"$dsql_local$", "$dsql_local1$", "$dsql_local2$",
+                                       "$dsql_local3$"};
+    size_t i, k, tl;
+
+    for (i = 0; i < sizeof tags / sizeof *tags; i++) {
+        tl = strlen(tags[i]);
+        for (k = 0; k + tl <= len && memcmp(sql + k, tags[i], tl) != 0; k++)
+            ;
+        if (k + tl > len)
+            return tags[i];
+    }
+    return NULL;
+}
+
+/* DSQL answers CREATE INDEX ASYNC with a job id ("Asynchronous indexes in
+ * Aurora DSQL"): a lone one becomes a call that runs the plain statement
+ * and returns the job the DDL event trigger recorded. The statement is
+ * st's text without its ASYNC keyword, dollar-quoted. 0, or -1 (no free
+ * tag, no memory): the caller then only drops the keyword. */
+static int wrap_index_job(const char *sql, const stmt *st, int async, char **out, size_t *outlen)
+{
+    const char *tag = free_tag(sql, st->end);
+    size_t pre = sizeof DL_SQL_INDEX_JOB_CALL - 1, tl, o = 0, a = st->w[async].off;
+    char *buf;
+
+    if (!tag)
+        return -1;
+    tl = strlen(tag);
+    buf = malloc(pre + 2 * tl + (st->end - st->start) + 2);
+    if (!buf)
+        return -1;
+    memcpy(buf, DL_SQL_INDEX_JOB_CALL, pre);
+    o = pre;
+    memcpy(buf + o, tag, tl);
+    o += tl;
+    memcpy(buf + o, sql + st->start, a - st->start);
+    o += a - st->start;
+    a += st->w[async].len;
+    memcpy(buf + o, sql + a, st->end - a);
+    o += st->end - a;
+    memcpy(buf + o, tag, tl);
+    o += tl;
+    buf[o++] = ')';
+    *out = buf;
+    *outlen = o;
+    return 0;
+}
+
 dl_sql_verdict dl_sql_check(const char *sql, size_t len, const char **what, char **out,
                             size_t *outlen)
 {
     lexer lx = {sql, len, 0};
-    stmt st;
+    stmt st, first;
     size_t drop_off[MAX_REWRITES], drop_len[MAX_REWRITES];
-    int ndrop = 0, async;
+    int ndrop = 0, async, first_async = -1, nstmt = 0;
 
     *what = NULL;
     *out = NULL;
@@ -243,6 +299,10 @@ dl_sql_verdict dl_sql_check(const char *sql, size_t len, const char **what, char
         if (bad) {
             *what = bad;
             return DL_SQL_REFUSE;
+        }
+        if (nstmt++ == 0) {
+            first = st;
+            first_async = async;
         }
         if (async >= 0) {
             if (ndrop == MAX_REWRITES) {
@@ -256,6 +316,8 @@ dl_sql_verdict dl_sql_check(const char *sql, size_t len, const char **what, char
     }
     if (ndrop == 0)
         return DL_SQL_PASS;
+    if (nstmt == 1 && first_async >= 0 && wrap_index_job(sql, &first, first_async, out, outlen) == 0)
+        return DL_SQL_REWRITE;
     if (rewrite(sql, len, drop_off, drop_len, ndrop, out, outlen) != DL_SQL_REWRITE) {
         *what = "memory for a rewrite";
         return DL_SQL_REFUSE;

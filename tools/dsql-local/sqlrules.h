@@ -11,14 +11,20 @@
 
 typedef enum dl_sql_verdict {
     DL_SQL_PASS,    /* send as it is */
-    DL_SQL_REWRITE, /* send *out instead (CREATE INDEX ASYNC made plain) */
+    DL_SQL_REWRITE, /* send *out instead (CREATE INDEX ASYNC, see below) */
     DL_SQL_REFUSE   /* refuse: *what names the feature ("SAVEPOINT") */
 } dl_sql_verdict;
 
+/* A text that is one CREATE [UNIQUE] INDEX ASYNC becomes this call with
+ * the plain statement dollar-quoted, so the client gets DSQL's job id row;
+ * in a text of several statements the ASYNC keywords are only dropped. */
+#define DL_SQL_INDEX_JOB_CALL "SELECT job_id FROM dsql_local.create_index_async("
+
 /* Checks every statement in sql[0..len) (a Query or Parse text, several
  * statements allowed). On DL_SQL_REWRITE *out is a malloc'd text of
- * *outlen bytes (no NUL) the caller frees; on DL_SQL_REFUSE *what points
- * to a constant. Out of memory for a rewrite: refused as "memory". */
+ * *outlen bytes (no NUL, room for one more byte) the caller frees; on
+ * DL_SQL_REFUSE *what points to a constant. Out of memory for a rewrite:
+ * refused as "memory". */
 dl_sql_verdict dl_sql_check(const char *sql, size_t len, const char **what, char **out,
                             size_t *outlen);
 
