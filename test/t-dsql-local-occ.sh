@@ -79,5 +79,52 @@ out=$(sql -c "SELECT v FROM acct WHERE id = 2")
 out=$(sql -c "BEGIN" -c "UPDATE acct SET v = 5 WHERE id = 3" -c "COMMIT" -c "SELECT v FROM acct WHERE id = 3")
 [ "$out" = 5 ] && pass "a transaction without a conflict commits" || bad "plain commit: $out"
 
+# ---- a transaction older than a committed DDL: OC001 ----
+sql -c "CREATE TABLE other (id int PRIMARY KEY)" >/dev/null
+# e: begins, waits for the DDL on acct, then uses acct
+{ echo "BEGIN;"; echo "SELECT 1;"; echo "\\! touch $tmp/e-began"; await ddl-done
+  echo "SELECT count(*) FROM acct;"; echo "COMMIT;"; echo "SELECT 'e-idle';"; } >"$tmp/e.sql"
+session e
+pe=$spid
+# f: begins as well, but then uses only a table the DDL did not touch
+{ echo "BEGIN;"; echo "SELECT 1;"; echo "\\! touch $tmp/f-began"; await ddl-done
+  echo "INSERT INTO other VALUES (1);"; echo "COMMIT;"; echo "SELECT 'f-idle';"; } >"$tmp/f.sql"
+session f
+pf=$spid
+until_file e-began
+until_file f-began
+# the DDL commits while e and f are open (they hold no lock on acct yet)
+sql -c "ALTER TABLE acct ADD COLUMN note text" >"$tmp/ddl.out"
+touch "$tmp/ddl-done"
+wait $pe $pf
+[ -s "$tmp/ddl.out" ] && bad "the DDL's client saw: $(cat "$tmp/ddl.out")" ||
+    pass "the DDL's client sees no trace of the gateway's bookkeeping"
+out=$(cat "$tmp/e.out")
+case $out in *"$OC001"*e-idle)
+    pass "a transaction begun before a committed ALTER TABLE that then uses the table: COMMIT fails with OC001, the session is idle after" ;;
+*) bad "stale catalog: $out (DDL: $(cat "$tmp/ddl.out"))" ;; esac
+out=$(cat "$tmp/f.out")
+case $out in *OC00*) bad "a table the DDL did not touch: $out" ;;
+*f-idle) pass "an equally old transaction that uses only other tables commits" ;;
+*) bad "other table: $out" ;; esac
+out=$(sql -c "SELECT count(*) FROM other")
+[ "$out" = 1 ] && pass "its write was committed" || bad "other rows: $out"
+out=$(sql -c "BEGIN" -c "SELECT count(*) FROM acct" -c "COMMIT")
+[ "$out" = 3 ] && pass "a transaction begun after the DDL commits" || bad "after DDL: $out"
+# CREATE INDEX ASYNC (through the job call) changes the table too
+{ echo "BEGIN;"; echo "SELECT 1;"; echo "\\! touch $tmp/g-began"; await idx-done
+  echo "UPDATE acct SET v = v WHERE id = 3;"; echo "COMMIT;"; echo "SELECT 'g-idle';"; } >"$tmp/g.sql"
+session g
+pg=$spid
+until_file g-began
+sql -c "CREATE INDEX ASYNC acct_v ON acct (v)" >"$tmp/idx.out"
+touch "$tmp/idx-done"
+wait $pg
+out=$(cat "$tmp/g.out")
+case $out in *"$OC001"*g-idle) pass "an index created meanwhile: OC001 too" ;;
+*) bad "after CREATE INDEX ASYNC: $out (index: $(cat "$tmp/idx.out"))" ;; esac
+out=$(sql -c "BEGIN" -c "SELECT 1" -c "ROLLBACK" -c "SELECT 'rolled back'")
+case $out in *"rolled back") pass "ROLLBACK is never checked" ;; *) bad "rollback: $out" ;; esac
+
 [ $fail -eq 0 ] && echo "all dsql-local concurrency checks passed"
 exit $fail

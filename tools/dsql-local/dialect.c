@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "catalog.h"
 #include "dialect.h"
 #include "sqlrules.h"
 
@@ -21,6 +22,8 @@
 #define OC000 "mutation conflicts with another transaction, retry as needed (OC000)"
 #define OC001 "schema has been updated by another transaction, please retry: (OC001)"
 #define DDL_DML "ddl and dml are not supported in the same transaction"
+/* the notice the DDL event trigger sends with the relations it changed */
+#define CATALOG_MARK "dsql_local: catalog change"
 #define ONE_DDL "only one ddl statement is supported in a transaction"
 
 /* Appends a message of type t with body b[0..n) to out. */
@@ -89,6 +92,45 @@ static int commit_after_conflict(conn *c, const unsigned char *body, size_t n,
     return 1;
 }
 
+/* DSQL fails a transaction whose catalog is older than a committed DDL
+ * with OC001. The gateway knows which relations DDL changed since this
+ * transaction began (catalog.h), PostgreSQL which ones the transaction used
+ * (its locks, held to the end: a DDL could not have changed them while it
+ * held them, so it used them after). Such a COMMIT goes with a check that
+ * raises OC001 when the two meet; the failed transaction is then ended by
+ * the gateway (end_failed_commit). 1 when the Query was replaced. */
+static int commit_with_catalog_check(conn *c, const unsigned char *body, size_t n,
+                                     struct evbuffer *out, int *rc)
+{
+    unsigned oids[64];
+    size_t k, i;
+    struct evbuffer *q;
+
+    if (!c->snap_valid || dl_catalog_gen() == c->snap_gen ||
+        dl_sql_kind_of((const char *)body, n - 1) != DL_SQL_COMMIT)
+        return 0;
+    k = dl_catalog_changed_since(c->snap_gen, oids, sizeof oids / sizeof *oids);
+    if (k == 0)
+        return 0;
+    q = evbuffer_new();
+    *rc = !q || evbuffer_add_printf(q, "CALL dsql_local.check_catalog(%s",
+                                    oids[0] == DL_CATALOG_ANY ? "NULL" : "'{") < 0;
+    for (i = 0; *rc == 0 && oids[0] != DL_CATALOG_ANY && i < k; i++)
+        *rc = evbuffer_add_printf(q, "%s%u", i ? "," : "", oids[i]) < 0;
+    if (*rc == 0)
+        *rc = evbuffer_add_printf(q, "%s); COMMIT", oids[0] == DL_CATALOG_ANY ? "" : "}'") < 0 ||
+              evbuffer_add(q, "", 1) != 0;
+    if (*rc == 0)
+        *rc = put_msg(out, 'Q', evbuffer_pullup(q, -1), evbuffer_get_length(q));
+    if (q)
+        evbuffer_free(q);
+    if (*rc != 0)
+        *rc = -1;
+    c->catalog_check = 1;
+    c->swallow_tag = 1; /* the CALL's, or the ROLLBACK's after a failed check */
+    return 1;
+}
+
 /* A CREATE INDEX ASYNC made a call (sqlrules.h) runs DDL, though its
  * CommandComplete says SELECT: what the DDL rules' errors need to know. */
 static void note_index_job(conn *c, const char *text, size_t n)
@@ -111,7 +153,8 @@ static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body
         return put_msg(out, 'Q', body, n); /* PostgreSQL will object */
     switch (dl_sql_check((const char *)body, n - 1, &what, &text, &tlen)) {
     case DL_SQL_PASS:
-        if (commit_after_conflict(c, body, n, out, &rc) || inject_at_commit(c, body, n, out, &rc))
+        if (commit_after_conflict(c, body, n, out, &rc) ||
+            commit_with_catalog_check(c, body, n, out, &rc) || inject_at_commit(c, body, n, out, &rc))
             return rc;
         return put_msg(out, 'Q', body, n);
     case DL_SQL_REFUSE:
@@ -367,6 +410,83 @@ static int drop_after_commit(conn *c, char type)
     return 1;
 }
 
+/* The value of field code in an ErrorResponse/NoticeResponse body, or NULL. */
+static const char *field_of(const unsigned char *body, size_t n, char code)
+{
+    size_t off = 0;
+
+    if (n == 0 || body[n - 1] != '\0')
+        return NULL;
+    while (off < n && body[off] != '\0') {
+        const unsigned char *end = memchr(body + off + 1, '\0', n - off - 1);
+        if (!end)
+            return NULL;
+        if ((char)body[off] == code)
+            return (const char *)body + off + 1;
+        off = (size_t)(end + 1 - body);
+    }
+    return NULL;
+}
+
+/* The DDL event trigger's notice: the relations this transaction's DDL
+ * changed, published when it commits. Not for the client. 1 when it was. */
+static int note_catalog_change(conn *c, const unsigned char *body, size_t n)
+{
+    const char *msg = field_of(body, n, 'M'), *detail = field_of(body, n, 'D');
+    size_t cap = sizeof c->ddl_oids / sizeof *c->ddl_oids;
+
+    if (!msg || strcmp(msg, CATALOG_MARK) != 0)
+        return 0;
+    while (detail && *detail) {
+        char *end;
+        unsigned long v = strtoul(detail, &end, 10);
+        if (end == detail)
+            break;
+        if (c->n_ddl_oids < cap && v != DL_CATALOG_ANY && v <= 0xffffffffUL) {
+            c->ddl_oids[c->n_ddl_oids++] = (unsigned)v;
+        } else { /* too many (or nonsense): any relation */
+            c->ddl_oids[0] = DL_CATALOG_ANY;
+            c->n_ddl_oids = 1;
+        }
+        detail = end;
+    }
+    return 1;
+}
+
+/* A COMMIT that went with a catalog check that failed: the check's error
+ * reached the client, PostgreSQL skipped the COMMIT and left the
+ * transaction failed ('E'). DSQL's failed COMMIT ends the transaction, so
+ * the gateway ends it: this ReadyForQuery is dropped, a ROLLBACK sent, and
+ * its ReadyForQuery ('I') is the client's. */
+static int end_failed_commit(conn *c)
+{
+    static const char rollback[] = "ROLLBACK";
+
+    if (!c->backend)
+        return -1;
+    c->swallow_tag = 1;
+    return put_msg(bufferevent_get_output(c->backend), 'Q', rollback, sizeof rollback);
+}
+
+/* At ReadyForQuery: where this transaction's catalog begins, and when it
+ * ends, whether its DDL committed. */
+static void track_catalog(conn *c, char status)
+{
+    if (status != 'I') {
+        if (!c->snap_valid) {
+            c->snap_valid = 1;
+            c->snap_gen = dl_catalog_gen();
+        }
+        return;
+    }
+    if (c->n_ddl_oids > 0 && !c->ddl_undone)
+        dl_catalog_committed(c->ddl_oids[0] == DL_CATALOG_ANY ? NULL : c->ddl_oids,
+                             c->ddl_oids[0] == DL_CATALOG_ANY ? 0 : c->n_ddl_oids);
+    c->n_ddl_oids = 0;
+    c->ddl_undone = 0;
+    c->snap_valid = 0;
+}
+
 static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
                        struct evbuffer *out)
 {
@@ -375,8 +495,18 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
         if (r != 0)
             return r == 2 ? 0 : DIALECT_DROP;
     }
+    if (type == 'E' || (type == 'C' && n >= 8 && memcmp(body, "ROLLBACK", 8) == 0))
+        c->ddl_undone = 1;
+    if (type == 'N')
+        return note_catalog_change(c, body, n) ? 0 : put_msg(out, type, body, n);
+    if (type == 'Z' && n == 1 && c->catalog_check) {
+        c->catalog_check = 0;
+        if (body[0] == 'E')
+            return end_failed_commit(c);
+    }
     if (type == 'Z' && n == 1) {
         c->swallow_tag = 0; /* a tag to drop comes before its query's end */
+        track_catalog(c, (char)body[0]);
         if (body[0] == 'I') {
             c->txn_ddl = 0;
             c->txn_wrote = 0;
@@ -399,6 +529,6 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
 int dialect_backend_to_client(conn *c, struct evbuffer *in, struct evbuffer *out)
 {
     /* a commit to be cut: every message goes through backend_msg, to be dropped */
-    return pump(c, in, out, &c->bbody_left, c->drop_pending ? NULL : "EZC", ERROR_MAX,
+    return pump(c, in, out, &c->bbody_left, c->drop_pending ? NULL : "EZCN", ERROR_MAX,
                 backend_msg);
 }

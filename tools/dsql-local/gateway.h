@@ -74,6 +74,12 @@ typedef struct conn {
     int swallow_tag;           /* drop the next CommandComplete (an injected ROLLBACK) */
     int drop_pending;          /* cut the connection at the next ReadyForQuery */
     int txn_conflict;          /* this transaction met a conflict: DL_CONFLICT_* */
+    int snap_valid;            /* in a transaction that began at catalog generation */
+    unsigned long snap_gen;    /* snap_gen (catalog.h) */
+    unsigned ddl_oids[16];     /* relations this transaction's DDL changed */
+    size_t n_ddl_oids;         /* (more than fit: DL_CATALOG_ANY) */
+    int ddl_undone;            /* its DDL will not commit (an error, a ROLLBACK) */
+    int catalog_check;         /* the COMMIT went with a schema check (dialect.c) */
     struct evbuffer *lag;      /* client bytes held for --latency */
     struct event *lag_timer;
     unsigned long id;
