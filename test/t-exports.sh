@@ -4,17 +4,18 @@
 #  - every public header names its library on a "Library:" line;
 #  - the functions its .so exports are exactly the DSQL_API / DSQL_ODBC_API
 #    declarations of its headers and its committed list
-#    test/data/exports/<library>.txt;
-#  - each carries the library's version node (DSQLAUTH_0.1,
-#    DSQLAUTH_PQ_0.1, DSQLAUTH_ODBC_0.1), nothing else is exported, the
-#    soname is lib<name>.so.0, and each function has a man page;
-#  - from the 0.1 release on (git tag $ABI_BASELINE, default v0.1.0) the
-#    list only grows: every name the release exported is still exported, in
-#    the node it was released in. Before the tag exists the 0.1 API may still
-#    change; doc/ABI.md says what 0.1 promises.
+#    test/data/exports/<library>.txt (what it exports today);
+#  - its version nodes are DSQLAUTH_0.1 (DSQLAUTH_PQ_0.1, DSQLAUTH_ODBC_0.1)
+#    and later ones, nothing else is exported, the soname is
+#    lib<name>.so.0, and each function has a man page;
+#  - only-grow from 0.1 on: the 0.1 baseline, test/data/abi-0.1/<library>.txt
+#    (committed with the 0.1 API and never edited; it needs no git tag), is
+#    the 0.1 node exactly: every name in it is still exported in the 0.1 node,
+#    and a name not in it is not (a later function goes into a later node).
+#    doc/ABI.md says what 0.1 promises.
 set -u
 B=${B:-build}
-BASELINE=${ABI_BASELINE:-v0.1.0}
+BASELINE=${ABI_BASELINE_DIR:-test/data/abi-0.1}
 fail=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -46,11 +47,17 @@ print("\n".join(sorted(names)))
 PY
 }
 
-# lost <older list> <newer list>: names the newer one dropped
-lost() { sort -u "$1" >"$tmp/l1"; sort -u "$2" >"$tmp/l2"; comm -23 "$tmp/l1" "$tmp/l2"; }
-
-is_tagged=no
-git rev-parse -q --verify "$BASELINE^{commit}" >/dev/null 2>&1 && is_tagged=yes
+# against_release <released list> <versioned exports (name@@NODE)> <node prefix>:
+# one line per break of the only-grow rule, nothing when it holds
+against_release() {
+    sort -u "$1" >"$tmp/r_rel"
+    sed 's/@.*//' "$2" | sort -u >"$tmp/r_all"
+    grep "@@*${3}0\.1\$" "$2" | sed 's/@.*//' | sort -u >"$tmp/r_01"
+    comm -23 "$tmp/r_rel" "$tmp/r_all" | sed 's/^/removed: /'
+    comm -23 "$tmp/r_all" "$tmp/r_01" | comm -12 - "$tmp/r_rel" |
+        sed "s/^/not in ${3}0.1 any more: /"
+    comm -23 "$tmp/r_01" "$tmp/r_rel" | sed "s/^/added to ${3}0.1 after its release (use a new node): /"
+}
 
 # check_library <name> <version node prefix> <symbol prefix>
 check_library() {
@@ -99,20 +106,17 @@ check_library() {
     fi
     soname=$(objdump -p "$so" | awk '$1 == "SONAME" {print $2}')
     if [ "$soname" = "$lib.so.0" ]; then echo "ok   $lib: soname $soname"; else echo "FAIL $lib: soname '$soname'"; fail=1; fi
-    if [ $is_tagged = no ]; then
-        echo "ok   $lib: no $BASELINE tag yet: the 0.1 list is not frozen (only-grow starts at the tag)"
+    released=$BASELINE/$lib.txt
+    if [ ! -f "$released" ]; then
+        echo "FAIL $lib: the 0.1 baseline $released is missing"; fail=1
         return
     fi
-    if ! git show "$BASELINE:$list" >"$tmp/released" 2>/dev/null; then
-        echo "ok   $lib: not in $BASELINE: nothing released to keep"
-        return
-    fi
-    gone=$(lost "$tmp/released" "$tmp/exported")
-    moved=$(grep -v "@@${node}0\.1\$" "$tmp/versioned" | sed 's/@.*//' | sort -u | comm -12 - "$tmp/l1")
-    if [ -z "$gone$moved" ]; then
-        echo "ok   $lib: every function released in $BASELINE is still exported in ${node}0.1"
+    against_release "$released" "$tmp/versioned" "$node" >"$tmp/breaks"
+    if [ ! -s "$tmp/breaks" ]; then
+        echo "ok   $lib: ${node}0.1 is exactly the $(wc -l <"$released") functions of $released"
     else
-        echo "FAIL $lib: $BASELINE exported these, now gone or in another node: $gone $moved"; fail=1
+        echo "FAIL $lib: the 0.1 ABI changed (an incompatible change needs a new soname; see doc/ABI.md):"
+        sed 's/^/     /' "$tmp/breaks"; fail=1
     fi
 }
 
@@ -120,11 +124,18 @@ check_library libdsqlauth DSQLAUTH_ dsql_
 check_library libdsqlauth-pq DSQLAUTH_PQ_ dsql_pq_
 check_library libdsqlauth-odbc DSQLAUTH_ODBC_ dsql_odbc_
 
-# the only-grow rule notices a removal: a released list with one more name
-{ cat test/data/exports/libdsqlauth.txt; echo dsql_selftest_removed; } >"$tmp/released"
-if [ "$(lost "$tmp/released" test/data/exports/libdsqlauth.txt)" = dsql_selftest_removed ]; then
-    echo "ok   self-test: a released name that disappears is caught"
+# self-test: the only-grow rule notices a removed name, a name moved out of
+# the 0.1 node and a name added to it
+printf 'dsql_a\ndsql_b\ndsql_c\n' >"$tmp/st_rel"
+printf 'dsql_a@@DSQLAUTH_0.1\ndsql_b@@DSQLAUTH_0.1\ndsql_c@@DSQLAUTH_0.1\ndsql_d@@DSQLAUTH_0.2\n' >"$tmp/st_ok"
+printf 'dsql_a@@DSQLAUTH_0.1\ndsql_b@@DSQLAUTH_0.2\ndsql_d@@DSQLAUTH_0.1\n' >"$tmp/st_bad"
+against_release "$tmp/st_rel" "$tmp/st_ok" DSQLAUTH_ >"$tmp/st_ok_out"
+against_release "$tmp/st_rel" "$tmp/st_bad" DSQLAUTH_ >"$tmp/st_bad_out"
+if [ ! -s "$tmp/st_ok_out" ] && grep -q '^removed: dsql_c$' "$tmp/st_bad_out" &&
+   grep -q '^not in DSQLAUTH_0.1 any more: dsql_b$' "$tmp/st_bad_out" &&
+   grep -q '^added to DSQLAUTH_0.1 after its release (use a new node): dsql_d$' "$tmp/st_bad_out"; then
+    echo "ok   self-test: a removed name, a name moved to another node and a late 0.1 name are caught; a new node is not"
 else
-    echo "FAIL self-test: a removed name went unnoticed"; fail=1
+    echo "FAIL self-test: the only-grow rule missed a change:"; cat "$tmp/st_ok_out" "$tmp/st_bad_out"; fail=1
 fi
 exit $fail
