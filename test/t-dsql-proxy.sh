@@ -33,6 +33,8 @@ usage "--allow-uid 'bob' is not a uid" --allow-uid bob
 usage "unknown option '--nope'" --nope
 usage "--expires-in '0' is not" --expires-in 0
 (unset PGHOST; usage "no host: give --hostname" --listen "unix:$tmp")
+usage "--metrics tcp:0.0.0.0:9187: only loopback addresses" --metrics tcp:0.0.0.0:9187
+usage "--metrics unix:/x: expected tcp:127.0.0.1:PORT" --metrics unix:/x
 
 cat >"$tmp/raw.py" <<'PY'
 import os, socket, struct, sys
@@ -168,6 +170,29 @@ elif case == "slowcreds":
     s2.settimeout(60)
     print("%d of 20 answered while the new login was %s; new login %s" %
           (answered, waiting, until_z(s2) and "in" or "refused"))
+elif case == "metrics-bounds":
+    # the metrics port: an endless request head, then MAX_CONNS idle
+    # connections while the relay keeps working
+    import subprocess, time
+    port = int(path)
+    def tcp():
+        c = socket.create_connection(("127.0.0.1", port)); c.settimeout(15); return c
+    c = tcp(); c.sendall(b"GET /metrics HTTP/1.0\r\nX: " + b"a" * 9000)
+    big = read_all(c).split(b"\r\n")[0].decode()
+    idle = [tcp() for i in range(8)]
+    time.sleep(0.5)
+    ninth = tcp(); ninth.settimeout(5)
+    try: ninth_said = ninth.recv(100) == b"" and "closed" or "answered"
+    except OSError: ninth_said = "left open"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PGHOSTADDR", "PGSSLMODE", "PGSSLROOTCERT", "PGPORT")}
+    relay = subprocess.run(["psql", "-h", sys.argv[3], "-Atc", "select 5"], env=env,
+                           capture_output=True, text=True).stdout.strip()
+    def closed(c):
+        try: return c.recv(100) == b""
+        except OSError: return False
+    gone = sum(1 for c in idle if closed(c))
+    print("%s; 9th %s; relay %s; %d idle closed by the server" % (big, ninth_said, relay, gone))
 elif case == "login":
     s = conn(); s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
     print(fields(read_all(s)))
@@ -374,6 +399,61 @@ out=$(raw "$tmp/w/.s.PGSQL.5432" slowcreds "$aport")
 check "slow credentials stall no open session ($out)" test "$out" = "20 of 20 answered while the new login was still waiting; new login in"
 stop_proxy slow
 kill $ap
+
+# --metrics: counters moved by real sessions and refused logins
+start_proxy met --listen "unix:$tmp/m" --metrics tcp:127.0.0.1:0 --allow-user admin \
+    --allow-user nosuchrole || bad "proxy (metrics) did not start"
+mport=$(sed -n 's/^dsql-proxy: ready on unix:[^ ]*; metrics on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/met.err")
+scrape() { curl -sf --max-time 10 "http://127.0.0.1:$mport/metrics" >"$tmp/$1.prom"; }
+val() { awk -v k="$2" '$1 == k {print $2}' "$tmp/$1.prom"; }
+delta() { echo $(($(val b "$1") - $(val a "$1"))); }
+check "metrics scraped before ($mport)" scrape a
+for i in 1 2 3; do psql -h "$tmp/m" -Atc 'select 1' >/dev/null 2>&1; done
+# 50 000 bytes up, 100 000 down: the directions are told apart
+big=$(head -c 50000 /dev/zero | tr '\0' x)
+out=$(psql -h "$tmp/m" -Atc "select length('$big'), length(repeat('z', 100000))" 2>&1)
+check "a session with a large query and a large answer ($out)" test "$out" = "50000|100000"
+psql -h "$tmp/m" -Atc "select repeat('z', 100000)" >/dev/null 2>&1
+psql -h "$tmp/m" -U nosuchrole -Atc 'select 1' >/dev/null 2>&1
+psql -h "$tmp/m" -U app -Atc 'select 1' >/dev/null 2>&1
+raw "$tmp/m/.s.PGSQL.5432" huge >/dev/null
+psql -h "$tmp/m" -Atc 'select pg_sleep(3)' >/dev/null 2>&1 &
+hp=$!
+check "the holding query runs" wait_running "select pg_sleep(3)"
+check "metrics scraped during a session" scrape c
+check "one connection open, one session relaying ($(val c dsql_proxy_connections), $(val c dsql_proxy_sessions))" \
+    test "$(val c dsql_proxy_connections) $(val c dsql_proxy_sessions)" = "1 1"
+wait $hp
+i=0
+while scrape b && [ "$(val b dsql_proxy_connections)" != 0 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+check "no connection open after they closed ($(val b dsql_proxy_connections), $(val b dsql_proxy_sessions))" \
+    test "$(val b dsql_proxy_connections) $(val b dsql_proxy_sessions)" = "0 0"
+check "connections_total +9 ($(delta dsql_proxy_connections_total))" test "$(delta dsql_proxy_connections_total)" = 9
+check "logins_total +6 ($(delta dsql_proxy_logins_total))" test "$(delta dsql_proxy_logins_total)" = 6
+for r in upstream_refused user protocol; do
+    k="dsql_proxy_login_failures_total{reason=\"$r\"}"
+    check "failures by reason: $r +1 ($(delta "$k"))" test "$(delta "$k")" = 1
+done
+k='dsql_proxy_login_failures_total{reason="credentials"}'
+check "failures by reason: credentials +0 ($(delta "$k"))" test "$(delta "$k")" = 0
+check "token_signings_total +7, one per upstream login ($(delta dsql_proxy_token_signings_total))" \
+    test "$(delta dsql_proxy_token_signings_total)" = 7
+check "credentials fetched once for all of them ($(val b dsql_proxy_credentials_refreshes_total))" \
+    test "$(val b dsql_proxy_credentials_refreshes_total)" = 1
+up=$(delta 'dsql_proxy_relayed_bytes_total{direction="to_upstream"}')
+down=$(delta 'dsql_proxy_relayed_bytes_total{direction="to_client"}')
+check "bytes to the upstream: the 50 000-byte query, not the answers ($up)" \
+    test "$up" -ge 50000 -a "$up" -lt 100000
+check "bytes to the client: the 100 000-byte answer ($down)" test "$down" -ge 100000
+out=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/nope")
+check "metrics: another path is 404 ($out)" test "$out" = 404
+out=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$mport/metrics")
+check "metrics: POST is 405 ($out)" test "$out" = 405
+out=$(raw "$mport" metrics-bounds "$tmp/m")
+check "metrics bounded: request size, connections, time ($out)" \
+    test "$out" = "HTTP/1.0 431 Request Header Fields Too Large; 9th closed; relay 5; 8 idle closed by the server"
+check "metrics still served after that" scrape d
+stop_proxy met
 
 # --allow-user, --max-connections
 start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"

@@ -119,7 +119,7 @@ void dp_cancel_route(dp_proxy *p, const unsigned char *pkt)
         job_free(j);
         return;
     }
-    p->n_cancels++;
+    p->stats.cancels++;
     pgs_log("conn %lu: cancel request forwarded", s->id);
 }
 

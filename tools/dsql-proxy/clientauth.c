@@ -130,7 +130,7 @@ static void auth_failed(dp_session *s, const char *why)
     pgs_log_limited(&s->p->log_rl, "conn %lu: local password check for user \"%s\": %s",
                     s->id, s->user_shown, why);
     snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", s->user_shown);
-    dp_session_refuse(s, "28P01", msg);
+    dp_session_refuse(s, DP_FAIL_PASSWORD, "28P01", msg);
 }
 
 /* One password message from the client: 1 next, 0 need more, -1 done. */
@@ -147,14 +147,14 @@ int dp_clientauth_step(dp_session *s, struct evbuffer *in)
         return 0;
     len = pgs_be32(hdr + 1);
     if (hdr[0] != 'p' || len < 4 || len - 4 > PGS_SCRAM_MSG_MAX + 64) {
-        dp_session_refuse(s, "08P01", "expected a SASL response");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "expected a SASL response");
         return -1;
     }
     if (evbuffer_get_length(in) < (size_t)len + 1)
         return 0;
     body = evbuffer_pullup(in, len + 1);
     if (!body) {
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     data = (const char *)body + 5;
@@ -185,7 +185,7 @@ int dp_clientauth_step(dp_session *s, struct evbuffer *in)
         return -1;
     }
     if (send_auth(s, 12, out, strlen(out)) != 0) { /* AuthenticationSASLFinal */
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     dp_session_begin_login(s); /* the upstream's AuthenticationOk follows */

@@ -174,28 +174,32 @@ static int open_unix(dp_proxy *p, dp_listen *l, char *err, size_t errcap)
     return 0;
 }
 
+socklen_t dp_listen_tcp_addr(const dp_listen *l, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (strchr(l->host, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)l->port);
+        return inet_pton(AF_INET6, l->host, &s6->sin6_addr) == 1 ? sizeof *s6 : 0;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((unsigned short)l->port);
+        return inet_pton(AF_INET, l->host, &s4->sin_addr) == 1 ? sizeof *s4 : 0;
+    }
+}
+
 static int open_tcp(dp_proxy *p, dp_listen *l, char *err, size_t errcap)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
+    socklen_t len = dp_listen_tcp_addr(l, &ss);
     pgs_listener_cbs cbs = {accepted_tcp, shortage, p};
     char lerr[200];
 
-    memset(&ss, 0, sizeof ss);
-    if (strchr(l->host, ':')) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((unsigned short)l->port);
-        if (inet_pton(AF_INET6, l->host, &s6->sin6_addr) != 1)
-            goto bad;
-        len = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((unsigned short)l->port);
-        if (inet_pton(AF_INET, l->host, &s4->sin_addr) != 1)
-            goto bad;
-        len = sizeof *s4;
+    if (len == 0) {
+        snprintf(err, errcap, "--listen tcp:%s: not an IP address", l->host);
+        return -1;
     }
     l->l = pgs_listener_new(p->base, (struct sockaddr *)&ss, len, 1024, &cbs, lerr, sizeof lerr);
     if (!l->l) {
@@ -204,9 +208,6 @@ static int open_tcp(dp_proxy *p, dp_listen *l, char *err, size_t errcap)
     }
     l->port = pgs_listener_port(l->l);
     return 0;
-bad:
-    snprintf(err, errcap, "--listen tcp:%s: not an IP address", l->host);
-    return -1;
 }
 
 int dp_listen_open(dp_proxy *p, dp_listen *l, char *err, size_t errcap)

@@ -48,6 +48,8 @@ static void usage(FILE *out)
             "  --expires-in SECS   token lifetime (default: the configuration's, 900)\n"
             "  --auth-timeout SECS a client must be logged in within (default 30)\n"
             "  --drain-timeout SECS  SIGTERM waits this long for sessions (default 30)\n"
+            "  --metrics tcp:127.0.0.1:PORT\n"
+            "                      serve Prometheus metrics at /metrics (loopback only)\n"
             "  --print-env         print export/unset lines for a libpq client on stdout\n"
             "  --log FILE          append the log to FILE (reopened on SIGHUP)\n"
             "  --verbose           log what the library does (never secrets)\n"
@@ -138,6 +140,12 @@ static int parse_value(args *a, int c, const char *name, const char *v)
     case 'R': a->sslrootcert = v; return 0;
     case 'W': a->d.password_file = v; return 0;
     case 'L': a->d.log_file = v; return 0;
+    case 'M':
+        if (a->d.metrics.port >= 0)
+            return bad("--metrics given twice%s%s", "", "");
+        if (dp_metrics_parse(&a->d.metrics, v, err, sizeof err) != 0)
+            return bad("%s%s", err, "");
+        return 0;
     default: return bad("unknown option%s%s", "", "");
     }
 }
@@ -156,7 +164,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"region", required_argument, NULL, 'r'}, {"profile", required_argument, NULL, 'p'},
         {"hostaddr", required_argument, NULL, 'a'}, {"sslrootcert", required_argument, NULL, 'R'},
         {"client-password-file", required_argument, NULL, 'W'},
-        {"log", required_argument, NULL, 'L'},
+        {"log", required_argument, NULL, 'L'}, {"metrics", required_argument, NULL, 'M'},
         {"trust-loopback", no_argument, NULL, 'T'}, {"print-env", no_argument, NULL, 'E'},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'H'},
         {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
@@ -248,6 +256,10 @@ static void ready_line(const dp_options *d)
         else
             fprintf(stderr, " tcp:%s:%d", d->listen[i].host, d->listen[i].port);
     }
+    if (d->metrics.port >= 0)
+        fprintf(stderr, strchr(d->metrics.host, ':') ? "; metrics on tcp:[%s]:%d"
+                                                     : "; metrics on tcp:%s:%d",
+                d->metrics.host, d->metrics.port);
     fprintf(stderr, "\n");
 }
 
@@ -329,7 +341,7 @@ static int setup(dp_proxy *p, args *a, const target *t)
         fprintf(stderr, "dsql-proxy: %s\n", msg);
         return 1;
     }
-    p->tokens = dsql_token_provider_shared(t->cfg, &err);
+    p->tokens = dp_token_provider_new(dsql_config_get(t->cfg, "profile"), &p->stats, &err);
     if (!p->tokens) {
         fprintf(stderr, "dsql-proxy: %s\n", err.message);
         return 1;
@@ -356,6 +368,10 @@ static int setup(dp_proxy *p, args *a, const target *t)
             fprintf(stderr, "dsql-proxy: %s\n", msg);
             return 1;
         }
+    if (dp_metrics_open(p, msg, sizeof msg) != 0) {
+        fprintf(stderr, "dsql-proxy: %s\n", msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -365,17 +381,29 @@ static void teardown(dp_proxy *p, args *a)
 
     for (i = 0; i < a->d.nlisten; i++)
         dp_listen_close(&a->d.listen[i]);
+    dp_metrics_close(p);
     dp_session_close_all(p);
     dp_cancel_close_all(p);
     if (p->base)
         event_base_loop(p->base, EVLOOP_NONBLOCK); /* deferred bufferevent frees */
     dp_tokens_stop(p); /* after the sessions: their jobs are cancelled */
+    dsql_token_provider_free(p->tokens); /* after the worker: nobody signs */
     if (p->drain_timer)
         event_free(p->drain_timer);
     if (p->dns)
         evdns_base_free(p->dns, 1);
     SSL_CTX_free(p->up.ssl_ctx);
     dp_passwords_free(p);
+}
+
+static unsigned long refused(const dp_stats *st)
+{
+    unsigned long n = 0;
+    int i;
+
+    for (i = 0; i < DP_FAIL_N; i++)
+        n += st->failures[i];
+    return n;
 }
 
 static int serve(args *a, const target *t)
@@ -405,7 +433,7 @@ static int serve(args *a, const target *t)
         ready_line(&a->d);
         event_base_dispatch(p.base);
         pgs_log("stopped: %lu connections, %lu logged in, %lu refused, %lu cancels forwarded",
-                p.n_accepted, p.n_logged_in, p.n_refused, p.n_cancels);
+                p.stats.connections, p.stats.logins, refused(&p.stats), p.stats.cancels);
     }
     for (i = 0; i < 3; i++)
         if (sigs[i])
@@ -426,6 +454,7 @@ int main(int argc, char **argv)
     a.o.prog = "dsql-proxy";
     a.d.auth_timeout = DEFAULT_AUTH_TIMEOUT;
     a.d.drain_timeout = DEFAULT_DRAIN_TIMEOUT;
+    a.d.metrics.port = -1;
     signal(SIGPIPE, SIG_IGN);
     pgs_log_open(NULL, "dsql-proxy");
     rc = parse_args(argc, argv, &a);

@@ -4,10 +4,12 @@
  * and who may connect; session.c: one client from its first byte to the
  * relay; upstream.c: a verify-full TLS connection to DSQL; cancel.c:
  * CancelRequests routed to the right upstream session; tokens.c: tokens
- * made on a worker thread, off the event loop. */
+ * made on a worker thread, off the event loop; provider.c: the token
+ * provider, counting its credentials fetches; metrics.c: --metrics. */
 #ifndef DSQL_PROXY_H
 #define DSQL_PROXY_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -50,6 +52,7 @@ typedef struct dp_options {
     int drain_timeout;    /* seconds SIGTERM waits for sessions */
     const char *password_file; /* --client-password-file */
     const char *log_file;      /* --log: reopened on SIGHUP */
+    dp_listen metrics;         /* --metrics tcp:127.0.0.1:PORT (port -1: none) */
     int print_env;
     int verbose;
 } dp_options;
@@ -65,14 +68,47 @@ typedef struct dp_upstream {
 
 struct dp_session;
 struct dp_tokens;
+struct dp_metrics;
+
+/* Why a client was refused: the label of a failure counted in --metrics. */
+typedef enum dp_fail {
+    DP_FAIL_PEER,         /* a Unix-socket peer whose uid may not connect */
+    DP_FAIL_PROTOCOL,     /* malformed or unsupported startup, SASL message */
+    DP_FAIL_USER,         /* no user, too long, not in --allow-user */
+    DP_FAIL_PASSWORD,     /* the local password (SCRAM) did not match */
+    DP_FAIL_CAP,          /* --max-connections */
+    DP_FAIL_CREDENTIALS,  /* no token: no credentials, or they failed */
+    DP_FAIL_UNREACHABLE,  /* the upstream: DNS, connect, TLS */
+    DP_FAIL_REFUSED,      /* the upstream's own ErrorResponse */
+    DP_FAIL_UPSTREAM,     /* the upstream broke the login protocol or closed */
+    DP_FAIL_TIMEOUT,      /* --auth-timeout */
+    DP_FAIL_MEMORY,       /* out of memory */
+    DP_FAIL_N
+} dp_fail;
+
+/* What --metrics shows. The loop's own counters are plain; those the token
+ * worker thread bumps are atomic. */
+typedef struct dp_stats {
+    unsigned long connections;       /* accepted, refused peers included */
+    unsigned long logins;            /* relaying after a good login */
+    unsigned long relaying;          /* sessions relaying now */
+    unsigned long failures[DP_FAIL_N];
+    uint64_t bytes_to_upstream, bytes_to_client; /* relayed after login */
+    unsigned long tokens;            /* signed for a login */
+    unsigned long cancels;           /* forwarded upstream */
+    atomic_ulong creds_fetches;      /* the cache asked the chain: ok */
+    atomic_ulong creds_fetch_failures; /* ... and it failed */
+} dp_stats;
 
 typedef struct dp_proxy {
     struct event_base *base;
     struct evdns_base *dns;
     const dp_options *opt;
     dp_upstream up;
-    dsql_token_provider *tokens; /* the shared default chain: borrowed */
+    dsql_token_provider *tokens; /* provider.c: owned */
     struct dp_tokens *worker;    /* tokens.c: where tokens are made */
+    struct dp_metrics *metrics;  /* metrics.c, with --metrics */
+    dp_stats stats;
     struct dp_session *sessions; /* every live client connection */
     size_t nsessions;
     pgs_preauth preauth;
@@ -83,7 +119,7 @@ typedef struct dp_proxy {
     int cancels_in_flight;
     int draining;
     struct event *drain_timer;
-    unsigned long n_accepted, n_logged_in, n_refused, n_cancels;
+    unsigned long n_accepted;    /* sessions made: their ids */
 } dp_proxy;
 
 /* upstream.c: a TLS connection to the upstream, logged in or not. done is
@@ -114,6 +150,17 @@ dp_token_job *dp_token_request(dp_proxy *p, const char *user, dp_token_done done
 /* done will not be called; harmless with NULL. */
 void dp_token_cancel(dp_token_job *j);
 
+/* provider.c: a signing provider over the cached default credentials
+ * chain for profile (NULL: none given), as dsql_token_provider_shared
+ * makes it, counting into stats each time the cache fetches credentials. */
+dsql_token_provider *dp_token_provider_new(const char *profile, dp_stats *stats,
+                                           dsql_error *err);
+
+/* metrics.c: --metrics, Prometheus text over HTTP on the loop. */
+int dp_metrics_parse(dp_listen *l, const char *spec, char *err, size_t errcap);
+int dp_metrics_open(dp_proxy *p, char *err, size_t errcap);
+void dp_metrics_close(dp_proxy *p);
+
 /* session.c */
 void dp_session_accept(dp_proxy *p, int fd, int is_unix);
 void dp_session_close_all(dp_proxy *p);
@@ -132,6 +179,9 @@ void dp_passwords_free(dp_proxy *p);
 int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap);
 int dp_listen_open(dp_proxy *p, dp_listen *l, char *err, size_t errcap);
 void dp_listen_close(dp_listen *l);
+/* The address of a tcp: listen spec; 0 when host is not an IP address. */
+struct sockaddr_storage;
+socklen_t dp_listen_tcp_addr(const dp_listen *l, struct sockaddr_storage *ss);
 /* The peer of a Unix connection may use the proxy (own uid, --allow-uid). */
 int dp_peer_allowed(const dp_options *o, int fd, uid_t *uid);
 

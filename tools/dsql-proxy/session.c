@@ -33,6 +33,8 @@ static void session_free(dp_session *s)
     if (s->next)
         s->next->prev = s->prev;
     p->nsessions--;
+    if (s->relaying)
+        p->stats.relaying--;
     pgs_preauth_remove(&p->preauth, &s->preauth);
     dp_connect_abort(s->connecting);
     dp_token_cancel(s->token_job);
@@ -108,12 +110,12 @@ static void close_after_flush(dp_session *s, struct bufferevent *keep)
 }
 
 /* A FATAL ErrorResponse the client can show, then close. */
-void dp_session_refuse(dp_session *s, const char *sqlstate, const char *msg)
+void dp_session_refuse(dp_session *s, dp_fail why, const char *sqlstate, const char *msg)
 {
     unsigned char buf[1200];
     size_t n = pgs_error_response(buf, sizeof buf, sqlstate, msg);
 
-    s->p->n_refused++;
+    s->p->stats.failures[why]++;
     pgs_log_limited(&s->p->log_rl, "conn %lu: refused (%s): %s", s->id, sqlstate, msg);
     if (s->client)
         bufferevent_write(s->client, buf, n);
@@ -127,9 +129,9 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (s->state == DP_PRE)
-        dp_session_refuse(s, "08006", "dsql-proxy: the startup packet did not arrive in time");
+        dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006", "dsql-proxy: the startup packet did not arrive in time");
     else
-        dp_session_refuse(s, "08006", "dsql-proxy: login did not finish in time");
+        dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006", "dsql-proxy: login did not finish in time");
 }
 
 /* ---- relay ---- */
@@ -138,9 +140,14 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
 {
     dp_session *s = arg;
     struct bufferevent *to = from == s->client ? s->upstream : s->client;
-    struct evbuffer *out = bufferevent_get_output(to);
+    struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
+    size_t n = evbuffer_get_length(in);
 
-    if (evbuffer_add_buffer(out, bufferevent_get_input(from)) != 0) {
+    if (from == s->client)
+        s->p->stats.bytes_to_upstream += n;
+    else
+        s->p->stats.bytes_to_client += n;
+    if (evbuffer_add_buffer(out, in) != 0) {
         /* dropping bytes would desynchronise the protocol: close instead */
         pgs_log("conn %lu: out of memory while relaying", s->id);
         session_free(s);
@@ -175,7 +182,9 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
 static void start_relay(dp_session *s)
 {
     s->state = DP_RELAY;
-    s->p->n_logged_in++;
+    s->relaying = 1;
+    s->p->stats.logins++;
+    s->p->stats.relaying++;
     if (s->auth_timer) {
         event_free(s->auth_timer);
         s->auth_timer = NULL;
@@ -205,12 +214,14 @@ static void token_ready(char *token, size_t len, const char *err, void *arg)
     int rc;
 
     s->token_job = NULL;
+    if (token)
+        s->p->stats.tokens++;
     if (!token) {
         char msg[800];
         /* the library's messages name what is missing, never a secret */
         snprintf(msg, sizeof msg, "dsql-proxy: no token for user \"%s\": %s", s->user_shown,
                  err);
-        dp_session_refuse(s, "28000", msg);
+        dp_session_refuse(s, DP_FAIL_CREDENTIALS, "28000", msg);
         return;
     }
     hdr[0] = 'p';
@@ -219,7 +230,7 @@ static void token_ready(char *token, size_t len, const char *err, void *arg)
          bufferevent_write(s->upstream, token, len + 1) != 0;
     dsql_token_free(token);
     if (rc)
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
 }
 
 /* Made on the worker thread (tokens.c): a credentials fetch it needs
@@ -228,7 +239,7 @@ static int request_token(dp_session *s)
 {
     s->token_job = dp_token_request(s->p, s->user, token_ready, s);
     if (!s->token_job) {
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     return 0;
@@ -272,7 +283,7 @@ static void upstream_refused(dp_session *s, struct evbuffer *in, uint32_t len)
         }
     }
     (void)pos;
-    s->p->n_refused++;
+    s->p->stats.failures[DP_FAIL_REFUSED]++;
     pgs_log_limited(&s->p->log_rl, "conn %lu: upstream refused user \"%s\": %s", s->id,
                     s->user_shown, text);
     evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1);
@@ -290,7 +301,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
         return 0;
     len = pgs_be32(hdr + 1);
     if (len < 4 || len > PGS_MAX_PACKET) {
-        dp_session_refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
         return -1;
     }
     if (have < (size_t)len + 1)
@@ -298,7 +309,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
     switch (hdr[0]) {
     case 'R':
         if (len < 8 || evbuffer_copyout(in, hdr, 9) < 9) {
-            dp_session_refuse(s, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
+            dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
             return -1;
         }
         code = pgs_be32(hdr + 5);
@@ -307,7 +318,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
             return request_token(s) == 0 ? 1 : -1;
         }
         if (code != 0) {
-            dp_session_refuse(s, "28000", "dsql-proxy: the upstream asked for an authentication method "
+            dp_session_refuse(s, DP_FAIL_UPSTREAM, "28000", "dsql-proxy: the upstream asked for an authentication method "
                                "other than a password (IAM token)");
             return -1;
         }
@@ -317,14 +328,14 @@ static int login_step(dp_session *s, struct evbuffer *in)
         return -1;
     case 'K':
         if (swap_key(s, in, len) != 0) {
-            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+            dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
             return -1;
         }
         return 1;
     case 'Z':
         if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
             (int)(len + 1)) {
-            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+            dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
             return -1;
         }
         start_relay(s);
@@ -334,7 +345,7 @@ static int login_step(dp_session *s, struct evbuffer *in)
     }
     if (evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1) !=
         (int)(len + 1)) {
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     return 1;
@@ -355,7 +366,7 @@ static void login_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        dp_session_refuse(s, "08006", "dsql-proxy: the upstream closed the connection during login");
+        dp_session_refuse(s, DP_FAIL_UPSTREAM, "08006", "dsql-proxy: the upstream closed the connection during login");
 }
 
 static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
@@ -366,7 +377,7 @@ static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
     s->connecting = NULL;
     if (!bev) {
         snprintf(msg, sizeof msg, "dsql-proxy: %s", err);
-        dp_session_refuse(s, "08006", msg);
+        dp_session_refuse(s, DP_FAIL_UNREACHABLE, "08006", msg);
         return;
     }
     s->upstream = bev;
@@ -375,7 +386,7 @@ static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
     bufferevent_setwatermark(bev, EV_READ, 0, PGS_MAX_PACKET + 64);
     if (bufferevent_write(bev, s->startup, s->startup_len) != 0 ||
         bufferevent_enable(bev, EV_READ | EV_WRITE) != 0)
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
 }
 
 /* ---- the client's first packets ---- */
@@ -404,24 +415,24 @@ static int check_startup(dp_session *s)
             snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more "
                      "than once", shown);
         }
-        dp_session_refuse(s, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
         return -1;
     }
     user = pgs_startup_param(s->startup, s->startup_len, "user");
     if (!user || !*user) {
-        dp_session_refuse(s, "28000", "no PostgreSQL user name specified in startup packet");
+        dp_session_refuse(s, DP_FAIL_USER, "28000", "no PostgreSQL user name specified in startup packet");
         return -1;
     }
     snprintf(s->user, sizeof s->user, "%s", user);
     pgs_escape(s->user_shown, sizeof s->user_shown, user, strlen(user), PGS_ESC_QUOTED);
     if (strlen(user) >= sizeof s->user) {
-        dp_session_refuse(s, "28000", "dsql-proxy: the user name is too long");
+        dp_session_refuse(s, DP_FAIL_USER, "28000", "dsql-proxy: the user name is too long");
         return -1;
     }
     if (!user_allowed(s->p->opt, user)) {
         snprintf(msg, sizeof msg, "dsql-proxy: user \"%s\" is not allowed through this proxy "
                  "(--allow-user)", s->user_shown);
-        dp_session_refuse(s, "28000", msg);
+        dp_session_refuse(s, DP_FAIL_USER, "28000", msg);
         return -1;
     }
     return 0;
@@ -434,7 +445,7 @@ void dp_session_begin_login(dp_session *s)
     bufferevent_disable(s->client, EV_READ); /* pipelined bytes wait for the relay */
     s->connecting = dp_connect_start(s->p, upstream_ready, s);
     if (!s->connecting)
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
 }
 
 /* 1 next packet, 0 need more, -1 done with s. */
@@ -448,7 +459,7 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     len = pgs_be32(hdr);
     code = pgs_be32(hdr + 4);
     if (len < 8 || len > PGS_MAX_PACKET) {
-        dp_session_refuse(s, "08P01", "invalid startup packet length");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "invalid startup packet length");
         return -1;
     }
     if (len == 8 && (code == PGS_SSL_REQUEST || code == PGS_GSSENC_REQUEST)) {
@@ -466,29 +477,29 @@ static int pre_step(dp_session *s, struct evbuffer *in)
         return -1;
     }
     if ((code >> 16) != 3) {
-        dp_session_refuse(s, "08P01", "unsupported frontend protocol or request code");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "unsupported frontend protocol or request code");
         return -1;
     }
     if (s->p->opt->max_connections > 0 && s->p->nsessions > (size_t)s->p->opt->max_connections) {
-        dp_session_refuse(s, "53300", "dsql-proxy: too many connections (--max-connections)");
+        dp_session_refuse(s, DP_FAIL_CAP, "53300", "dsql-proxy: too many connections (--max-connections)");
         return -1;
     }
     s->startup = malloc(len);
     if (!s->startup) {
-        dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
     s->startup_len = len;
     evbuffer_remove(in, s->startup, len);
     if (!pgs_startup_valid(s->startup, len)) {
-        dp_session_refuse(s, "08P01", "invalid startup packet layout");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "invalid startup packet layout");
         return -1;
     }
     if (check_startup(s) != 0)
         return -1;
     if (s->is_tcp && s->p->npasswords > 0) {
         if (dp_clientauth_start(s) != 0) {
-            dp_session_refuse(s, "53200", "dsql-proxy: out of memory");
+            dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
             return -1;
         }
         return 1;
@@ -557,7 +568,7 @@ static int refuse_peer(dp_proxy *p, int fd)
                            "and --allow-uid)");
     w = send(fd, buf, n, MSG_NOSIGNAL);
     (void)w;
-    p->n_refused++;
+    p->stats.failures[DP_FAIL_PEER]++;
     pgs_log_limited(&p->log_rl, "refused a Unix-socket client of uid %lu (not allowed)",
                     (unsigned long)uid);
     close(fd);
@@ -569,6 +580,7 @@ void dp_session_accept(dp_proxy *p, int fd, int is_unix)
     dp_session *s;
     struct timeval auth = {p->opt->auth_timeout, 0};
 
+    p->stats.connections++;
     if (p->draining || (is_unix && refuse_peer(p, fd) != 0)) {
         if (p->draining)
             close(fd);

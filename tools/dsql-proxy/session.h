@@ -33,12 +33,13 @@ typedef struct dp_session {
     unsigned char key[8];      /* secret (key[4..8] random) */
     unsigned char up_key[8];   /* the upstream's pid and secret */
     int can_cancel;
+    int relaying;              /* counted in stats.relaying */
     int is_tcp;
     pgs_scram *scram;          /* local password check, TCP only */
 } dp_session;
 
 void dp_session_init_limits(dp_proxy *p, size_t cap);
-void dp_session_refuse(dp_session *s, const char *sqlstate, const char *msg);
+void dp_session_refuse(dp_session *s, dp_fail why, const char *sqlstate, const char *msg);
 void dp_session_begin_login(dp_session *s);
 
 /* clientauth.c */
