@@ -389,7 +389,9 @@ valgrind-pool: $(B)/test/check_pool
 # chain on test/aws_test_server.py) too, and test/t-storm.sh runs a short one
 $(B)/bench/connect-bench $(B)/bench/pool-bench $(B)/bench/storm-bench: $(B)/dsql-local
 bench: $(BENCHES)
-	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+	@echo "# $$(nproc) cores,$$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), load average $$(cut -d' ' -f1-3 /proc/loadavg), $$(date -u +%FT%TZ)"
+	@for b in $(BENCHES); do echo "== $$b (load average $$(cut -d" " -f1-3 /proc/loadavg))"; $$b || exit 1; done
+	@echo "# load average at the end: $$(cut -d' ' -f1-3 /proc/loadavg)"
 # login through dsql-local vs direct TLS PostgreSQL login
 bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-bench.sh
