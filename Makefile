@@ -292,7 +292,7 @@ $(B)/test/gateway_flood: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 # the Check suite of tools/pgserver's pure parts (escaping, startup packet,
 # pre-login cap, token bucket), built with those sources
 PGSERVER_UNIT_OBJS := $(call objs,test/check_pgserver.c \
-  $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c))
+  $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c frames.c))
 $(B)/test/check_pgserver: $(PGSERVER_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "escape.h"
+#include "frames.h"
 #include "preauth.h"
 #include "ratelimit.h"
 #include "startup.h"
@@ -265,6 +266,93 @@ START_TEST(ratelimit_burst_then_refuses_and_counts)
 }
 END_TEST
 
+/* ---- message framing followed in passing ---- */
+
+/* A backend's answer to "select 1": RowDescription, DataRow,
+ * CommandComplete, ReadyForQuery. */
+static const unsigned char ANSWER[] = {
+    'T', 0, 0, 0, 33, 0, 1, '?', 'c', 'o', 'l', 'u', 'm', 'n', '?', 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 23, 0, 4, 255, 255, 255, 255, 0, 0,
+    'D', 0, 0, 0, 11, 0, 1, 0, 0, 0, 1, '1',
+    'C', 0, 0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0,
+    'Z', 0, 0, 0, 5, 'I'};
+/* where each message ends: 34, 46, 60, 66 */
+
+START_TEST(frames_whole_answer_ends_between_messages)
+{
+    pgs_frames f;
+
+    pgs_frames_init(&f, "Z");
+    ck_assert(pgs_frames_between(&f));
+    pgs_frames_feed(&f, ANSWER, sizeof ANSWER);
+    ck_assert(pgs_frames_between(&f));
+    ck_assert_uint_eq(f.seen, 1);
+    ck_assert_int_eq(f.last, 'Z');
+}
+END_TEST
+
+START_TEST(frames_every_split_point_gives_the_same_answer)
+{
+    size_t cut, i;
+
+    /* bytes arrive cut anywhere, headers included: after every byte but
+     * the message ends, the stream is inside a message */
+    for (cut = 1; cut < sizeof ANSWER; cut++) {
+        pgs_frames f;
+        pgs_frames_init(&f, "Z");
+        pgs_frames_feed(&f, ANSWER, cut);
+        ck_assert_int_eq(pgs_frames_between(&f), cut == 34 || cut == 46 || cut == 60);
+        pgs_frames_feed(&f, ANSWER + cut, sizeof ANSWER - cut);
+        ck_assert(pgs_frames_between(&f));
+        ck_assert_uint_eq(f.seen, 1);
+    }
+    {
+        pgs_frames f; /* one byte at a time */
+        pgs_frames_init(&f, "Z");
+        for (i = 0; i < sizeof ANSWER; i++)
+            pgs_frames_feed(&f, ANSWER + i, 1);
+        ck_assert(pgs_frames_between(&f));
+        ck_assert_uint_eq(f.seen, 1);
+        ck_assert_int_eq(f.last, 'Z');
+    }
+}
+END_TEST
+
+START_TEST(frames_counts_only_watched_types)
+{
+    /* a client's simple query, then an extended-protocol round with Sync */
+    static const unsigned char asked[] = {
+        'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0,
+        'P', 0, 0, 0, 9, 0, 'x', 0, 0, 0, /* Parse: "", "x", no types */
+        'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0,
+        'E', 0, 0, 0, 9, 0, 0, 0, 0, 0,
+        'S', 0, 0, 0, 4};
+    pgs_frames f;
+
+    pgs_frames_init(&f, "QSF");
+    pgs_frames_feed(&f, asked, sizeof asked);
+    ck_assert_uint_eq(f.seen, 2);
+    ck_assert_int_eq(f.last, 'S');
+    ck_assert(pgs_frames_between(&f));
+}
+END_TEST
+
+START_TEST(frames_large_body_is_skipped_by_length)
+{
+    unsigned char hdr[5] = {'D', 0, 0x10, 0, 4}; /* 1 MiB of body */
+    static unsigned char body[0x100000];
+    pgs_frames f;
+
+    pgs_frames_init(&f, "Z");
+    pgs_frames_feed(&f, hdr, sizeof hdr);
+    pgs_frames_feed(&f, body, sizeof body - 1);
+    ck_assert(!pgs_frames_between(&f));
+    pgs_frames_feed(&f, body, 1);
+    ck_assert(pgs_frames_between(&f));
+    ck_assert_uint_eq(f.seen, 0);
+}
+END_TEST
+
 static Suite *pgserver_suite(void)
 {
     Suite *s = suite_create("pgserver");
@@ -287,6 +375,10 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, preauth_under_the_cap_nobody_goes);
     tcase_add_test(t, preauth_empty_has_nothing_to_evict);
     tcase_add_test(t, ratelimit_burst_then_refuses_and_counts);
+    tcase_add_test(t, frames_whole_answer_ends_between_messages);
+    tcase_add_test(t, frames_every_split_point_gives_the_same_answer);
+    tcase_add_test(t, frames_counts_only_watched_types);
+    tcase_add_test(t, frames_large_body_is_skipped_by_length);
     suite_add_tcase(s, t);
     return s;
 }

@@ -193,6 +193,37 @@ elif case == "metrics-bounds":
         except OSError: return False
     gone = sum(1 for c in idle if closed(c))
     print("%s; 9th %s; relay %s; %d idle closed by the server" % (big, ninth_said, relay, gone))
+elif case == "lifetime":
+    # a session near the connection-duration limit: what reaches the client
+    import time
+    mode = sys.argv[3]
+    t0 = time.time()
+    s = conn(); s.settimeout(40)
+    s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    got = []; d = b""
+    def messages():
+        global d
+        while True:
+            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+                yield m
+            b = s.recv(65536)
+            if not b: yield None; return
+            d += b
+    it = messages()
+    for m in it:
+        if m is None or m[:1] == b"Z": break
+    def query(q, at):
+        time.sleep(max(0, at - (time.time() - t0)))
+        s.sendall(b"Q" + struct.pack("!I", len(q) + 5) + q + b"\0")
+    if mode == "late": query(b"select pg_sleep(3), 'done'", 4)
+    if mode == "busy": query(b"select pg_sleep(30), 'done'", 1)
+    row = "no row"; fatal = "no FATAL"
+    for m in it:
+        if m is None: break
+        if m[:1] == b"D" and b"done" in m: row = "row"
+        if m[:1] == b"E": fatal = fields(m)
+    print("%s, %s, closed after %d s" % (row, fatal, time.time() - t0))
 elif case == "login":
     s = conn(); s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
     print(fields(read_all(s)))
@@ -454,6 +485,62 @@ check "metrics bounded: request size, connections, time ($out)" \
     test "$out" = "HTTP/1.0 431 Request Header Fields Too Large; 9th closed; relay 5; 8 idle closed by the server"
 check "metrics still served after that" scrape d
 stop_proxy met
+
+# DSQL's one-hour limit, 6 s here: the upstream (the gateway behind a
+# forwarder that cuts every connection silently 12 s after it began, as
+# an upstream may) never says why; the proxy does. An idle session is ended
+# by the proxy in the last tenth of the limit; one whose query ends in that
+# window right after its answer; one busy through the cut gets the same
+# FATAL when the upstream closes, its query never cut by the proxy.
+cat >"$tmp/cut.py" <<'PYC'
+import os, socket, sys, threading, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+def cut(c, u):
+    time.sleep(float(sys.argv[1]))
+    for x in (c, u):
+        try: x.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+        x.close()
+while True:
+    c, _ = s.accept(); u = socket.create_connection(("127.0.0.1", int(os.environ["PGPORT"])))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    threading.Thread(target=cut, args=(c, u), daemon=True).start()
+PYC
+python3 "$tmp/cut.py" 12 >"$tmp/cport" &
+cp=$!
+i=0
+while [ ! -s "$tmp/cport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+start_proxy life --listen "unix:$tmp/h" --hostaddr 127.0.0.1 --port "$(cat "$tmp/cport")" \
+    --max-connection-duration 6 --metrics tcp:127.0.0.1:0 || bad "proxy (lifetime) did not start"
+pids=
+for m in idle late busy; do raw "$tmp/h/.s.PGSQL.5432" lifetime $m >"$tmp/life.$m" & pids="$pids $!"; done
+for j in $pids; do wait "$j"; done
+limit_msg="C57P01 Mterminating connection: it reached Aurora DSQL's one-hour connection limit (dsql-proxy --max-connection-duration 6 s); reconnect to continue"
+out=$(cat "$tmp/life.idle")
+check "idle near the limit: a FATAL from the proxy before the upstream's cut ($out)" \
+    sh -c 'case "$1" in "no row, $2, closed after "[5-9]" s"|"no row, $2, closed after 1"[01]" s") exit 0;; esac; exit 1' - "$out" "$limit_msg"
+out=$(cat "$tmp/life.late")
+check "a query ending in the window: its answer, then the FATAL ($out)" \
+    sh -c 'case "$1" in "row, $2, closed after "[5-9]" s"|"row, $2, closed after 1"[01]" s") exit 0;; esac; exit 1' - "$out" "$limit_msg"
+out=$(cat "$tmp/life.busy")
+check "busy through the upstream's cut: not cut by the proxy, then the FATAL ($out)" \
+    sh -c 'case "$1" in "no row, $2, closed after 1"[1-9]" s") exit 0;; esac; exit 1' - "$out" "$limit_msg"
+mport=$(sed -n 's/^dsql-proxy: ready on unix:[^ ]*; metrics on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/life.err")
+check "metrics: 3 sessions ended at the limit" scrape e
+check "duration_limit_closes_total 3 ($(val e dsql_proxy_duration_limit_closes_total))" \
+    test "$(val e dsql_proxy_duration_limit_closes_total)" = 3
+stop_proxy life
+kill $cp
 
 # --allow-user, --max-connections
 start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"

@@ -19,6 +19,7 @@
 
 #define DEFAULT_AUTH_TIMEOUT 30
 #define DEFAULT_DRAIN_TIMEOUT 30
+#define DEFAULT_MAX_DURATION 3600 /* DSQL's ("Cluster quotas and database limits") */
 
 static void usage(FILE *out)
 {
@@ -48,6 +49,10 @@ static void usage(FILE *out)
             "  --expires-in SECS   token lifetime (default: the configuration's, 900)\n"
             "  --auth-timeout SECS a client must be logged in within (default 30)\n"
             "  --drain-timeout SECS  SIGTERM waits this long for sessions (default 30)\n"
+            "  --max-connection-duration SECS\n"
+            "                      the upstream's connection limit (DSQL: 3600, the\n"
+            "                      default); sessions near it end with a FATAL when\n"
+            "                      idle (0: off)\n"
             "  --metrics tcp:127.0.0.1:PORT\n"
             "                      serve Prometheus metrics at /metrics (loopback only)\n"
             "  --print-env         print export/unset lines for a libpq client on stdout\n"
@@ -122,6 +127,12 @@ static int parse_value(args *a, int c, const char *name, const char *v)
             return bad("--%s '%s' is not a number of seconds in 1..3600", name, v);
         *(c == 'A' ? &a->d.auth_timeout : &a->d.drain_timeout) = (int)n;
         return 0;
+    case 'X':
+        if (number(v, 0, 7 * 86400, &n) != 0)
+            return bad("--max-connection-duration '%s' is not a number of seconds in "
+                       "0..604800%s", v, "");
+        a->d.max_duration = (int)n;
+        return 0;
     case 'n':
         if (strcmp(v, "postgres") != 0 && strcmp(v, "direct") != 0)
             return bad("--sslnegotiation '%s' is not postgres or direct%s", v, "");
@@ -159,6 +170,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"expires-in", required_argument, NULL, 'e'},
         {"auth-timeout", required_argument, NULL, 'A'},
         {"drain-timeout", required_argument, NULL, 'D'},
+        {"max-connection-duration", required_argument, NULL, 'X'},
         {"sslnegotiation", required_argument, NULL, 'n'}, {"port", required_argument, NULL, 'P'},
         {"hostname", required_argument, NULL, 'h'}, {"cluster-id", required_argument, NULL, 'c'},
         {"region", required_argument, NULL, 'r'}, {"profile", required_argument, NULL, 'p'},
@@ -455,6 +467,7 @@ int main(int argc, char **argv)
     a.d.auth_timeout = DEFAULT_AUTH_TIMEOUT;
     a.d.drain_timeout = DEFAULT_DRAIN_TIMEOUT;
     a.d.metrics.port = -1;
+    a.d.max_duration = DEFAULT_MAX_DURATION;
     signal(SIGPIPE, SIG_IGN);
     pgs_log_open(NULL, "dsql-proxy");
     rc = parse_args(argc, argv, &a);

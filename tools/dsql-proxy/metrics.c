@@ -109,6 +109,9 @@ static void put_body(struct evbuffer *b, const dp_proxy *p)
             "Credentials fetches that failed.", "counter");
     evbuffer_add_printf(b, "dsql_proxy_credentials_refresh_failures_total %lu\n",
                         atomic_load(&st->creds_fetch_failures));
+    counter(b, "dsql_proxy_duration_limit_closes_total",
+            "Sessions ended at the connection-duration limit, with a FATAL.", "counter");
+    evbuffer_add_printf(b, "dsql_proxy_duration_limit_closes_total %lu\n", st->duration_closes);
     counter(b, "dsql_proxy_cancels_forwarded_total", "Cancel requests sent upstream.",
             "counter");
     evbuffer_add_printf(b, "dsql_proxy_cancels_forwarded_total %lu\n", st->cancels);

@@ -50,6 +50,7 @@ typedef struct dp_options {
     uint32_t expires_in;  /* 0: the configuration's */
     int auth_timeout;     /* seconds for a client to be logged in */
     int drain_timeout;    /* seconds SIGTERM waits for sessions */
+    int max_duration;     /* --max-connection-duration, seconds (0: off) */
     const char *password_file; /* --client-password-file */
     const char *log_file;      /* --log: reopened on SIGHUP */
     dp_listen metrics;         /* --metrics tcp:127.0.0.1:PORT (port -1: none) */
@@ -96,6 +97,7 @@ typedef struct dp_stats {
     uint64_t bytes_to_upstream, bytes_to_client; /* relayed after login */
     unsigned long tokens;            /* signed for a login */
     unsigned long cancels;           /* forwarded upstream */
+    unsigned long duration_closes;   /* sessions ended at the duration limit */
     atomic_ulong creds_fetches;      /* the cache asked the chain: ok */
     atomic_ulong creds_fetch_failures; /* ... and it failed */
 } dp_stats;

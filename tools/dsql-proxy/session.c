@@ -42,6 +42,8 @@ static void session_free(dp_session *s)
         event_free(s->auth_timer);
     if (s->close_timer)
         event_free(s->close_timer);
+    if (s->life_timer)
+        event_free(s->life_timer);
     if (s->client)
         bufferevent_free(s->client);
     if (s->upstream)
@@ -85,6 +87,8 @@ static void close_after_flush(dp_session *s, struct bufferevent *keep)
     struct bufferevent *other = keep == s->client ? s->upstream : s->client;
 
     s->state = DP_CLOSING;
+    if (s->life_timer)
+        evtimer_del(s->life_timer);
     dp_connect_abort(s->connecting);
     s->connecting = NULL;
     dp_token_cancel(s->token_job);
@@ -107,6 +111,11 @@ static void close_after_flush(dp_session *s, struct bufferevent *keep)
         s->close_timer = evtimer_new(s->p->base, close_timeout_cb, s);
     if (!s->close_timer || evtimer_add(s->close_timer, &five) != 0)
         session_free(s);
+}
+
+void dp_session_close_client(dp_session *s)
+{
+    close_after_flush(s, s->client);
 }
 
 /* A FATAL ErrorResponse the client can show, then close. */
@@ -136,9 +145,10 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- relay ---- */
 
-static void relay_read_cb(struct bufferevent *from, void *arg)
+/* Moves what from has read to the other side: -1 when s is gone or
+ * closing (do not touch it), else 0. */
+static int relay_move(dp_session *s, struct bufferevent *from)
 {
-    dp_session *s = arg;
     struct bufferevent *to = from == s->client ? s->upstream : s->client;
     struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
     size_t n = evbuffer_get_length(in);
@@ -147,14 +157,24 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
         s->p->stats.bytes_to_upstream += n;
     else
         s->p->stats.bytes_to_client += n;
+    if (s->p->opt->max_duration > 0)
+        dp_lifetime_follow(s, in, from == s->client);
     if (evbuffer_add_buffer(out, in) != 0) {
         /* dropping bytes would desynchronise the protocol: close instead */
         pgs_log("conn %lu: out of memory while relaying", s->id);
         session_free(s);
-        return;
+        return -1;
     }
+    if (from == s->upstream && dp_lifetime_check(s))
+        return -1;
     if (evbuffer_get_length(out) >= RELAY_HIGH)
         bufferevent_disable(from, EV_READ);
+    return 0;
+}
+
+static void relay_read_cb(struct bufferevent *from, void *arg)
+{
+    relay_move(arg, from);
 }
 
 static void relay_write_cb(struct bufferevent *to, void *arg)
@@ -174,6 +194,13 @@ static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
 
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         return;
+    if (bev == s->upstream) {
+        /* what it said last goes first; then, at the duration limit, why */
+        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 && relay_move(s, bev) != 0)
+            return;
+        if (dp_lifetime_upstream_closed(s))
+            return;
+    }
     /* one side is gone: the other still gets what was said last (the
      * client's Terminate, the upstream's FATAL) */
     close_after_flush(s, bev == s->client ? s->upstream : s->client);
@@ -195,7 +222,8 @@ static void start_relay(dp_session *s)
     bufferevent_setcb(s->upstream, relay_read_cb, relay_write_cb, relay_event_cb, s);
     bufferevent_setwatermark(s->client, EV_READ, 0, 0);
     bufferevent_setwatermark(s->upstream, EV_READ, 0, 0);
-    if (bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0 ||
+    if (dp_lifetime_start(s) != 0 ||
+        bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0 ||
         bufferevent_enable(s->upstream, EV_READ | EV_WRITE) != 0) {
         session_free(s);
         return;
@@ -442,6 +470,7 @@ void dp_session_begin_login(dp_session *s)
 {
     pgs_preauth_remove(&s->p->preauth, &s->preauth); /* a real client: not evictable */
     s->state = DP_CONNECTING;
+    dp_lifetime_born(s); /* before the upstream's clock starts */
     bufferevent_disable(s->client, EV_READ); /* pipelined bytes wait for the relay */
     s->connecting = dp_connect_start(s->p, upstream_ready, s);
     if (!s->connecting)

@@ -2,6 +2,7 @@
 #ifndef DSQL_PROXY_SESSION_H
 #define DSQL_PROXY_SESSION_H
 
+#include "frames.h"
 #include "proxy.h"
 #include "scram.h"
 
@@ -36,11 +37,28 @@ typedef struct dp_session {
     int relaying;              /* counted in stats.relaying */
     int is_tcp;
     pgs_scram *scram;          /* local password check, TCP only */
+    /* lifetime.c: the connection-duration limit */
+    int64_t born_ms;           /* the upstream connect began (monotonic) */
+    struct event *life_timer;  /* opens the closing window */
+    int expiring;              /* in the window: close when idle */
+    pgs_frames asked, answered; /* client -> upstream, upstream -> client */
 } dp_session;
 
 void dp_session_init_limits(dp_proxy *p, size_t cap);
 void dp_session_refuse(dp_session *s, dp_fail why, const char *sqlstate, const char *msg);
 void dp_session_begin_login(dp_session *s);
+/* Lets what is queued for the client go out, then closes both sides. */
+void dp_session_close_client(dp_session *s);
+
+/* lifetime.c */
+void dp_lifetime_born(dp_session *s);
+int dp_lifetime_start(dp_session *s);
+/* Follows the framing of what is about to be relayed. */
+void dp_lifetime_follow(dp_session *s, struct evbuffer *in, int to_upstream);
+/* After upstream bytes were relayed: 1 when the session was ended. */
+int dp_lifetime_check(dp_session *s);
+/* The upstream closed: 1 when the client was told why and s is closing. */
+int dp_lifetime_upstream_closed(dp_session *s);
 
 /* clientauth.c */
 int dp_clientauth_start(dp_session *s);

@@ -1,0 +1,46 @@
+/* pgserver: message framing followed in passing (see frames.h). */
+#include <string.h>
+
+#include "frames.h"
+#include "wire.h"
+
+void pgs_frames_init(pgs_frames *f, const char *types)
+{
+    memset(f, 0, sizeof *f);
+    for (; *types; types++) {
+        unsigned char t = (unsigned char)*types;
+        f->watch[t / 32] |= 1u << (t % 32);
+    }
+}
+
+void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        if (f->body_left > 0) {
+            size_t k = n < f->body_left ? n : f->body_left;
+            p += k;
+            n -= k;
+            f->body_left -= (uint32_t)k;
+            continue;
+        }
+        f->hdr[f->hdr_have++] = *p++;
+        n--;
+        if (f->hdr_have < sizeof f->hdr)
+            continue;
+        {
+            uint32_t len = pgs_be32(f->hdr + 1);
+            unsigned char t = f->hdr[0];
+            /* a length under 4 is a broken stream: count it as empty */
+            f->body_left = len >= 4 ? len - 4 : 0;
+            f->hdr_have = 0;
+            f->last = t;
+            if (f->watch[t / 32] & (1u << (t % 32)))
+                f->seen++;
+        }
+    }
+}
+
+int pgs_frames_between(const pgs_frames *f)
+{
+    return f->hdr_have == 0 && f->body_left == 0;
+}

@@ -1,0 +1,29 @@
+/* pgserver: following the message framing of one direction of a
+ * PostgreSQL session as its bytes pass, without keeping or copying them:
+ * only the 5-byte headers are looked at (a message's body is skipped by
+ * its length), so a relay knows whether the stream stands between two
+ * messages, which message came last, and how many of a few types it has
+ * seen (ReadyForQuery answered, Query and Sync asked). */
+#ifndef PGSERVER_FRAMES_H
+#define PGSERVER_FRAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pgs_frames {
+    uint32_t body_left;       /* bytes of the current message still to come */
+    unsigned char hdr[5];
+    unsigned char hdr_have;   /* bytes of the next header seen so far */
+    unsigned char last;       /* type of the last message begun; 0: none */
+    uint32_t watch[8];        /* the types counted in seen (a bit each) */
+    unsigned long seen;       /* messages begun of a watched type */
+} pgs_frames;
+
+/* Nothing seen yet; types: the message types to count (e.g. "QSF"). */
+void pgs_frames_init(pgs_frames *f, const char *types);
+/* The next n bytes of the stream. */
+void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n);
+/* 1 when every message begun has ended: the stream is between two. */
+int pgs_frames_between(const pgs_frames *f);
+
+#endif
