@@ -399,6 +399,10 @@ bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 .PHONY: bench-proxy
 bench-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/proxy-bench.sh
+# where dsql-proxy's time goes: perf samples, callgrind call counts
+.PHONY: profile-proxy
+profile-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token
+	B=$(B) sh bench/proxy-profile.sh
 .PHONY: bench-gateway-floods
 bench-gateway-floods: $(B)/test/gateway_flood $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-floods.sh
