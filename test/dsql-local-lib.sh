@@ -2,7 +2,8 @@
 #     . "$(dirname "$0")/dsql-local-lib.sh"
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
-# pass, bad, need_pg15 and make_tmp.
+# pass, bad, need_pg15, make_tmp, stop_on_exit, start_local, use_local and
+# until_file.
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -32,4 +33,45 @@ need_pg15() {
 make_tmp() {
     tmp=$(mktemp -d)
     chmod 755 "$tmp"
+}
+
+# stop_on_exit NAME...: when the script ends or is interrupted, stop the
+# servers still running in $tmp/NAME... and remove $tmp.
+stop_on_exit() {
+    lib_servers=$*
+    trap 'for lib_d in $lib_servers; do
+              [ -f "$tmp/$lib_d/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$lib_d" >/dev/null 2>&1
+          done
+          rm -rf "$tmp"' EXIT
+    trap 'exit 1' INT TERM
+}
+
+# start_local NAME [OPTION...]: dsql-local start --state-dir $tmp/NAME
+# OPTION..., its exports in $tmp/NAME.env. A server that does not start
+# fails the script here (in a background job: that job, with status 1).
+start_local() {
+    lib_name=$1
+    shift
+    "$L" start --state-dir "$tmp/$lib_name" "$@" >"$tmp/$lib_name.env" 2>"$tmp/$lib_name.err" &&
+        return 0
+    echo "FAIL dsql-local start ($lib_name): $(cat "$tmp/$lib_name.err")"
+    exit 1
+}
+
+# use_local NAME: the environment of server NAME (started by start_local)
+# and a token for its first host as PGPASSWORD, exported for psql.
+use_local() {
+    . "$tmp/$1.env"
+    PGPASSWORD=$("$T" --hostname "$PGHOST")
+    export PGPASSWORD
+}
+
+# until_file NAME: wait until $tmp/NAME exists (another session got there),
+# 30 s at the most; the check that follows tells whether it did.
+until_file() {
+    lib_i=0
+    while [ ! -e "$tmp/$1" ] && [ $lib_i -lt 600 ]; do
+        sleep 0.05
+        lib_i=$((lib_i + 1))
+    done
 }

@@ -5,30 +5,25 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-cleanup() {
-    for d in c d r l; do "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+stop_on_exit c d r l
 out=$("$L" start --conflict-rate 1.5 2>&1; echo "st=$?")
 case $out in *"conflict-rate '1.5' is not a probability in 0..1"*st=2) pass "a bad rate is a usage error" ;;
 *) bad "bad rate: $out" ;; esac
 
-"$L" start --state-dir "$tmp/c" --conflict-rate 1 >"$tmp/c.env" 2>&1 &
+start_local c --conflict-rate 1 &
 p1=$!
-"$L" start --state-dir "$tmp/d" --drop-after-commit 1 >"$tmp/d.env" 2>&1 &
+start_local d --drop-after-commit 1 &
 p2=$!
-"$L" start --state-dir "$tmp/r" --refuse-connections 1 >"$tmp/r.env" 2>&1 &
+start_local r --refuse-connections 1 &
 p3=$!
-"$L" start --state-dir "$tmp/l" --latency 300 >"$tmp/l.env" 2>&1 &
+start_local l --latency 300 &
 p4=$!
-for p in $p1 $p2 $p3 $p4; do wait $p || { echo "FAIL start: $(cat "$tmp"/*.env)"; exit 1; }; done
+for p in $p1 $p2 $p3 $p4; do wait $p || exit 1; done
 
 sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
 
 ( # --conflict-rate 1
-    . "$tmp/c.env"
-    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    use_local c
     sql -c "CREATE TABLE acct (id int PRIMARY KEY, v int)" >/dev/null
     out=$(sql -c "INSERT INTO acct VALUES (1, 0)")
     case $out in *"40001: mutation conflicts with another transaction, retry as needed (OC000)"*)
@@ -46,8 +41,7 @@ sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
 ) || fail=1
 
 ( # --drop-after-commit 1
-    . "$tmp/d.env"
-    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    use_local d
     sql -c "CREATE TABLE acct (id int PRIMARY KEY, v int)" >/dev/null
     out=$(sql -c "INSERT INTO acct VALUES (1, 0)" -c "SELECT 'never'")
     case $out in *never*) bad "drop after an autocommit write: $out" ;;
@@ -74,8 +68,7 @@ sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
 ) || fail=1
 
 ( # --latency 300: five round trips take at least 1.5 s
-    . "$tmp/l.env"
-    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    use_local l
     out=$(psql -X -At -c '\timing on' -c "select 1" -c "select 2" -c "select 3" -c "select 4" \
         -c "select 5" 2>&1)
     ms=$(echo "$out" | sed -n 's/^Time: \([0-9]*\)\..*/\1/p' | awk '{s += $1} END {print s + 0}')

@@ -5,13 +5,13 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; "$L" stop --state-dir "$tmp/b" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-"$L" start --state-dir "$tmp/a" --max-connections 2 --max-transaction-duration 2 >"$tmp/a.env" 2>&1 &
+stop_on_exit a b
+start_local a --max-connections 2 --max-transaction-duration 2 &
 a=$!
-"$L" start --state-dir "$tmp/b" --connection-rate 1/s --burst 3 >"$tmp/b.env" 2>&1 &
+start_local b --connection-rate 1/s --burst 3 &
 b=$!
-wait $a || { echo "FAIL start A: $(cat "$tmp/a.env")"; exit 1; }
-wait $b || { echo "FAIL start B: $(cat "$tmp/b.env")"; exit 1; }
+wait $a || exit 1
+wait $b || exit 1
 
 out=$("$L" start --connection-rate fast 2>&1; echo "st=$?")
 case $out in *"--connection-rate 'fast'"*st=2) pass "a bad rate is a usage error" ;; *) bad "bad rate: $out" ;; esac
@@ -19,8 +19,7 @@ out=$("$L" start --burst 5 2>&1; echo "st=$?")
 case $out in *"--burst needs --connection-rate"*st=2) pass "--burst alone is a usage error" ;; *) bad "burst: $out" ;; esac
 
 (
-    . "$tmp/a.env"
-    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    use_local a
     psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
     psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
     sleep 1.5
@@ -42,8 +41,7 @@ case $out in *"--burst needs --connection-rate"*st=2) pass "--burst alone is a u
 ) || fail=1
 
 (
-    . "$tmp/b.env"
-    export PGPASSWORD="$("$T" --hostname "$PGHOST")"
+    use_local b
     sleep 3 # a full bucket
     start=$(date +%s)
     i=0

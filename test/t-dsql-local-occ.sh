@@ -8,14 +8,9 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-if ! "$L" start --state-dir "$tmp/a" >"$tmp/a.env" 2>"$tmp/a.err"; then
-    echo "FAIL dsql-local start: $(cat "$tmp/a.err")"
-    exit 1
-fi
-. "$tmp/a.env"
-PGPASSWORD=$("$T" --hostname "$PGHOST")
-export PGPASSWORD
+stop_on_exit a
+start_local a
+use_local a
 
 OC000="40001: mutation conflicts with another transaction, retry as needed (OC000)"
 OC001="40001: schema has been updated by another transaction, please retry: (OC001)"
@@ -28,8 +23,6 @@ session() {
     psql -X -q -At -v VERBOSITY=verbose -f "$tmp/$1.sql" >"$tmp/$1.out" 2>&1 &
     spid=$!
 }
-# waits (at most 30 s) until file $1 exists
-until_file() { i=0; while [ ! -e "$tmp/$1" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; }
 
 sql -c "CREATE TABLE acct (id int PRIMARY KEY, v int)" >/dev/null
 sql -c "INSERT INTO acct VALUES (1, 0), (2, 0), (3, 0)" >/dev/null

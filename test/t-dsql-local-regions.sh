@@ -5,11 +5,10 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-trap '"$L" stop --state-dir "$tmp/m" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+stop_on_exit m
 out=$("$L" start --regions "us-east-1,bad/region" 2>&1; echo "st=$?")
 case $out in *"--regions"*st=2) pass "a bad region list is a usage error" ;; *) bad "bad regions: $out" ;; esac
-"$L" start --state-dir "$tmp/m" --regions us-east-1,us-east-2 >"$tmp/m.env" 2>&1 ||
-    { echo "FAIL start: $(cat "$tmp/m.env")"; exit 1; }
+start_local m --regions us-east-1,us-east-2
 . "$tmp/m.env"
 h1=${DSQL_LOCAL_HOSTS%%,*}; h2=${DSQL_LOCAL_HOSTS#*,}
 p1=${DSQL_LOCAL_PORTS%%,*}; p2=${DSQL_LOCAL_PORTS#*,}

@@ -7,8 +7,7 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-trap '"$L" stop --state-dir "$tmp/s" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-until_file() { i=0; while [ ! -e "$tmp/$1" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done; }
+stop_on_exit s
 
 out=$("$L" restart --state-dir "$tmp/none" 2>&1; echo "st=$?")
 case $out in *st=1) pass "restart with no server is an error: ${out%%
@@ -17,12 +16,9 @@ out=$("$L" restart --state-dir "$tmp/none" extra 2>&1; echo "st=$?")
 case $out in *"usage: dsql-local restart"*st=2) pass "restart takes no argument" ;;
 *) bad "restart extra: $out" ;; esac
 
-"$L" start --state-dir "$tmp/s" --regions us-east-1,us-east-2 >"$tmp/s.env" 2>&1 ||
-    { echo "FAIL start: $(cat "$tmp/s.env")"; exit 1; }
-. "$tmp/s.env"
+start_local s --regions us-east-1,us-east-2
+use_local s
 h2=${DSQL_LOCAL_HOSTS#*,}; p2=${DSQL_LOCAL_PORTS#*,}
-PGPASSWORD=$("$T" --hostname "$PGHOST")
-export PGPASSWORD
 sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
 sql -c "CREATE TABLE kept (x int PRIMARY KEY)" >/dev/null
 sql -c "INSERT INTO kept VALUES (1)" >/dev/null

@@ -6,14 +6,9 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-trap '"$L" stop --state-dir "$tmp/a" >/dev/null 2>&1; "$L" stop --state-dir "$tmp/c" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-if ! "$L" start --state-dir "$tmp/a" >"$tmp/a.env" 2>"$tmp/a.err"; then
-    echo "FAIL dsql-local start: $(cat "$tmp/a.err")"
-    exit 1
-fi
-. "$tmp/a.env"
-PGPASSWORD=$("$T" --hostname "$PGHOST")
-export PGPASSWORD
+stop_on_exit a c
+start_local a
+use_local a
 
 sql() { psql -X -q -At -v VERBOSITY=verbose -v ON_ERROR_STOP=1 "$@" 2>&1; }
 # description, expected fragment of the output, SQL

@@ -11,8 +11,8 @@ if [ ! -x "$B/test/fault_transfers" ]; then
     exit 1
 fi
 make_tmp
-trap '"$L" stop --state-dir "$tmp/w" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
-"$L" start --state-dir "$tmp/w" >"$tmp/w.env" 2>&1 || { echo "FAIL start: $(cat "$tmp/w.env")"; exit 1; }
+stop_on_exit w
+start_local w
 . "$tmp/w.env"
 "$B/test/fault_transfers" setup >"$tmp/setup.out" 2>&1 || bad "setup: $(cat "$tmp/setup.out")"
 "$L" set conflict-rate 0.3 && "$L" set drop-after-commit 0.05 || bad "dsql-local set"

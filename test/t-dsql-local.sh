@@ -195,14 +195,7 @@ elif case == "cancel-tls":
 elif case == "cancel-garbage":
     s = conn(); s.sendall(struct.pack("!IIII", 16, 80877102, 1, 2)); print("closed" if recv_all(s) == b"" else "?")
 PY
-cleanup() {
-    for i in a b; do
-        [ -f "$tmp/$i/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$i" >/dev/null 2>&1
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+stop_on_exit a b c
 
 H1=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws
 H2=zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws
@@ -216,17 +209,9 @@ chmod 600 "$tmp/keys"
 unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
 
 # ---- instance A: two names, the key table above, short auth timeout ----
-if ! "$L" start --state-dir "$tmp/a" --hostname "$H1" --hostname "$H2" \
-        --keys "$tmp/keys" >"$tmp/a.env" 2>"$tmp/a.err"; then
-    bad "dsql-local start: $(cat "$tmp/a.err")"
-    exit 1
-fi
+start_local a --hostname "$H1" --hostname "$H2" --keys "$tmp/keys"
 # instance B: 2 s auth timeout, 3 s connection limit, for the stall tests
-if ! "$L" start --state-dir "$tmp/b" --hostname "$H1" --auth-timeout 2 \
-        --max-connection-duration 3 >"$tmp/b.env" 2>"$tmp/b.err"; then
-    bad "dsql-local start (B): $(cat "$tmp/b.err")"
-    exit 1
-fi
+start_local b --hostname "$H1" --auth-timeout 2 --max-connection-duration 3
 . "$tmp/a.env"
 pass "start printed the environment (port $PGPORT)"
 for v in PGHOST PGHOSTADDR PGPORT PGSSLMODE PGSSLROOTCERT PGUSER PGDATABASE AWS_REGION \

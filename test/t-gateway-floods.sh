@@ -16,14 +16,7 @@ F=$B/test/gateway_flood
 need_pg15 prlimit
 [ -x "$F" ] || { echo "FAIL $F is missing (make check builds it)"; exit 1; }
 make_tmp
-cleanup() {
-    for d in s big; do
-        [ -f "$tmp/$d/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/$d" >/dev/null 2>&1
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+stop_on_exit s big
 unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
 
 if ! prlimit --nofile=1024:1024 -- "$L" start --state-dir "$tmp/s" >"$tmp/env" 2>"$tmp/err"; then

@@ -10,12 +10,7 @@
 . "$(dirname "$0")/dsql-local-lib.sh"
 need_pg15 psql
 make_tmp
-cleanup() {
-    [ -f "$tmp/s/dsql-local.pid" ] && "$L" stop --state-dir "$tmp/s" >/dev/null 2>&1
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+stop_on_exit s
 unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
 
 cat >"$tmp/client.py" <<'PY'
@@ -79,11 +74,8 @@ while True:
         break
 PY
 
-if ! "$L" start --state-dir "$tmp/s" >"$tmp/env" 2>"$tmp/err"; then
-    bad "dsql-local start: $(cat "$tmp/err")"
-    exit 1
-fi
-. "$tmp/env"
+start_local s
+. "$tmp/s.env"
 log=$tmp/s/dsql-local.log
 client() { timeout 20 python3 "$tmp/client.py" "$@" 2>&1; }
 
