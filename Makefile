@@ -301,6 +301,11 @@ SQLRULES_UNIT_OBJS := $(call objs,test/check_sqlrules.c tools/dsql-local/sqlrule
 $(B)/test/check_sqlrules: $(SQLRULES_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(SQLRULES_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
+# dsql-local's catalog history (pure), built with its source
+CATALOG_UNIT_OBJS := $(call objs,test/check_catalog.c tools/dsql-local/catalog.c)
+$(B)/test/check_catalog: $(CATALOG_UNIT_OBJS) $(ALL_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(CATALOG_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
 
 # dsql-proxy's SCRAM server side (tools/pgserver/scram.c): RFC 7677 vectors
 PGS_SCRAM_OBJS := $(call objs,test/check_pgs_scram.c tools/pgserver/scram.c)

@@ -9,7 +9,7 @@ typedef struct change {
 
 static change ring[DL_CATALOG_HISTORY];
 static size_t ring_next, ring_used; /* where the next goes; how many are kept */
-static unsigned long gen_now;
+static unsigned long gen_now, gen_lost; /* the newest generation an entry was lost of */
 
 unsigned long dl_catalog_gen(void)
 {
@@ -18,6 +18,8 @@ unsigned long dl_catalog_gen(void)
 
 static void remember(unsigned oid)
 {
+    if (ring_used == DL_CATALOG_HISTORY)
+        gen_lost = ring[ring_next].gen;
     ring[ring_next].gen = gen_now;
     ring[ring_next].oid = oid;
     ring_next = (ring_next + 1) % DL_CATALOG_HISTORY;
@@ -42,8 +44,7 @@ size_t dl_catalog_changed_since(unsigned long gen, unsigned *out, size_t cap)
 
     if (gen >= gen_now || cap == 0)
         return 0;
-    /* the oldest kept entry is newer than gen: some of gen + 1 may be lost */
-    if (ring_used == DL_CATALOG_HISTORY && ring[oldest].gen > gen)
+    if (gen_lost > gen) /* a change after gen is forgotten */
         goto any;
     for (i = 0; i < ring_used; i++) {
         const change *ch = &ring[(oldest + i) % DL_CATALOG_HISTORY];
