@@ -20,13 +20,20 @@ case $out in *"--burst needs --connection-rate"*st=2) pass "--burst alone is a u
 
 (
     use_local a
-    psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
-    psql -X -At -c "select pg_sleep(4)" >/dev/null 2>&1 &
-    sleep 1.5
+    # two sessions that stay until told to go: logged in once their file
+    # is there (a fixed sleep could end before a loaded machine logs in)
+    for s in 1 2; do
+        printf '\\! touch %s/in%s\n\\! %s\n' "$tmp" $s \
+            "i=0; while [ ! -e $tmp/go ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i+1)); done" |
+            psql -X -q >/dev/null 2>&1 &
+    done
+    until_file in1
+    until_file in2
     out=$(psql -X -At -c "select 1" 2>&1)
     case $out in *"Unable to accept connection, too many open connections."*)
         pass "--max-connections 2: the third session is refused with DSQL's 53300 text" ;;
     *) bad "third session: $out" ;; esac
+    touch "$tmp/go"
     wait
     out=$(psql -X -At -c "select 1" 2>&1)
     [ "$out" = 1 ] && pass "sessions that ended make room again" || bad "after the two ended: $out"
