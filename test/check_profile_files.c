@@ -93,6 +93,24 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* The default profile of the credentials file at path (a FIFO or a pipe)
+ * has AKIDFILE; a blocking open or read would hang: fail after 10 s instead. */
+static void expect_akid_from(const char *path)
+{
+    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
+    alarm(10);
+    expect_akid(NULL, "AKIDFILE");
+    alarm(0);
+}
+
+/* The same through /dev/fd/N, as `AWS_SHARED_CREDENTIALS_FILE=<(...)`. */
+static void expect_akid_from_fd(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fd);
+    expect_akid_from(path);
+}
+
 /* ---- FIFOs and pipes ---------------------------------------------------- */
 
 START_TEST(test_fifo_without_writer_is_an_error)
@@ -132,10 +150,7 @@ START_TEST(test_fifo_with_writer_parses)
     char c;
     ck_assert_int_eq(read(ready[0], &c, 1), 1);
     close(ready[0]);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", fifo, 1);
-    alarm(10);
-    expect_akid(NULL, "AKIDFILE");
-    alarm(0);
+    expect_akid_from(fifo);
     reap(pid);
 }
 END_TEST
@@ -155,12 +170,7 @@ START_TEST(test_pipe_by_dev_fd_parses)
         _exit(n == (ssize_t)strlen(CREDS) ? 0 : 1);
     }
     close(p[1]);
-    char path[64];
-    snprintf(path, sizeof path, "/dev/fd/%d", p[0]);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
-    alarm(10);
-    expect_akid(NULL, "AKIDFILE");
-    alarm(0);
+    expect_akid_from_fd(p[0]);
     close(p[0]);
     reap(pid);
 
@@ -168,11 +178,7 @@ START_TEST(test_pipe_by_dev_fd_parses)
     ck_assert_int_eq(pipe(p), 0);
     ck_assert_int_eq(write(p[1], CREDS, strlen(CREDS)), (ssize_t)strlen(CREDS));
     close(p[1]);
-    snprintf(path, sizeof path, "/dev/fd/%d", p[0]);
-    setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
-    alarm(10);
-    expect_akid(NULL, "AKIDFILE");
-    alarm(0);
+    expect_akid_from_fd(p[0]);
     close(p[0]);
 }
 END_TEST
