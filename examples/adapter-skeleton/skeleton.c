@@ -12,6 +12,9 @@
  *   4. wipe the token; map the driver's failure onto a dsql_status,
  *      never copying the token into a message
  *   5. next host on failure; a reconnect goes back to step 2
+ *   6. transactions: the retry loop every adapter shares (the kit's
+ *      dsql_retry_before_attempt / dsql_retry_after_conflict), reporting
+ *      the conflict kinds in a dsql_retry_result
  *
  * Only the public API is used: <dsqlauth.h> and the adapter kit
  * <dsqlauth/adapter.h>. */
@@ -55,6 +58,20 @@ static driver_conn *driver_connect(const driver_params *p, char *errbuf, size_t 
 
 static void driver_close(driver_conn *c) { free(c); }
 
+/* Stub: run a transaction body and commit; here the first commit meets an
+ * Aurora DSQL data conflict. Fills sqlstate and the server's primary
+ * message on failure. */
+static int driver_commit_work(driver_conn *c, unsigned attempt, char sqlstate[6], char *msg,
+                              size_t cap)
+{
+    (void)c;
+    if (attempt > 1)
+        return 0;
+    memcpy(sqlstate, "40001", 6);
+    snprintf(msg, cap, "mutation conflicts with another transaction, retry as needed (OC000)");
+    return -1;
+}
+
 /* Stub: classify the driver's error text into a step. */
 static dsql_status driver_error_status(const char *msg)
 {
@@ -72,12 +89,28 @@ typedef struct skel_conn {
     size_t host_index; /* tried first on reconnect */
 } skel_conn;
 
-static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_provider *tp,
-                                dsql_error *err)
+static dsql_status connect_hosts(skel_conn *out, const dsql_config *cfg,
+                                 dsql_token_provider *tp, dsql_error *err);
+
+/* The caller's configuration is only read, so threads may share one. */
+static dsql_status skel_connect(skel_conn *out, const dsql_config *given,
+                                dsql_token_provider *tp, dsql_error *err)
 {
-    dsql_status st = dsql_config_resolve(cfg, err); /* 1 */
+    /* 1: resolved, in a private copy when it is not (the adapter kit) */
+    const dsql_config *cfg;
+    dsql_config *own;
+    dsql_status st = dsql_config_resolve_view(given, &cfg, &own, err);
     if (st != DSQL_OK)
         return st;
+    st = connect_hosts(out, cfg, tp, err);
+    dsql_config_free(own);
+    return st;
+}
+
+static dsql_status connect_hosts(skel_conn *out, const dsql_config *cfg,
+                                 dsql_token_provider *tp, dsql_error *err)
+{
+    dsql_status st;
     size_t n = dsql_config_host_count(cfg);
     dsql_status last = DSQL_ENETWORK;
     for (size_t k = 0; k < n; k++) {
@@ -110,8 +143,8 @@ static dsql_status skel_connect(skel_conn *out, dsql_config *cfg, dsql_token_pro
 }
 
 /* Reconnect = a new connection with a new token; never reuse the old one. */
-static dsql_status skel_reconnect(skel_conn *c, dsql_config *cfg, dsql_token_provider *tp,
-                                  dsql_error *err)
+static dsql_status skel_reconnect(skel_conn *c, const dsql_config *cfg,
+                                  dsql_token_provider *tp, dsql_error *err)
 {
     skel_conn fresh = {NULL, c->host_index};
     dsql_status st = skel_connect(&fresh, cfg, tp, err);
@@ -120,6 +153,36 @@ static dsql_status skel_reconnect(skel_conn *c, dsql_config *cfg, dsql_token_pro
         *c = fresh;
     }
     return st;
+}
+
+/* 6: run the work in a transaction, again on a conflict (SQLSTATE 40001),
+ * with the loop and backoff every adapter shares; result gets the
+ * attempts and the conflicts by kind. */
+static dsql_status skel_run_transaction(skel_conn *c, const dsql_retry_options *opts,
+                                        dsql_retry_result *result, dsql_error *err)
+{
+    dsql_error local;
+    if (!err)
+        err = &local;
+    memset(result, 0, sizeof *result);
+    for (unsigned n = 1;; n++) {
+        dsql_status st = dsql_retry_before_attempt(opts, n - 1, err); /* deadline, cancel */
+        if (st != DSQL_OK)
+            return st;
+        result->attempts = n;
+        char sqlstate[6] = "", msg[256] = "";
+        if (driver_commit_work(c->conn, n, sqlstate, msg, sizeof msg) == 0)
+            return dsql_error_set(err, DSQL_OK, NULL);
+        /* the kind from the primary message only, never DETAIL or data */
+        dsql_conflict_kind kind = dsql_conflict_classify(sqlstate, msg);
+        if (kind == DSQL_CONFLICT_NONE)
+            return dsql_error_set(err, DSQL_ESERVER, "%.400s", msg);
+        dsql_error_set(err, DSQL_ECONFLICT, "%.400s", msg);
+        memcpy(err->sqlstate, sqlstate, sizeof err->sqlstate);
+        st = dsql_retry_after_conflict(opts, n, kind, result, err); /* count, wait */
+        if (st != DSQL_OK)
+            return st;
+    }
 }
 
 /* ---- a demonstration with fixed, fake credentials (no AWS, no network) ---- */
@@ -147,6 +210,14 @@ int main(void)
     printf("connected to %s\n", c.conn->host);
     st = skel_reconnect(&c, cfg, tp, &err);
     printf("reconnected: %s\n", dsql_status_name(st));
+    dsql_retry_options o;
+    dsql_retry_options_init(&o);
+    dsql_retry_result r;
+    dsql_status txn = skel_run_transaction(&c, &o, &r, &err);
+    printf("transaction: %s after %u attempts, %u data conflict(s)\n", dsql_status_name(txn),
+           r.attempts, r.data_conflicts);
+    if (txn != DSQL_OK || r.attempts != 2 || r.data_conflicts != 1)
+        st = DSQL_EINTERNAL;
     driver_close(c.conn);
     dsql_config_free(cfg);
     dsql_token_provider_free(tp);
