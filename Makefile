@@ -250,7 +250,7 @@ CHECK_PROGS := $(TESTS) $(FUZZ_REPLAYS) $(B)/dsql-local $(B)/dsql-token $(B)/dsq
   $(addprefix $(B)/examples/,connect nonblocking-poll libuv-connect params pool-transfers token migrate assume-role \
     custom-provider adapter-skeleton) \
   $(addprefix $(B)/test/,pq_integration pool_restart odbc_connect gateway_allocfail gateway_flood \
-    abi_layout fault_transfers) \
+    abi_layout fault_transfers occ_client) \
   $(B)/bench/storm-bench
 check: check-config all $(CHECK_PROGS)
 	B=$(B) CC="$(CC)" SANITIZE="$(SANITIZE)" FUZZ_TARGETS="$(FUZZ_TARGETS)" test/run-tests $(TESTS)
@@ -271,6 +271,8 @@ $(B)/test/check_pool: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc
 $(B)/test/pool_restart: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 # transfers under dsql-local's injected faults (test/t-dsql-local-faults.sh)
 $(B)/test/fault_transfers: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
+# one session, simple BEGIN/COMMIT around extended statements (t-dsql-local-occ.sh)
+$(B)/test/occ_client: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 # ODBC adapter against dsql-local through psqlODBC (test/t-odbc.sh)
 $(B)/test/odbc_connect: $(ODBC_A)
 $(B)/test/odbc_connect: CHECK_CFLAGS += $(ODBC_CFLAGS)

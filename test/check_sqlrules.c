@@ -82,6 +82,15 @@ START_TEST(lone_create_index_async_returns_a_job)
 }
 END_TEST
 
+START_TEST(empty_queries_hold_no_statement)
+{
+    ck_assert_int_eq(dl_sql_has_statement("", 0), 0);
+    ck_assert_int_eq(dl_sql_has_statement(" ; ;\n-- only a comment", 21), 0);
+    ck_assert_int_eq(dl_sql_has_statement("/* a */ ;", 9), 0);
+    ck_assert_int_eq(dl_sql_has_statement("; SELECT 1", 10), 1);
+}
+END_TEST
+
 START_TEST(ordinary_statements_pass)
 {
     ALLOWED("SELECT 1");
@@ -150,6 +159,7 @@ static Suite *sqlrules_suite(void)
     tcase_add_test(tc, unsupported_commands_refused);
     tcase_add_test(tc, plain_create_index_refused_async_rewritten);
     tcase_add_test(tc, lone_create_index_async_returns_a_job);
+    tcase_add_test(tc, empty_queries_hold_no_statement);
     tcase_add_test(tc, ordinary_statements_pass);
     tcase_add_test(tc, keywords_inside_quotes_and_comments_do_not_count);
     tcase_add_test(tc, a_refused_statement_anywhere_in_a_query);

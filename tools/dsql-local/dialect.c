@@ -96,38 +96,93 @@ static int commit_after_conflict(conn *c, const unsigned char *body, size_t n,
  * with OC001. The gateway knows which relations DDL changed since this
  * transaction began (catalog.h), PostgreSQL which ones the transaction used
  * (its locks, held to the end: a DDL could not have changed them while it
- * held them, so it used them after). Such a COMMIT goes with a check that
- * raises OC001 when the two meet; the failed transaction is then ended by
- * the gateway (end_failed_commit). 1 when the Query was replaced. */
-static int commit_with_catalog_check(conn *c, const unsigned char *body, size_t n,
-                                     struct evbuffer *out, int *rc)
+ * held them, so it used them after). Appends to q the call that raises
+ * OC001 when the two meet. 1 when appended, 0 when nothing changed, -1
+ * when out of memory. */
+static int add_catalog_check(const conn *c, struct evbuffer *q)
 {
     unsigned oids[64];
     size_t k, i;
-    struct evbuffer *q;
+    int any;
 
-    if (!c->snap_valid || dl_catalog_gen() == c->snap_gen ||
-        dl_sql_kind_of((const char *)body, n - 1) != DL_SQL_COMMIT)
+    if (!c->snap_valid || dl_catalog_gen() == c->snap_gen)
         return 0;
     k = dl_catalog_changed_since(c->snap_gen, oids, sizeof oids / sizeof *oids);
     if (k == 0)
         return 0;
-    q = evbuffer_new();
-    *rc = !q || evbuffer_add_printf(q, "CALL dsql_local.check_catalog(%s",
-                                    oids[0] == DL_CATALOG_ANY ? "NULL" : "'{") < 0;
-    for (i = 0; *rc == 0 && oids[0] != DL_CATALOG_ANY && i < k; i++)
-        *rc = evbuffer_add_printf(q, "%s%u", i ? "," : "", oids[i]) < 0;
-    if (*rc == 0)
-        *rc = evbuffer_add_printf(q, "%s); COMMIT", oids[0] == DL_CATALOG_ANY ? "" : "}'") < 0 ||
-              evbuffer_add(q, "", 1) != 0;
-    if (*rc == 0)
-        *rc = put_msg(out, 'Q', evbuffer_pullup(q, -1), evbuffer_get_length(q));
+    any = oids[0] == DL_CATALOG_ANY;
+    if (evbuffer_add_printf(q, "CALL dsql_local.check_catalog(%s", any ? "NULL" : "'{") < 0)
+        return -1;
+    for (i = 0; !any && i < k; i++)
+        if (evbuffer_add_printf(q, "%s%u", i ? "," : "", oids[i]) < 0)
+            return -1;
+    return evbuffer_add_printf(q, "%s)", any ? "" : "}'") < 0 ? -1 : 1;
+}
+
+/* Sends "<before><the check><after>" NUL-terminated as a Query. 1 when
+ * sent, 0 when no check applies, -1 when out of memory. */
+static int send_with_check(conn *c, const void *before, size_t blen, const char *after,
+                           struct evbuffer *out)
+{
+    struct evbuffer *q = evbuffer_new();
+    int rc = -1;
+
+    if (q && evbuffer_add(q, before, blen) == 0) {
+        rc = add_catalog_check(c, q);
+        if (rc == 1 && (evbuffer_add(q, after, strlen(after) + 1) != 0 ||
+                        put_msg(out, 'Q', evbuffer_pullup(q, -1), evbuffer_get_length(q)) != 0))
+            rc = -1;
+    }
     if (q)
         evbuffer_free(q);
-    if (*rc != 0)
-        *rc = -1;
+    if (rc == 1)
+        c->swallow_tag = 1; /* the CALL's (or, after a failed COMMIT check, the ROLLBACK's) */
+    return rc;
+}
+
+/* The COMMIT of a transaction older than a committed DDL goes with the
+ * check; when it fails, the gateway ends the failed transaction
+ * (end_failed_commit). 1 when the Query was replaced. */
+static int commit_with_catalog_check(conn *c, const unsigned char *body, size_t n,
+                                     struct evbuffer *out, int *rc)
+{
+    if (!c->snap_valid || dl_catalog_gen() == c->snap_gen ||
+        dl_sql_kind_of((const char *)body, n - 1) != DL_SQL_COMMIT)
+        return 0;
+    *rc = send_with_check(c, "", 0, "; COMMIT", out);
+    if (*rc == 0)
+        return 0;
+    *rc = *rc < 0 ? -1 : 0;
     c->catalog_check = 1;
-    c->swallow_tag = 1; /* the CALL's, or the ROLLBACK's after a failed check */
+    return 1;
+}
+
+/* Any other Query in such a transaction (still good: 'T') is followed by
+ * the check, so the statement that used a changed table fails with OC001
+ * at once, as in "DDL and distributed transactions in Aurora DSQL"'s
+ * example; the COMMIT then fails again (commit_after_conflict). The check
+ * goes after a newline: a trailing -- comment cannot swallow it. */
+static int statement_with_catalog_check(conn *c, const unsigned char *body, size_t n,
+                                        struct evbuffer *out, int *rc)
+{
+    static const char sep[] = "\n;";
+    struct evbuffer *q;
+
+    if (c->ready_status != 'T' || !c->snap_valid || dl_catalog_gen() == c->snap_gen ||
+        !dl_sql_has_statement((const char *)body, n - 1))
+        return 0;
+    q = evbuffer_new();
+    if (!q || evbuffer_add(q, body, n - 1) != 0 || evbuffer_add(q, sep, sizeof sep - 1) != 0) {
+        if (q)
+            evbuffer_free(q);
+        *rc = -1;
+        return 1;
+    }
+    *rc = send_with_check(c, evbuffer_pullup(q, -1), evbuffer_get_length(q), "", out);
+    evbuffer_free(q);
+    if (*rc == 0)
+        return 0;
+    *rc = *rc < 0 ? -1 : 0;
     return 1;
 }
 
@@ -154,7 +209,8 @@ static int filter_query(conn *c, struct evbuffer *out, const unsigned char *body
     switch (dl_sql_check((const char *)body, n - 1, &what, &text, &tlen)) {
     case DL_SQL_PASS:
         if (commit_after_conflict(c, body, n, out, &rc) ||
-            commit_with_catalog_check(c, body, n, out, &rc) || inject_at_commit(c, body, n, out, &rc))
+            commit_with_catalog_check(c, body, n, out, &rc) || inject_at_commit(c, body, n, out, &rc) ||
+            statement_with_catalog_check(c, body, n, out, &rc))
             return rc;
         return put_msg(out, 'Q', body, n);
     case DL_SQL_REFUSE:
@@ -472,6 +528,7 @@ static int end_failed_commit(conn *c)
  * ends, whether its DDL committed. */
 static void track_catalog(conn *c, char status)
 {
+    c->ready_status = status;
     if (status != 'I') {
         if (!c->snap_valid) {
             c->snap_valid = 1;

@@ -80,6 +80,7 @@ typedef struct conn {
     size_t n_ddl_oids;         /* (more than fit: DL_CATALOG_ANY) */
     int ddl_undone;            /* its DDL will not commit (an error, a ROLLBACK) */
     int catalog_check;         /* the COMMIT went with a schema check (dialect.c) */
+    char ready_status;         /* the backend's last ReadyForQuery status */
     struct evbuffer *lag;      /* client bytes held for --latency */
     struct event *lag_timer;
     unsigned long id;

@@ -341,6 +341,14 @@ dl_sql_kind dl_sql_kind_of(const char *sql, size_t len)
     return kind;
 }
 
+int dl_sql_has_statement(const char *sql, size_t len)
+{
+    lexer lx = {sql, len, 0};
+    stmt st;
+
+    return next_stmt(&lx, &st);
+}
+
 int dl_sql_refusal(char *buf, size_t cap, const char *what)
 {
     int n = snprintf(buf, cap, "CALL dsql_local.refuse_statement('%s')", what);

@@ -37,6 +37,10 @@ typedef enum dl_sql_kind {
 /* What a Query text is, for fault injection at commit. */
 dl_sql_kind dl_sql_kind_of(const char *sql, size_t len);
 
+/* 1 when sql[0..len) holds a statement, 0 when only blanks, comments and
+ * semicolons (PostgreSQL's empty query). */
+int dl_sql_has_statement(const char *sql, size_t len);
+
 /* The text that makes PostgreSQL refuse a feature (SQLSTATE 0A000, "<what>
  * not supported") through the procedure the cluster setup installs. */
 int dl_sql_refusal(char *buf, size_t cap, const char *what);
