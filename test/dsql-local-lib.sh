@@ -2,8 +2,8 @@
 #     . "$(dirname "$0")/dsql-local-lib.sh"
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
-# pass, bad, need_pg15, make_tmp, stop_on_exit, start_local, use_local and
-# until_file.
+# pass, bad, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
+# until_file and await.
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -74,4 +74,10 @@ until_file() {
         sleep 0.05
         lib_i=$((lib_i + 1))
     done
+}
+
+# await NAME: prints the psql meta-command (\!) that waits the same way, so
+# a session's script can hold until the test says go.
+await() {
+    printf '\\! i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n' "$tmp/$1"
 }

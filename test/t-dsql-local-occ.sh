@@ -15,8 +15,6 @@ use_local a
 OC000="40001: mutation conflicts with another transaction, retry as needed (OC000)"
 OC001="40001: schema has been updated by another transaction, please retry: (OC001)"
 sql() { psql -X -q -At -v VERBOSITY=verbose "$@" 2>&1; }
-# psql meta-command that waits (at most 30 s) until file $1 exists
-await() { printf '\\! i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n' "$tmp/$1"; }
 # session NAME: the script $tmp/NAME.sql runs in the background (its pid
 # in $spid), its output in $tmp/NAME.out
 session() {

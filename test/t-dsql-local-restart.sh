@@ -25,7 +25,7 @@ sql -c "INSERT INTO kept VALUES (1)" >/dev/null
 
 # a session in an open transaction (with a write) across the restart
 { echo "BEGIN;"; echo "INSERT INTO kept VALUES (2);"; echo "\\! touch $tmp/open"
-  echo "\\! i=0; while [ ! -e $tmp/restarted ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i+1)); done"
+  await restarted
   echo "SELECT 'still here';"; echo "COMMIT;"; } >"$tmp/open.sql"
 psql -X -q -At -f "$tmp/open.sql" >"$tmp/open.out" 2>&1 &
 po=$!
