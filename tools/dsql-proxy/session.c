@@ -138,7 +138,8 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (s->state == DP_PRE)
-        dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006", "dsql-proxy: the startup packet did not arrive in time");
+        dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006",
+                          "dsql-proxy: the startup packet did not arrive in time");
     else
         dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006", "dsql-proxy: login did not finish in time");
 }
@@ -329,7 +330,8 @@ static int login_step(dp_session *s, struct evbuffer *in)
         return 0;
     len = pgs_be32(hdr + 1);
     if (len < 4 || len > PGS_MAX_PACKET) {
-        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "dsql-proxy: the upstream sent an invalid message during login");
+        dp_session_refuse(s, DP_FAIL_UPSTREAM, "08P01",
+                          "dsql-proxy: the upstream sent an invalid message during login");
         return -1;
     }
     if (have < (size_t)len + 1)
@@ -337,7 +339,8 @@ static int login_step(dp_session *s, struct evbuffer *in)
     switch (hdr[0]) {
     case 'R':
         if (len < 8 || evbuffer_copyout(in, hdr, 9) < 9) {
-            dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "dsql-proxy: the upstream sent an invalid authentication request");
+            dp_session_refuse(s, DP_FAIL_UPSTREAM, "08P01",
+                              "dsql-proxy: the upstream sent an invalid authentication request");
             return -1;
         }
         code = pgs_be32(hdr + 5);
@@ -346,8 +349,9 @@ static int login_step(dp_session *s, struct evbuffer *in)
             return request_token(s) == 0 ? 1 : -1;
         }
         if (code != 0) {
-            dp_session_refuse(s, DP_FAIL_UPSTREAM, "28000", "dsql-proxy: the upstream asked for an authentication method "
-                               "other than a password (IAM token)");
+            dp_session_refuse(s, DP_FAIL_UPSTREAM, "28000",
+                              "dsql-proxy: the upstream asked for an authentication method "
+                              "other than a password (IAM token)");
             return -1;
         }
         break; /* AuthenticationOk: the client sees it */
@@ -394,7 +398,8 @@ static void login_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        dp_session_refuse(s, DP_FAIL_UPSTREAM, "08006", "dsql-proxy: the upstream closed the connection during login");
+        dp_session_refuse(s, DP_FAIL_UPSTREAM, "08006",
+                          "dsql-proxy: the upstream closed the connection during login");
 }
 
 static void upstream_ready(struct bufferevent *bev, const char *err, void *arg)
@@ -443,12 +448,14 @@ static int check_startup(dp_session *s)
             snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more "
                      "than once", shown);
         }
-        dp_session_refuse(s, DP_FAIL_PROTOCOL, r > 0 ? "08P01" : "53200", r > 0 ? msg : "dsql-proxy: out of memory");
+        dp_session_refuse(s, r > 0 ? DP_FAIL_PROTOCOL : DP_FAIL_MEMORY, r > 0 ? "08P01" : "53200",
+                          r > 0 ? msg : "dsql-proxy: out of memory");
         return -1;
     }
     user = pgs_startup_param(s->startup, s->startup_len, "user");
     if (!user || !*user) {
-        dp_session_refuse(s, DP_FAIL_USER, "28000", "no PostgreSQL user name specified in startup packet");
+        dp_session_refuse(s, DP_FAIL_USER, "28000",
+                          "no PostgreSQL user name specified in startup packet");
         return -1;
     }
     snprintf(s->user, sizeof s->user, "%s", user);
@@ -506,11 +513,13 @@ static int pre_step(dp_session *s, struct evbuffer *in)
         return -1;
     }
     if ((code >> 16) != 3) {
-        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "unsupported frontend protocol or request code");
+        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01",
+                          "unsupported frontend protocol or request code");
         return -1;
     }
     if (s->p->opt->max_connections > 0 && s->p->nsessions > (size_t)s->p->opt->max_connections) {
-        dp_session_refuse(s, DP_FAIL_CAP, "53300", "dsql-proxy: too many connections (--max-connections)");
+        dp_session_refuse(s, DP_FAIL_CAP, "53300",
+                          "dsql-proxy: too many connections (--max-connections)");
         return -1;
     }
     s->startup = malloc(len);
