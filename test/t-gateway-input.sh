@@ -77,7 +77,9 @@ PY
 start_local s
 . "$tmp/s.env"
 log=$tmp/s/dsql-local.log
-client() { timeout 20 python3 "$tmp/client.py" "$@" 2>&1; }
+# timeout: a guard against a hang (the socket itself gives up after 10 s);
+# 20 s killed one client silently on a machine at load 55
+client() { timeout 120 python3 "$tmp/client.py" "$@" 2>&1; }
 
 # ---- item 3: duplicate startup parameters ----
 PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -q -c "create role alice login" 2>&1
