@@ -160,6 +160,12 @@ static int relay_move(dp_session *s, struct bufferevent *from)
         s->p->stats.bytes_to_client += n;
     if (s->p->opt->max_duration > 0)
         dp_lifetime_follow(s, in, from == s->client);
+    /* the client's plain socket takes what it can at once: only the rest
+     * waits for a write event (each message otherwise costs an epoll_ctl
+     * pair and a loop turn); a failed write leaves it all to the
+     * bufferevent, which reports the error */
+    if (to == s->client && evbuffer_get_length(out) == 0)
+        evbuffer_write(in, bufferevent_getfd(to));
     if (evbuffer_add_buffer(out, in) != 0) {
         /* dropping bytes would desynchronise the protocol: close instead */
         pgs_log("conn %lu: out of memory while relaying", s->id);
