@@ -54,6 +54,17 @@ def read_all(s):
     except OSError:
         pass
     return d
+def until_z(c):
+    # True at the first ReadyForQuery, False at an error or a close
+    d = b""
+    while True:
+        while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+            n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+            if m[:1] == b"E": return False
+            if m[:1] == b"Z": return True
+        b = c.recv(65536)
+        if not b: return False
+        d += b
 def fields(d):
     if not d.startswith(b"E"): return repr(d[:20])
     return " ".join(f.decode(errors="replace") for f in d[5:].split(b"\0") if f[:1] in (b"C", b"M"))
@@ -109,16 +120,6 @@ elif case == "many":
     for i in range(n):
         c = conn(); c.settimeout(60)
         c.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")])); socks.append(c)
-    def until_z(c):
-        d = b""
-        while True:
-            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
-                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
-                if m[:1] == b"E": return None
-                if m[:1] == b"Z": return True
-            b = c.recv(65536)
-            if not b: return None
-            d += b
     ok = sum(1 for c in socks if until_z(c))
     q = b"select 1\0"
     for c in socks: c.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
@@ -138,16 +139,6 @@ elif case == "slowcreds":
         urllib.request.urlopen(urllib.request.Request(ctl + "config", json.dumps(cfg).encode()))
     def fetches():
         return json.load(urllib.request.urlopen(ctl + "stats"))["counts"].get("ecs", 0)
-    def until_z(c):
-        d = b""
-        while True:
-            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
-                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
-                if m[:1] == b"E": return False
-                if m[:1] == b"Z": return True
-            b = c.recv(65536)
-            if not b: return False
-            d += b
     s1 = conn(); s1.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
     if not until_z(s1): print("the first session did not log in"); sys.exit()
     configure(8)
