@@ -4,13 +4,17 @@
  * checks a stale catalog at such a COMMIT even though it never saw the
  * statements' text.
  *
- *   occ_client BEGAN_FILE GO_FILE SQL
+ *   occ_client BEGAN_FILE GO_FILE SQL [extended-commit]
+ *
+ * With extended-commit the COMMIT goes through PQexecParams too (Parse,
+ * Bind, Execute of the unnamed statement), as JDBC and pgx send it.
  *
  * Connects with the PG* environment, runs BEGIN, creates BEGAN_FILE, waits
  * (at most 30 s) for GO_FILE, runs SQL with PQexecParams, then COMMIT, then
  * prints one line per step: "ok" or "error SQLSTATE: message", and the
  * transaction status after the COMMIT ("idle", "in error", ...). */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,8 +57,8 @@ int main(int argc, char **argv)
     FILE *fp;
     int status;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: occ_client BEGAN_FILE GO_FILE SQL\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "extended-commit") == 0)) {
+        fprintf(stderr, "usage: occ_client BEGAN_FILE GO_FILE SQL [extended-commit]\n");
         return 2;
     }
     conn = PQconnectdb("");
@@ -71,7 +75,10 @@ int main(int argc, char **argv)
     if (wait_for(argv[2]) != 0)
         printf("wait: %s never came\n", argv[2]);
     report("statement", PQexecParams(conn, argv[3], 0, NULL, NULL, NULL, NULL, 0));
-    report("commit", PQexec(conn, "COMMIT"));
+    if (argc == 5)
+        report("commit", PQexecParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0));
+    else
+        report("commit", PQexec(conn, "COMMIT"));
     status = PQtransactionStatus(conn);
     printf("after: %s\n", status == PQTRANS_IDLE ? "idle" : status == PQTRANS_INERROR ? "in error"
                           : status == PQTRANS_INTRANS ? "in transaction" : "other");

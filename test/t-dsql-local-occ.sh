@@ -127,6 +127,45 @@ if [ -x "$B/test/occ_client" ]; then
     case $out in *"statement: ok"*"commit: error $OC001"*"after: idle")
         pass "an extended-protocol statement, then a simple COMMIT: the COMMIT fails with OC001 and ends the transaction" ;;
     *) bad "extended statement, simple COMMIT: $out (DDL: $(cat "$tmp/ddl2.out"))" ;; esac
+    # the COMMIT through the extended protocol too (JDBC, pgx): checked the same
+    rm -f "$tmp/x-began" "$tmp/x-go"
+    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "SELECT count(*) FROM acct" extended-commit \
+        >"$tmp/xe.out" 2>&1 &
+    px=$!
+    until_file x-began
+    sql -c "ALTER TABLE acct ADD COLUMN note3 text" >"$tmp/ddl3.out"
+    touch "$tmp/x-go"
+    wait $px
+    out=$(cat "$tmp/xe.out")
+    case $out in *"statement: ok"*"commit: error $OC001"*"after: idle")
+        pass "an extended-protocol COMMIT of a transaction older than the DDL fails with OC001 and ends it" ;;
+    *) bad "extended COMMIT, stale catalog: $out (DDL: $(cat "$tmp/ddl3.out"))" ;; esac
+    out=$(sql -c "SELECT count(*) FROM acct")
+    [ "$out" = 3 ] && pass "the session after it works" || bad "after extended OC001: $out"
+    # a write conflict met by an extended statement: the extended COMMIT fails with OC000
+    rm -f "$tmp/x-began" "$tmp/x-go"
+    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "UPDATE acct SET v = 50 WHERE id = 3" \
+        extended-commit >"$tmp/xc.out" 2>&1 &
+    px=$!
+    until_file x-began
+    sql -c "UPDATE acct SET v = 60 WHERE id = 3" >"$tmp/w.out"
+    touch "$tmp/x-go"
+    wait $px
+    out=$(cat "$tmp/xc.out")
+    case $out in *"statement: error $OC000"*"commit: error $OC000"*"after: idle")
+        pass "an extended-protocol COMMIT after a conflict fails with OC000" ;;
+    *) bad "extended COMMIT after a conflict: $out (writer: $(cat "$tmp/w.out"))" ;; esac
+    # and a clean one commits
+    rm -f "$tmp/x-began" "$tmp/x-go"
+    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "UPDATE acct SET v = 70 WHERE id = 3" \
+        extended-commit >"$tmp/xo.out" 2>&1 &
+    px=$!
+    until_file x-began
+    touch "$tmp/x-go"
+    wait $px
+    out=$(cat "$tmp/xo.out")$(sql -c "SELECT v FROM acct WHERE id = 3")
+    case $out in *"commit: ok"*"after: idle"*70) pass "an extended-protocol COMMIT with nothing in its way commits" ;;
+    *) bad "clean extended COMMIT: $out" ;; esac
 else
     bad "$B/test/occ_client is missing (make check builds it)"
 fi

@@ -246,6 +246,9 @@ static int filter_parse(conn *c, struct evbuffer *out, const unsigned char *body
         return put_msg(out, 'P', body, n);
     namelen = (size_t)(text - body);
     restlen = n - (size_t)(text_end + 1 - body);
+    if (namelen == 1) /* the unnamed statement: a COMMIT is checked at its Execute */
+        c->ext_commit_stmt =
+            dl_sql_kind_of((const char *)text, (size_t)(text_end - text)) == DL_SQL_COMMIT;
     switch (dl_sql_check((const char *)text, (size_t)(text_end - text), &what, &text2, &tlen)) {
     case DL_SQL_PASS:
         return put_msg(out, 'P', body, n);
@@ -318,15 +321,97 @@ static int pump(conn *c, struct evbuffer *in, struct evbuffer *out, size_t *left
     }
 }
 
+/* A Bind: portal NUL, statement NUL, ... Only the unnamed portal bound to
+ * the unnamed statement is followed (how libpq, JDBC and pgx send a
+ * one-off COMMIT). */
+static int filter_bind(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
+{
+    c->ext_commit_portal = n >= 2 && body[0] == '\0' && body[1] == '\0' && c->ext_commit_stmt;
+    return put_msg(out, 'B', body, n);
+}
+
+/* Close, Parse, Bind and Execute of the named statement and portal
+ * "dsql_local_check" running call (NUL-terminated, clen with the NUL):
+ * the Close first, as a failed check leaves the statement behind. */
+static int put_check_call(struct evbuffer *out, const char *call, size_t clen)
+{
+    static const char name[] = "dsql_local_check";
+    static const unsigned char zeros[6] = {0, 0, 0, 0, 0, 0};
+    unsigned char close[1 + sizeof name], bind[2 * sizeof name + 6], exec[sizeof name + 4];
+    struct evbuffer *parse = evbuffer_new();
+    int rc = -1;
+
+    close[0] = 'S';
+    memcpy(close + 1, name, sizeof name);
+    memcpy(bind, name, sizeof name);
+    memcpy(bind + sizeof name, name, sizeof name);
+    memcpy(bind + 2 * sizeof name, zeros, 6); /* no formats, parameters, result formats */
+    memcpy(exec, name, sizeof name);
+    memcpy(exec + sizeof name, zeros, 4); /* all rows */
+    if (parse && evbuffer_add(parse, name, sizeof name) == 0 && evbuffer_add(parse, call, clen) == 0 &&
+        evbuffer_add(parse, zeros, 2) == 0 && put_msg(out, 'C', close, sizeof close) == 0 &&
+        put_msg(out, 'P', evbuffer_pullup(parse, -1), evbuffer_get_length(parse)) == 0 &&
+        put_msg(out, 'B', bind, sizeof bind) == 0 && put_msg(out, 'E', exec, sizeof exec) == 0)
+        rc = 0;
+    if (parse)
+        evbuffer_free(parse);
+    return rc;
+}
+
+/* An Execute of an extended-protocol COMMIT. After a conflict PostgreSQL
+ * answers it with a ROLLBACK tag, which becomes the conflict (as
+ * commit_after_conflict does for a Query); in a transaction older than a
+ * committed DDL the catalog check runs first, and when it fails the
+ * gateway ends the transaction (end_failed_commit). */
+static int filter_execute(conn *c, struct evbuffer *out, const unsigned char *body, size_t n)
+{
+    struct evbuffer *q;
+    int rc;
+
+    if (!c->ext_commit_portal || n < 1 || body[0] != '\0')
+        return put_msg(out, 'E', body, n);
+    if (c->txn_conflict) {
+        c->ext_commit_conflict = c->txn_conflict;
+        return put_msg(out, 'E', body, n);
+    }
+    if (c->ready_status != 'T' || !c->snap_valid || dl_catalog_gen() == c->snap_gen)
+        return put_msg(out, 'E', body, n);
+    q = evbuffer_new();
+    if (!q)
+        return -1;
+    rc = add_catalog_check(c, q);
+    if (rc == 1 && (evbuffer_add(q, "", 1) != 0 ||
+                    put_check_call(out, (const char *)evbuffer_pullup(q, -1), evbuffer_get_length(q)) != 0))
+        rc = -1;
+    evbuffer_free(q);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        memset(c->swallow_ack, 1, sizeof c->swallow_ack);
+        c->swallow_call = 1;
+        c->catalog_check = 1;
+    }
+    return put_msg(out, 'E', body, n);
+}
+
 static int client_msg(conn *c, char type, const unsigned char *body, size_t n,
                       struct evbuffer *out)
 {
-    return type == 'Q' ? filter_query(c, out, body, n) : filter_parse(c, out, body, n);
+    switch (type) {
+    case 'Q':
+        return filter_query(c, out, body, n);
+    case 'B':
+        return filter_bind(c, out, body, n);
+    case 'E':
+        return filter_execute(c, out, body, n);
+    default:
+        return filter_parse(c, out, body, n);
+    }
 }
 
 int dialect_client_to_backend(conn *c, struct evbuffer *in, struct evbuffer *out)
 {
-    return pump(c, in, out, &c->cbody_left, "QP", CLASSIFY_MAX, client_msg);
+    return pump(c, in, out, &c->cbody_left, "QPBE", CLASSIFY_MAX, client_msg);
 }
 
 /* ---- backend to client ---- */
@@ -544,6 +629,20 @@ static void track_catalog(conn *c, char status)
     c->snap_valid = 0;
 }
 
+/* The ErrorResponse of an extended COMMIT after a conflict: DSQL's. */
+static int put_conflict(conn *c, struct evbuffer *out)
+{
+    static const char data[] = "SERROR\0VERROR\0C40001\0M" OC000 "\0";
+    static const char schema[] = "SERROR\0VERROR\0C40001\0M" OC001 "\0";
+
+    if (c->ext_commit_conflict == DL_CONFLICT_SCHEMA) {
+        c->ext_commit_conflict = 0;
+        return put_msg(out, 'E', schema, sizeof schema); /* its NUL ends the fields */
+    }
+    c->ext_commit_conflict = 0;
+    return put_msg(out, 'E', data, sizeof data);
+}
+
 static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
                        struct evbuffer *out)
 {
@@ -561,8 +660,21 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
         if (body[0] == 'E')
             return end_failed_commit(c);
     }
+    if (type >= '1' && type <= '3' && c->swallow_ack[type - '1']) {
+        c->swallow_ack[type - '1'] = 0; /* an extended COMMIT's check's */
+        return 0;
+    }
+    if (type == 'C' && c->swallow_call && n >= 5 && memcmp(body, "CALL", 5) == 0) {
+        c->swallow_call = 0;
+        return 0;
+    }
+    if (type == 'C' && c->ext_commit_conflict && n >= 9 && memcmp(body, "ROLLBACK", 9) == 0)
+        return put_conflict(c, out);
     if (type == 'Z' && n == 1) {
         c->swallow_tag = 0; /* a tag to drop comes before its query's end */
+        memset(c->swallow_ack, 0, sizeof c->swallow_ack);
+        c->swallow_call = 0;
+        c->ext_commit_conflict = 0;
         track_catalog(c, (char)body[0]);
         if (body[0] == 'I') {
             c->txn_ddl = 0;
@@ -586,6 +698,9 @@ static int backend_msg(conn *c, char type, const unsigned char *body, size_t n,
 int dialect_backend_to_client(conn *c, struct evbuffer *in, struct evbuffer *out)
 {
     /* a commit to be cut: every message goes through backend_msg, to be dropped */
-    return pump(c, in, out, &c->bbody_left, c->drop_pending ? NULL : "EZCN", ERROR_MAX,
-                backend_msg);
+    const char *collect = c->drop_pending ? NULL : "EZCN";
+
+    if (!c->drop_pending && (c->swallow_ack[0] | c->swallow_ack[1] | c->swallow_ack[2]))
+        collect = "EZCN123"; /* an extended COMMIT's check is under way */
+    return pump(c, in, out, &c->bbody_left, collect, ERROR_MAX, backend_msg);
 }

@@ -81,6 +81,11 @@ typedef struct conn {
     int ddl_undone;            /* its DDL will not commit (an error, a ROLLBACK) */
     int catalog_check;         /* the COMMIT went with a schema check (dialect.c) */
     char ready_status;         /* the backend's last ReadyForQuery status */
+    int ext_commit_stmt;       /* the unnamed prepared statement is a COMMIT/END */
+    int ext_commit_portal;     /* the unnamed portal runs it */
+    int ext_commit_conflict;   /* its ROLLBACK tag becomes the conflict (DL_CONFLICT_*) */
+    unsigned char swallow_ack[3]; /* Parse/Bind/CloseComplete of a check to drop */
+    int swallow_call;          /* drop the check's CALL tag */
     struct evbuffer *lag;      /* client bytes held for --latency */
     struct event *lag_timer;
     unsigned long id;
