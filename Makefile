@@ -297,7 +297,7 @@ PGSERVER_UNIT_OBJS := $(call objs,test/check_pgserver.c \
   $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c frames.c))
 $(B)/test/check_pgserver: $(PGSERVER_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(CHECK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(LIBEVENT_LIBS) $(CHECK_LIBS)
 # dsql-local's statement rules (pure), built with their source
 SQLRULES_UNIT_OBJS := $(call objs,test/check_sqlrules.c tools/dsql-local/sqlrules.c)
 $(B)/test/check_sqlrules: $(SQLRULES_UNIT_OBJS) $(ALL_A)

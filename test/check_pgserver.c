@@ -4,6 +4,8 @@
  * the cancel relay run against a real gateway in test/t-gateway-floods.sh. */
 #include <stdint.h>
 
+#include <event2/buffer.h>
+
 #include "escape.h"
 #include "frames.h"
 #include "preauth.h"
@@ -353,6 +355,117 @@ START_TEST(frames_large_body_is_skipped_by_length)
 }
 END_TEST
 
+/* An evbuffer holding bytes [0, cut) and [cut, n) of p as two chains of
+ * their own (references: libevent joins nothing). */
+static struct evbuffer *two_chains(const unsigned char *p, size_t n, size_t cut)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    ck_assert_ptr_nonnull(b);
+    if (cut > 0)
+        ck_assert_int_eq(evbuffer_add_reference(b, p, cut, NULL, NULL), 0);
+    if (n > cut)
+        ck_assert_int_eq(evbuffer_add_reference(b, p + cut, n - cut, NULL, NULL), 0);
+    return b;
+}
+
+START_TEST(frames_evbuffer_chains_cut_anywhere)
+{
+    size_t cut;
+
+    for (cut = 0; cut <= sizeof ANSWER; cut++) {
+        struct evbuffer *b = two_chains(ANSWER, sizeof ANSWER, cut);
+        pgs_frames f;
+        pgs_frames_init(&f, "Z");
+        pgs_frames_feed_evbuffer(&f, b);
+        ck_assert_msg(pgs_frames_between(&f), "cut at %zu", cut);
+        ck_assert_uint_eq(f.seen, 1);
+        ck_assert_int_eq(f.last, 'Z');
+        ck_assert_uint_eq(evbuffer_get_length(b), sizeof ANSWER); /* nothing taken */
+        evbuffer_free(b);
+    }
+}
+END_TEST
+
+START_TEST(frames_evbuffer_reads_across_reads)
+{
+    size_t cut;
+
+    /* one read ends anywhere, the next brings the rest */
+    for (cut = 1; cut < sizeof ANSWER; cut++) {
+        struct evbuffer *first = two_chains(ANSWER, cut, cut / 2);
+        struct evbuffer *rest = two_chains(ANSWER + cut, sizeof ANSWER - cut, 0);
+        pgs_frames f;
+        pgs_frames_init(&f, "Z");
+        pgs_frames_feed_evbuffer(&f, first);
+        ck_assert_int_eq(pgs_frames_between(&f), cut == 34 || cut == 46 || cut == 60);
+        ck_assert_uint_eq(f.seen, cut >= 65); /* the 'Z' header is bytes 60..64 */
+        pgs_frames_feed_evbuffer(&f, rest);
+        ck_assert(pgs_frames_between(&f));
+        ck_assert_uint_eq(f.seen, 1);
+        evbuffer_free(first);
+        evbuffer_free(rest);
+    }
+}
+END_TEST
+
+START_TEST(frames_evbuffer_more_chains_than_one_peek)
+{
+    struct evbuffer *b = evbuffer_new();
+    unsigned i;
+    pgs_frames f;
+
+    /* a chain a byte: far more than the 8 looked at in one go */
+    for (i = 0; i < sizeof ANSWER; i++)
+        ck_assert_int_eq(evbuffer_add_reference(b, ANSWER + i, 1, NULL, NULL), 0);
+    pgs_frames_init(&f, "DZ");
+    pgs_frames_feed_evbuffer(&f, b);
+    ck_assert(pgs_frames_between(&f));
+    ck_assert_uint_eq(f.seen, 2);
+    ck_assert_int_eq(f.last, 'Z');
+    evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(frames_evbuffer_empty_changes_nothing)
+{
+    struct evbuffer *b = evbuffer_new();
+    pgs_frames f;
+
+    pgs_frames_init(&f, "Z");
+    pgs_frames_feed(&f, ANSWER, 3); /* inside a header */
+    pgs_frames_feed_evbuffer(&f, b);
+    ck_assert(!pgs_frames_between(&f));
+    ck_assert_uint_eq(f.hdr_have, 3);
+    evbuffer_free(b);
+}
+END_TEST
+
+START_TEST(frames_garbage_lengths_do_not_derail)
+{
+    /* a length word under 4 is a broken stream: an empty message, the next
+     * header follows at once; a huge one keeps the stream inside it */
+    static const unsigned char under4[] = {'X', 0, 0, 0, 0, 'Y', 0, 0, 0, 3,
+                                           'Z', 0, 0, 0, 5, 'I'};
+    static const unsigned char huge[] = {'D', 0xff, 0xff, 0xff, 0xff, 'Z', 0, 0, 0, 5, 'I'};
+    pgs_frames f;
+    size_t i;
+
+    pgs_frames_init(&f, "Z");
+    for (i = 0; i < sizeof under4; i++)
+        pgs_frames_feed(&f, under4 + i, 1);
+    ck_assert(pgs_frames_between(&f));
+    ck_assert_uint_eq(f.seen, 1);
+    ck_assert_int_eq(f.last, 'Z');
+
+    pgs_frames_init(&f, "Z");
+    pgs_frames_feed(&f, huge, sizeof huge);
+    ck_assert(!pgs_frames_between(&f));
+    ck_assert_uint_eq(f.seen, 0); /* the 'Z' is body of the huge one */
+    ck_assert_uint_eq(f.body_left, 0xfffffffbu - 6);
+}
+END_TEST
+
 static Suite *pgserver_suite(void)
 {
     Suite *s = suite_create("pgserver");
@@ -379,6 +492,11 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, frames_every_split_point_gives_the_same_answer);
     tcase_add_test(t, frames_counts_only_watched_types);
     tcase_add_test(t, frames_large_body_is_skipped_by_length);
+    tcase_add_test(t, frames_evbuffer_chains_cut_anywhere);
+    tcase_add_test(t, frames_evbuffer_reads_across_reads);
+    tcase_add_test(t, frames_evbuffer_more_chains_than_one_peek);
+    tcase_add_test(t, frames_evbuffer_empty_changes_nothing);
+    tcase_add_test(t, frames_garbage_lengths_do_not_derail);
     suite_add_tcase(s, t);
     return s;
 }

@@ -107,6 +107,13 @@ static void conn_close_after_flush(conn *c)
         conn_free(c); /* out of memory: nothing would bound the wait */
 }
 
+/* Only whole messages of the backend's reached the client: a FATAL of
+ * ours may follow. */
+static int backend_between(const conn *c)
+{
+    return c->gw->cfg->postgres_compat ? pgs_frames_between(&c->bframes) : c->bbody_left == 0;
+}
+
 void conn_fail(conn *c, const char *sqlstate, const char *message)
 {
     unsigned char buf[1024];
@@ -140,7 +147,7 @@ static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pgs_log("conn %lu: maximum connection duration reached, closing", c->id);
-    if ((c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) ||
+    if ((c->state == S_RELAY && backend_between(c)) ||
         (c->tls_up &&
          (c->state == S_STARTUP || c->state == S_PASSWORD || c->state == S_BACKEND))) {
         /* between two backend messages: say why, as a FATAL error */
@@ -165,7 +172,7 @@ static void txn_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pgs_log("conn %lu: transaction longer than %d s, closing", c->id, c->gw->cfg->max_txn_seconds);
-    if (c->state == S_RELAY && c->bhdr_have == 0 && c->bbody_left == 0) {
+    if (c->state == S_RELAY && backend_between(c)) {
         snprintf(msg, sizeof msg,
                  "terminating connection: transaction exceeded the maximum duration of %d s",
                  c->gw->cfg->max_txn_seconds);
@@ -193,37 +200,6 @@ void conn_txn_status(conn *c, char status)
         c->txn_timer = evtimer_new(c->gw->base, txn_timeout_cb, c);
     if (c->txn_timer)
         evtimer_add(c->txn_timer, &limit); /* out of memory: this one goes untimed */
-}
-
-/* Follows the backend's message framing over the bytes in buf. */
-static void track_backend(conn *c, struct evbuffer *buf)
-{
-    size_t len = evbuffer_get_length(buf), pos = 0;
-    struct evbuffer_ptr p;
-
-    while (pos < len) {
-        if (c->bbody_left > 0) {
-            size_t n = len - pos < c->bbody_left ? len - pos : c->bbody_left;
-            pos += n;
-            c->bbody_left -= n;
-            continue;
-        }
-        if (evbuffer_ptr_set(buf, &p, pos, EVBUFFER_PTR_SET) != 0)
-            return;
-        {
-            size_t want = sizeof c->bhdr - c->bhdr_have;
-            size_t n = len - pos < want ? len - pos : want;
-            if (evbuffer_copyout_from(buf, &p, c->bhdr + c->bhdr_have, n) != (ev_ssize_t)n)
-                return;
-            c->bhdr_have += n;
-            pos += n;
-        }
-        if (c->bhdr_have == sizeof c->bhdr) {
-            uint32_t mlen = pgs_be32(c->bhdr + 1);
-            c->bbody_left = mlen >= 4 ? mlen - 4 : 0;
-            c->bhdr_have = 0;
-        }
-    }
 }
 
 /* ---- relay ---- */
@@ -298,7 +274,7 @@ static void relay_read_cb(struct bufferevent *from, void *arg)
                                : dialect_backend_to_client(c, bufferevent_get_input(from), out);
     else {
         if (from == c->backend)
-            track_backend(c, bufferevent_get_input(from));
+            pgs_frames_feed_evbuffer(&c->bframes, bufferevent_get_input(from));
         rc = evbuffer_add_buffer(out, bufferevent_get_input(from));
     }
     if (rc == DIALECT_DROP) {
@@ -374,6 +350,7 @@ static void backend_ready(conn *c, int fd)
     event_free(c->auth_timer); /* logged in: only the lifetime limit is left */
     c->auth_timer = NULL;
     c->state = S_RELAY;
+    pgs_frames_init(&c->bframes, "");
     c->gw->n_ok++;
     free(c->startup);
     c->startup = NULL;

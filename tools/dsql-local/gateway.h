@@ -9,6 +9,7 @@
 
 #include "dsqlauth.h"
 #include "cancel.h"
+#include "frames.h"
 #include "listener.h"
 #include "local.h"
 #include "log.h"
@@ -62,8 +63,9 @@ typedef struct conn {
     unsigned char *startup;
     size_t startup_len;
     char user[128];
-    unsigned char bhdr[5];     /* backend message framing, so a closing */
-    size_t bhdr_have;          /* notice lands between two messages */
+    /* the backend's framing, so a closing notice lands between two
+     * messages: followed in passing (--postgres-compat), else by dialect.c */
+    pgs_frames bframes;
     size_t bbody_left;
     size_t cbody_left;         /* client message being passed through */
     int txn_ddl;               /* a DDL statement completed in this transaction */

@@ -113,23 +113,7 @@ void dp_lifetime_born(dp_session *s)
  * from the upstream; read in place, chain by chain. */
 void dp_lifetime_follow(dp_session *s, struct evbuffer *in, int to_upstream)
 {
-    pgs_frames *f = to_upstream ? &s->asked : &s->answered;
-    struct evbuffer_iovec v[8];
-    struct evbuffer_ptr pos;
-    int n, i;
-
-    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
-        return;
-    for (;;) {
-        size_t done = 0;
-        n = evbuffer_peek(in, -1, &pos, v, 8);
-        for (i = 0; i < n && i < 8; i++) {
-            pgs_frames_feed(f, v[i].iov_base, v[i].iov_len);
-            done += v[i].iov_len;
-        }
-        if (n <= 8 || evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0)
-            return;
-    }
+    pgs_frames_feed_evbuffer(to_upstream ? &s->asked : &s->answered, in);
 }
 
 int dp_lifetime_check(dp_session *s)

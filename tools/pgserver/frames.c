@@ -1,6 +1,8 @@
 /* pgserver: message framing followed in passing (see frames.h). */
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "frames.h"
 #include "wire.h"
 
@@ -43,4 +45,29 @@ void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n)
 int pgs_frames_between(const pgs_frames *f)
 {
     return f->hdr_have == 0 && f->body_left == 0;
+}
+
+void pgs_frames_feed_evbuffer(pgs_frames *f, struct evbuffer *in)
+{
+    struct evbuffer_iovec v[8];
+    struct evbuffer_ptr pos;
+    size_t left = evbuffer_get_length(in);
+    int n, i;
+
+    if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
+        return;
+    while (left > 0) {
+        size_t done = 0;
+        /* with a length (not -1) the count goes on past the 8 filled, and
+         * the chains beyond are read in the next round */
+        n = evbuffer_peek(in, (ev_ssize_t)left, &pos, v, 8);
+        for (i = 0; i < n && i < 8 && done < left; i++) {
+            size_t k = v[i].iov_len < left - done ? v[i].iov_len : left - done;
+            pgs_frames_feed(f, v[i].iov_base, k);
+            done += k;
+        }
+        if (done == 0 || evbuffer_ptr_set(in, &pos, done, EVBUFFER_PTR_ADD) != 0)
+            return;
+        left -= done;
+    }
 }

@@ -26,4 +26,10 @@ void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n);
 /* 1 when every message begun has ended: the stream is between two. */
 int pgs_frames_between(const pgs_frames *f);
 
+struct evbuffer;
+/* pgs_frames_feed over all of in, read in place chain by chain: nothing
+ * is copied, drained or allocated (a relay calls it on what it is about
+ * to move on). */
+void pgs_frames_feed_evbuffer(pgs_frames *f, struct evbuffer *in);
+
 #endif
