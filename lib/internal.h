@@ -80,15 +80,50 @@ void dsql__sigv4_derive_key(dsql__hmac_key *out, const char *secret,
                             const char *service);
 void dsql__hmac_key_wipe(dsql__hmac_key *k);
 
+/* token_host.c: what a token takes from its hostname, checked once: the
+ * host (scheme and trailing '/' stripped), the region the name carries
+ * (region_len 0: none; above DSQL_REGION_MAX: too long, region empty),
+ * and the canonical request's tail from "&X-Amz-SignedHeaders=" on, with
+ * the host lowercased. */
+#define DSQL__CANONICAL_TAIL_MAX (31 + DSQL_HOSTNAME_MAX + 7 + 64)
+typedef struct dsql__token_host {
+    const char *host;
+    size_t host_len;
+    size_t region_len;
+    char region[DSQL_REGION_MAX + 1];
+    size_t tail_len;
+    char tail[DSQL__CANONICAL_TAIL_MAX];
+} dsql__token_host;
+/* A signer's memo of the last few hostnames, keyed by their exact bytes
+ * as given ("https://", host, '/'); replaced round-robin. */
+#define DSQL__HOST_MEMO_SLOTS 4
+typedef struct dsql__host_slot {
+    size_t given_len; /* 0: empty */
+    char given[8 + DSQL_HOSTNAME_MAX + 1 + 1];
+    dsql__token_host th;
+} dsql__host_slot;
+typedef struct dsql__host_memo {
+    unsigned next;
+    dsql__host_slot slot[DSQL__HOST_MEMO_SLOTS];
+} dsql__host_memo;
+/* The token host for hostname into *out: memo's when it holds these exact
+ * bytes, else checked and built into memo (kept) or, with memo NULL, into
+ * *scratch. *out lives as long as the memo slot or scratch. */
+dsql_status dsql__token_host_get(dsql__host_memo *memo, const char *hostname,
+                                 dsql__token_host *scratch, const dsql__token_host **out,
+                                 dsql_error *err);
+
 /* token.c: the token body, with the signing key supplied by the caller. */
 typedef struct dsql__token_input {
-    const char *host;   /* validated, scheme stripped */
+    const dsql__token_host *th; /* host, its region, the canonical tail */
+    const char *host;           /* th->host */
     size_t host_len;
     const char *region;
     size_t region_len;
     size_t access_key_id_len, secret_len; /* measured once per token */
     const char *action;
     uint32_t expires;
+    uint32_t expires_asked; /* above expires: lowered to the credentials' life */
     int64_t now;
     size_t session_token_len; /* 0: none */
     /* the session token already percent-encoded (a cache's copy), or NULL:
@@ -128,10 +163,16 @@ int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_
                                const dsql_credentials *creds);
 /* Common start of every token call: empties buf, validates the input into
  * *in, and checks that buf can hold the token (else DSQL_EBUFSIZE with the
- * token length in *len). */
+ * token length in *len). The host comes from hosts (a signer's memo) or,
+ * with hosts NULL, is checked into *host_buf. Logs nothing: the caller
+ * calls dsql__token_end after signing (and after dropping its locks). */
 dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
-                              dsql__token_input *in, char *region_buf, char *buf, size_t cap,
-                              size_t *len, dsql_error *err);
+                              dsql__token_input *in, dsql__host_memo *hosts,
+                              dsql__token_host *host_buf, char *buf, size_t cap, size_t *len,
+                              dsql_error *err);
+/* Logs what the caller should know about a token signed from in (a
+ * lifetime lowered to the credentials' own). */
+void dsql__token_end(const dsql__token_input *in);
 /* Derives the key and writes the token; returns its length. */
 size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credentials *creds,
                                  char *buf);

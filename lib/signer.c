@@ -1,7 +1,8 @@
 /* The caching signer: derived SigV4 keys are kept per (secret, date,
  * region), one cache slot per stripe, and so is the percent-encoded form of
  * the last session token signed (a 1 KB STS token costs more to encode
- * than to compare). Threads are spread round-robin over the stripes, so
+ * than to compare), and the last few hostnames with what a token takes
+ * from each (checked once, lowercased once). Threads are spread round-robin over the stripes, so
  * each usually has a lock of its own and the hot path never waits on
  * another thread. */
 #include "internal.h"
@@ -31,6 +32,8 @@ typedef struct stripe {
      * raw bytes, then session_enc_len encoded ones; wiped when replaced */
     char *session;
     size_t session_len, session_enc_len, session_cap;
+    /* the last few hostnames signed for, checked once each */
+    dsql__host_memo hosts;
 } __attribute__((aligned(64))) stripe;
 
 struct dsql_signer {
@@ -125,6 +128,37 @@ static const char *stripe_session_enc(stripe *st, const char *tok, size_t n, siz
     return st->session + n;
 }
 
+/* Signs in (validated) with the stripe's cached key and prefix, keeping
+ * them when they are not the ones in; the caller holds st->lock. */
+static size_t stripe_sign(stripe *st, dsql__token_input *in, const dsql_credentials *creds,
+                          char *buf)
+{
+    const char *secret = creds->secret_access_key;
+    size_t secret_len = in->secret_len;
+    if (secret_len > CACHED_SECRET_MAX) /* unusual: sign without caching */
+        return dsql__token_sign_uncached(in, creds, buf);
+    if (!stripe_matches(st, secret, secret_len, in)) {
+        dsql__sigv4_derive_key(&st->key, secret, in->date, in->region, "dsql");
+        OPENSSL_cleanse(st->secret, sizeof st->secret);
+        memcpy(st->secret, secret, secret_len);
+        st->secret_len = secret_len;
+        memcpy(st->date, in->date, 9);
+        strcpy(st->region, in->region);
+        st->valid = 1;
+        st->prefix_valid[0] = st->prefix_valid[1] = 0;
+    }
+    int a = in->action[strlen("DbConnect")] != '\0'; /* 1: DbConnectAdmin */
+    dsql__token_prefix *pre = &st->prefix[a];
+    if (!st->prefix_valid[a] || !dsql__token_prefix_matches(pre, in, creds)) {
+        dsql__token_prefix_init(pre, in, creds);
+        st->prefix_valid[a] = 1;
+    }
+    if (!in->session_enc && in->session_token_len)
+        in->session_enc = stripe_session_enc(st, creds->session_token, in->session_token_len,
+                                             &in->session_enc_len);
+    return dsql__token_write(in, creds, pre, &st->key, buf);
+}
+
 dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request *params,
                                    const dsql_credentials *creds, const char *enc,
                                    size_t enc_len, char *buf, size_t cap, size_t *len,
@@ -132,48 +166,23 @@ dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request
 {
     if (!signer)
         return dsql__error(err, DSQL_EINVAL, "signer is NULL");
+    stripe *st = &signer->stripes[this_thread_stripe()];
     dsql__token_input in;
-    char region[DSQL_REGION_MAX + 1];
-    dsql_status status = dsql__token_begin(params, creds, &in, region, buf, cap, len, err);
-    if (status != DSQL_OK)
-        return status;
-    in.session_enc = enc;
-    in.session_enc_len = enc_len;
-    size_t written;
-    const char *secret = creds->secret_access_key;
-    size_t secret_len = in.secret_len;
-    if (secret_len > CACHED_SECRET_MAX) { /* unusual: sign without caching */
-        written = dsql__token_sign_uncached(&in, creds, buf);
+    dsql__token_host scratch; /* for a hostname too long to keep (and to be valid) */
+    pthread_mutex_lock(&st->lock);
+    dsql_status status =
+        dsql__token_begin(params, creds, &in, &st->hosts, &scratch, buf, cap, len, err);
+    if (status == DSQL_OK) {
+        in.session_enc = enc;
+        in.session_enc_len = enc_len;
+        size_t written = stripe_sign(st, &in, creds, buf);
         if (len)
             *len = written;
-        return DSQL_OK;
     }
-    stripe *st = &signer->stripes[this_thread_stripe()];
-    pthread_mutex_lock(&st->lock);
-    if (!stripe_matches(st, secret, secret_len, &in)) {
-        dsql__sigv4_derive_key(&st->key, secret, in.date, in.region, "dsql");
-        OPENSSL_cleanse(st->secret, sizeof st->secret);
-        memcpy(st->secret, secret, secret_len);
-        st->secret_len = secret_len;
-        memcpy(st->date, in.date, 9);
-        strcpy(st->region, in.region);
-        st->valid = 1;
-        st->prefix_valid[0] = st->prefix_valid[1] = 0;
-    }
-    int a = in.action[strlen("DbConnect")] != '\0'; /* 1: DbConnectAdmin */
-    dsql__token_prefix *pre = &st->prefix[a];
-    if (!st->prefix_valid[a] || !dsql__token_prefix_matches(pre, &in, creds)) {
-        dsql__token_prefix_init(pre, &in, creds);
-        st->prefix_valid[a] = 1;
-    }
-    if (!in.session_enc && in.session_token_len)
-        in.session_enc = stripe_session_enc(st, creds->session_token, in.session_token_len,
-                                            &in.session_enc_len);
-    written = dsql__token_write(&in, creds, pre, &st->key, buf);
     pthread_mutex_unlock(&st->lock);
-    if (len)
-        *len = written;
-    return DSQL_OK;
+    if (status == DSQL_OK)
+        dsql__token_end(&in);
+    return status;
 }
 
 dsql_status dsql__signer_token(dsql_signer *signer, const dsql_token_request *params,

@@ -2,7 +2,6 @@
  * straight into the caller's buffer while the canonical request is hashed
  * from the same bytes. No allocation, no I/O. */
 #include "internal.h"
-#include "hostname.h"
 
 #include <string.h>
 #include <openssl/crypto.h>
@@ -11,9 +10,6 @@
 #define MAX_SECRET 1024u
 #define MAX_SESSION_TOKEN (1024u * 1024u)
 #define MAX_TIME INT64_C(253402300799) /* 9999-12-31T23:59:59Z */
-
-static const char EMPTY_SHA256[] =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* Appends to buf when it is non-NULL; always counts. */
 typedef struct writer {
@@ -98,34 +94,32 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql__token_inpu
 }
 
 static dsql_status token_prepare(const dsql_token_request *p, const dsql_credentials *creds,
-                                 dsql__token_input *in, char *region_buf, dsql_error *err)
+                                 dsql__token_input *in, dsql__host_memo *hosts,
+                                 dsql__token_host *host_buf, dsql_error *err)
 {
     if (!p)
         return dsql__error(err, DSQL_EINVAL, "token parameters are NULL");
     if (p->version != DSQL_STRUCT_VERSION)
         return dsql__error(err, DSQL_EINVAL, "token parameters have version %d; expected %d",
                            p->version, DSQL_STRUCT_VERSION);
-    dsql_status st = dsql__hostname_check(p->hostname, &in->host, &in->host_len, err);
+    dsql_status st = dsql__token_host_get(hosts, p->hostname, host_buf, &in->th, err);
     if (st != DSQL_OK)
         return st;
+    in->host = in->th->host;
+    in->host_len = in->th->host_len;
 
     if (p->region && p->region[0]) {
         in->region = p->region;
     } else {
-        const char *r;
-        size_t rlen;
-        if (!dsql__region_in_hostname(in->host, in->host_len, &r, &rlen))
+        if (!in->th->region_len)
             return dsql__error(err, DSQL_EINVAL,
                                "region is not set and hostname '%.*s' does not name one "
                                "(<id>.dsql.<region>.on.aws)",
                                (int)in->host_len, in->host);
-        if (rlen > DSQL_REGION_MAX)
+        if (in->th->region_len > DSQL_REGION_MAX)
             return dsql__error(err, DSQL_EINVAL, "region in hostname is longer than %u "
                                "characters", DSQL_REGION_MAX);
-        for (size_t i = 0; i < rlen; i++)
-            region_buf[i] = (r[i] >= 'A' && r[i] <= 'Z') ? (char)(r[i] + 32) : r[i];
-        region_buf[rlen] = '\0';
-        in->region = region_buf;
+        in->region = in->th->region;
     }
     if ((st = check_region(in->region, &in->region_len, err)) != DSQL_OK)
         return st;
@@ -139,6 +133,7 @@ static dsql_status token_prepare(const dsql_token_request *p, const dsql_credent
     if (expires > DSQL_TOKEN_MAX_EXPIRES)
         return dsql__error(err, DSQL_EINVAL, "expires_in %u is outside 1..%u", expires,
                            DSQL_TOKEN_MAX_EXPIRES);
+    in->expires_asked = expires;
     in->now = p->now ? p->now : dsql__now();
     if (in->now < 0 || in->now > MAX_TIME)
         return dsql__error(err, DSQL_EINVAL, "signing time %lld is outside years 1970..9999",
@@ -152,14 +147,8 @@ static dsql_status token_prepare(const dsql_token_request *p, const dsql_credent
                                "credentials for access key %.4s... expired %lld s ago",
                                creds->access_key_id,
                                (long long)(in->now - creds->expiration));
-        if (creds->expiration - in->now < (int64_t)expires) {
-            uint32_t left = (uint32_t)(creds->expiration - in->now);
-            dsql__log(DSQL_LOG_INFO,
-                      "token lifetime lowered from %u s to %u s: the credentials expire "
-                      "sooner",
-                      expires, left);
-            expires = left;
-        }
+        if (creds->expiration - in->now < (int64_t)expires)
+            expires = (uint32_t)(creds->expiration - in->now);
     }
     in->expires = expires;
     dsql__utc_format(in->now, in->date, in->datetime);
@@ -304,28 +293,13 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
 
     /* Canonical request; the query is the sorted parameter list, which is
      * the token's own order except that Security-Token sorts before
-     * SignedHeaders. Hosts are signed lowercase, as botocore does. The
-     * pieces not already in buf are assembled on the stack so that the
-     * hash sees few, large updates. */
-    static const char headers_pre[] = "&X-Amz-SignedHeaders=host\nhost:";
-    static const char headers_post[] = "\n\nhost\n";
-    char tail[sizeof headers_pre + DSQL_HOSTNAME_MAX + sizeof headers_post + 64];
-    size_t t = sizeof headers_pre - 1;
-    memcpy(tail, headers_pre, t);
-    for (size_t i = 0; i < in->host_len; i++) {
-        char c = in->host[i];
-        tail[t++] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-    }
-    memcpy(tail + t, headers_post, sizeof headers_post - 1);
-    t += sizeof headers_post - 1;
-    memcpy(tail + t, EMPTY_SHA256, 64);
-    t += 64;
-
+     * SignedHeaders; the rest (host header, signed headers, payload hash)
+     * is the host's kept tail. */
     unsigned char digest[SHA256_DIGEST_LENGTH];
     size_t rest = sp.query_start + pre->len;
     span parts[3] = {{buf + rest, sp.query_mid - rest},
                      {buf + sp.token_start, sp.token_end - sp.token_start},
-                     {tail, t}};
+                     {in->th->tail, in->th->tail_len}};
     SHA256_CTX ctx;
     size_t skip = canonical_block_start(pre, parts, &ctx);
     for (size_t i = 0; i < 3; i++) {
@@ -361,12 +335,13 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
 }
 
 dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
-                              dsql__token_input *in, char *region_buf, char *buf, size_t cap,
-                              size_t *len, dsql_error *err)
+                              dsql__token_input *in, dsql__host_memo *hosts,
+                              dsql__token_host *host_buf, char *buf, size_t cap, size_t *len,
+                              dsql_error *err)
 {
     if (buf && cap)
         buf[0] = '\0';
-    dsql_status st = token_prepare(params, creds, in, region_buf, err);
+    dsql_status st = token_prepare(params, creds, in, hosts, host_buf, err);
     if (st != DSQL_OK)
         return st;
     /* Most callers pass a roomy buffer: an upper bound (every byte of the
@@ -398,16 +373,25 @@ size_t dsql__token_sign_uncached(const dsql__token_input *in, const dsql_credent
     return written;
 }
 
+void dsql__token_end(const dsql__token_input *in)
+{
+    if (in->expires < in->expires_asked)
+        dsql__log(DSQL_LOG_INFO,
+                  "token lifetime lowered from %u s to %u s: the credentials expire sooner",
+                  in->expires_asked, in->expires);
+}
+
 dsql_status dsql_token_generate(const dsql_token_request *params, const dsql_credentials *creds,
                                 char *buf, size_t cap, size_t *len, dsql_error *err)
 {
     dsql__token_input in;
-    char region[DSQL_REGION_MAX + 1];
-    dsql_status st = dsql__token_begin(params, creds, &in, region, buf, cap, len, err);
+    dsql__token_host host;
+    dsql_status st = dsql__token_begin(params, creds, &in, NULL, &host, buf, cap, len, err);
     if (st != DSQL_OK)
         return st;
     size_t written = dsql__token_sign_uncached(&in, creds, buf);
     if (len)
         *len = written;
+    dsql__token_end(&in);
     return DSQL_OK;
 }

@@ -587,6 +587,53 @@ START_TEST(test_signer_across_seconds)
 }
 END_TEST
 
+/* The signer checks a hostname once and keeps what a token takes from it
+ * (host, region, lowercased canonical tail), keyed by the hostname's
+ * bytes, never by its address: the same buffer rewritten with another
+ * host (one character, only its case, another region, a scheme or a
+ * trailing '/'), an invalid host in that buffer, and more hosts than the
+ * signer keeps all behave as the one-shot path. */
+START_TEST(test_signer_host_memo_keyed_by_bytes)
+{
+    static const char *const hosts[] = {
+        "abc.dsql.us-east-1.on.aws",         "abd.dsql.us-east-1.on.aws",
+        "ABC.dsql.us-east-1.on.aws",         "abc.dsql.eu-west-1.on.aws",
+        "https://abc.dsql.us-east-1.on.aws", "abc.dsql.us-east-1.on.aws/",
+        "abc.DSQL.US-EAST-1.ON.AWS",         "abc.dsql.us-east-1.on.aws",
+        "a.dsql.us-east-1.on.aws",           "b.dsql.us-east-1.on.aws",
+        "c.dsql.us-east-1.on.aws",           "d.dsql.us-east-1.on.aws",
+        "e.dsql.us-east-1.on.aws",           "abd.dsql.us-east-1.on.aws"};
+    dsql_signer *signer = dsql__signer_new(NULL);
+    dsql_credentials c = {"ASIAEXAMPLE", "secret", "session/token+", 0};
+    char host[64], want[2048], got[2048];
+    dsql_token_request p = {DSQL_STRUCT_VERSION, host, "app", NULL, 900, 1700000000};
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+            strcpy(host, hosts[i]);
+            ck_assert_int_eq(dsql_token_generate(&p, &c, want, sizeof want, NULL, NULL), DSQL_OK);
+            ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL),
+                             DSQL_OK);
+            ck_assert_msg(strcmp(got, want) == 0, "round %d, host %s:\n got %s\nwant %s", round,
+                          host, got, want);
+        }
+    /* an invalid host in the buffer a valid one was signed from */
+    static const char *const bad[] = {"abc.dsql.us-east-1.on.aw~", "abc.dsql.us-east-1.on.aws:1",
+                                      "abc.dsql.us-east-1.on.aws.", "abc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        strcpy(host, "abc.dsql.us-east-1.on.aws");
+        ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL), DSQL_OK);
+        strcpy(host, bad[i]);
+        dsql_error want_err, got_err;
+        ck_assert_int_ne(dsql_token_generate(&p, &c, want, sizeof want, NULL, &want_err), DSQL_OK);
+        ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, &got_err),
+                         want_err.status);
+        ck_assert_str_eq(got_err.message, want_err.message);
+        ck_assert_str_eq(got, "");
+    }
+    dsql__signer_free(signer);
+}
+END_TEST
+
 /* Within one second the signer keeps the canonical-request hash one block
  * past the prefix, keyed by the bytes that complete that block: other
  * lifetimes (1 to 6 digits) and a session token coming and going in the
@@ -1106,6 +1153,7 @@ static Suite *token_suite(void)
     tcase_add_test(tc, test_signer_notices_changed_session_token);
     tcase_add_test(tc, test_session_encodings_wiped);
     tcase_add_test(tc, test_signer_across_seconds);
+    tcase_add_test(tc, test_signer_host_memo_keyed_by_bytes);
     tcase_add_test(tc, test_signer_same_second_other_lifetimes);
     suite_add_tcase(s, tc);
     /* swaps the library's allocator: the teardown restores it even when a
