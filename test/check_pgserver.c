@@ -171,6 +171,101 @@ START_TEST(startup_malformed_is_an_error)
 }
 END_TEST
 
+static pgs_packet kind_of(uint32_t len, uint32_t code)
+{
+    unsigned char hdr[8];
+
+    pgs_put_be32(hdr, len);
+    pgs_put_be32(hdr + 4, code);
+    return pgs_packet_kind(hdr);
+}
+
+START_TEST(packet_kind_by_length_and_code)
+{
+    ck_assert_int_eq(kind_of(8, PGS_SSL_REQUEST), PGS_PACKET_SSL);
+    ck_assert_int_eq(kind_of(8, PGS_GSSENC_REQUEST), PGS_PACKET_GSSENC);
+    ck_assert_int_eq(kind_of(16, PGS_CANCEL_REQUEST), PGS_PACKET_CANCEL);
+    ck_assert_int_eq(kind_of(40, PGS_PROTO_V3), PGS_PACKET_STARTUP);
+    ck_assert_int_eq(kind_of(40, PGS_PROTO_V3 + 2), PGS_PACKET_STARTUP); /* 3.2 */
+    ck_assert_int_eq(kind_of(40, 2u << 16), PGS_PACKET_UNSUPPORTED);     /* protocol 2 */
+    /* a request code at another length is none of those requests */
+    ck_assert_int_eq(kind_of(16, PGS_SSL_REQUEST), PGS_PACKET_UNSUPPORTED);
+    ck_assert_int_eq(kind_of(8, PGS_CANCEL_REQUEST), PGS_PACKET_UNSUPPORTED);
+    ck_assert_int_eq(kind_of(12, PGS_GSSENC_REQUEST), PGS_PACKET_UNSUPPORTED);
+}
+END_TEST
+
+START_TEST(packet_kind_length_out_of_range_comes_first)
+{
+    ck_assert_int_eq(kind_of(0, PGS_SSL_REQUEST), PGS_PACKET_BAD_LENGTH);
+    ck_assert_int_eq(kind_of(7, PGS_PROTO_V3), PGS_PACKET_BAD_LENGTH);
+    ck_assert_int_eq(kind_of(PGS_MAX_PACKET, PGS_PROTO_V3), PGS_PACKET_STARTUP);
+    ck_assert_int_eq(kind_of(PGS_MAX_PACKET + 1, PGS_PROTO_V3), PGS_PACKET_BAD_LENGTH);
+    ck_assert_int_eq(kind_of(0xffffffffu, PGS_CANCEL_REQUEST), PGS_PACKET_BAD_LENGTH);
+    ck_assert_int_eq(kind_of(0x80000008u, PGS_SSL_REQUEST), PGS_PACKET_BAD_LENGTH);
+}
+END_TEST
+
+START_TEST(startup_check_gives_the_user)
+{
+    const char *const pairs[] = {"user", "alice", "database", "postgres"};
+    unsigned char buf[128];
+    size_t len = packet(buf, sizeof buf, pairs, 4);
+    const char *user = NULL;
+    char msg[300] = "";
+
+    ck_assert_int_eq(pgs_startup_check(buf, len, &user, msg, sizeof msg), PGS_STARTUP_OK);
+    ck_assert_str_eq(user, "alice");
+}
+END_TEST
+
+START_TEST(startup_check_names_a_repeated_parameter_escaped)
+{
+    const char *const pairs[] = {"user", "a", "x\n\"y", "1", "x\n\"y", "2"};
+    unsigned char buf[128];
+    size_t len = packet(buf, sizeof buf, pairs, 6);
+    const char *user = NULL;
+    char msg[300];
+
+    ck_assert_int_eq(pgs_startup_check(buf, len, &user, msg, sizeof msg), PGS_STARTUP_BAD);
+    ck_assert_str_eq(msg, "invalid startup packet: parameter \"x\\x0a\\\"y\" appears more than once");
+}
+END_TEST
+
+START_TEST(startup_check_layout_before_anything)
+{
+    /* the user pair is there, the closing NUL of the list is not */
+    unsigned char buf[32] = {0, 0, 0, 19, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'b', 'o', 'b', 0,
+                             'x', 0};
+    const char *user = NULL;
+    char msg[300];
+
+    ck_assert_int_eq(pgs_startup_check(buf, 19, &user, msg, sizeof msg), PGS_STARTUP_BAD);
+    ck_assert_str_eq(msg, "invalid startup packet layout");
+    ck_assert_ptr_null(user);
+    /* a length word that is not the packet's */
+    pgs_put_be32(buf, 18);
+    ck_assert_int_eq(pgs_startup_check(buf, 19, &user, msg, sizeof msg), PGS_STARTUP_BAD);
+}
+END_TEST
+
+START_TEST(startup_check_wants_a_user)
+{
+    const char *const none[] = {"database", "postgres"};
+    const char *const empty[] = {"user", "", "database", "postgres"};
+    unsigned char buf[128];
+    size_t len;
+    const char *user;
+    char msg[300];
+
+    len = packet(buf, sizeof buf, none, 2);
+    ck_assert_int_eq(pgs_startup_check(buf, len, &user, msg, sizeof msg), PGS_STARTUP_NO_USER);
+    ck_assert_str_eq(msg, "no PostgreSQL user name specified in startup packet");
+    len = packet(buf, sizeof buf, empty, 4);
+    ck_assert_int_eq(pgs_startup_check(buf, len, &user, msg, sizeof msg), PGS_STARTUP_NO_USER);
+}
+END_TEST
+
 /* ---- the pre-login cap ---- */
 
 typedef struct fake_conn {
@@ -483,6 +578,12 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, startup_names_compare_exactly);
     tcase_add_test(t, startup_many_pairs_last_repeats_first);
     tcase_add_test(t, startup_malformed_is_an_error);
+    tcase_add_test(t, packet_kind_by_length_and_code);
+    tcase_add_test(t, packet_kind_length_out_of_range_comes_first);
+    tcase_add_test(t, startup_check_gives_the_user);
+    tcase_add_test(t, startup_check_names_a_repeated_parameter_escaped);
+    tcase_add_test(t, startup_check_layout_before_anything);
+    tcase_add_test(t, startup_check_wants_a_user);
     tcase_add_test(t, preauth_idle_ones_go_first);
     tcase_add_test(t, preauth_then_the_oldest_talking);
     tcase_add_test(t, preauth_under_the_cap_nobody_goes);

@@ -70,7 +70,6 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
     unsigned char first;
-    uint32_t len, code;
     int r;
 
     (void)fd;
@@ -100,39 +99,39 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
             conn_free(c);
         return;
     }
-    len = pgs_be32(c->pre);
-    code = pgs_be32(c->pre + 4);
-    if (len == 8 && code == PGS_SSL_REQUEST) {
+    switch (pgs_packet_kind(c->pre)) {
+    case PGS_PACKET_SSL:
         if (send(c->fd, "S", 1, MSG_NOSIGNAL) != 1 || conn_start_tls(c) != 0)
             conn_free(c);
         return;
-    }
-    if (len == 8 && code == PGS_GSSENC_REQUEST) {
+    case PGS_PACKET_GSSENC:
         if (send(c->fd, "N", 1, MSG_NOSIGNAL) != 1) {
             conn_free(c);
             return;
         }
         c->pre_have = 0; /* an SSLRequest or a startup packet follows */
         return;
-    }
-    if (len == 16 && code == PGS_CANCEL_REQUEST) {
-        r = raw_fill(c, 16);
+    case PGS_PACKET_CANCEL:
+        r = raw_fill(c, PGS_CANCEL_LEN);
         if (r == 0)
             return;
         if (r > 0)
             pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, c->pre);
         conn_free(c);
         return;
-    }
-    if ((code >> 16) == 3 && len > 8 && len <= PGS_MAX_PACKET) {
-        c->state = S_DISCARD;
-        c->discard_left = len - 8;
-        raw_discard(c);
-        return;
-    }
-    if (len < 8 || len > PGS_MAX_PACKET) {
+    case PGS_PACKET_BAD_LENGTH:
         raw_refuse(c, "08P01", "invalid startup packet length");
         return;
+    case PGS_PACKET_STARTUP:
+        if (pgs_be32(c->pre) == 8)
+            break; /* no parameters, not even the end of them */
+        /* a plaintext login: read it, then refuse */
+        c->state = S_DISCARD;
+        c->discard_left = pgs_be32(c->pre) - 8;
+        raw_discard(c);
+        return;
+    case PGS_PACKET_UNSUPPORTED:
+        break;
     }
     raw_refuse(c, "08P01", "unsupported frontend protocol or request code");
 }
@@ -152,52 +151,34 @@ static int known_host(const dl_config *cfg, const char *sni)
     return 0;
 }
 
-/* The gateway checks the token against the first `user` while PostgreSQL
- * would use the last: a packet naming any parameter twice is refused. */
-static int refuse_duplicate(conn *c)
-{
-    const char *name;
-    char shown[200], msg[300];
-    int r = pgs_startup_duplicate(c->startup, c->startup_len, &name);
-
-    if (r == 0)
-        return 0;
-    if (r < 0) {
-        conn_fail(c, "53200", "out of memory");
-        return -1;
-    }
-    pgs_escape(shown, sizeof shown, name, strlen(name), PGS_ESC_QUOTED);
-    snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more than once",
-             shown);
-    conn_fail(c, "08P01", msg);
-    return -1;
-}
-
 static int on_startup(conn *c, struct evbuffer *in)
 {
     unsigned char hdr[8];
-    uint32_t len, code;
+    uint32_t len;
     const char *user, *sni;
+    char why[300];
+    pgs_packet kind;
+    pgs_startup_verdict v;
     SSL *ssl = bufferevent_openssl_get_ssl(c->client);
 
     if (evbuffer_copyout(in, hdr, 8) < 8)
         return 0;
+    kind = pgs_packet_kind(hdr);
     len = pgs_be32(hdr);
-    code = pgs_be32(hdr + 4);
-    if (len < 8 || len > PGS_MAX_PACKET) {
+    if (kind == PGS_PACKET_BAD_LENGTH) {
         conn_fail(c, "08P01", "invalid startup packet length");
         return -1;
     }
     if (evbuffer_get_length(in) < len)
         return 0;
-    if (code == PGS_CANCEL_REQUEST && len == 16) {
-        unsigned char pkt[16];
-        evbuffer_remove(in, pkt, 16);
+    if (kind == PGS_PACKET_CANCEL) {
+        unsigned char pkt[PGS_CANCEL_LEN];
+        evbuffer_remove(in, pkt, sizeof pkt);
         pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, pkt);
         conn_free(c);
         return -1;
     }
-    if ((code >> 16) != 3) {
+    if (kind != PGS_PACKET_STARTUP) {
         conn_fail(c, "08P01", "unsupported frontend protocol or request code");
         return -1;
     }
@@ -208,15 +189,13 @@ static int on_startup(conn *c, struct evbuffer *in)
     }
     c->startup_len = len;
     evbuffer_remove(in, c->startup, len);
-    if (!pgs_startup_valid(c->startup, len)) {
-        conn_fail(c, "08P01", "invalid startup packet layout");
+    v = pgs_startup_check(c->startup, len, &user, why, sizeof why);
+    if (v == PGS_STARTUP_NO_MEMORY) {
+        conn_fail(c, "53200", "out of memory");
         return -1;
     }
-    if (refuse_duplicate(c) != 0)
-        return -1;
-    user = pgs_startup_param(c->startup, len, "user");
-    if (!user || !*user) {
-        conn_fail(c, "28000", "no PostgreSQL user name specified in startup packet");
+    if (v != PGS_STARTUP_OK) {
+        conn_fail(c, v == PGS_STARTUP_NO_USER ? "28000" : "08P01", why);
         return -1;
     }
     snprintf(c->user, sizeof c->user, "%.63s", user);

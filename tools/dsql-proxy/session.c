@@ -444,24 +444,18 @@ static int user_allowed(const dp_options *o, const char *user)
 
 static int check_startup(dp_session *s)
 {
-    const char *name, *user;
-    char shown[200], msg[400];
-    int r = pgs_startup_duplicate(s->startup, s->startup_len, &name);
+    const char *user;
+    char msg[400];
+    pgs_startup_verdict v = pgs_startup_check(s->startup, s->startup_len, &user, msg,
+                                              sizeof msg);
 
-    if (r != 0) {
-        if (r > 0) {
-            pgs_escape(shown, sizeof shown, name, strlen(name), PGS_ESC_QUOTED);
-            snprintf(msg, sizeof msg, "invalid startup packet: parameter \"%s\" appears more "
-                     "than once", shown);
-        }
-        dp_session_refuse(s, r > 0 ? DP_FAIL_PROTOCOL : DP_FAIL_MEMORY, r > 0 ? "08P01" : "53200",
-                          r > 0 ? msg : "dsql-proxy: out of memory");
+    if (v == PGS_STARTUP_NO_MEMORY) {
+        dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
         return -1;
     }
-    user = pgs_startup_param(s->startup, s->startup_len, "user");
-    if (!user || !*user) {
-        dp_session_refuse(s, DP_FAIL_USER, "28000",
-                          "no PostgreSQL user name specified in startup packet");
+    if (v != PGS_STARTUP_OK) {
+        dp_session_refuse(s, v == PGS_STARTUP_NO_USER ? DP_FAIL_USER : DP_FAIL_PROTOCOL,
+                          v == PGS_STARTUP_NO_USER ? "28000" : "08P01", msg);
         return -1;
     }
     snprintf(s->user, sizeof s->user, "%s", user);
@@ -494,17 +488,18 @@ void dp_session_begin_login(dp_session *s)
 static int pre_step(dp_session *s, struct evbuffer *in)
 {
     unsigned char hdr[8], pkt[PGS_CANCEL_LEN];
-    uint32_t len, code;
+    uint32_t len;
+    pgs_packet kind;
 
     if (evbuffer_copyout(in, hdr, 8) < 8)
         return 0;
+    kind = pgs_packet_kind(hdr);
     len = pgs_be32(hdr);
-    code = pgs_be32(hdr + 4);
-    if (len < 8 || len > PGS_MAX_PACKET) {
+    if (kind == PGS_PACKET_BAD_LENGTH) {
         dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "invalid startup packet length");
         return -1;
     }
-    if (len == 8 && (code == PGS_SSL_REQUEST || code == PGS_GSSENC_REQUEST)) {
+    if (kind == PGS_PACKET_SSL || kind == PGS_PACKET_GSSENC) {
         /* the proxy is a local endpoint: no TLS or GSS to it; libpq then
          * goes on in plaintext over the same connection */
         evbuffer_drain(in, 8);
@@ -512,13 +507,13 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     }
     if (evbuffer_get_length(in) < len)
         return 0;
-    if (len == PGS_CANCEL_LEN && code == PGS_CANCEL_REQUEST) {
+    if (kind == PGS_PACKET_CANCEL) {
         evbuffer_remove(in, pkt, sizeof pkt);
         dp_cancel_route(s->p, pkt);
         session_free(s); /* the protocol gives a cancel no answer */
         return -1;
     }
-    if ((code >> 16) != 3) {
+    if (kind != PGS_PACKET_STARTUP) {
         dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01",
                           "unsupported frontend protocol or request code");
         return -1;
@@ -535,10 +530,6 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     }
     s->startup_len = len;
     evbuffer_remove(in, s->startup, len);
-    if (!pgs_startup_valid(s->startup, len)) {
-        dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "invalid startup packet layout");
-        return -1;
-    }
     if (check_startup(s) != 0)
         return -1;
     if (s->is_tcp && s->p->npasswords > 0) {

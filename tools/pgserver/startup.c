@@ -1,7 +1,9 @@
 /* pgserver: reading the startup packet. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "startup.h"
 #include "wire.h"
 
@@ -94,4 +96,49 @@ int pgs_startup_duplicate(const unsigned char *pkt, size_t len, const char **nam
         }
     free(names);
     return found;
+}
+
+pgs_packet pgs_packet_kind(const unsigned char *hdr)
+{
+    uint32_t len = pgs_be32(hdr), code = pgs_be32(hdr + 4);
+
+    if (len < 8 || len > PGS_MAX_PACKET)
+        return PGS_PACKET_BAD_LENGTH;
+    if (len == 8 && code == PGS_SSL_REQUEST)
+        return PGS_PACKET_SSL;
+    if (len == 8 && code == PGS_GSSENC_REQUEST)
+        return PGS_PACKET_GSSENC;
+    if (len == PGS_CANCEL_LEN && code == PGS_CANCEL_REQUEST)
+        return PGS_PACKET_CANCEL;
+    return (code >> 16) == 3 ? PGS_PACKET_STARTUP : PGS_PACKET_UNSUPPORTED;
+}
+
+pgs_startup_verdict pgs_startup_check(const unsigned char *pkt, size_t len, const char **user,
+                                      char *msg, size_t cap)
+{
+    const char *name;
+    char shown[200];
+    int r;
+
+    if (!pgs_startup_valid(pkt, len)) {
+        snprintf(msg, cap, "invalid startup packet layout");
+        return PGS_STARTUP_BAD;
+    }
+    /* a server checking the first `user` while PostgreSQL uses the last
+     * would log in someone else: refused, naming the parameter */
+    r = pgs_startup_duplicate(pkt, len, &name);
+    if (r < 0)
+        return PGS_STARTUP_NO_MEMORY;
+    if (r > 0) {
+        pgs_escape(shown, sizeof shown, name, strlen(name), PGS_ESC_QUOTED);
+        snprintf(msg, cap, "invalid startup packet: parameter \"%s\" appears more than once",
+                 shown);
+        return PGS_STARTUP_BAD;
+    }
+    *user = pgs_startup_param(pkt, len, "user");
+    if (!*user || !**user) {
+        snprintf(msg, cap, "no PostgreSQL user name specified in startup packet");
+        return PGS_STARTUP_NO_USER;
+    }
+    return PGS_STARTUP_OK;
 }

@@ -18,4 +18,31 @@ const char *pgs_startup_param(const unsigned char *pkt, size_t len, const char *
  * or the packet is malformed. O(n log n) in the number of parameters. */
 int pgs_startup_duplicate(const unsigned char *pkt, size_t len, const char **name);
 
+/* What a packet sent before login asks for, by its first 8 bytes (length
+ * word, then a code). A length under 8 or over PGS_MAX_PACKET is checked
+ * first; SSLRequest and GSSENCRequest are 8 bytes long, a CancelRequest
+ * PGS_CANCEL_LEN. */
+typedef enum pgs_packet {
+    PGS_PACKET_BAD_LENGTH,
+    PGS_PACKET_SSL,
+    PGS_PACKET_GSSENC,
+    PGS_PACKET_CANCEL,
+    PGS_PACKET_STARTUP,    /* protocol 3.x */
+    PGS_PACKET_UNSUPPORTED /* another protocol or request code */
+} pgs_packet;
+pgs_packet pgs_packet_kind(const unsigned char *hdr);
+
+/* The checks of a whole startup packet, in the order servers make them:
+ * its layout, no parameter named twice, a user named. */
+typedef enum pgs_startup_verdict {
+    PGS_STARTUP_OK,       /* *user is the user parameter (in pkt) */
+    PGS_STARTUP_BAD,      /* 08P01: malformed, or a name repeated */
+    PGS_STARTUP_NO_USER,  /* 28000: no user, or an empty one */
+    PGS_STARTUP_NO_MEMORY /* no message */
+} pgs_startup_verdict;
+/* Else than OK and NO_MEMORY, msg (cap bytes) is the client's message,
+ * any name from the packet in it escaped. */
+pgs_startup_verdict pgs_startup_check(const unsigned char *pkt, size_t len, const char **user,
+                                      char *msg, size_t cap);
+
 #endif
