@@ -220,6 +220,40 @@ elif case == "login":
     print(fields(read_all(s)))
 PY
 
+# A TCP forwarder to the gateway ($PGPORT) on 127.0.0.1:PORT (0: any free
+# port), the port printed once it listens. With CUT, it cuts every
+# connection silently CUT seconds after it began, as an upstream may.
+cat >"$tmp/fwd.py" <<'PY'
+import os, socket, sys, threading, time
+port, target = int(sys.argv[1]), int(os.environ["PGPORT"])
+cut = float(sys.argv[2]) if len(sys.argv) > 2 else None
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+def close(*socks):
+    for x in socks:
+        try: x.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+    close(a, b)
+def cut_later(c, u):
+    time.sleep(cut)
+    close(c, u)
+while True:
+    c, _ = s.accept(); u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    if cut is not None:
+        threading.Thread(target=cut_later, args=(c, u), daemon=True).start()
+PY
+
 cat >"$tmp/inner.sh" <<'SH'
 set -u
 fail=0
@@ -255,6 +289,13 @@ wait_line() {
         i=$((i + 1)); [ $i -gt 200 ] && return 1
         sleep 0.1
     done
+}
+# forward NAME PORT [CUT]: fwd.py on PORT, its pid in $fwd, its port in
+# $tmp/NAME.port once it listens
+forward() {
+    python3 "$tmp/fwd.py" "$2" ${3:+"$3"} >"$tmp/$1.port" &
+    fwd=$!
+    wait_line "$tmp/$1.port" .
 }
 # a client as in a plain shell: not pointed at dsql-local's gateway
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql "$@"; }
@@ -332,40 +373,15 @@ check "upstream down: clear error ($out)" has "$out" 'dsql-proxy: cannot connect
 stop_proxy down
 # upstream down and back: a TCP forwarder to the gateway, stopped and
 # started again on the same port
-cat >"$tmp/fwd.py" <<'PYF'
-import os, socket, sys, threading
-port, target = int(sys.argv[1]), int(os.environ["PGPORT"])
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port)); s.listen(16)
-print(s.getsockname()[1], flush=True)
-def pipe(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d: break
-            b.sendall(d)
-    except OSError:
-        pass
-    for x in (a, b):
-        try: x.shutdown(socket.SHUT_RDWR)
-        except OSError: pass
-while True:
-    c, _ = s.accept(); u = socket.create_connection(("127.0.0.1", target))
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-PYF
-python3 "$tmp/fwd.py" 0 >"$tmp/fport" &
-fp=$!
-while [ ! -s "$tmp/fport" ]; do sleep 0.1; done
-fport=$(cat "$tmp/fport")
+forward up 0 || bad "forwarder did not start"
+fport=$(cat "$tmp/up.port")
+fp=$fwd
 start_proxy updown --listen "unix:$tmp/ud" --hostaddr 127.0.0.1 --port "$fport" || bad "proxy (down and back) did not start"
 out1=$(psql -h "$tmp/ud" -Atc 'select 1' 2>&1)
 kill $fp; wait $fp 2>/dev/null
 out2=$(psql -h "$tmp/ud" -Atc 'select 2' 2>&1)
-python3 "$tmp/fwd.py" "$fport" >"$tmp/fport2" 2>&1 &
-fp=$!
-i=0
-while [ ! -s "$tmp/fport2" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+forward back "$fport" || bad "forwarder did not start again on port $fport"
+fp=$fwd
 out3=$(psql -h "$tmp/ud" -Atc 'select 3' 2>&1)
 check "upstream up ($out1)" test "$out1" = 1
 check "upstream down: clear error ($out2)" has "$out2" "cannot connect to 127.0.0.1 port $fport: Connection refused"
@@ -488,35 +504,9 @@ stop_proxy met
 # by the proxy in the last tenth of the limit; one whose query ends in that
 # window right after its answer; one busy through the cut gets the same
 # FATAL when the upstream closes, its query never cut by the proxy.
-cat >"$tmp/cut.py" <<'PYC'
-import os, socket, sys, threading, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
-print(s.getsockname()[1], flush=True)
-def pipe(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d: break
-            b.sendall(d)
-    except OSError:
-        pass
-def cut(c, u):
-    time.sleep(float(sys.argv[1]))
-    for x in (c, u):
-        try: x.shutdown(socket.SHUT_RDWR)
-        except OSError: pass
-        x.close()
-while True:
-    c, _ = s.accept(); u = socket.create_connection(("127.0.0.1", int(os.environ["PGPORT"])))
-    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
-    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
-    threading.Thread(target=cut, args=(c, u), daemon=True).start()
-PYC
-python3 "$tmp/cut.py" 12 >"$tmp/cport" &
-cp=$!
-i=0
-while [ ! -s "$tmp/cport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-start_proxy life --listen "unix:$tmp/h" --hostaddr 127.0.0.1 --port "$(cat "$tmp/cport")" \
+forward cut 0 12 || bad "the cutting forwarder did not start"
+cp=$fwd
+start_proxy life --listen "unix:$tmp/h" --hostaddr 127.0.0.1 --port "$(cat "$tmp/cut.port")" \
     --max-connection-duration 6 --metrics tcp:127.0.0.1:0 || bad "proxy (lifetime) did not start"
 pids=
 for m in idle late busy; do raw "$tmp/h/.s.PGSQL.5432" lifetime $m >"$tmp/life.$m" & pids="$pids $!"; done
