@@ -114,58 +114,44 @@ wait $pg
 out=$(cat "$tmp/g.out")
 case $out in *"$OC001"*"$OC001"*g-idle) pass "an index created meanwhile: OC001 too" ;;
 *) bad "after CREATE INDEX ASYNC: $out (index: $(cat "$tmp/idx.out"))" ;; esac
-# statements through the extended protocol (not checked themselves), then a
-# simple COMMIT: the COMMIT fails with OC001 and ends the transaction
-if [ -x "$B/test/occ_client" ]; then
-    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "SELECT count(*) FROM acct" >"$tmp/x.out" 2>&1 &
-    px=$!
+# occ_case DESCRIPTION STATEMENT MODE OTHER WANT: test/occ_client begins a
+# transaction, runs STATEMENT through the extended protocol and waits while
+# another session runs OTHER (none when empty); then it COMMITs (MODE
+# extended-commit: through the extended protocol too, empty: a simple
+# COMMIT). What it reports must match the case pattern WANT (the SQLSTATE
+# messages hold no pattern characters).
+occ_case() {
+    rm -f "$tmp/x-began" "$tmp/x-go" "$tmp/x-other.out"
+    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "$2" ${3:+"$3"} >"$tmp/x.out" 2>&1 &
+    occ_pid=$!
     until_file x-began
-    sql -c "ALTER TABLE acct ADD COLUMN note2 text" >"$tmp/ddl2.out"
+    [ -z "$4" ] || sql -c "$4" >"$tmp/x-other.out"
     touch "$tmp/x-go"
-    wait $px
+    wait $occ_pid
     out=$(cat "$tmp/x.out")
-    case $out in *"statement: ok"*"commit: error $OC001"*"after: idle")
-        pass "an extended-protocol statement, then a simple COMMIT: the COMMIT fails with OC001 and ends the transaction" ;;
-    *) bad "extended statement, simple COMMIT: $out (DDL: $(cat "$tmp/ddl2.out"))" ;; esac
+    case $out in
+    $5) pass "$1" ;;
+    *) bad "$1: $out (other session: $(cat "$tmp/x-other.out" 2>/dev/null))" ;;
+    esac
+}
+if [ -x "$B/test/occ_client" ]; then
+    # a simple COMMIT after an extended-protocol statement (not checked itself)
+    occ_case "an extended-protocol statement, then a simple COMMIT: the COMMIT fails with OC001 and ends the transaction" \
+        "SELECT count(*) FROM acct" "" "ALTER TABLE acct ADD COLUMN note2 text" \
+        "*statement: ok*commit: error $OC001*after: idle"
     # the COMMIT through the extended protocol too (JDBC, pgx): checked the same
-    rm -f "$tmp/x-began" "$tmp/x-go"
-    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "SELECT count(*) FROM acct" extended-commit \
-        >"$tmp/xe.out" 2>&1 &
-    px=$!
-    until_file x-began
-    sql -c "ALTER TABLE acct ADD COLUMN note3 text" >"$tmp/ddl3.out"
-    touch "$tmp/x-go"
-    wait $px
-    out=$(cat "$tmp/xe.out")
-    case $out in *"statement: ok"*"commit: error $OC001"*"after: idle")
-        pass "an extended-protocol COMMIT of a transaction older than the DDL fails with OC001 and ends it" ;;
-    *) bad "extended COMMIT, stale catalog: $out (DDL: $(cat "$tmp/ddl3.out"))" ;; esac
+    occ_case "an extended-protocol COMMIT of a transaction older than the DDL fails with OC001 and ends it" \
+        "SELECT count(*) FROM acct" extended-commit "ALTER TABLE acct ADD COLUMN note3 text" \
+        "*statement: ok*commit: error $OC001*after: idle"
     out=$(sql -c "SELECT count(*) FROM acct")
     [ "$out" = 3 ] && pass "the session after it works" || bad "after extended OC001: $out"
-    # a write conflict met by an extended statement: the extended COMMIT fails with OC000
-    rm -f "$tmp/x-began" "$tmp/x-go"
-    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "UPDATE acct SET v = 50 WHERE id = 3" \
-        extended-commit >"$tmp/xc.out" 2>&1 &
-    px=$!
-    until_file x-began
-    sql -c "UPDATE acct SET v = 60 WHERE id = 3" >"$tmp/w.out"
-    touch "$tmp/x-go"
-    wait $px
-    out=$(cat "$tmp/xc.out")
-    case $out in *"statement: error $OC000"*"commit: error $OC000"*"after: idle")
-        pass "an extended-protocol COMMIT after a conflict fails with OC000" ;;
-    *) bad "extended COMMIT after a conflict: $out (writer: $(cat "$tmp/w.out"))" ;; esac
-    # and a clean one commits
-    rm -f "$tmp/x-began" "$tmp/x-go"
-    "$B/test/occ_client" "$tmp/x-began" "$tmp/x-go" "UPDATE acct SET v = 70 WHERE id = 3" \
-        extended-commit >"$tmp/xo.out" 2>&1 &
-    px=$!
-    until_file x-began
-    touch "$tmp/x-go"
-    wait $px
-    out=$(cat "$tmp/xo.out")$(sql -c "SELECT v FROM acct WHERE id = 3")
-    case $out in *"commit: ok"*"after: idle"*70) pass "an extended-protocol COMMIT with nothing in its way commits" ;;
-    *) bad "clean extended COMMIT: $out" ;; esac
+    occ_case "an extended-protocol COMMIT after a conflict fails with OC000" \
+        "UPDATE acct SET v = 50 WHERE id = 3" extended-commit "UPDATE acct SET v = 60 WHERE id = 3" \
+        "*statement: error $OC000*commit: error $OC000*after: idle"
+    occ_case "an extended-protocol COMMIT with nothing in its way commits" \
+        "UPDATE acct SET v = 70 WHERE id = 3" extended-commit "" "*commit: ok*after: idle"
+    out=$(sql -c "SELECT v FROM acct WHERE id = 3")
+    [ "$out" = 70 ] && pass "its write is there" || bad "after the clean extended COMMIT: row 3 is $out"
 else
     bad "$B/test/occ_client is missing (make check builds it)"
 fi
