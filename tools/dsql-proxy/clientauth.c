@@ -23,11 +23,25 @@ static int add_line(dp_proxy *p, char *line, int lineno, char *err, size_t errca
 {
     char *colon = strchr(line, ':');
     struct dp_password *grown;
+    size_t i;
 
-    if (!colon || colon == line || (size_t)(colon - line) >= sizeof grown->user) {
+    if (!colon || colon == line) {
         snprintf(err, errcap, "line %d: expected user:SCRAM-SHA-256$...", lineno);
         return -1;
     }
+    if ((size_t)(colon - line) >= sizeof grown->user) {
+        snprintf(err, errcap, "line %d: the user name is longer than %zu bytes", lineno,
+                 sizeof grown->user - 1);
+        return -1;
+    }
+    /* a second line would be ignored (the first one wins): say so */
+    for (i = 0; i < p->npasswords; i++)
+        if (strncmp(p->passwords[i].user, line, (size_t)(colon - line)) == 0 &&
+            p->passwords[i].user[colon - line] == '\0') {
+            snprintf(err, errcap, "line %d: user %.63s has a line already", lineno,
+                     p->passwords[i].user);
+            return -1;
+        }
     grown = realloc(p->passwords, (p->npasswords + 1) * sizeof *grown);
     if (!grown) {
         snprintf(err, errcap, "out of memory");
@@ -54,6 +68,11 @@ int dp_passwords_load(dp_proxy *p, const char *path, char *err, size_t errcap)
 
     if (!f) {
         snprintf(err, errcap, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errcap, "cannot read %s: it is a directory", path);
+        fclose(f);
         return -1;
     }
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))

@@ -18,23 +18,31 @@
 static int parse_port(const char *s, int *port)
 {
     char *end;
-    long v = strtol(s, &end, 10);
+    long v;
 
-    if (!*s || *end || v < 0 || v > 65535)
+    if (*s < '0' || *s > '9') /* strtol would take a sign or spaces */
+        return -1;
+    v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 65535)
         return -1;
     *port = (int)v;
     return 0;
 }
 
 /* "unix:DIR", "tcp:127.0.0.1:PORT", "tcp:[::1]:PORT"; "unix:" alone is
- * the default private directory. */
-int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap)
+ * the default private directory. -2: not a loopback address, -1: any
+ * other mistake. err starts with opt (the option's name) and shows at
+ * most 80 bytes of the spec, so the reason after it is never cut off. */
+int dp_listen_parse(dp_listen *l, const char *opt, const char *spec, char *err, size_t errcap)
 {
+    struct sockaddr_storage ss;
+
     memset(l, 0, sizeof *l);
     if (strncmp(spec, "unix:", 5) == 0) {
         l->is_unix = 1;
         if (strlen(spec + 5) >= sizeof l->dir - 16) {
-            snprintf(err, errcap, "--listen %s: the directory name is too long", spec);
+            snprintf(err, errcap, "%s %.80s...: the directory name is too long (%zu "
+                     "bytes, at most %zu)", opt, spec, strlen(spec + 5), sizeof l->dir - 17);
             return -1;
         }
         snprintf(l->dir, sizeof l->dir, "%s", spec + 5);
@@ -44,7 +52,8 @@ int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap)
         const char *hp = spec + 4, *colon = strrchr(hp, ':');
         size_t hlen;
         if (!colon || parse_port(colon + 1, &l->port) != 0) {
-            snprintf(err, errcap, "--listen %s: expected tcp:127.0.0.1:PORT", spec);
+            snprintf(err, errcap, "%s %.80s: expected tcp:127.0.0.1:PORT (a port "
+                     "0..65535)", opt, spec);
             return -1;
         }
         hlen = (size_t)(colon - hp);
@@ -53,19 +62,24 @@ int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap)
             hlen -= 2;
         }
         if (hlen >= sizeof l->host) {
-            snprintf(err, errcap, "--listen %s: not a loopback address", spec);
+            snprintf(err, errcap, "%s %.80s: not a loopback address", opt, spec);
             return -1;
         }
         memcpy(l->host, hp, hlen);
         l->host[hlen] = '\0';
         if (strncmp(l->host, "127.", 4) != 0 && strcmp(l->host, "::1") != 0) {
-            snprintf(err, errcap, "--listen %s: only loopback addresses (127.0.0.0/8, ::1): "
-                     "a token-less login must not be reachable from the network", spec);
+            snprintf(err, errcap, "%s %.80s: only loopback addresses (127.0.0.0/8, ::1): "
+                     "a token-less login must not be reachable from the network", opt, spec);
+            return -2;
+        }
+        if (dp_listen_tcp_addr(l, &ss) == 0) { /* "127.example.com" */
+            snprintf(err, errcap, "%s %.80s: %s is not an IP address (give "
+                     "127.0.0.1 or [::1], not a name)", opt, spec, l->host);
             return -1;
         }
         return 0;
     }
-    snprintf(err, errcap, "--listen %s: expected unix:DIR or tcp:127.0.0.1:PORT", spec);
+    snprintf(err, errcap, "%s %.80s: expected unix:DIR or tcp:127.0.0.1:PORT", opt, spec);
     return -1;
 }
 
@@ -151,23 +165,24 @@ static int open_unix(dp_proxy *p, dp_listen *l, char *err, size_t errcap)
         snprintf(err, errcap, "cannot make the directory %s: %s", l->dir, strerror(errno));
         return -1;
     }
-    if (snprintf(l->path, sizeof l->path, "%s/.s.PGSQL.5432", l->dir) >=
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (snprintf(sun.sun_path, sizeof sun.sun_path, "%s/.s.PGSQL.5432", l->dir) >=
         (int)sizeof sun.sun_path) {
         snprintf(err, errcap, "%s: the path is too long for a Unix socket", l->dir);
         return -1;
     }
-    if (clear_stale_socket(l->path, err, errcap) != 0)
+    if (clear_stale_socket(sun.sun_path, err, errcap) != 0)
         return -1;
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, l->path, strlen(l->path) + 1);
     l->l = pgs_listener_new(p->base, (struct sockaddr *)&sun, sizeof sun, 1024, &cbs, lerr,
                             sizeof lerr);
     if (!l->l) {
-        snprintf(err, errcap, "cannot listen on %s: %s", l->path, lerr);
-        l->path[0] = '\0';
+        snprintf(err, errcap, "cannot listen on %s: %s", sun.sun_path, lerr);
         return -1;
     }
+    /* only now is the socket ours to remove at exit: before, the path
+     * may be another server's live socket or someone's file */
+    snprintf(l->path, sizeof l->path, "%s", sun.sun_path);
     /* who may connect is the peer check's job (own uid, --allow-uid);
      * the directory's mode decides who can reach the socket at all */
     chmod(l->path, 0777);

@@ -97,7 +97,7 @@ static int parse_value(args *a, int c, const char *name, const char *v)
     case 'l':
         if (a->d.nlisten == DP_MAX_LISTEN)
             return bad("too many --listen (at most %s)%s", "8", "");
-        if (dp_listen_parse(&a->d.listen[a->d.nlisten], v, err, sizeof err) != 0)
+        if (dp_listen_parse(&a->d.listen[a->d.nlisten], "--listen", v, err, sizeof err) != 0)
             return bad("%s%s", err, "");
         a->d.nlisten++;
         return 0;
@@ -486,7 +486,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc;
     if (a.d.nlisten == 0)
-        dp_listen_parse(&a.d.listen[a.d.nlisten++], "unix:", NULL, 0);
+        dp_listen_parse(&a.d.listen[a.d.nlisten++], "--listen", "unix:", NULL, 0);
     dsql_set_log_handler(log_to_stderr, a.d.verbose ? DSQL_LOG_DEBUG : DSQL_LOG_WARN, NULL);
     rc = resolve_target(&a.o, &t);
     if (rc == 0)

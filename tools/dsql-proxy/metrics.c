@@ -42,16 +42,17 @@ static const char *const FAIL_NAMES[DP_FAIL_N] = {
 
 int dp_metrics_parse(dp_listen *l, const char *spec, char *err, size_t errcap)
 {
+    int rc;
+
     if (strncmp(spec, "tcp:", 4) != 0) {
-        snprintf(err, errcap, "--metrics %s: expected tcp:127.0.0.1:PORT", spec);
+        snprintf(err, errcap, "--metrics %.80s: expected tcp:127.0.0.1:PORT", spec);
         return -1;
     }
-    if (dp_listen_parse(l, spec, err, errcap) != 0) {
-        snprintf(err, errcap, "--metrics %s: only loopback addresses (127.0.0.0/8, ::1), as "
+    rc = dp_listen_parse(l, "--metrics", spec, err, errcap);
+    if (rc == -2)
+        snprintf(err, errcap, "--metrics %.80s: only loopback addresses (127.0.0.0/8, ::1), as "
                  "tcp:127.0.0.1:PORT: the numbers tell who uses the proxy and how much", spec);
-        return -1;
-    }
-    return 0;
+    return rc == 0 ? 0 : -1;
 }
 
 static void conn_free(mconn *c)

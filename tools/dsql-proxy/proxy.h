@@ -178,7 +178,8 @@ int dp_passwords_load(dp_proxy *p, const char *path, char *err, size_t errcap);
 void dp_passwords_free(dp_proxy *p);
 
 /* listen.c */
-int dp_listen_parse(dp_listen *l, const char *spec, char *err, size_t errcap);
+int dp_listen_parse(dp_listen *l, const char *opt, const char *spec, char *err,
+                    size_t errcap);
 int dp_listen_open(dp_proxy *p, dp_listen *l, char *err, size_t errcap);
 void dp_listen_close(dp_listen *l);
 /* The address of a tcp: listen spec; 0 when host is not an IP address. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
@@ -290,6 +291,31 @@ dp_connect *dp_connect_start(dp_proxy *p, dp_connect_done done, void *arg)
     return c;
 }
 
+/* --sslrootcert: the message says why a file cannot serve (missing,
+ * unreadable, a directory, or no PEM certificate in it). */
+static int load_roots(SSL_CTX *ctx, const char *path, char *err, size_t errcap)
+{
+    struct stat st;
+    FILE *f = fopen(path, "re");
+    int is_dir = f && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode);
+
+    if (!f || is_dir) {
+        snprintf(err, errcap, "cannot read the CA certificates in %s (sslrootcert): %s", path,
+                 is_dir ? "it is a directory" : strerror(errno));
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    if (SSL_CTX_load_verify_locations(ctx, path, NULL) != 1) {
+        ERR_clear_error();
+        snprintf(err, errcap, "no CA certificate in %s (sslrootcert): expected PEM "
+                 "certificates (-----BEGIN CERTIFICATE-----)", path);
+        return -1;
+    }
+    return 0;
+}
+
 int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
                      const char *signing_host, const char *region, unsigned port,
                      const char *rootcert, int direct, char *err, size_t errcap)
@@ -311,9 +337,7 @@ int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
      * it is signed for */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     if (rootcert && *rootcert && strcmp(rootcert, "system") != 0) {
-        if (SSL_CTX_load_verify_locations(ctx, rootcert, NULL) != 1) {
-            snprintf(err, errcap, "cannot read the CA certificates in %s (sslrootcert)",
-                     rootcert);
+        if (load_roots(ctx, rootcert, err, errcap) != 0) {
             SSL_CTX_free(ctx);
             return -1;
         }

@@ -1,0 +1,289 @@
+#!/bin/sh
+# dsql-proxy's options and start-up checks against a real dsql-local, the
+# ones t-dsql-proxy.sh leaves out: files it cannot use (each named with the
+# reason), a second proxy on a live socket (refused, the first one's socket
+# kept), the upstream as a connection string, the DSQL role of a non-admin
+# user (DbConnect), startup parameters passed through, the gateway's own
+# SQLSTATE on a refused login, --sslnegotiation (what goes on the wire),
+# --auth-timeout before and during login, --drain-timeout, and the default
+# directory with --allow-uid.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+P=$B/dsql-proxy
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
+    echo "skip: PostgreSQL 15 server or psql not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+export B P tmp
+
+fail=0
+# usage errors (exit 2) need no upstream
+usage() { # want-fragment, args...
+    frag=$1; shift
+    err=$("$P" "$@" 2>&1 >/dev/null); st=$?
+    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then echo "ok   usage: $frag"
+    else echo "FAIL usage $*: exit $st, '$err'"; fail=1; fi
+}
+long=$(printf 'd%.0s' $(seq 1 300))
+usage "the directory name is too long (301 bytes" --listen "unix:/$long"
+usage "127.example.com is not an IP address" --listen tcp:127.example.com:5432 --trust-loopback
+usage "--listen tcp:127.0.0.1:+80: expected tcp:127.0.0.1:PORT" --listen tcp:127.0.0.1:+80 --trust-loopback
+usage "--metrics tcp:127.0.0.1:99999: expected tcp:127.0.0.1:PORT" --metrics tcp:127.0.0.1:99999
+
+cat >"$tmp/raw.py" <<'PY'
+import socket, struct, sys, time
+path = sys.argv[1]; case = sys.argv[2]
+def startup(params):
+    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+def read_all(s):
+    d = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b: break
+            d += b
+    except OSError:
+        pass
+    return d
+def fields(d):
+    # the ErrorResponse among the messages (an AuthenticationOk may come first)
+    while len(d) >= 5 and d[:1] != b"E":
+        d = d[1 + struct.unpack("!I", d[1:5])[0]:]
+    if not d.startswith(b"E"): return repr(d[:20])
+    return " ".join(f.decode(errors="replace") for f in d[5:].split(b"\0") if f[:1] in (b"C", b"M"))
+s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(path)
+if case == "silent":     # connects, says nothing
+    t = time.time(); d = read_all(s); print(fields(d))
+elif case == "login":
+    s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
+    print(fields(read_all(s)))
+PY
+
+# a forwarder to the gateway that writes, per connection, how the client
+# began: its first 8 bytes, and whether its TLS ClientHello names the
+# signing host (SNI) and offers ALPN "postgresql"
+cat >"$tmp/spy.py" <<'PY'
+import os, socket, sys, threading
+target = int(os.environ["PGPORT"]); host = os.environ["PGHOST"].encode()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+log = open(sys.argv[1], "a")
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try: x.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def serve(c):
+    u = socket.create_connection(("127.0.0.1", target))
+    first = c.recv(65536); u.sendall(first)
+    hello = first
+    if first[:1] != b"\x16":   # an SSLRequest: the ClientHello follows the answer
+        c.sendall(u.recv(1)); hello = c.recv(65536); u.sendall(hello)
+    log.write("first=%s sni=%s alpn=%s\n" % (first[:8].hex(), host in hello,
+                                           b"\x0apostgresql" in hello)); log.flush()
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    pipe(u, c)
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+
+cat >"$tmp/inner.sh" <<'SH'
+set -u
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+has() { printf '%s\n' "$1" | grep -qF -- "$2"; }
+start_proxy() {
+    name=$1; shift
+    "$P" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    echo $! >"$tmp/$name.pid"
+    i=0
+    while ! grep -q "ready on" "$tmp/$name.err" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt 100 ] && { cat "$tmp/$name.err"; return 1; }
+        sleep 0.1
+    done
+}
+stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid")"; }
+# a start that must fail: exit 1 and a message with the fragment
+no_start() { # description, fragment, args...
+    d=$1; frag=$2; shift 2
+    err=$(timeout 20 "$P" "$@" 2>&1); st=$?
+    if [ $st -eq 1 ] && has "$err" "$frag"; then ok "$d ($err)"; else bad "$d: exit $st, '$err'"; fi
+}
+raw() { python3 "$tmp/raw.py" "$@"; }
+psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
+wait_running() {
+    i=0
+    while [ "$(PGPASSWORD=$("$B/dsql-token") command psql -X -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
+        sleep 0.2; i=$((i + 1))
+    done
+    [ $i -lt 50 ]
+}
+# until process $1 is gone (at most $2 s)
+gone_within() {
+    i=0
+    while kill -0 "$1" 2>/dev/null; do
+        i=$((i + 1)); [ $i -gt $(($2 * 10)) ] && return 1
+        sleep 0.1
+    done
+}
+
+# ---- files the proxy cannot use: each named, with the reason ----
+no_start "sslrootcert missing" "$tmp/nope.pem (sslrootcert): No such file or directory" \
+    --listen "unix:$tmp/x" --sslrootcert "$tmp/nope.pem"
+no_start "sslrootcert a directory" "$tmp (sslrootcert): it is a directory" \
+    --listen "unix:$tmp/x" --sslrootcert "$tmp"
+echo "not a certificate" >"$tmp/junk.pem"
+no_start "sslrootcert without a certificate" "no CA certificate in $tmp/junk.pem" \
+    --listen "unix:$tmp/x" --sslrootcert "$tmp/junk.pem"
+v='SCRAM-SHA-256$4096:c2FsdHNhbHRzYWx0c2FsdA==$qNnAtcdMqRIxQjUtBlmAfYMHfCzPxoxYy3UhckvIuB8=:bx7x+mMULmNuGcaH0TgbSsTsjLo1vqV8JZTgcK0aAZk='
+printf 'admin:%s\napp:%s\nadmin:%s\n' "$v" "$v" "$v" >"$tmp/dup.pw"
+chmod 600 "$tmp/dup.pw"
+no_start "a user twice in the password file" "dup.pw: line 3: user admin has a line already" \
+    --listen tcp:127.0.0.1:0 --client-password-file "$tmp/dup.pw"
+no_start "a directory as the password file" "cannot read $tmp: it is a directory" \
+    --listen tcp:127.0.0.1:0 --client-password-file "$tmp"
+
+# ---- a second proxy on the same directory ----
+start_proxy main --listen "unix:$tmp/s" || { echo "FAIL proxy did not start"; exit 1; }
+no_start "a second proxy on a live socket is refused" "$tmp/s/.s.PGSQL.5432 is in use by another server" \
+    --listen "unix:$tmp/s"
+out=$(psql -h "$tmp/s" -Atc 'select 1' 2>&1)
+check "the first proxy still serves: its socket was not removed ($out)" test "$out" = 1
+mkdir "$tmp/f"
+echo keep >"$tmp/f/.s.PGSQL.5432"
+no_start "a file where the socket goes is refused" "$tmp/f/.s.PGSQL.5432 exists and is not a socket" \
+    --listen "unix:$tmp/f"
+check "... and left alone" grep -qx keep "$tmp/f/.s.PGSQL.5432"
+
+# ---- the DSQL role: a non-admin user signs DbConnect ----
+out=$(psql -h "$tmp/s" -Atc 'create role reader login' 2>&1)
+check "admin creates a role through the proxy ($out)" test "$out" = "CREATE ROLE"
+out=$(psql -h "$tmp/s" -U reader -Atc 'select current_user' 2>&1)
+check "a non-admin user logs in (DbConnect) ($out)" test "$out" = reader
+out=$(raw "$tmp/s/.s.PGSQL.5432" login nosuchrole)
+check "an unknown role: PostgreSQL's own 28000 and message ($out)" test "$out" = \
+    'C28000 Mrole "nosuchrole" does not exist'
+
+# ---- startup parameters pass through ----
+out=$(PGAPPNAME=proxy-audit PGOPTIONS='-c statement_timeout=4321' psql -h "$tmp/s" \
+    -Atc 'show application_name' -c 'show statement_timeout' 2>&1 | tr '\n' ' ')
+check "application_name and options reach the upstream ($out)" test "$out" = "proxy-audit 4321ms "
+stop_proxy main
+
+# ---- the upstream as a connection string, options over the environment ----
+conn="host=$PGHOST hostaddr=$PGHOSTADDR port=$PGPORT sslrootcert=$PGSSLROOTCERT"
+(unset PGHOST PGHOSTADDR PGPORT PGSSLROOTCERT; start_proxy conn --listen "unix:$tmp/c" "$conn") ||
+    bad "proxy (connection string) did not start"
+out=$(psql -h "$tmp/c" -Atc 'select 2' 2>&1)
+check "upstream from a connection string, no PG* variables ($out)" test "$out" = 2
+stop_proxy conn
+(PGPORT=1 start_proxy opt --listen "unix:$tmp/o" --port "$PGPORT") || bad "proxy (--port) did not start"
+out=$(psql -h "$tmp/o" -Atc 'select 3' 2>&1)
+check "--port wins over PGPORT ($out)" test "$out" = 3
+stop_proxy opt
+
+# ---- a refused login: the gateway's own SQLSTATE and message ----
+(AWS_SECRET_ACCESS_KEY=wrong-secret-abc start_proxy badkey --listen "unix:$tmp/k") ||
+    bad "proxy (wrong secret) did not start"
+out=$(raw "$tmp/k/.s.PGSQL.5432" login admin)
+check "the gateway's 28P01 and message reach the client ($out)" test "$out" = \
+    'C28P01 MIAM authentication failed for user "admin": The request signature we calculated does not match the signature you provided'
+stop_proxy badkey
+check "the secret is in no log line" sh -c "! grep -q wrong-secret-abc '$tmp/badkey.err'"
+
+# ---- --sslnegotiation: what the upstream sees ----
+python3 "$tmp/spy.py" "$tmp/spy.log" >"$tmp/spyport" &
+sp=$!
+i=0
+while [ ! -s "$tmp/spyport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+spyport=$(cat "$tmp/spyport")
+for mode in postgres direct; do
+    : >"$tmp/spy.log"
+    start_proxy neg --listen "unix:$tmp/n" --hostaddr 127.0.0.1 --port "$spyport" \
+        --sslnegotiation $mode || bad "proxy (--sslnegotiation $mode) did not start"
+    out=$(psql -h "$tmp/n" -Atc "select '$mode'" 2>&1)
+    check "--sslnegotiation $mode logs in ($out)" test "$out" = $mode
+    stop_proxy neg
+    seen=$(cat "$tmp/spy.log")
+    case $mode in
+    postgres) want="first=0000000804d2162f sni=True alpn=False" ;; # SSLRequest, then TLS
+    direct) want="first=160301" ;;                                 # a TLS record at once
+    esac
+    check "--sslnegotiation $mode on the wire ($seen)" sh -c 'case "$1" in "$2"*) exit 0;; esac; exit 1' - "$seen" "$want"
+done
+check "direct TLS: SNI is the signing host, ALPN postgresql ($seen)" has "$seen" "sni=True alpn=True"
+kill $sp
+
+# ---- --auth-timeout: a silent client, a login that never ends ----
+start_proxy auth --listen "unix:$tmp/a" --auth-timeout 1 || bad "proxy (auth-timeout) did not start"
+out=$(raw "$tmp/a/.s.PGSQL.5432" silent)
+check "a client that sends nothing is closed with 08006 ($out)" test "$out" = \
+    "C08006 Mdsql-proxy: the startup packet did not arrive in time"
+stop_proxy auth
+python3 -c '
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' >"$tmp/mport" &
+mp=$!
+i=0
+while [ ! -s "$tmp/mport" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+start_proxy mute --listen "unix:$tmp/m" --hostaddr 127.0.0.1 --port "$(cat "$tmp/mport")" \
+    --auth-timeout 2 || bad "proxy (mute upstream) did not start"
+out=$(psql -h "$tmp/m" -Atc 'select 1' 2>&1)
+check "an upstream that never answers: the login times out ($out)" has "$out" \
+    "dsql-proxy: login did not finish in time"
+stop_proxy mute
+kill $mp
+
+# ---- --drain-timeout: SIGTERM waits this long, then closes the sessions ----
+start_proxy drain --listen "unix:$tmp/d" --drain-timeout 2 || bad "proxy (drain-timeout) did not start"
+psql -h "$tmp/d" -Atc 'select pg_sleep(30), 4' >"$tmp/drain.out" 2>&1 &
+qp=$!
+check "the long query runs" wait_running "select pg_sleep(30)"
+kill -TERM "$(cat "$tmp/drain.pid")"
+check "the proxy exits at the drain timeout, not when the query ends" gone_within "$(cat "$tmp/drain.pid")" 20
+wait "$(cat "$tmp/drain.pid")"
+check "exit 0 after the drain timeout" test $? -eq 0
+check "the drain timeout is logged" grep -q "1 sessions still open after 2 s; closing them" "$tmp/drain.err"
+wait $qp
+check "the session was closed, not answered ($(cat "$tmp/drain.out"))" has "$(cat "$tmp/drain.out")" "server closed the connection"
+
+# ---- the default directory with --allow-uid: reachable, not listable ----
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    start_proxy uid --allow-uid 65534 --print-env || bad "proxy (default dir, --allow-uid) did not start"
+    dir=$(sed -n "s/^export PGHOST='\(.*\)'$/\1/p" "$tmp/uid.out")
+    check "default directory with --allow-uid is 0711 ($dir)" sh -c "[ \"\$(stat -c %a '$dir')\" = 711 ]"
+    out=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT HOME=/ psql -X -h "$dir" -Atc 'select 6' 2>&1)
+    check "the allowed uid gets in through the default directory ($out)" test "$out" = 6
+    stop_proxy uid
+else
+    echo "skip --allow-uid default directory (needs root and setpriv)"
+fi
+found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
+check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+exit $fail
+SH
+
+out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
+st=$?
+echo "$out"
+[ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
+exit $fail
