@@ -294,10 +294,10 @@ $(B)/test/gateway_flood: CHECK_CFLAGS += $(LIBPQ_CFLAGS)
 # the Check suite of tools/pgserver's pure parts (escaping, startup packet,
 # pre-login cap, token bucket), built with those sources
 PGSERVER_UNIT_OBJS := $(call objs,test/check_pgserver.c \
-  $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c frames.c))
+  $(addprefix tools/pgserver/,escape.c startup.c wire.c preauth.c ratelimit.c frames.c tls.c))
 $(B)/test/check_pgserver: $(PGSERVER_UNIT_OBJS) $(ALL_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(LIBEVENT_LIBS) $(CHECK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(PGSERVER_UNIT_OBJS) $(ALL_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(CHECK_LIBS)
 # dsql-local's statement rules (pure), built with their source
 SQLRULES_UNIT_OBJS := $(call objs,test/check_sqlrules.c tools/dsql-local/sqlrules.c)
 $(B)/test/check_sqlrules: $(SQLRULES_UNIT_OBJS) $(ALL_A)

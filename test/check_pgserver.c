@@ -1,16 +1,23 @@
-/* The server plumbing dsql-local shares with the planned dsql-proxy
- * (tools/pgserver): log escaping, the startup packet's duplicate check, the
- * pre-login cap's eviction order and the token bucket. The accept loop and
- * the cancel relay run against a real gateway in test/t-gateway-floods.sh. */
+/* The server plumbing dsql-local and dsql-proxy share (tools/pgserver):
+ * log escaping, the first packet's kind and the startup packet's checks,
+ * the pre-login cap's eviction order, the token bucket, message framing
+ * followed in passing, and TLS on libevent. The accept loop and the cancel
+ * relay run against a real gateway in test/t-gateway-floods.sh. */
 #include <stdint.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "escape.h"
 #include "frames.h"
 #include "preauth.h"
 #include "ratelimit.h"
 #include "startup.h"
+#include "tls.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -561,6 +568,86 @@ START_TEST(frames_garbage_lengths_do_not_derail)
 }
 END_TEST
 
+/* ---- TLS on libevent ---- */
+
+static int alpn(const unsigned char *list, unsigned int n, const char **chosen)
+{
+    const unsigned char *out = NULL;
+    unsigned char outlen = 0;
+    int r = pgs_tls_alpn_select(NULL, &out, &outlen, list, n, NULL);
+    static char buf[256];
+
+    memcpy(buf, out ? (const char *)out : "", out ? outlen : 0);
+    buf[out ? outlen : 0] = '\0';
+    *chosen = buf;
+    return r;
+}
+
+START_TEST(tls_alpn_picks_postgresql_among_others)
+{
+    static const unsigned char list[] = "\x02h2\x08http/1.1\x0apostgresql";
+    const char *chosen;
+
+    ck_assert_int_eq(alpn(list, sizeof list - 1, &chosen), SSL_TLSEXT_ERR_OK);
+    ck_assert_str_eq(chosen, "postgresql");
+    ck_assert_int_eq(alpn((const unsigned char *)PGS_TLS_ALPN, sizeof PGS_TLS_ALPN - 1, &chosen),
+                     SSL_TLSEXT_ERR_OK);
+}
+END_TEST
+
+START_TEST(tls_alpn_nothing_else_and_no_overread)
+{
+    static const unsigned char other[] = "\x08http/1.1";
+    static const unsigned char longer[] = "\x0bpostgresqlx\x08postgres";
+    /* the length byte runs past the list: the name after it is never read */
+    static const unsigned char broken[] = "\x02h2\x0fpostgresql";
+    const char *chosen;
+
+    ck_assert_int_eq(alpn(other, sizeof other - 1, &chosen), SSL_TLSEXT_ERR_NOACK);
+    ck_assert_int_eq(alpn(longer, sizeof longer - 1, &chosen), SSL_TLSEXT_ERR_NOACK);
+    ck_assert_int_eq(alpn(broken, sizeof broken - 1, &chosen), SSL_TLSEXT_ERR_NOACK);
+    ck_assert_int_eq(alpn(other, 0, &chosen), SSL_TLSEXT_ERR_NOACK);
+}
+END_TEST
+
+START_TEST(tls_contexts_both_ends_same_floor)
+{
+    int server;
+
+    for (server = 0; server <= 1; server++) {
+        SSL_CTX *ctx = pgs_tls_ctx_new(server);
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+        ck_assert(SSL_CTX_get_options(ctx) & SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_free(ctx);
+    }
+}
+END_TEST
+
+START_TEST(tls_bufferevent_owns_the_socket_through_our_bio)
+{
+    struct event_base *base = event_base_new();
+    SSL_CTX *ctx = pgs_tls_ctx_new(0);
+    SSL *ssl = SSL_new(ctx);
+    struct bufferevent *bev;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_ptr_nonnull(ssl);
+    bev = pgs_tls_bufferevent(base, sv[0], ssl, BUFFEREVENT_SSL_CONNECTING);
+    ck_assert_ptr_nonnull(bev);
+    ck_assert_ptr_eq(bufferevent_openssl_get_ssl(bev), ssl);
+    ck_assert_int_eq(BIO_get_fd(SSL_get_rbio(ssl), NULL), sv[0]);
+    bufferevent_free(bev);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* deferred callbacks: the free ends here */
+    ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1); /* closed with it */
+    close(sv[1]);
+    SSL_CTX_free(ctx);
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *pgserver_suite(void)
 {
     Suite *s = suite_create("pgserver");
@@ -598,6 +685,10 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, frames_evbuffer_more_chains_than_one_peek);
     tcase_add_test(t, frames_evbuffer_empty_changes_nothing);
     tcase_add_test(t, frames_garbage_lengths_do_not_derail);
+    tcase_add_test(t, tls_alpn_picks_postgresql_among_others);
+    tcase_add_test(t, tls_alpn_nothing_else_and_no_overread);
+    tcase_add_test(t, tls_contexts_both_ends_same_floor);
+    tcase_add_test(t, tls_bufferevent_owns_the_socket_through_our_bio);
     suite_add_tcase(s, t);
     return s;
 }

@@ -366,6 +366,13 @@ check "default directory serves ($out)" test "$out" = 3
 stop_proxy def
 check "default directory removed at exit" test ! -e "$dir"
 
+# --sslnegotiation direct: TLS from the first byte, ALPN "postgresql"
+# offered by the proxy and chosen by the gateway (tools/pgserver/tls.c)
+start_proxy direct --listen "unix:$tmp/t" --sslnegotiation direct || bad "proxy (direct) did not start"
+out=$(psql -h "$tmp/t" -Atc 'select 11' 2>&1)
+check "--sslnegotiation direct logs in ($out)" test "$out" = 11
+stop_proxy direct
+
 # upstream problems reach the client as errors
 start_proxy down --listen "unix:$tmp/d" --hostaddr 127.0.0.1 --port 1 || bad "proxy (down) did not start"
 out=$(psql -h "$tmp/d" -Atc 'select 1' 2>&1)

@@ -19,6 +19,7 @@
 #include "fdlimit.h"
 #include "dialect.h"
 #include "gateway.h"
+#include "tls.h"
 
 #define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
 #define BACKEND_PATIENCE_MS 5000 /* retrying a full PostgreSQL backlog */
@@ -430,23 +431,16 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 int conn_start_tls(conn *c)
 {
     SSL *ssl = SSL_new(c->gw->ssl_ctx);
-    BIO *bio = ssl ? BIO_new_socket(c->fd, BIO_NOCLOSE) : NULL;
 
-    /* our own BIO: libevent 2.1 makes one without checking it was made */
-    if (!bio) {
-        SSL_free(ssl);
+    if (!ssl)
         return -1;
-    }
-    SSL_set_bio(ssl, bio, bio);
     if (c->raw_ev) {
         event_free(c->raw_ev);
         c->raw_ev = NULL;
     }
-    c->client = bufferevent_openssl_socket_new(c->gw->base, c->fd, ssl,
-                                               BUFFEREVENT_SSL_ACCEPTING,
-                                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    c->client = pgs_tls_bufferevent(c->gw->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING);
     if (!c->client)
-        return -1; /* with BEV_OPT_CLOSE_ON_FREE libevent freed the SSL */
+        return -1; /* c->fd is still ours, conn_free closes it */
     c->fd = -1;
     c->state = S_STARTUP; /* bytes only arrive once the handshake is done */
     bufferevent_setcb(c->client, frontdoor_read_cb, NULL, tls_event_cb, c);
@@ -456,47 +450,23 @@ int conn_start_tls(conn *c)
     return 0;
 }
 
-static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                   const unsigned char *in, unsigned int inlen, void *arg)
-{
-    static const unsigned char pg[] = "postgresql";
-    unsigned int i = 0;
-
-    (void)ssl;
-    (void)arg;
-    while (i < inlen) {
-        unsigned int n = in[i];
-        if (i + 1 + n > inlen)
-            break;
-        if (n == sizeof pg - 1 && memcmp(in + i + 1, pg, n) == 0) {
-            *out = in + i + 1;
-            *outlen = (unsigned char)n;
-            return SSL_TLSEXT_ERR_OK;
-        }
-        i += 1 + n;
-    }
-    return SSL_TLSEXT_ERR_NOACK;
-}
-
 static SSL_CTX *make_ssl_ctx(const char *cert_dir, char *err, size_t errcap)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = pgs_tls_ctx_new(1);
     char cert[600], key[600];
 
     snprintf(cert, sizeof cert, "%s/server.pem", cert_dir);
     snprintf(key, sizeof key, "%s/server.key", cert_dir);
-    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+    if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         snprintf(err, errcap, "cannot set up TLS with %s", cert);
         SSL_CTX_free(ctx);
         return NULL;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, pgs_tls_alpn_select, NULL);
     return ctx;
 }
 

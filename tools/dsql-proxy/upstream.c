@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "proxy.h"
+#include "tls.h"
 #include "wire.h"
 
 #define CONNECT_TIMEOUT_S 10
@@ -115,23 +116,19 @@ static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void start_tls(dp_connect *c)
 {
-    static const unsigned char alpn[] = "\x0apostgresql";
+    static const unsigned char alpn[] = PGS_TLS_ALPN;
     SSL *ssl = SSL_new(c->p->up.ssl_ctx);
-    BIO *bio = ssl ? BIO_new_socket(c->fd, BIO_NOCLOSE) : NULL;
 
-    if (!bio || !SSL_set_tlsext_host_name(ssl, c->p->up.signing_host) ||
+    if (!ssl || !SSL_set_tlsext_host_name(ssl, c->p->up.signing_host) ||
         !SSL_set1_host(ssl, c->p->up.signing_host) ||
         (c->p->opt->direct_tls && SSL_set_alpn_protos(ssl, alpn, sizeof alpn - 1) != 0)) {
-        BIO_free(bio);
         SSL_free(ssl);
         fail(c, "cannot connect to %s port %s: %s", "out of memory");
         return;
     }
-    SSL_set_bio(ssl, bio, bio);
     event_free(c->io);
     c->io = NULL;
-    c->tls = bufferevent_openssl_socket_new(c->p->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    c->tls = pgs_tls_bufferevent(c->p->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING);
     if (!c->tls) {
         fail(c, "cannot connect to %s port %s: %s", "out of memory");
         return;
@@ -327,10 +324,9 @@ int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
     snprintf(up->signing_host, sizeof up->signing_host, "%s", signing_host);
     snprintf(up->region, sizeof up->region, "%s", region ? region : "");
     snprintf(up->port, sizeof up->port, "%u", port);
-    ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+    ctx = pgs_tls_ctx_new(0);
+    if (!ctx) {
         snprintf(err, errcap, "cannot set up TLS");
-        SSL_CTX_free(ctx);
         return -1;
     }
     /* verify-full: a token is a bearer credential, sent only to the host
@@ -346,7 +342,6 @@ int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
         SSL_CTX_free(ctx);
         return -1;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
     up->ssl_ctx = ctx;
     return 0;
 }
