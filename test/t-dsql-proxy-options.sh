@@ -5,8 +5,9 @@
 # kept), the upstream as a connection string, the DSQL role of a non-admin
 # user (DbConnect), startup parameters passed through, the gateway's own
 # SQLSTATE on a refused login, --sslnegotiation (what goes on the wire),
-# --auth-timeout before and during login, --drain-timeout, and the default
-# directory with --allow-uid.
+# --auth-timeout before and during login, --drain-timeout, the default
+# directory with --allow-uid, and doc/dsql-proxy.service (systemd accepts
+# it; the proxy starts with its options).
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -19,7 +20,8 @@ fi
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-export B P tmp
+SRC=$(pwd)
+export B P tmp SRC
 
 fail=0
 # usage errors (exit 2) need no upstream
@@ -276,6 +278,22 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     stop_proxy uid
 else
     echo "skip --allow-uid default directory (needs root and setpriv)"
+fi
+# ---- the example systemd unit: systemd reads it, the proxy takes its options ----
+unit=$SRC/doc/dsql-proxy.service
+args=$(sed -n '/^ExecStart=/,/[^\\]$/p' "$unit" | sed 's/^ExecStart=[^ ]*//; s/\\$//' | tr '\n' ' ')
+mkdir -m 700 "$tmp/rt"
+# %t: the user's runtime directory; the unit's cluster has no credentials here
+(set -f; start_proxy unit $(echo "$args" | sed "s|%t|$tmp/rt|g")) ||
+    bad "the unit's ExecStart options ($args) do not start the proxy"
+check "the unit's socket is where its comment says (%t/dsql)" test -S "$tmp/rt/dsql/.s.PGSQL.5432"
+stop_proxy unit
+if command -v systemd-analyze >/dev/null; then
+    sed "s|^ExecStart=[^ ]*|ExecStart=$P|" "$unit" >"$tmp/dsql-proxy.service"
+    out=$(cd "$tmp" && systemd-analyze verify ./dsql-proxy.service 2>&1)
+    check "systemd-analyze verify: no complaint (${out})" test -z "$out"
+else
+    echo "skip systemd-analyze verify (not installed)"
 fi
 found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
 check "no sanitizer report in any proxy's log ($found)" test -z "$found"

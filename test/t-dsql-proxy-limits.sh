@@ -1,0 +1,134 @@
+#!/bin/sh
+# dsql-proxy when descriptors run out and when clients flood it with bad
+# input, against a real dsql-local:
+#   - under a 48-descriptor limit, 10 sessions logged in and 40 clients
+#     that never speak: accept() fails with EMFILE, the proxy closes idle
+#     pre-login clients to make room, and real logins still get in (the
+#     proxy's CPU over the flood is printed: a measurement, not asserted);
+#   - 1,000 malformed startups in a row: the refusals are logged through
+#     the rate limit (a burst, then a line that says how many were held
+#     back), not once each.
+set -u
+B=${B:-build}
+case $B in /*) ;; *) B=$(pwd)/$B ;; esac
+L=$B/dsql-local
+P=$B/dsql-proxy
+if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null ||
+    ! command -v prlimit >/dev/null; then
+    echo "skip: PostgreSQL 15 server, psql or prlimit not installed"
+    exit 0
+fi
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+export B P tmp
+fail=0
+
+cat >"$tmp/flood.py" <<'PY'
+import socket, struct, sys, time
+path = sys.argv[1]; case = sys.argv[2]
+def startup(params):
+    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+def until_z(c):
+    d = b""
+    while True:
+        while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+            n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+            if m[:1] == b"E": return False
+            if m[:1] == b"Z": return True
+        b = c.recv(65536)
+        if not b: return False
+        d += b
+def conn():
+    s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(path); return s
+if case == "hold":
+    # n sessions logged in, then m silent clients, held until the file
+    # named by argv[5] appears; then each session answers a query
+    n, m, done = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    import os
+    sessions = []
+    for i in range(n):
+        s = conn(); s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+        sessions.append(s)
+    ok = sum(1 for s in sessions if until_z(s))
+    silent = [conn() for i in range(m)]
+    print("held", flush=True)
+    while not os.path.exists(done): time.sleep(0.1)
+    q = b"select 1\0"
+    for s in sessions: s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    print("%d logged in, %d answered after the flood" % (ok, sum(1 for s in sessions if until_z(s))))
+elif case == "bad":
+    # startups that name no protocol the proxy speaks
+    for i in range(int(sys.argv[3])):
+        s = conn(); s.sendall(struct.pack("!II", 8, 1234)); s.recv(100); s.close()
+PY
+
+cat >"$tmp/inner.sh" <<'SH'
+set -u
+fail=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
+cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+
+# ---- out of descriptors ----
+# --max-connections and --auth-timeout well above what the flood needs, so
+# only descriptors run out; logins give up after 20 s (PGCONNECT_TIMEOUT)
+prlimit --nofile=48:48 "$P" --listen "unix:$tmp/f" --max-connections 100 --auth-timeout 120 \
+    2>"$tmp/f.err" &
+pp=$!
+i=0
+while ! grep -q "ready on" "$tmp/f.err" 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 100 ] && { cat "$tmp/f.err"; echo "FAIL proxy did not start"; exit 1; }
+    sleep 0.1
+done
+python3 "$tmp/flood.py" "$tmp/f/.s.PGSQL.5432" hold 10 40 "$tmp/done" >"$tmp/hold.out" 2>&1 &
+hp=$!
+i=0
+while ! grep -q held "$tmp/hold.out" && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+c0=$(cpu $pp)
+check "the flood ran the proxy out of descriptors" grep -q "accept failed: Too many open files" "$tmp/f.err"
+got=
+for i in 1 2 3; do
+    got="$got$(PGCONNECT_TIMEOUT=20 psql -h "$tmp/f" -Atc "select $i" 2>&1)"
+done
+check "3 logins while descriptors are exhausted ($got)" test "$got" = 123
+check "idle pre-login clients were closed to make room" grep -q "closed before login to make room" "$tmp/f.err"
+sleep 2
+c1=$(cpu $pp)
+touch "$tmp/done"
+wait $hp
+out=$(tail -1 "$tmp/hold.out")
+check "the sessions logged in before still answer ($out)" test "$out" = "10 logged in, 10 answered after the flood"
+echo "     proxy CPU while exhausted: $((c1 - c0)) ticks over the logins and 2 s (measured, not asserted)"
+kill $pp
+wait $pp
+check "exit 0" test $? -eq 0
+
+# ---- a flood of bad startups: logged through the rate limit ----
+"$P" --listen "unix:$tmp/b" 2>"$tmp/b.err" &
+pp=$!
+i=0
+while ! grep -q "ready on" "$tmp/b.err" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+python3 "$tmp/flood.py" "$tmp/b/.s.PGSQL.5432" bad 1000
+sleep 0.5
+python3 "$tmp/flood.py" "$tmp/b/.s.PGSQL.5432" bad 1
+n=$(grep -c "refused (08P01)" "$tmp/b.err")
+check "1,001 bad startups, $n refusal lines logged (a burst of 100, then 10 a second)" test "$n" -lt 500
+check "a later line says how many were held back" grep -q "more like this, not logged" "$tmp/b.err"
+out=$(psql -h "$tmp/b" -Atc 'select 4' 2>&1)
+check "still serving ($out)" test "$out" = 4
+kill $pp
+wait $pp
+found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
+check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+exit $fail
+SH
+
+out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
+st=$?
+echo "$out"
+[ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
+exit $fail
