@@ -59,8 +59,19 @@ def fields(d):
         d = d[1 + struct.unpack("!I", d[1:5])[0]:]
     if not d.startswith(b"E"): return repr(d[:20])
     return " ".join(f.decode(errors="replace") for f in d[5:].split(b"\0") if f[:1] in (b"C", b"M"))
-s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(path)
-if case == "silent":     # connects, says nothing
+if path.startswith("tcp:"):
+    s = socket.create_connection(("127.0.0.1", int(path[4:])), timeout=30)
+else:
+    s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(path)
+if case == "authreq":    # the proxy's first answer to a startup: which password it asks for
+    s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    d = b""
+    while len(d) < 5 or len(d) < 1 + struct.unpack("!I", d[1:5])[0]:
+        b = s.recv(65536)
+        if not b: break
+        d += b
+    print(d[:1].decode(), struct.unpack("!I", d[5:9])[0], d[9:].split(b"\0\0")[0].split(b"\0"))
+elif case == "silent":     # connects, says nothing
     t = time.time(); d = read_all(s); print(fields(d))
 elif case == "login":
     s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
@@ -156,6 +167,15 @@ printf 'admin:%s\napp:%s\nadmin:%s\n' "$v" "$v" "$v" >"$tmp/dup.pw"
 chmod 600 "$tmp/dup.pw"
 no_start "a user twice in the password file" "dup.pw: line 3: user admin has a line already" \
     --listen tcp:127.0.0.1:0 --client-password-file "$tmp/dup.pw"
+printf 'admin:%s\n' "$v" >"$tmp/one.pw"
+chmod 600 "$tmp/one.pw"
+start_proxy scram --listen tcp:127.0.0.1:0 --client-password-file "$tmp/one.pw" ||
+    bad "proxy (client password file) did not start"
+port=$(sed -n 's/^dsql-proxy: ready on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/scram.err")
+out=$(raw "tcp:$port" authreq)
+check "a TCP client is asked for SCRAM-SHA-256 only, never a cleartext password ($out)" \
+    test "$out" = "R 10 [b'SCRAM-SHA-256']"
+stop_proxy scram
 no_start "a directory as the password file" "cannot read $tmp: it is a directory" \
     --listen tcp:127.0.0.1:0 --client-password-file "$tmp"
 
