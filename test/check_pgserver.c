@@ -568,6 +568,96 @@ START_TEST(frames_garbage_lengths_do_not_derail)
 }
 END_TEST
 
+START_TEST(msg_peek_header_then_whole_at_every_cut)
+{
+    size_t cut;
+
+    /* ANSWER's first message is 34 bytes: 'T' and a length word of 33 */
+    for (cut = 0; cut <= 40; cut++) {
+        struct evbuffer *b = two_chains(ANSWER, cut, cut / 2);
+        pgs_msg m;
+        int r = pgs_msg_peek(b, &m);
+        if (cut < 5) {
+            ck_assert_int_eq(r, PGS_MSG_SHORT);
+        } else {
+            ck_assert_int_eq(r, cut < 34 ? PGS_MSG_PART : PGS_MSG_WHOLE);
+            ck_assert_int_eq(m.type, 'T');
+            ck_assert_uint_eq(m.len, 33);
+        }
+        ck_assert_uint_eq(evbuffer_get_length(b), cut); /* looked at, not taken */
+        evbuffer_free(b);
+    }
+}
+END_TEST
+
+START_TEST(msg_peek_garbage_lengths)
+{
+    static const unsigned char under4[] = {'p', 0, 0, 0, 3, 'x', 'y'};
+    static const unsigned char four[] = {'S', 0, 0, 0, 4};
+    static const unsigned char huge[] = {'p', 0xff, 0xff, 0xff, 0xff, 'x'};
+    struct evbuffer *b = evbuffer_new();
+    pgs_msg m;
+
+    evbuffer_add(b, under4, sizeof under4);
+    ck_assert_int_eq(pgs_msg_peek(b, &m), PGS_MSG_BROKEN);
+    ck_assert_uint_eq(m.len, 3);
+    evbuffer_drain(b, sizeof under4);
+    evbuffer_add(b, four, sizeof four); /* an empty body: whole at once */
+    ck_assert_int_eq(pgs_msg_peek(b, &m), PGS_MSG_WHOLE);
+    evbuffer_drain(b, sizeof four);
+    evbuffer_add(b, huge, sizeof huge); /* never whole; the caller's cap decides */
+    ck_assert_int_eq(pgs_msg_peek(b, &m), PGS_MSG_PART);
+    ck_assert_uint_eq(m.len, 0xffffffffu);
+    evbuffer_free(b);
+}
+END_TEST
+
+/* ---- ErrorResponse fields ---- */
+
+START_TEST(error_fields_walked_in_order)
+{
+    static const unsigned char body[] = "SERROR\0C40001\0Mconflict\0Mlater\0";
+    size_t off = 0, n = sizeof body; /* the literal's NUL closes the list */
+    const char *v;
+    char code;
+
+    ck_assert_int_eq(pgs_error_next_field(body, n, &off, &code, &v), 1);
+    ck_assert_int_eq(code, 'S');
+    ck_assert_str_eq(v, "ERROR");
+    ck_assert_int_eq(pgs_error_next_field(body, n, &off, &code, &v), 1);
+    ck_assert_int_eq(pgs_error_next_field(body, n, &off, &code, &v), 1);
+    ck_assert_int_eq(pgs_error_next_field(body, n, &off, &code, &v), 1);
+    ck_assert_str_eq(v, "later");
+    ck_assert_int_eq(pgs_error_next_field(body, n, &off, &code, &v), 0);
+    ck_assert_str_eq(pgs_error_field(body, n, 'M'), "conflict"); /* the first */
+    ck_assert_str_eq(pgs_error_field(body, n, 'C'), "40001");
+    ck_assert_ptr_null(pgs_error_field(body, n, 'D'));
+}
+END_TEST
+
+START_TEST(error_fields_malformed_bodies)
+{
+    static const unsigned char no_final[] = {'M', 'x', 0, 'C'};
+    static const unsigned char empty_list[] = {0};
+    size_t off = 0;
+    const char *v;
+    char code;
+
+    /* no NUL at the end: nothing read past it, nothing found */
+    ck_assert_int_eq(pgs_error_next_field(no_final, sizeof no_final, &off, &code, &v), -1);
+    ck_assert_ptr_null(pgs_error_field(no_final, sizeof no_final, 'M'));
+    ck_assert_int_eq(pgs_error_next_field(no_final, 0, &off, &code, &v), -1);
+    ck_assert_int_eq(pgs_error_next_field(empty_list, 1, &off, &code, &v), 0);
+    ck_assert_ptr_null(pgs_error_field(empty_list, 1, 'M'));
+    /* the last value's NUL is the body's end: a list without its closing
+     * NUL ends there */
+    off = 0;
+    ck_assert_int_eq(pgs_error_next_field(no_final, 3, &off, &code, &v), 1);
+    ck_assert_str_eq(v, "x");
+    ck_assert_int_eq(pgs_error_next_field(no_final, 3, &off, &code, &v), 0);
+}
+END_TEST
+
 /* ---- TLS on libevent ---- */
 
 static int alpn(const unsigned char *list, unsigned int n, const char **chosen)
@@ -685,6 +775,10 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, frames_evbuffer_more_chains_than_one_peek);
     tcase_add_test(t, frames_evbuffer_empty_changes_nothing);
     tcase_add_test(t, frames_garbage_lengths_do_not_derail);
+    tcase_add_test(t, msg_peek_header_then_whole_at_every_cut);
+    tcase_add_test(t, msg_peek_garbage_lengths);
+    tcase_add_test(t, error_fields_walked_in_order);
+    tcase_add_test(t, error_fields_malformed_bodies);
     tcase_add_test(t, tls_alpn_picks_postgresql_among_others);
     tcase_add_test(t, tls_alpn_nothing_else_and_no_overread);
     tcase_add_test(t, tls_contexts_both_ends_same_floor);

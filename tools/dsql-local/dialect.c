@@ -285,39 +285,40 @@ typedef int (*msg_filter)(conn *c, char type, const unsigned char *body, size_t 
 static int pump(conn *c, struct evbuffer *in, struct evbuffer *out, size_t *left,
                 const char *collect, size_t collect_max, msg_filter f)
 {
-    unsigned char hdr[5];
+    pgs_msg m;
 
     for (;;) {
-        size_t have = evbuffer_get_length(in), mlen;
+        int r;
         if (*left > 0) {
+            size_t have = evbuffer_get_length(in);
             size_t n = have < *left ? have : *left;
             if (n == 0 || evbuffer_remove_buffer(in, out, n) != (int)n)
                 return n == 0 ? 0 : -1;
             *left -= n;
             continue;
         }
-        if (have < 5 || evbuffer_copyout(in, hdr, 5) != 5)
+        r = pgs_msg_peek(in, &m);
+        if (r == PGS_MSG_SHORT)
             return 0;
-        mlen = pgs_be32(hdr + 1);
-        if (mlen < 4) { /* broken framing: stop filtering, PostgreSQL will object */
+        if (r == PGS_MSG_BROKEN) { /* stop filtering, PostgreSQL will object */
             *left = SIZE_MAX;
             continue;
         }
-        if ((!collect || (hdr[0] && strchr(collect, (char)hdr[0]))) && mlen - 4 <= collect_max) {
+        if ((!collect || (m.type && strchr(collect, (char)m.type))) && m.len - 4 <= collect_max) {
             unsigned char *msg;
             int rc;
-            if (have < 1 + mlen)
+            if (r != PGS_MSG_WHOLE)
                 return 0; /* wait for the whole message */
-            msg = evbuffer_pullup(in, (ev_ssize_t)(1 + mlen));
+            msg = evbuffer_pullup(in, (ev_ssize_t)(1 + (size_t)m.len));
             if (!msg)
                 return -1;
-            rc = f(c, (char)hdr[0], msg + 5, mlen - 4, out);
-            evbuffer_drain(in, 1 + mlen);
+            rc = f(c, (char)m.type, msg + 5, m.len - 4, out);
+            evbuffer_drain(in, 1 + (size_t)m.len);
             if (rc != 0)
                 return rc;
             continue;
         }
-        *left = 1 + (size_t)mlen;
+        *left = 1 + (size_t)m.len;
     }
 }
 
@@ -477,21 +478,14 @@ static int rewrite_error(conn *c, const unsigned char *body, size_t n, struct ev
 {
     field fs[32];
     const char *state = NULL, *text = NULL, *code, *msg, *where;
-    int nf = 0, i, ours, rc;
+    int nf = 0, i, ours, rc = 0;
     size_t off = 0;
     struct evbuffer *tmp;
 
-    if (n == 0 || body[n - 1] != '\0')
-        return put_msg(out, 'E', body, n);
-    while (off < n && body[off] != '\0' && nf < 32) {
-        const unsigned char *end = memchr(body + off + 1, '\0', n - off - 1);
-        if (!end)
-            return put_msg(out, 'E', body, n);
-        fs[nf].code = (char)body[off];
-        fs[nf].value = (const char *)body + off + 1;
+    while (nf < 32 && (rc = pgs_error_next_field(body, n, &off, &fs[nf].code, &fs[nf].value)) > 0)
         nf++;
-        off = (size_t)(end + 1 - body);
-    }
+    if (rc < 0) /* malformed: PostgreSQL's own, passed on as it is */
+        return put_msg(out, 'E', body, n);
     code = find(fs, nf, 'C');
     msg = find(fs, nf, 'M');
     where = find(fs, nf, 'W');
@@ -551,29 +545,11 @@ static int drop_after_commit(conn *c, char type)
     return 1;
 }
 
-/* The value of field code in an ErrorResponse/NoticeResponse body, or NULL. */
-static const char *field_of(const unsigned char *body, size_t n, char code)
-{
-    size_t off = 0;
-
-    if (n == 0 || body[n - 1] != '\0')
-        return NULL;
-    while (off < n && body[off] != '\0') {
-        const unsigned char *end = memchr(body + off + 1, '\0', n - off - 1);
-        if (!end)
-            return NULL;
-        if ((char)body[off] == code)
-            return (const char *)body + off + 1;
-        off = (size_t)(end + 1 - body);
-    }
-    return NULL;
-}
-
 /* The DDL event trigger's notice: the relations this transaction's DDL
  * changed, published when it commits. Not for the client. 1 when it was. */
 static int note_catalog_change(conn *c, const unsigned char *body, size_t n)
 {
-    const char *msg = field_of(body, n, 'M'), *detail = field_of(body, n, 'D');
+    const char *msg = pgs_error_field(body, n, 'M'), *detail = pgs_error_field(body, n, 'D');
     size_t cap = sizeof c->ddl_oids / sizeof *c->ddl_oids;
 
     if (!msg || strcmp(msg, CATALOG_MARK) != 0)

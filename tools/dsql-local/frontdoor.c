@@ -228,21 +228,21 @@ static const char *expected_region(const dl_config *cfg, const char *sni,
 
 static int on_password(conn *c, struct evbuffer *in)
 {
-    unsigned char hdr[5];
+    pgs_msg m;
     uint32_t len;
     char *token, reason[400], msg[600], region[DSQL_REGION_MAX + 1];
     SSL *ssl = bufferevent_openssl_get_ssl(c->client);
     dl_verify_in vin;
-    int rc;
+    int rc = pgs_msg_peek(in, &m);
 
-    if (evbuffer_copyout(in, hdr, 5) < 5)
+    if (rc == PGS_MSG_SHORT)
         return 0;
-    len = pgs_be32(hdr + 1);
-    if (hdr[0] != 'p') {
+    len = m.len;
+    if (m.type != 'p') {
         conn_fail(c, "08P01", "expected a password response");
         return -1;
     }
-    if (len < 5) {
+    if (len < 5) { /* not even the password's NUL */
         conn_fail(c, "08P01", "invalid password packet length");
         return -1;
     }
@@ -251,7 +251,7 @@ static int on_password(conn *c, struct evbuffer *in)
         conn_fail(c, "28P01", msg);
         return -1;
     }
-    if (evbuffer_get_length(in) < (size_t)len + 1)
+    if (rc != PGS_MSG_WHOLE)
         return 0;
     evbuffer_drain(in, 5);
     token = malloc(len - 4);

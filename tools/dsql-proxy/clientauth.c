@@ -155,21 +155,22 @@ static void auth_failed(dp_session *s, const char *why)
 /* One password message from the client: 1 next, 0 need more, -1 done. */
 int dp_clientauth_step(dp_session *s, struct evbuffer *in)
 {
-    unsigned char hdr[5], *body;
+    unsigned char *body;
     uint32_t len;
     const char *data, *err = "";
     size_t dlen;
     char out[512];
-    int rc;
+    pgs_msg msg;
+    int rc = pgs_msg_peek(in, &msg);
 
-    if (evbuffer_copyout(in, hdr, 5) < 5)
+    if (rc == PGS_MSG_SHORT)
         return 0;
-    len = pgs_be32(hdr + 1);
-    if (hdr[0] != 'p' || len < 4 || len - 4 > PGS_SCRAM_MSG_MAX + 64) {
+    len = msg.len;
+    if (msg.type != 'p' || rc == PGS_MSG_BROKEN || len - 4 > PGS_SCRAM_MSG_MAX + 64) {
         dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01", "expected a SASL response");
         return -1;
     }
-    if (evbuffer_get_length(in) < (size_t)len + 1)
+    if (rc != PGS_MSG_WHOLE)
         return 0;
     body = evbuffer_pullup(in, len + 1);
     if (!body) {

@@ -301,23 +301,15 @@ static int swap_key(dp_session *s, struct evbuffer *in, uint32_t len)
 
 static void upstream_refused(dp_session *s, struct evbuffer *in, uint32_t len)
 {
-    struct evbuffer_ptr pos;
     char text[300];
     unsigned char *m = evbuffer_pullup(in, len + 1);
+    const char *said = m ? pgs_error_field(m + 5, len - 4, 'M') : NULL;
 
     /* the upstream's own ErrorResponse (its SQLSTATE and message) goes to
      * the client as it is; the log gets the message, escaped */
     text[0] = '\0';
-    if (m) {
-        size_t i = 5;
-        while (i < len + 1 && m[i]) {
-            size_t n = strnlen((const char *)m + i + 1, len + 1 - i - 1);
-            if (m[i] == 'M')
-                pgs_escape(text, sizeof text, (const char *)m + i + 1, n, 0);
-            i += n + 2;
-        }
-    }
-    (void)pos;
+    if (said)
+        pgs_escape(text, sizeof text, said, strlen(said), 0);
     s->p->stats.failures[DP_FAIL_REFUSED]++;
     pgs_log_limited(&s->p->log_rl, "conn %lu: upstream refused user \"%s\": %s", s->id,
                     s->user_shown, text);
@@ -330,19 +322,20 @@ static int login_step(dp_session *s, struct evbuffer *in)
 {
     unsigned char hdr[9];
     uint32_t len, code;
-    size_t have = evbuffer_get_length(in);
+    pgs_msg m;
+    int r = pgs_msg_peek(in, &m);
 
-    if (evbuffer_copyout(in, hdr, 5) < 5)
+    if (r == PGS_MSG_SHORT)
         return 0;
-    len = pgs_be32(hdr + 1);
-    if (len < 4 || len > PGS_MAX_PACKET) {
+    len = m.len;
+    if (r == PGS_MSG_BROKEN || len > PGS_MAX_PACKET) {
         dp_session_refuse(s, DP_FAIL_UPSTREAM, "08P01",
                           "dsql-proxy: the upstream sent an invalid message during login");
         return -1;
     }
-    if (have < (size_t)len + 1)
+    if (r != PGS_MSG_WHOLE)
         return 0;
-    switch (hdr[0]) {
+    switch (m.type) {
     case 'R':
         if (len < 8 || evbuffer_copyout(in, hdr, 9) < 9) {
             dp_session_refuse(s, DP_FAIL_UPSTREAM, "08P01",

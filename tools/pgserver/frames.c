@@ -71,3 +71,17 @@ void pgs_frames_feed_evbuffer(pgs_frames *f, struct evbuffer *in)
         left -= done;
     }
 }
+
+int pgs_msg_peek(struct evbuffer *in, pgs_msg *m)
+{
+    unsigned char hdr[5];
+    size_t have = evbuffer_get_length(in);
+
+    if (have < sizeof hdr || evbuffer_copyout(in, hdr, sizeof hdr) != (ev_ssize_t)sizeof hdr)
+        return PGS_MSG_SHORT;
+    m->type = hdr[0];
+    m->len = pgs_be32(hdr + 1);
+    if (m->len < 4)
+        return PGS_MSG_BROKEN;
+    return have - 1 < m->len ? PGS_MSG_PART : PGS_MSG_WHOLE;
+}

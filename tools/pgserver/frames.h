@@ -32,4 +32,20 @@ struct evbuffer;
  * to move on). */
 void pgs_frames_feed_evbuffer(pgs_frames *f, struct evbuffer *in);
 
+/* The next message waiting whole-or-not in an evbuffer, looked at and
+ * not taken: for code that handles messages one at a time (a login, a
+ * filter), where frames.h's follower is for bytes passing by. */
+typedef struct pgs_msg {
+    unsigned char type;
+    uint32_t len; /* the length word: 4 + the body's length */
+} pgs_msg;
+
+enum {
+    PGS_MSG_SHORT,  /* not even the 5-byte header is there (m not set) */
+    PGS_MSG_BROKEN, /* a length word under 4 */
+    PGS_MSG_PART,   /* the header is there, some of the body is not */
+    PGS_MSG_WHOLE   /* all 1 + len bytes are there */
+};
+int pgs_msg_peek(struct evbuffer *in, pgs_msg *m);
+
 #endif

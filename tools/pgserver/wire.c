@@ -48,3 +48,33 @@ size_t pgs_error_response(unsigned char *buf, size_t cap, const char *sqlstate,
     pgs_put_be32(buf + 1, (uint32_t)(off - 1));
     return off;
 }
+
+int pgs_error_next_field(const unsigned char *body, size_t n, size_t *off, char *code,
+                         const char **value)
+{
+    const unsigned char *end;
+
+    if (n == 0 || body[n - 1] != '\0')
+        return -1;
+    if (*off >= n || body[*off] == '\0')
+        return 0;
+    end = memchr(body + *off + 1, '\0', n - *off - 1);
+    if (!end)
+        return -1;
+    *code = (char)body[*off];
+    *value = (const char *)body + *off + 1;
+    *off = (size_t)(end + 1 - body);
+    return 1;
+}
+
+const char *pgs_error_field(const unsigned char *body, size_t n, char code)
+{
+    size_t off = 0;
+    const char *value;
+    char c;
+
+    while (pgs_error_next_field(body, n, &off, &c, &value) > 0)
+        if (c == code)
+            return value;
+    return NULL;
+}

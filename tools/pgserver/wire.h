@@ -20,4 +20,15 @@ void pgs_put_be32(unsigned char *p, uint32_t v);
 size_t pgs_error_response(unsigned char *buf, size_t cap, const char *sqlstate,
                           const char *message);
 
+/* The fields of an ErrorResponse or NoticeResponse body (n bytes, after
+ * the 5-byte header): each a code byte and a NUL-terminated value, the
+ * list closed by a NUL. From *off (0 to begin) the next field: 1 with
+ * *code and *value (in body) set and *off moved on; 0 at the end of the
+ * list; -1 when the body is malformed (no final NUL, a value without its
+ * NUL). */
+int pgs_error_next_field(const unsigned char *body, size_t n, size_t *off, char *code,
+                         const char **value);
+/* The value of the first field code, or NULL (also when malformed). */
+const char *pgs_error_field(const unsigned char *body, size_t n, char code);
+
 #endif
