@@ -71,6 +71,32 @@ if case == "authreq":    # the proxy's first answer to a startup: which password
         if not b: break
         d += b
     print(d[:1].decode(), struct.unpack("!I", d[5:9])[0], d[9:].split(b"\0\0")[0].split(b"\0"))
+elif case == "cancel":   # libpq's way: the BackendKeyData key, on a new connection
+    s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
+    d = b""; key = None; done = False
+    def messages():
+        global d
+        while True:
+            while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
+                n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
+                yield m
+            b = s.recv(65536)
+            if not b: return
+            d += b
+    it = messages()
+    for m in it:
+        if m[:1] == b"K": key = m[5:13]
+        if m[:1] == b"Z": break
+    q = b"select pg_sleep(30)\0"
+    s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
+    time.sleep(2)
+    c = socket.socket(socket.AF_UNIX); c.connect(path)
+    c.sendall(struct.pack("!II", 16, 80877102) + key); c.close()
+    err = b""
+    for m in it:
+        if m[:1] == b"E": err = m
+        if m[:1] == b"Z": break
+    print(fields(err))
 elif case == "silent":     # connects, says nothing
     t = time.time(); d = read_all(s); print(fields(d))
 elif case == "login":
@@ -248,6 +274,16 @@ for mode in postgres direct; do
     check "--sslnegotiation $mode on the wire ($seen)" sh -c 'case "$1" in "$2"*) exit 0;; esac; exit 1' - "$seen" "$want"
 done
 check "direct TLS: SNI is the signing host, ALPN postgresql ($seen)" has "$seen" "sni=True alpn=True"
+# a cancel goes upstream over a new TLS connection, never as a plaintext CancelRequest
+: >"$tmp/spy.log"
+start_proxy neg --listen "unix:$tmp/n" --hostaddr 127.0.0.1 --port "$spyport" ||
+    bad "proxy (cancel through the spy) did not start"
+out=$(raw "$tmp/n/.s.PGSQL.5432" cancel)
+check "a cancel through the proxy ($out)" test "$out" = "C57014 Mcanceling statement due to user request"
+stop_proxy neg
+seen=$(tr '\n' ' ' <"$tmp/spy.log")
+check "the cancel went upstream over TLS: two connections, each an SSLRequest with SNI ($seen)" \
+    test "$(grep -c '^first=0000000804d2162f sni=True' "$tmp/spy.log") $(wc -l <"$tmp/spy.log")" = "2 2"
 kill $sp
 
 # ---- --auth-timeout: a silent client, a login that never ends ----
