@@ -91,6 +91,7 @@ typedef struct dsql__token_host {
     size_t host_len;
     size_t region_len;
     char region[DSQL_REGION_MAX + 1];
+    int region_valid; /* region passes the check a given region gets */
     size_t tail_len;
     char tail[DSQL__CANONICAL_TAIL_MAX];
 } dsql__token_host;
@@ -112,6 +113,10 @@ typedef struct dsql__host_memo {
 dsql_status dsql__token_host_get(dsql__host_memo *memo, const char *hostname,
                                  dsql__token_host *scratch, const dsql__token_host **out,
                                  dsql_error *err);
+
+/* token.c: position (from 1) of the first byte of region r (n bytes) that
+ * a region may not hold (lowercase letters, digits, '-'), 0: none. */
+size_t dsql__region_bad_char(const char *r, size_t n);
 
 /* token.c: the token body, with the signing key supplied by the caller. */
 typedef struct dsql__token_input {
@@ -140,6 +145,7 @@ typedef struct dsql__token_input {
 typedef struct dsql__token_prefix {
     const char *action;
     char access_key_id[DSQL__MAX_ACCESS_KEY_ID + 1];
+    size_t access_key_id_len;
     size_t len;
     char text[128 + 3 * DSQL__MAX_ACCESS_KEY_ID + DSQL_REGION_MAX];
     SHA256_CTX canonical;

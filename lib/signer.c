@@ -23,6 +23,7 @@ typedef struct stripe {
     char secret[CACHED_SECRET_MAX];
     char date[9];
     char region[DSQL_REGION_MAX + 1];
+    size_t region_len;
     dsql__hmac_key key;
     /* one per action (DbConnect, DbConnectAdmin): a process that connects
      * as admin and as an application user keeps both warm */
@@ -95,7 +96,8 @@ static int stripe_matches(const stripe *st, const char *secret, size_t secret_le
                           const dsql__token_input *in)
 {
     return st->valid && st->secret_len == secret_len &&
-           memcmp(st->date, in->date, 8) == 0 && strcmp(st->region, in->region) == 0 &&
+           memcmp(st->date, in->date, 8) == 0 && st->region_len == in->region_len &&
+           memcmp(st->region, in->region, in->region_len) == 0 &&
            dsql__ct_equal(st->secret, secret, secret_len);
 }
 
@@ -143,7 +145,8 @@ static size_t stripe_sign(stripe *st, dsql__token_input *in, const dsql_credenti
         memcpy(st->secret, secret, secret_len);
         st->secret_len = secret_len;
         memcpy(st->date, in->date, 9);
-        strcpy(st->region, in->region);
+        memcpy(st->region, in->region, in->region_len + 1);
+        st->region_len = in->region_len;
         st->valid = 1;
         st->prefix_valid[0] = st->prefix_valid[1] = 0;
     }

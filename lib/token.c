@@ -36,20 +36,35 @@ static void put_encoded_n(writer *w, const char *s, size_t n)
 
 static void put_encoded(writer *w, const char *s) { put_encoded_n(w, s, strlen(s)); }
 
+/* Digits straight into place, last first (a copy from a byte-by-byte
+ * scratch buffer stalled on store forwarding in every token). */
 static void put_uint(writer *w, uint32_t v)
 {
-    char tmp[10];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    put(w, tmp + sizeof tmp - n, n);
+    size_t n = 1;
+    for (uint32_t rest = v / 10; rest; rest /= 10)
+        n++;
+    if (w->buf)
+        for (size_t i = n; i-- > 0; v /= 10)
+            w->buf[w->pos + i] = (char)('0' + v % 10);
+    w->pos += n;
 }
 
 static int has_session_token(const dsql_credentials *c)
 {
     return c->session_token && c->session_token[0];
+}
+
+static int region_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+size_t dsql__region_bad_char(const char *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!region_char(r[i]))
+            return i + 1;
+    return 0;
 }
 
 static dsql_status check_region(const char *r, size_t *len, dsql_error *err)
@@ -58,14 +73,12 @@ static dsql_status check_region(const char *r, size_t *len, dsql_error *err)
     if (n > DSQL_REGION_MAX)
         return dsql__error(err, DSQL_EINVAL, "region is longer than %u characters",
                            DSQL_REGION_MAX);
-    for (size_t i = 0; i < n; i++) {
-        char c = r[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return dsql__error(err, DSQL_EINVAL,
-                               "region contains an invalid character (byte 0x%02x) at "
-                               "position %zu; expected lowercase letters, digits and '-'",
-                               (unsigned char)c, i + 1);
-    }
+    size_t bad = dsql__region_bad_char(r, n);
+    if (bad)
+        return dsql__error(err, DSQL_EINVAL,
+                           "region contains an invalid character (byte 0x%02x) at "
+                           "position %zu; expected lowercase letters, digits and '-'",
+                           (unsigned char)r[bad - 1], bad);
     return DSQL_OK;
 }
 
@@ -121,7 +134,9 @@ static dsql_status token_prepare(const dsql_token_request *p, const dsql_credent
                                "characters", DSQL_REGION_MAX);
         in->region = in->th->region;
     }
-    if ((st = check_region(in->region, &in->region_len, err)) != DSQL_OK)
+    if (in->region == in->th->region && in->th->region_valid) /* checked with the host */
+        in->region_len = in->th->region_len;
+    else if ((st = check_region(in->region, &in->region_len, err)) != DSQL_OK)
         return st;
 
     const char *user = p->user ? p->user : "admin";
@@ -214,7 +229,8 @@ void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *i
     pre->action = in->action;
     pre->sts_head_valid = 0;
     pre->block_head_len = 0;
-    strcpy(pre->access_key_id, c->access_key_id); /* length checked by prepare */
+    memcpy(pre->access_key_id, c->access_key_id, in->access_key_id_len + 1); /* checked */
+    pre->access_key_id_len = in->access_key_id_len;
     SHA256_Init(&pre->canonical);
     SHA256_Update(&pre->canonical, "GET\n/\n", 6);
     SHA256_Update(&pre->canonical, pre->text, pre->len);
@@ -224,7 +240,8 @@ int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_
                                const dsql_credentials *c)
 {
     /* date and region are part of the signer's own cache key */
-    return pre->action == in->action && strcmp(pre->access_key_id, c->access_key_id) == 0;
+    return pre->action == in->action && pre->access_key_id_len == in->access_key_id_len &&
+           memcmp(pre->access_key_id, c->access_key_id, in->access_key_id_len) == 0;
 }
 
 static size_t token_length(const dsql__token_input *in, const dsql_credentials *creds)

@@ -43,10 +43,12 @@ static dsql_status token_host_build(dsql__token_host *th, const char *hostname, 
         rlen = 0;
     th->region_len = rlen;
     th->region[0] = '\0';
+    th->region_valid = 0;
     if (rlen <= DSQL_REGION_MAX) {
         for (size_t i = 0; i < rlen; i++)
             th->region[i] = (r[i] >= 'A' && r[i] <= 'Z') ? (char)(r[i] + 32) : r[i];
         th->region[rlen] = '\0';
+        th->region_valid = rlen > 0 && dsql__region_bad_char(th->region, rlen) == 0;
     }
     th->tail_len = canonical_tail(th->tail, th->host, th->host_len);
     return DSQL_OK;

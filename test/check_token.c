@@ -618,7 +618,8 @@ START_TEST(test_signer_host_memo_keyed_by_bytes)
         }
     /* an invalid host in the buffer a valid one was signed from */
     static const char *const bad[] = {"abc.dsql.us-east-1.on.aw~", "abc.dsql.us-east-1.on.aws:1",
-                                      "abc.dsql.us-east-1.on.aws.", "abc"};
+                                      "abc.dsql.us-east-1.on.aws.", "abc",
+                                      "abc.dsql.us_east-1.on.aws"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         strcpy(host, "abc.dsql.us-east-1.on.aws");
         ck_assert_int_eq(dsql__signer_token(signer, &p, &c, got, sizeof got, NULL, NULL), DSQL_OK);
