@@ -3,7 +3,10 @@
  * 1,200 bytes, base64 with '+', '/' and '='). Signing time is the current
  * time; hosts and users rotate (both actions), so no two tokens in a row
  * are alike. The *_new_second cases sign each token one second after the
- * previous one, so nothing the signer keeps for the current second helps. Prints one line per case:
+ * previous one, so nothing the signer keeps for the current second helps.
+ * cached_session1200_16hosts rotates 16 endpoints, more than the 4
+ * hostnames a signer stripe keeps checked, so every token checks and
+ * lowercases its host again. Prints one line per case:
  *   <case>: session_token_len=<n> token_len=<n> canonical_len=<n>
  *           median_ns=<n> p99_ns=<n> allocs_per_token=<n>
  *           [sha256_floor_ns=<n> ratio=<token/floor> rounds=<r1,...>]
@@ -51,12 +54,17 @@ typedef struct token_case {
     const dsql_credentials *creds;
     int new_second;
     int64_t start;
+    unsigned hosts; /* 0: BENCH_HOSTS; else that many of many_hosts */
 } token_case;
+
+#define MANY_HOSTS 16
+static char many_hosts[MANY_HOSTS][64];
 
 static int sign(void *ctx, unsigned i, char *buf, size_t cap)
 {
     token_case *tc = ctx;
-    dsql_token_request p = {DSQL_STRUCT_VERSION, BENCH_HOSTS[i % BENCH_ROTATION],
+    const char *host = tc->hosts ? many_hosts[i % tc->hosts] : BENCH_HOSTS[i % BENCH_ROTATION];
+    dsql_token_request p = {DSQL_STRUCT_VERSION, host,
                             BENCH_USERS[(i / BENCH_ROTATION) % BENCH_ROTATION], NULL, 900,
                             tc->new_second ? tc->start + i : 0};
     dsql_status st = tc->signer ? dsql__signer_token(tc->signer, &p, tc->creds, buf, cap, NULL, NULL)
@@ -67,11 +75,11 @@ static int sign(void *ctx, unsigned i, char *buf, size_t cap)
 static const char *only; /* argv[1]: run just this case (for profiling) */
 
 static int run_case_as(const char *name, dsql_signer *signer, const dsql_credentials *c,
-                       size_t session_len, int new_second)
+                       size_t session_len, int new_second, unsigned hosts)
 {
     if (only && strcmp(only, name) != 0)
         return 1;
-    token_case tc = {signer, c, new_second, (int64_t)time(NULL)};
+    token_case tc = {signer, c, new_second, (int64_t)time(NULL), hosts};
     char buf[8192];
     unsigned k = 0;
     for (int i = 0; i < WARMUP; i++)
@@ -98,7 +106,7 @@ static int run_case_as(const char *name, dsql_signer *signer, const dsql_credent
 static int run_case(const char *name, dsql_signer *signer, const dsql_credentials *c,
                     size_t session_len)
 {
-    return run_case_as(name, signer, c, session_len, 0);
+    return run_case_as(name, signer, c, session_len, 0, 0);
 }
 
 int main(int argc, char **argv)
@@ -110,6 +118,8 @@ int main(int argc, char **argv)
     }
     dsql_set_allocator(count_malloc, count_realloc, free);
 
+    for (unsigned h = 0; h < MANY_HOSTS; h++) /* 26-character cluster ids, like BENCH_HOSTS */
+        snprintf(many_hosts[h], sizeof many_hosts[h], "cluster%019u.dsql.us-east-1.on.aws", h);
     static char s900[901], s1200[1201];
     bench_session_token(s900, 900);
     bench_session_token(s1200, 1200);
@@ -126,8 +136,9 @@ int main(int argc, char **argv)
              run_case("cached", signer, &plain, 0) &&
              run_case("cached_session900", signer, &t900, 900) &&
              run_case("cached_session1200", signer, &t1200, 1200) &&
-             run_case_as("cached_new_second", signer, &plain, 0, 1) &&
-             run_case_as("cached_session1200_new_second", signer, &t1200, 1200, 1);
+             run_case_as("cached_session1200_16hosts", signer, &t1200, 1200, 0, MANY_HOSTS) &&
+             run_case_as("cached_new_second", signer, &plain, 0, 1, 0) &&
+             run_case_as("cached_session1200_new_second", signer, &t1200, 1200, 1, 0);
     dsql__signer_free(signer);
     if (!ok) {
         fprintf(stderr, "token-bench: signing failed\n");
