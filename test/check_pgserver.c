@@ -738,6 +738,29 @@ START_TEST(tls_bufferevent_owns_the_socket_through_our_bio)
 }
 END_TEST
 
+START_TEST(tls_bufferevent_without_close_on_free_leaves_both)
+{
+    struct event_base *base = event_base_new();
+    SSL_CTX *ctx = pgs_tls_ctx_new(0);
+    SSL *ssl = SSL_new(ctx);
+    struct bufferevent *bev;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    bev = pgs_tls_bufferevent_opts(base, sv[0], ssl, BUFFEREVENT_SSL_CONNECTING, 0);
+    ck_assert_ptr_nonnull(bev);
+    ck_assert_int_eq(BIO_get_fd(SSL_get_rbio(ssl), NULL), sv[0]);
+    bufferevent_free(bev);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_ne(fcntl(sv[0], F_GETFD), -1); /* still the caller's */
+    SSL_free(ssl); /* and so is ssl: a leak here would show under ASan */
+    close(sv[0]);
+    close(sv[1]);
+    SSL_CTX_free(ctx);
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *pgserver_suite(void)
 {
     Suite *s = suite_create("pgserver");
@@ -783,6 +806,7 @@ static Suite *pgserver_suite(void)
     tcase_add_test(t, tls_alpn_nothing_else_and_no_overread);
     tcase_add_test(t, tls_contexts_both_ends_same_floor);
     tcase_add_test(t, tls_bufferevent_owns_the_socket_through_our_bio);
+    tcase_add_test(t, tls_bufferevent_without_close_on_free_leaves_both);
     suite_add_tcase(s, t);
     return s;
 }

@@ -38,17 +38,27 @@ int pgs_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outl
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-struct bufferevent *pgs_tls_bufferevent(struct event_base *base, int fd, SSL *ssl,
-                                        enum bufferevent_ssl_state state)
+struct bufferevent *pgs_tls_bufferevent_opts(struct event_base *base, int fd, SSL *ssl,
+                                             enum bufferevent_ssl_state state, int options)
 {
     BIO *bio = BIO_new_socket(fd, BIO_NOCLOSE);
+    struct bufferevent *bev;
 
     if (!bio) {
         SSL_free(ssl);
         return NULL;
     }
     SSL_set_bio(ssl, bio, bio);
-    /* with BEV_OPT_CLOSE_ON_FREE a failure frees ssl (and with it bio) */
-    return bufferevent_openssl_socket_new(base, fd, ssl, state,
-                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    bev = bufferevent_openssl_socket_new(base, fd, ssl, state, options);
+    /* a failure frees ssl (and with it bio) with BEV_OPT_CLOSE_ON_FREE only */
+    if (!bev && !(options & BEV_OPT_CLOSE_ON_FREE))
+        SSL_free(ssl);
+    return bev;
+}
+
+struct bufferevent *pgs_tls_bufferevent(struct event_base *base, int fd, SSL *ssl,
+                                        enum bufferevent_ssl_state state)
+{
+    return pgs_tls_bufferevent_opts(base, fd, ssl, state,
+                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 }

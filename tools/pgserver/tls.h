@@ -26,5 +26,10 @@ int pgs_tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outl
  * then, fd is not closed. */
 struct bufferevent *pgs_tls_bufferevent(struct event_base *base, int fd, SSL *ssl,
                                         enum bufferevent_ssl_state state);
+/* The same with the bufferevent's options of the caller's choosing:
+ * without BEV_OPT_CLOSE_ON_FREE, freeing it leaves ssl and fd to the
+ * caller (still: NULL means ssl was freed, fd was not closed). */
+struct bufferevent *pgs_tls_bufferevent_opts(struct event_base *base, int fd, SSL *ssl,
+                                             enum bufferevent_ssl_state state, int options);
 
 #endif
