@@ -85,27 +85,36 @@ static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_free(arg);
 }
 
-/* Flush what is queued for the client, then close (at most 5 s). */
-static void conn_close_after_flush(conn *c)
+/* Closes the other side at once, lets what is queued for the client
+ * (keep_client) or for PostgreSQL go out (at most 5 s), then frees c. */
+static void close_after_flush(conn *c, int keep_client)
 {
     struct timeval five = {5, 0};
+    struct bufferevent **keep = keep_client ? &c->client : &c->backend;
+    struct bufferevent **other = keep_client ? &c->backend : &c->client;
 
     c->state = S_CLOSING;
-    if (c->backend) {
-        bufferevent_free(c->backend);
-        c->backend = NULL;
+    if (*other) {
+        bufferevent_free(*other);
+        *other = NULL;
     }
-    if (!c->client || evbuffer_get_length(bufferevent_get_output(c->client)) == 0) {
+    if (!*keep || evbuffer_get_length(bufferevent_get_output(*keep)) == 0) {
         conn_free(c);
         return;
     }
-    bufferevent_disable(c->client, EV_READ);
-    bufferevent_setcb(c->client, NULL, closing_write_cb, closing_event_cb, c);
-    bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+    bufferevent_disable(*keep, EV_READ);
+    bufferevent_setcb(*keep, NULL, closing_write_cb, closing_event_cb, c);
+    bufferevent_setwatermark(*keep, EV_WRITE, 0, 0);
     if (!c->close_timer)
         c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
     if (!c->close_timer || evtimer_add(c->close_timer, &five) != 0)
         conn_free(c); /* out of memory: nothing would bound the wait */
+}
+
+/* Flush what is queued for the client, then close. */
+static void conn_close_after_flush(conn *c)
+{
+    close_after_flush(c, 1);
 }
 
 /* Only whole messages of the backend's reached the client: a FATAL of
@@ -209,22 +218,7 @@ void conn_txn_status(conn *c, char status)
  * Terminate message), then close. */
 static void close_backend_after_flush(conn *c)
 {
-    struct timeval five = {5, 0};
-
-    bufferevent_free(c->client);
-    c->client = NULL;
-    c->state = S_CLOSING;
-    if (!c->backend || evbuffer_get_length(bufferevent_get_output(c->backend)) == 0) {
-        conn_free(c);
-        return;
-    }
-    bufferevent_disable(c->backend, EV_READ);
-    bufferevent_setcb(c->backend, NULL, closing_write_cb, closing_event_cb, c);
-    bufferevent_setwatermark(c->backend, EV_WRITE, 0, 0);
-    if (!c->close_timer)
-        c->close_timer = evtimer_new(c->gw->base, close_timeout_cb, c);
-    if (!c->close_timer || evtimer_add(c->close_timer, &five) != 0)
-        conn_free(c); /* out of memory: nothing would bound the wait */
+    close_after_flush(c, 0);
 }
 
 static void lag_cb(evutil_socket_t fd, short what, void *arg)
