@@ -13,6 +13,7 @@
 #include <event2/dns.h>
 #include <openssl/crypto.h>
 
+#include "cancel.h"
 #include "dsql_token.h" /* options, target: resolved as dsql-token resolves them */
 #include "fdlimit.h"
 #include "session.h"
@@ -366,7 +367,9 @@ static int setup(dp_proxy *p, args *a, const target *t)
         a->d.max_connections = fd_limit > 64 ? (int)(fd_limit / 2 - 16) : 16;
     dp_session_init_limits(p, pgs_preauth_default_limit(fd_limit));
     pgs_ratelimit_init(&p->log_rl, 5 * PGS_LOG_PER_SECOND, 5 * PGS_LOG_BURST);
-    pgs_ratelimit_init(&p->cancel_rl, 100, 200);
+    /* the rate both servers forward cancels at (cancel.h); how many may be
+     * in flight is the proxy's own: DP_CANCEL_IN_FLIGHT */
+    pgs_ratelimit_init(&p->cancel_rl, PGS_CANCEL_PER_SECOND, PGS_CANCEL_BURST);
     p->drain_timer = evtimer_new(p->base, drain_timeout_cb, p);
     p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!p->dns)
