@@ -167,15 +167,23 @@ void dsql__token_prefix_init(dsql__token_prefix *pre, const dsql__token_input *i
                              const dsql_credentials *creds);
 int dsql__token_prefix_matches(const dsql__token_prefix *pre, const dsql__token_input *in,
                                const dsql_credentials *creds);
+/* A session token its owner has already measured and percent-encoded:
+ * a credentials snapshot, which does not change while it is borrowed. */
+typedef struct dsql__session_known {
+    const char *enc; /* NULL: none known */
+    size_t enc_len, len;
+} dsql__session_known;
 /* Common start of every token call: empties buf, validates the input into
  * *in, and checks that buf can hold the token (else DSQL_EBUFSIZE with the
  * token length in *len). The host comes from hosts (a signer's memo) or,
- * with hosts NULL, is checked into *host_buf. Logs nothing: the caller
- * calls dsql__token_end after signing (and after dropping its locks). */
+ * with hosts NULL, is checked into *host_buf; the session token's length
+ * and encoding from known when it has them, else it is measured. Logs
+ * nothing: the caller calls dsql__token_end after signing (and after
+ * dropping its locks). */
 dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
                               dsql__token_input *in, dsql__host_memo *hosts,
-                              dsql__token_host *host_buf, char *buf, size_t cap, size_t *len,
-                              dsql_error *err);
+                              dsql__token_host *host_buf, const dsql__session_known *known,
+                              char *buf, size_t cap, size_t *len, dsql_error *err);
 /* Logs what the caller should know about a token signed from in (a
  * lifetime lowered to the credentials' own). */
 void dsql__token_end(const dsql__token_input *in);
@@ -199,13 +207,13 @@ dsql_status dsql__signer_token(dsql_signer *signer, const dsql_token_request *re
 /* Wipes every cached key. NULL is allowed. */
 void dsql__signer_free(dsql_signer *signer);
 
-/* signer.c: dsql__signer_token with the session token already encoded
- * (enc, enc_len: creds->session_token percent-encoded; NULL: encode it, or
+/* signer.c: dsql__signer_token with creds->session_token already measured
+ * and encoded (known; NULL or known->enc NULL: measure it, and encode it or
  * use the signer's own cached encoding). */
 dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request *params,
-                                   const dsql_credentials *creds, const char *enc,
-                                   size_t enc_len, char *buf, size_t cap, size_t *len,
-                                   dsql_error *err);
+                                   const dsql_credentials *creds,
+                                   const dsql__session_known *known, char *buf, size_t cap,
+                                   size_t *len, dsql_error *err);
 /* Provider handles: the public structs are opaque, defined here. */
 struct dsql_credentials_provider {
     const dsql_credentials_provider_vtable *vtable;

@@ -163,9 +163,9 @@ static size_t stripe_sign(stripe *st, dsql__token_input *in, const dsql_credenti
 }
 
 dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request *params,
-                                   const dsql_credentials *creds, const char *enc,
-                                   size_t enc_len, char *buf, size_t cap, size_t *len,
-                                   dsql_error *err)
+                                   const dsql_credentials *creds,
+                                   const dsql__session_known *known, char *buf, size_t cap,
+                                   size_t *len, dsql_error *err)
 {
     if (!signer)
         return dsql__error(err, DSQL_EINVAL, "signer is NULL");
@@ -174,10 +174,8 @@ dsql_status dsql__signer_token_enc(dsql_signer *signer, const dsql_token_request
     dsql__token_host scratch; /* for a hostname too long to keep (and to be valid) */
     pthread_mutex_lock(&st->lock);
     dsql_status status =
-        dsql__token_begin(params, creds, &in, &st->hosts, &scratch, buf, cap, len, err);
+        dsql__token_begin(params, creds, &in, &st->hosts, &scratch, known, buf, cap, len, err);
     if (status == DSQL_OK) {
-        in.session_enc = enc;
-        in.session_enc_len = enc_len;
         size_t written = stripe_sign(st, &in, creds, buf);
         if (len)
             *len = written;
@@ -192,5 +190,5 @@ dsql_status dsql__signer_token(dsql_signer *signer, const dsql_token_request *pa
                               const dsql_credentials *creds, char *buf, size_t cap,
                               size_t *len, dsql_error *err)
 {
-    return dsql__signer_token_enc(signer, params, creds, NULL, 0, buf, cap, len, err);
+    return dsql__signer_token_enc(signer, params, creds, NULL, buf, cap, len, err);
 }

@@ -85,7 +85,7 @@ static dsql_status check_region(const char *r, size_t *len, dsql_error *err)
 /* Also records the lengths of the key id, secret and session token (the
  * last can be long): each is measured once per token. */
 static dsql_status check_credentials(const dsql_credentials *c, dsql__token_input *in,
-                                     dsql_error *err)
+                                     const dsql__session_known *known, dsql_error *err)
 {
     if (!c || !c->access_key_id || !c->access_key_id[0])
         return dsql__error(err, DSQL_ECREDENTIALS, "credentials have no access key id");
@@ -97,9 +97,17 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql__token_inpu
     if ((in->secret_len = strlen(c->secret_access_key)) > MAX_SECRET)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "secret access key is longer than %u characters", MAX_SECRET);
-    in->session_token_len = has_session_token(c) ? strlen(c->session_token) : 0;
     in->session_enc = NULL;
     in->session_enc_len = 0;
+    if (!has_session_token(c)) {
+        in->session_token_len = 0;
+    } else if (known && known->enc) { /* its owner measured it: no pass over 1 KB */
+        in->session_token_len = known->len;
+        in->session_enc = known->enc;
+        in->session_enc_len = known->enc_len;
+    } else {
+        in->session_token_len = strlen(c->session_token);
+    }
     if (in->session_token_len > MAX_SESSION_TOKEN)
         return dsql__error(err, DSQL_ECREDENTIALS,
                            "session token is longer than %u bytes", MAX_SESSION_TOKEN);
@@ -108,7 +116,8 @@ static dsql_status check_credentials(const dsql_credentials *c, dsql__token_inpu
 
 static dsql_status token_prepare(const dsql_token_request *p, const dsql_credentials *creds,
                                  dsql__token_input *in, dsql__host_memo *hosts,
-                                 dsql__token_host *host_buf, dsql_error *err)
+                                 dsql__token_host *host_buf, const dsql__session_known *known,
+                                 dsql_error *err)
 {
     if (!p)
         return dsql__error(err, DSQL_EINVAL, "token parameters are NULL");
@@ -154,7 +163,7 @@ static dsql_status token_prepare(const dsql_token_request *p, const dsql_credent
         return dsql__error(err, DSQL_EINVAL, "signing time %lld is outside years 1970..9999",
                            (long long)in->now);
 
-    if ((st = check_credentials(creds, in, err)) != DSQL_OK)
+    if ((st = check_credentials(creds, in, known, err)) != DSQL_OK)
         return st;
     if (creds->expiration) {
         if (creds->expiration <= in->now)
@@ -353,12 +362,12 @@ size_t dsql__token_write(const dsql__token_input *in, const dsql_credentials *cr
 
 dsql_status dsql__token_begin(const dsql_token_request *params, const dsql_credentials *creds,
                               dsql__token_input *in, dsql__host_memo *hosts,
-                              dsql__token_host *host_buf, char *buf, size_t cap, size_t *len,
-                              dsql_error *err)
+                              dsql__token_host *host_buf, const dsql__session_known *known,
+                              char *buf, size_t cap, size_t *len, dsql_error *err)
 {
     if (buf && cap)
         buf[0] = '\0';
-    dsql_status st = token_prepare(params, creds, in, hosts, host_buf, err);
+    dsql_status st = token_prepare(params, creds, in, hosts, host_buf, known, err);
     if (st != DSQL_OK)
         return st;
     /* Most callers pass a roomy buffer: an upper bound (every byte of the
@@ -403,7 +412,7 @@ dsql_status dsql_token_generate(const dsql_token_request *params, const dsql_cre
 {
     dsql__token_input in;
     dsql__token_host host;
-    dsql_status st = dsql__token_begin(params, creds, &in, NULL, &host, buf, cap, len, err);
+    dsql_status st = dsql__token_begin(params, creds, &in, NULL, &host, NULL, buf, cap, len, err);
     if (st != DSQL_OK)
         return st;
     size_t written = dsql__token_sign_uncached(&in, creds, buf);

@@ -86,9 +86,10 @@ static dsql_status signing_token(void *self, const dsql_token_request *req, char
         dsql_region_from_hostname(req->hostname, discovered, sizeof discovered, NULL) !=
             DSQL_OK)
         params.region = sp->region;
-    size_t enc_len = 0;
-    const char *enc = snap ? dsql__snapshot_session_enc(snap, &enc_len) : NULL;
-    st = dsql__signer_token_enc(sp->signer, &params, creds, enc, enc_len, buf, cap, len, err);
+    dsql__session_known known = {NULL, 0, 0};
+    if (snap)
+        dsql__snapshot_session(snap, &known);
+    st = dsql__signer_token_enc(sp->signer, &params, creds, &known, buf, cap, len, err);
     if (snap)
         dsql__cached_return(snap);
     else

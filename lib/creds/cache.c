@@ -27,6 +27,7 @@
 struct dsql__creds_snapshot {
     atomic_uint refs;
     dsql_credentials creds; /* never written after publication */
+    size_t session_len;     /* strlen(creds.session_token); 0: none */
     size_t session_enc_len; /* 0: no session token */
     char session_enc[];     /* creds.session_token percent-encoded, NUL-ended */
 };
@@ -81,6 +82,7 @@ static dsql__creds_snapshot *snapshot_new(dsql_credentials *fresh)
     if (!snap)
         return NULL;
     snap->creds = *fresh;
+    snap->session_len = n;
     snap->session_enc_len = dsql__uri_encode(snap->session_enc, tok, n, 0);
     snap->session_enc[snap->session_enc_len] = '\0';
     return snap;
@@ -273,10 +275,11 @@ dsql_status dsql__cached_borrow(dsql_credentials_provider *p, dsql__creds_snapsh
     return st;
 }
 
-const char *dsql__snapshot_session_enc(const dsql__creds_snapshot *snap, size_t *len)
+void dsql__snapshot_session(const dsql__creds_snapshot *snap, dsql__session_known *known)
 {
-    *len = snap->session_enc_len;
-    return snap->session_enc_len ? snap->session_enc : NULL;
+    known->enc = snap->session_enc_len ? snap->session_enc : NULL;
+    known->enc_len = snap->session_enc_len;
+    known->len = snap->session_len;
 }
 
 void dsql__cached_return(dsql__creds_snapshot *snap)

@@ -23,10 +23,10 @@ typedef struct dsql__creds_snapshot dsql__creds_snapshot;
 int dsql__is_cached(const dsql_credentials_provider *p);
 dsql_status dsql__cached_borrow(dsql_credentials_provider *p, dsql__creds_snapshot **snap,
                                 const dsql_credentials **creds, dsql_error *err);
-/* The borrowed session token, percent-encoded as a token carries it, and
- * its length; NULL (and 0) when the credentials have none. Valid as long
- * as the snapshot. */
-const char *dsql__snapshot_session_enc(const dsql__creds_snapshot *snap, size_t *len);
+/* The borrowed session token's length and its encoding as a token carries
+ * it, made with the snapshot (known->enc NULL: the credentials have none).
+ * Valid as long as the snapshot. */
+void dsql__snapshot_session(const dsql__creds_snapshot *snap, dsql__session_known *known);
 /* Drops the reference; the last one wipes the secrets. NULL is allowed. */
 void dsql__cached_return(dsql__creds_snapshot *snap);
 
