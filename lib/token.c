@@ -288,18 +288,35 @@ typedef struct span {
  * one block further when the bytes completing that block are the kept
  * ones (same second and lifetime), else from the prefix's state, keeping
  * the new one. Returns how many bytes of parts it has hashed. */
+/* The kept block head is the first need bytes of parts, compared piece
+ * by piece where they lie (no copy on the hit that nearly every token is);
+ * returns how many bytes that is, 0 when it is not the kept one. */
+static size_t kept_head_matches(const dsql__token_prefix *pre, const span parts[3],
+                                size_t need)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < 3 && at < need; i++) {
+        size_t take = parts[i].n < need - at ? parts[i].n : need - at;
+        if (at + take > pre->block_head_len ||
+            memcmp(pre->block_head + at, parts[i].p, take) != 0)
+            return 0;
+        at += take;
+    }
+    return at == pre->block_head_len ? at : 0;
+}
+
 static size_t canonical_block_start(dsql__token_prefix *pre, const span parts[3],
                                     SHA256_CTX *ctx)
 {
     size_t need = SHA256_CBLOCK - (6 + pre->len) % SHA256_CBLOCK; /* 6: "GET\n/\n" */
-    char head[SHA256_CBLOCK];
-    size_t got = 0;
-    for (size_t i = 0; i < 3 && got < need; i++) {
-        size_t take = parts[i].n < need - got ? parts[i].n : need - got;
-        memcpy(head + got, parts[i].p, take);
-        got += take;
-    }
-    if (pre->block_head_len != got || memcmp(pre->block_head, head, got) != 0) {
+    size_t got = kept_head_matches(pre, parts, need);
+    if (!got) {
+        char head[SHA256_CBLOCK];
+        for (size_t i = 0; i < 3 && got < need; i++) {
+            size_t take = parts[i].n < need - got ? parts[i].n : need - got;
+            memcpy(head + got, parts[i].p, take);
+            got += take;
+        }
         pre->block_state = pre->canonical;
         SHA256_Update(&pre->block_state, head, got);
         memcpy(pre->block_head, head, got);
