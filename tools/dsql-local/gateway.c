@@ -149,26 +149,33 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
 }
 
+/* A limit ends the session: the client is told why (FATAL, sqlstate)
+ * when that cannot land inside a message, else the connection is cut. */
+static void end_at_limit(conn *c, int can_say, const char *sqlstate, const char *fmt, int secs)
+{
+    char msg[160];
+
+    if (!can_say) {
+        conn_free(c);
+        return;
+    }
+    snprintf(msg, sizeof msg, fmt, secs);
+    c->gw->n_refused--; /* conn_fail counts refusals; this is not one */
+    conn_fail(c, sqlstate, msg);
+}
+
 static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
-    char msg[160];
 
     (void)fd;
     (void)what;
     pgs_log("conn %lu: maximum connection duration reached, closing", c->id);
-    if ((c->state == S_RELAY && backend_between(c)) ||
-        (c->tls_up &&
-         (c->state == S_STARTUP || c->state == S_PASSWORD || c->state == S_BACKEND))) {
-        /* between two backend messages: say why, as a FATAL error */
-        snprintf(msg, sizeof msg,
-                 "terminating connection: maximum connection duration of %d s reached",
+    end_at_limit(c, (c->state == S_RELAY && backend_between(c)) ||
+                        (c->tls_up && (c->state == S_STARTUP || c->state == S_PASSWORD ||
+                                       c->state == S_BACKEND)),
+                 "57P01", "terminating connection: maximum connection duration of %d s reached",
                  c->gw->cfg->max_conn_seconds);
-        c->gw->n_refused--; /* conn_fail counts refusals; this is not one */
-        conn_fail(c, "57P01", msg);
-        return;
-    }
-    conn_free(c);
 }
 
 /* DSQL ends a transaction after 5 minutes ("Cluster quotas and database
@@ -177,20 +184,13 @@ static void life_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void txn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
-    char msg[160];
 
     (void)fd;
     (void)what;
     pgs_log("conn %lu: transaction longer than %d s, closing", c->id, c->gw->cfg->max_txn_seconds);
-    if (c->state == S_RELAY && backend_between(c)) {
-        snprintf(msg, sizeof msg,
+    end_at_limit(c, c->state == S_RELAY && backend_between(c), "25P04",
                  "terminating connection: transaction exceeded the maximum duration of %d s",
                  c->gw->cfg->max_txn_seconds);
-        c->gw->n_refused--; /* conn_fail counts refusals; this is not one */
-        conn_fail(c, "25P04", msg);
-        return;
-    }
-    conn_free(c);
 }
 
 void conn_txn_status(conn *c, char status)
