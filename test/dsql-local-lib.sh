@@ -3,7 +3,7 @@
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
 # pass, bad, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
-# until_file and await.
+# until_file, until_sql and await.
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -72,6 +72,17 @@ until_file() {
     lib_i=0
     while [ ! -e "$tmp/$1" ] && [ $lib_i -lt 600 ]; do
         sleep 0.05
+        lib_i=$((lib_i + 1))
+    done
+}
+
+# until_sql WANT SQL: run SQL (psql -X -At -c) until it prints WANT (a
+# session got there), 30 s at the most; the check that follows tells
+# whether it did.
+until_sql() {
+    lib_i=0
+    while [ "$(psql -X -At -c "$2" 2>&1)" != "$1" ] && [ $lib_i -lt 300 ]; do
+        sleep 0.1
         lib_i=$((lib_i + 1))
     done
 }

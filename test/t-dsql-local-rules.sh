@@ -119,14 +119,18 @@ case $waited$out in 0*"40001: mutation conflicts with another transaction, retry
     pass "no lock wait: the second writer fails with OC000 while the first still holds the row" ;;
 1*) bad "second writer waited until the first gave up: $out" ;;
 *) bad "second writer: $out" ;; esac
-# schema change while a transaction reads the table: others get OC001
-printf 'BEGIN;\nSELECT count(*) FROM base;\n\\! sleep 4\nCOMMIT;\n' | psql -X -q >/dev/null 2>&1 &
+# schema change while a transaction reads the table: others get OC001.
+# The reader holds the table until the third session has its answer; the
+# ALTER waits for the reader meanwhile (its lock shown not granted).
+{ printf 'BEGIN;\nSELECT count(*) FROM base;\n\\! touch %s/read\n' "$tmp"; await asked
+  printf 'COMMIT;\n'; } | psql -X -q >/dev/null 2>&1 &
 reader=$!
-sleep 1
+until_file read
 sql -c "ALTER TABLE base ADD COLUMN w int" >"$tmp/alter.out" &
 alter=$!
-sleep 1
+until_sql 1 "SELECT count(*) FROM pg_locks WHERE relation = 'base'::regclass AND NOT granted"
 out=$(sql -c "SELECT count(*) FROM base")
+touch "$tmp/asked"
 wait $alter $reader
 case $out in *"40001: schema has been updated by another transaction, please retry: (OC001)"*)
     pass "a table whose schema is changing: 40001 with OC001" ;;
