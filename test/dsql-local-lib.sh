@@ -2,7 +2,7 @@
 #     . "$(dirname "$0")/dsql-local-lib.sh"
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
-# pass, bad, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
+# pass, bad, check, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
 # until_file, until_sql and await.
 set -u
 B=${B:-build}
@@ -12,6 +12,8 @@ T=$B/dsql-token
 fail=0
 pass() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
+# check DESCRIPTION COMMAND...: pass or bad, as COMMAND exits
+check() { lib_d=$1; shift; if "$@"; then pass "$lib_d"; else bad "$lib_d"; fi; }
 
 # need_pg15 [COMMAND...]: the script needs PostgreSQL 15's server and every
 # COMMAND named; without one of them it is skipped (exit 0), not failed.

@@ -9,24 +9,16 @@
 # CI run cannot pass without running them. scripts/install-deps installs the
 # Debian packages; pg is installed here with npm ci from test/node's lock
 # file into $B/node.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
 P=$B/dsql-proxy
 src=$(cd "$(dirname "$0")" && pwd)
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-fail=0
+make_tmp
+stop_on_exit gw
 # missing: a loud SKIP, or a failure under CI
 missing() {
     if [ "${CI:-}" = true ]; then
-        echo "FAIL $1 (CI=true: this client must run here)"; fail=1
+        bad "$1 (CI=true: this client must run here)"
     else
         echo "SKIP $1 -- NOT TESTED"
     fi
@@ -52,7 +44,7 @@ else
     missing "node pg: npm ci failed ($(grep -m2 'npm error' "$B/node/npm.log" | tr '\n' ' '))"
     rm -f "$B/node/package-lock.json"
 fi
-export B P PY tmp have_py have_node
+export B P PY src tmp have_py have_node
 export NODE_PATH="$B/node/node_modules"
 
 cat >"$tmp/client.py" <<'PY'
@@ -167,12 +159,9 @@ async function main() {
 main().then(() => process.exit(ok ? 0 : 1), (e) => { console.log(`FAIL node pg: ${e.stack}`); process.exit(1); });
 JS
 
+# the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-set -u
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+. "$src/dsql-local-lib.sh"
 "$P" --listen "unix:$tmp/s" --listen tcp:127.0.0.1:0 --trust-loopback 2>"$tmp/proxy.err" &
 pp=$!
 i=0
@@ -226,7 +215,9 @@ if [ "$have_py$have_node" = nono ]; then
     echo "no client to test"
     exit $fail
 fi
-out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
+start_local gw
+use_local gw
+out=$(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1)
 st=$?
 echo "$out"
 [ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }

@@ -2,28 +2,20 @@
 # dsql-proxy against a real dsql-local: psql and pg_dump with no password,
 # upstream errors as PostgreSQL errors, the uid and user rules, bad input
 # from clients, cancel, token expiry, the connection cap, SIGTERM drain.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
 P=$B/dsql-proxy
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
 SRC=$(pwd)
-export B P tmp SRC
+make_tmp
+stop_on_exit gw
+export B P SRC tmp
 
 # usage errors need no upstream
-fail=0
 usage() { # want-fragment, args...
     frag=$1; shift
     err=$("$P" "$@" 2>&1 >/dev/null); st=$?
-    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then echo "ok   usage: $frag"
-    else echo "FAIL usage $*: exit $st, '$err'"; fail=1; fi
+    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then pass "usage: $frag"
+    else bad "usage $*: exit $st, '$err'"; fi
 }
 usage "give --client-password-file, or --trust-loopback" --listen tcp:127.0.0.1:0 --hostname a.dsql.us-east-1.on.aws
 usage "only loopback addresses" --listen tcp:0.0.0.0:5432 --trust-loopback
@@ -254,12 +246,9 @@ while True:
         threading.Thread(target=cut_later, args=(c, u), daemon=True).start()
 PY
 
+# the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-set -u
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+. "$SRC/test/dsql-local-lib.sh"
 has() { printf '%s\n' "$1" | grep -q -- "$2"; }
 start_proxy() {
     name=$1; shift
@@ -277,7 +266,7 @@ raw() { python3 "$tmp/raw.py" "$@"; }
 # loaded machine starts psql slowly)
 wait_running() {
     i=0
-    while [ "$(PGPASSWORD=$("$B/dsql-token") command psql -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
+    while [ "$(command psql -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
         sleep 0.2; i=$((i + 1))
     done
     [ $i -lt 50 ]
@@ -627,7 +616,9 @@ check "no sanitizer report in any proxy's log ($found)" test -z "$found"
 exit $fail
 SH
 
-out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
+start_local gw
+use_local gw
+out=$(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1)
 st=$?
 echo "$out"
 [ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
