@@ -15,6 +15,16 @@ void pgs_frames_init(pgs_frames *f, const char *types)
     }
 }
 
+/* A message begins: its type and length word. */
+static void begin(pgs_frames *f, unsigned char t, uint32_t len)
+{
+    /* a length under 4 is a broken stream: count it as empty */
+    f->body_left = len >= 4 ? len - 4 : 0;
+    f->last = t;
+    if (f->watch[t / 32] & (1u << (t % 32)))
+        f->seen++;
+}
+
 void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n)
 {
     while (n > 0) {
@@ -25,19 +35,18 @@ void pgs_frames_feed(pgs_frames *f, const unsigned char *p, size_t n)
             f->body_left -= (uint32_t)k;
             continue;
         }
+        if (f->hdr_have == 0 && n >= sizeof f->hdr) {
+            /* the usual case: a whole header in place, nothing kept */
+            begin(f, p[0], pgs_be32(p + 1));
+            p += sizeof f->hdr;
+            n -= sizeof f->hdr;
+            continue;
+        }
         f->hdr[f->hdr_have++] = *p++;
         n--;
-        if (f->hdr_have < sizeof f->hdr)
-            continue;
-        {
-            uint32_t len = pgs_be32(f->hdr + 1);
-            unsigned char t = f->hdr[0];
-            /* a length under 4 is a broken stream: count it as empty */
-            f->body_left = len >= 4 ? len - 4 : 0;
+        if (f->hdr_have == sizeof f->hdr) {
             f->hdr_have = 0;
-            f->last = t;
-            if (f->watch[t / 32] & (1u << (t % 32)))
-                f->seen++;
+            begin(f, f->hdr[0], pgs_be32(f->hdr + 1));
         }
     }
 }
