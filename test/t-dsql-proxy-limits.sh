@@ -8,21 +8,13 @@
 #   - 1,000 malformed startups in a row: the refusals are logged through
 #     the rate limit (a burst, then a line that says how many were held
 #     back), not once each.
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql prlimit
 P=$B/dsql-proxy
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null ||
-    ! command -v prlimit >/dev/null; then
-    echo "skip: PostgreSQL 15 server, psql or prlimit not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-export B P tmp
-fail=0
+SRC=$(pwd)
+make_tmp
+stop_on_exit gw
+export B P SRC tmp
 
 cat >"$tmp/flood.py" <<'PY'
 import socket, struct, sys, time
@@ -64,12 +56,9 @@ elif case == "bad":
         s = conn(); s.sendall(struct.pack("!II", 8, 1234)); s.recv(100); s.close()
 PY
 
+# the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-set -u
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+. "$SRC/test/dsql-local-lib.sh"
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
 cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 
@@ -127,8 +116,7 @@ check "no sanitizer report in any proxy's log ($found)" test -z "$found"
 exit $fail
 SH
 
-out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
-st=$?
-echo "$out"
-[ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
+start_local gw
+use_local gw
+(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
 exit $fail

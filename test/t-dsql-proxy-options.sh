@@ -8,28 +8,20 @@
 # --auth-timeout before and during login, --drain-timeout, the default
 # directory with --allow-uid, and doc/dsql-proxy.service (systemd accepts
 # it; the proxy starts with its options).
-set -u
-B=${B:-build}
-case $B in /*) ;; *) B=$(pwd)/$B ;; esac
-L=$B/dsql-local
+. "$(dirname "$0")/dsql-local-lib.sh"
+need_pg15 psql
 P=$B/dsql-proxy
-if [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v psql >/dev/null; then
-    echo "skip: PostgreSQL 15 server or psql not installed"
-    exit 0
-fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap 'rm -rf "$tmp"' EXIT
 SRC=$(pwd)
-export B P tmp SRC
+make_tmp
+stop_on_exit gw
+export B P SRC tmp
 
-fail=0
 # usage errors (exit 2) need no upstream
 usage() { # want-fragment, args...
     frag=$1; shift
     err=$("$P" "$@" 2>&1 >/dev/null); st=$?
-    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then echo "ok   usage: $frag"
-    else echo "FAIL usage $*: exit $st, '$err'"; fail=1; fi
+    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then pass "usage: $frag"
+    else bad "usage $*: exit $st, '$err'"; fi
 }
 long=$(printf 'd%.0s' $(seq 1 300))
 usage "the directory name is too long (301 bytes" --listen "unix:/$long"
@@ -138,12 +130,9 @@ while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
 
+# the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-set -u
-fail=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fail=1; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+. "$SRC/test/dsql-local-lib.sh"
 has() { printf '%s\n' "$1" | grep -qF -- "$2"; }
 start_proxy() {
     name=$1; shift
@@ -160,7 +149,7 @@ stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid
 no_start() { # description, fragment, args...
     d=$1; frag=$2; shift 2
     err=$(timeout 20 "$P" "$@" 2>&1); st=$?
-    if [ $st -eq 1 ] && has "$err" "$frag"; then ok "$d ($err)"; else bad "$d: exit $st, '$err'"; fi
+    if [ $st -eq 1 ] && has "$err" "$frag"; then pass "$d ($err)"; else bad "$d: exit $st, '$err'"; fi
 }
 raw() { python3 "$tmp/raw.py" "$@"; }
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
@@ -356,8 +345,7 @@ check "no sanitizer report in any proxy's log ($found)" test -z "$found"
 exit $fail
 SH
 
-out=$(cd "$tmp" && timeout 300 "$L" run -- sh "$tmp/inner.sh" 2>&1)
-st=$?
-echo "$out"
-[ $st -eq 0 ] || { echo "FAIL inner tests (exit $st)"; fail=1; }
+start_local gw
+use_local gw
+(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
 exit $fail
