@@ -94,6 +94,31 @@ static void check_duplicates(const unsigned char *pkt, size_t len)
         abort();
 }
 
+/* pgs_startup_check, the servers' whole check, agrees with its parts and
+ * names the packet's user, in the packet, when it passes; the first 8
+ * bytes of a packet that passes are a startup packet's. */
+static void check_verdict(const unsigned char *pkt, size_t len, int valid)
+{
+    const char *user = NULL, *name;
+    char msg[300];
+    pgs_startup_verdict v = pgs_startup_check(pkt, len, &user, msg, sizeof msg);
+    const char *param = valid ? pgs_startup_param(pkt, len, "user") : NULL;
+
+    if (!valid && v != PGS_STARTUP_BAD)
+        abort();
+    if (v == PGS_STARTUP_NO_MEMORY)
+        abort(); /* malloc does not fail here */
+    if (valid && (v == PGS_STARTUP_BAD) != (pgs_startup_duplicate(pkt, len, &name) == 1))
+        abort();
+    if (v == PGS_STARTUP_OK && (user != param || !*user || pgs_packet_kind(pkt) != PGS_PACKET_STARTUP))
+        abort();
+    if (v == PGS_STARTUP_OK)
+        return;
+    for (name = msg; *name; name++) /* a name from the packet went in escaped */
+        if ((unsigned char)*name < 0x20 || *name == 0x7f)
+            abort();
+}
+
 static void parse(const unsigned char *pkt, size_t len)
 {
     static const char *const names[] = {"user", "database", "options", "application_name",
@@ -113,6 +138,7 @@ static void parse(const unsigned char *pkt, size_t len)
     }
     if (valid)
         check_duplicates(pkt, len);
+    check_verdict(pkt, len, valid);
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
