@@ -11,12 +11,14 @@
 # transaction (-S -C). The machine is shared and noisy, so the three are
 # interleaved for ROUNDS rounds (the order rotates each round) and the
 # medians compared. Prints every run, the medians, the ratios and the load.
-# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 sh bench/proxy-bench.sh
+# BASELINE=path/to/another/dsql-proxy adds a fourth way, that binary as a
+# second proxy, to compare two builds in the same run.
+# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 [BASELINE=...] sh bench/proxy-bench.sh
 set -eu
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
 export B
-export SECS=${SECONDS_PER_RUN:-5} CLIENTS=${CLIENTS:-4} ROUNDS=${ROUNDS:-5}
+export SECS=${SECONDS_PER_RUN:-5} CLIENTS=${CLIENTS:-4} ROUNDS=${ROUNDS:-5} BASELINE=${BASELINE:-}
 command -v pgbouncer >/dev/null || { echo "proxy-bench: pgbouncer not installed (scripts/install-deps)" >&2; exit 1; }
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
@@ -37,6 +39,14 @@ ready() { # log file: wait for the ready line
 "$B/dsql-proxy" --listen "unix:$tmp/p" 2>"$tmp/proxy.err" &
 pp=$!
 ready "$tmp/proxy.err" "ready on"
+ways="direct proxy pgbouncer"
+bp=
+if [ -n "$BASELINE" ]; then
+    "$BASELINE" --listen "unix:$tmp/q" 2>"$tmp/baseline.err" &
+    bp=$!
+    ready "$tmp/baseline.err" "ready on"
+    ways="$ways baseline"
+fi
 
 # PgBouncer may not run as root: then it drops to nobody, which owns its
 # directory (its password, the token, is kept there, 0600)
@@ -71,8 +81,8 @@ fi
 ready "$tmp/b/pgbouncer.log" "process up"
 stop_all() {
     kill "$(cat "$tmp/b/pgbouncer.pid")" 2>/dev/null || true
-    kill $pp 2>/dev/null || true
-    wait $pp 2>/dev/null || true
+    kill $pp $bp 2>/dev/null || true
+    wait $pp $bp 2>/dev/null || true
 }
 trap stop_all EXIT
 
@@ -82,6 +92,7 @@ one() { # where, pgbench options: prints tps
     case $where in
         direct) set -- pgbench "$@" ;;
         proxy) set -- unset_gateway env PGHOST="$tmp/p" pgbench "$@" ;;
+        baseline) set -- unset_gateway env PGHOST="$tmp/q" pgbench "$@" ;;
         pgbouncer) set -- unset_gateway env PGHOST="$tmp/b" PGPORT=6432 pgbench "$@" ;;
     esac
     "$@" -n -c "$CLIENTS" -j 2 -T "$SECS" postgres 2>"$tmp/pgbench.err" | tps | grep . ||
@@ -89,7 +100,7 @@ one() { # where, pgbench options: prints tps
 }
 # a first connection each way, so no one pays for a cold start
 runsecs=$SECS SECS=1
-for w in direct proxy pgbouncer; do one $w -S >/dev/null; done
+for w in $ways; do one $w -S >/dev/null; done
 SECS=$runsecs
 
 echo "== pgbench, $CLIENTS clients, -j 2, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
@@ -97,9 +108,11 @@ echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)
 for mode in S C; do
     r=0
     while [ $r -lt "$ROUNDS" ]; do
-        order="direct proxy pgbouncer"
-        [ $((r % 3)) = 1 ] && order="proxy pgbouncer direct"
-        [ $((r % 3)) = 2 ] && order="pgbouncer direct proxy"
+        # the order rotates by one each round
+        set -- $ways
+        i=0
+        while [ $i -lt $((r % $#)) ]; do w=$1; shift; set -- "$@" "$w"; i=$((i + 1)); done
+        order="$*"
         for w in $order; do
             if [ $mode = S ]; then t=$(one $w -S); else t=$(one $w -S -C); fi
             echo "$mode $w $t $(cut -d' ' -f1 /proc/loadavg)" >>"$tmp/results"
@@ -123,6 +136,10 @@ for mode in "SC":
     print("%s: median tps direct %.0f, dsql-proxy %.0f, pgbouncer %.0f; "
           "proxy/direct %.2f, proxy/pgbouncer %.2f"
           % (names[mode], d, p, b, p / d, p / b))
+    if (mode, "baseline") in med:
+        q = med[(mode, "baseline")]
+        print("  baseline dsql-proxy %.0f: baseline/direct %.2f, baseline/pgbouncer %.2f, "
+              "proxy/baseline %.2f" % (q, q / d, q / b, p / q))
 PY
 SH
 # --postgres-compat: pgbench -i uses TRUNCATE, VACUUM and DDL with DML.

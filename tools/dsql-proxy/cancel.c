@@ -32,7 +32,7 @@ static void job_free(cancel_job *j)
         j->next->prev = j->prev;
     dp_connect_abort(j->connecting);
     if (j->bev)
-        bufferevent_free(j->bev);
+        dp_upstream_free(j->bev);
     if (j->timer)
         event_free(j->timer);
     OPENSSL_cleanse(j->pkt, sizeof j->pkt);

@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-
 #include "session.h"
 #include "wire.h"
 
@@ -67,7 +65,7 @@ static void goodbye(dp_session *s)
     s->p->stats.duration_closes++;
     pgs_log_limited(&s->p->log_rl, "conn %lu: maximum connection duration reached, closing",
                     s->id);
-    if (bufferevent_write(s->client, buf, n) != 0)
+    if (dp_relay_say(s->relay, buf, n) != 0)
         pgs_log("conn %lu: out of memory for the closing message", s->id);
     dp_session_close_client(s);
 }
@@ -109,11 +107,9 @@ void dp_lifetime_born(dp_session *s)
     s->born_ms = now_ms();
 }
 
-/* in: the bytes about to be relayed from the client (to_upstream) or
- * from the upstream; read in place, chain by chain. */
-void dp_lifetime_follow(dp_session *s, struct evbuffer *in, int to_upstream)
+void dp_lifetime_follow(dp_session *s, const unsigned char *p, size_t n, int to_upstream)
 {
-    pgs_frames_feed_evbuffer(to_upstream ? &s->asked : &s->answered, in);
+    pgs_frames_feed(to_upstream ? &s->asked : &s->answered, p, n);
 }
 
 int dp_lifetime_check(dp_session *s)

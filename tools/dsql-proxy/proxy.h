@@ -2,7 +2,7 @@
  * Aurora DSQL with a fresh IAM token and then relays its session.
  * main.c: options and the event loop; listen.c: where clients come from
  * and who may connect; session.c: one client from its first byte to the
- * relay; upstream.c: a verify-full TLS connection to DSQL; cancel.c:
+ * end of its login; relay.c: its bytes both ways after that; upstream.c: a verify-full TLS connection to DSQL; cancel.c:
  * CancelRequests routed to the right upstream session; tokens.c: tokens
  * made on a worker thread, off the event loop; provider.c: the token
  * provider, counting its credentials fetches; metrics.c: --metrics. */
@@ -132,6 +132,8 @@ typedef struct dp_connect dp_connect;
  * returns: check the pointer you store against that). */
 dp_connect *dp_connect_start(dp_proxy *p, dp_connect_done done, void *arg);
 void dp_connect_abort(dp_connect *c);
+/* Frees a connection's bufferevent, its SSL and its socket. */
+void dp_upstream_free(struct bufferevent *bev);
 int dp_upstream_init(dp_upstream *up, const char *host, const char *hostaddr,
                      const char *signing_host, const char *region, unsigned port,
                      const char *rootcert, int direct, char *err, size_t errcap);

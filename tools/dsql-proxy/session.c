@@ -3,7 +3,8 @@
  * an upstream connection logs in with the client's startup packet and a
  * fresh token as the password. Everything the upstream says from there
  * on reaches the client, except its cancel key, which is swapped for one
- * of ours. After ReadyForQuery: bytes both ways, untouched. */
+ * of ours. After ReadyForQuery, relay.c takes both connections: bytes
+ * both ways, untouched. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,9 +21,7 @@
 #include "startup.h"
 #include "wire.h"
 
-#define RELAY_HIGH (1u << 20) /* stop reading a side when the other lags */
-
-static void session_free(dp_session *s)
+void dp_session_free(dp_session *s)
 {
     dp_proxy *p = s->p;
 
@@ -44,10 +43,14 @@ static void session_free(dp_session *s)
         event_free(s->close_timer);
     if (s->life_timer)
         event_free(s->life_timer);
+    if (s->relay)
+        dp_relay_free(s->relay);
     if (s->client)
         bufferevent_free(s->client);
+    if (s->client_fd >= 0)
+        close(s->client_fd);
     if (s->upstream)
-        bufferevent_free(s->upstream);
+        dp_upstream_free(s->upstream);
     free(s->startup);
     if (s->scram) {
         pgs_scram_clear(s->scram);
@@ -63,59 +66,65 @@ static void session_free(dp_session *s)
 static void closing_done_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    session_free(arg);
+    dp_session_free(arg);
 }
 
 static void closing_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     (void)what;
-    session_free(arg);
+    dp_session_free(arg);
 }
 
 static void close_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    session_free(arg);
+    dp_session_free(arg);
 }
 
-/* Lets what is queued for `keep` go out (at most 5 s), then closes both. */
-static void close_after_flush(dp_session *s, struct bufferevent *keep)
+int dp_session_linger(dp_session *s)
 {
     struct timeval five = {5, 0};
-    struct bufferevent *other = keep == s->client ? s->upstream : s->client;
 
     s->state = DP_CLOSING;
     if (s->life_timer)
         evtimer_del(s->life_timer);
+    if (!s->close_timer)
+        s->close_timer = evtimer_new(s->p->base, close_timeout_cb, s);
+    return s->close_timer && evtimer_add(s->close_timer, &five) == 0 ? 0 : -1;
+}
+
+/* Lets what is queued for the client go out (at most 5 s), then closes
+ * both sides. */
+static void close_after_flush(dp_session *s)
+{
     dp_connect_abort(s->connecting);
     s->connecting = NULL;
     dp_token_cancel(s->token_job);
     s->token_job = NULL;
-    if (other) {
-        bufferevent_free(other);
-        if (other == s->client)
-            s->client = NULL;
-        else
-            s->upstream = NULL;
-    }
-    if (!keep || evbuffer_get_length(bufferevent_get_output(keep)) == 0) {
-        session_free(s);
+    if (s->relay) {
+        dp_relay_close_client(s->relay);
         return;
     }
-    bufferevent_disable(keep, EV_READ);
-    bufferevent_setcb(keep, NULL, closing_done_cb, closing_event_cb, s);
-    bufferevent_setwatermark(keep, EV_WRITE, 0, 0);
-    if (!s->close_timer)
-        s->close_timer = evtimer_new(s->p->base, close_timeout_cb, s);
-    if (!s->close_timer || evtimer_add(s->close_timer, &five) != 0)
-        session_free(s);
+    if (s->upstream) {
+        dp_upstream_free(s->upstream);
+        s->upstream = NULL;
+    }
+    if (!s->client || evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+        dp_session_free(s);
+        return;
+    }
+    bufferevent_disable(s->client, EV_READ);
+    bufferevent_setcb(s->client, NULL, closing_done_cb, closing_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    if (dp_session_linger(s) != 0)
+        dp_session_free(s);
 }
 
 void dp_session_close_client(dp_session *s)
 {
-    close_after_flush(s, s->client);
+    close_after_flush(s);
 }
 
 /* A FATAL ErrorResponse the client can show, then close. */
@@ -126,9 +135,11 @@ void dp_session_refuse(dp_session *s, dp_fail why, const char *sqlstate, const c
 
     s->p->stats.failures[why]++;
     pgs_log_limited(&s->p->log_rl, "conn %lu: refused (%s): %s", s->id, sqlstate, msg);
-    if (s->client)
+    if (s->relay)
+        dp_relay_say(s->relay, buf, n);
+    else if (s->client)
         bufferevent_write(s->client, buf, n);
-    close_after_flush(s, s->client);
+    close_after_flush(s);
 }
 
 static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -144,74 +155,7 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
         dp_session_refuse(s, DP_FAIL_TIMEOUT, "08006", "dsql-proxy: login did not finish in time");
 }
 
-/* ---- relay ---- */
-
-/* Moves what from has read to the other side: -1 when s is gone or
- * closing (do not touch it), else 0. */
-static int relay_move(dp_session *s, struct bufferevent *from)
-{
-    struct bufferevent *to = from == s->client ? s->upstream : s->client;
-    struct evbuffer *in = bufferevent_get_input(from), *out = bufferevent_get_output(to);
-    size_t n = evbuffer_get_length(in);
-
-    if (from == s->client)
-        s->p->stats.bytes_to_upstream += n;
-    else
-        s->p->stats.bytes_to_client += n;
-    if (s->p->opt->max_duration > 0)
-        dp_lifetime_follow(s, in, from == s->client);
-    /* the client's plain socket takes what it can at once: only the rest
-     * waits for a write event (each message otherwise costs an epoll_ctl
-     * pair and a loop turn); a failed write leaves it all to the
-     * bufferevent, which reports the error */
-    if (to == s->client && evbuffer_get_length(out) == 0)
-        evbuffer_write(in, bufferevent_getfd(to));
-    if (evbuffer_add_buffer(out, in) != 0) {
-        /* dropping bytes would desynchronise the protocol: close instead */
-        pgs_log("conn %lu: out of memory while relaying", s->id);
-        session_free(s);
-        return -1;
-    }
-    if (from == s->upstream && dp_lifetime_check(s))
-        return -1;
-    if (evbuffer_get_length(out) >= RELAY_HIGH)
-        bufferevent_disable(from, EV_READ);
-    return 0;
-}
-
-static void relay_read_cb(struct bufferevent *from, void *arg)
-{
-    relay_move(arg, from);
-}
-
-static void relay_write_cb(struct bufferevent *to, void *arg)
-{
-    dp_session *s = arg;
-    struct bufferevent *from = to == s->client ? s->upstream : s->client;
-
-    if (bufferevent_enable(from, EV_READ) != 0) {
-        pgs_log("conn %lu: out of memory while relaying", s->id);
-        session_free(s);
-    }
-}
-
-static void relay_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-    dp_session *s = arg;
-
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
-    if (bev == s->upstream) {
-        /* what it said last goes first; then, at the duration limit, why */
-        if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 && relay_move(s, bev) != 0)
-            return;
-        if (dp_lifetime_upstream_closed(s))
-            return;
-    }
-    /* one side is gone: the other still gets what was said last (the
-     * client's Terminate, the upstream's FATAL) */
-    close_after_flush(s, bev == s->client ? s->upstream : s->client);
-}
+/* ---- the relay begins ---- */
 
 static void start_relay(dp_session *s)
 {
@@ -225,18 +169,10 @@ static void start_relay(dp_session *s)
     }
     free(s->startup);
     s->startup = NULL;
-    bufferevent_setcb(s->client, relay_read_cb, relay_write_cb, relay_event_cb, s);
-    bufferevent_setcb(s->upstream, relay_read_cb, relay_write_cb, relay_event_cb, s);
-    bufferevent_setwatermark(s->client, EV_READ, 0, 0);
-    bufferevent_setwatermark(s->upstream, EV_READ, 0, 0);
-    if (dp_lifetime_start(s) != 0 ||
-        bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0 ||
-        bufferevent_enable(s->upstream, EV_READ | EV_WRITE) != 0) {
-        session_free(s);
-        return;
+    if (dp_lifetime_start(s) != 0 || dp_relay_start(s) != 0) {
+        pgs_log("conn %lu: out of memory when the relay began", s->id);
+        dp_session_free(s);
     }
-    if (evbuffer_get_length(bufferevent_get_input(s->client)) > 0)
-        relay_read_cb(s->client, s); /* what the client pipelined */
 }
 
 /* ---- login upstream ---- */
@@ -314,7 +250,7 @@ static void upstream_refused(dp_session *s, struct evbuffer *in, uint32_t len)
     pgs_log_limited(&s->p->log_rl, "conn %lu: upstream refused user \"%s\": %s", s->id,
                     s->user_shown, text);
     evbuffer_remove_buffer(in, bufferevent_get_output(s->client), len + 1);
-    close_after_flush(s, s->client);
+    close_after_flush(s);
 }
 
 /* One upstream message during login: 1 next, 0 need more, -1 done with s. */
@@ -503,7 +439,7 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     if (kind == PGS_PACKET_CANCEL) {
         evbuffer_remove(in, pkt, sizeof pkt);
         dp_cancel_route(s->p, pkt);
-        session_free(s); /* the protocol gives a cancel no answer */
+        dp_session_free(s); /* the protocol gives a cancel no answer */
         return -1;
     }
     if (kind != PGS_PACKET_STARTUP) {
@@ -558,7 +494,7 @@ static void pre_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        session_free(arg);
+        dp_session_free(arg);
 }
 
 /* ---- arrival ---- */
@@ -569,7 +505,7 @@ static void evict_cb(pgs_preauth_node *n, void *arg)
     dp_session *s = (dp_session *)(void *)((char *)n - offsetof(dp_session, preauth));
 
     pgs_log_limited(&p->log_rl, "conn %lu: closed before login to make room", s->id);
-    session_free(s);
+    dp_session_free(s);
 }
 
 void dp_session_init_limits(dp_proxy *p, size_t cap)
@@ -629,27 +565,27 @@ void dp_session_accept(dp_proxy *p, int fd, int is_unix)
     s->pid = (uint32_t)s->id;
     s->is_tcp = !is_unix;
     pgs_preauth_add(&p->preauth, &s->preauth);
-    s->client = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    s->client_fd = fd; /* the session's: the relay takes it from the bufferevent */
+    s->client = bufferevent_socket_new(p->base, fd, BEV_OPT_DEFER_CALLBACKS);
     if (!s->client) {
-        close(fd);
-        session_free(s);
+        dp_session_free(s);
         return;
     }
     pgs_put_be32(s->key, s->pid);
     s->auth_timer = evtimer_new(p->base, auth_timeout_cb, s);
     if (RAND_bytes(s->key + 4, 4) != 1 || !s->auth_timer ||
         evtimer_add(s->auth_timer, &auth) != 0) {
-        session_free(s);
+        dp_session_free(s);
         return;
     }
     bufferevent_setcb(s->client, pre_read_cb, NULL, pre_event_cb, s);
     bufferevent_setwatermark(s->client, EV_READ, 0, PGS_MAX_PACKET + 64);
     if (bufferevent_enable(s->client, EV_READ | EV_WRITE) != 0)
-        session_free(s);
+        dp_session_free(s);
 }
 
 void dp_session_close_all(dp_proxy *p)
 {
     while (p->sessions)
-        session_free(p->sessions);
+        dp_session_free(p->sessions);
 }

@@ -12,9 +12,11 @@ enum dp_state {
     DP_SASL_FINAL, /* server-first-message sent */
     DP_CONNECTING, /* TLS connection to the upstream under way */
     DP_LOGIN,      /* startup sent upstream, answering its password request */
-    DP_RELAY,      /* bytes both ways */
+    DP_RELAY,      /* bytes both ways (relay.c) */
     DP_CLOSING     /* flushing a last message */
 };
+
+typedef struct dp_relay dp_relay;
 
 typedef struct dp_session {
     dp_proxy *p;
@@ -22,7 +24,9 @@ typedef struct dp_session {
     pgs_preauth_node preauth;  /* listed until the startup packet is in */
     enum dp_state state;
     unsigned long id;
-    struct bufferevent *client, *upstream;
+    struct bufferevent *client, *upstream; /* until the relay takes over */
+    int client_fd;             /* the session's (client has no CLOSE_ON_FREE) */
+    dp_relay *relay;           /* after login: both connections, off bufferevents */
     dp_connect *connecting;
     dp_token_job *token_job;   /* a token being made for the login */
     struct event *auth_timer, *close_timer;
@@ -49,12 +53,29 @@ void dp_session_refuse(dp_session *s, dp_fail why, const char *sqlstate, const c
 void dp_session_begin_login(dp_session *s);
 /* Lets what is queued for the client go out, then closes both sides. */
 void dp_session_close_client(dp_session *s);
+/* Closes both sides now and frees s. */
+void dp_session_free(dp_session *s);
+/* s is closing: no more timers but one, at most 5 s to flush what is
+ * queued. -1 when that timer cannot be set (free s). */
+int dp_session_linger(dp_session *s);
+
+/* relay.c: after the login. Takes the client's socket and the upstream's
+ * SSL and socket out of their bufferevents (freed), with the bytes they
+ * hold, and relays from there: 0, or -1 when out of memory (nothing was
+ * taken; free s). */
+int dp_relay_start(dp_session *s);
+void dp_relay_free(dp_relay *r);
+/* Queues the proxy's own message for the client: 0, or -1 out of memory. */
+int dp_relay_say(dp_relay *r, const void *msg, size_t n);
+/* Drops the upstream; what is queued for the client still goes out (at
+ * most 5 s), then s is freed (maybe before this returns). */
+void dp_relay_close_client(dp_relay *r);
 
 /* lifetime.c */
 void dp_lifetime_born(dp_session *s);
 int dp_lifetime_start(dp_session *s);
-/* Follows the framing of what is about to be relayed. */
-void dp_lifetime_follow(dp_session *s, struct evbuffer *in, int to_upstream);
+/* Follows the framing of the n bytes p about to be relayed. */
+void dp_lifetime_follow(dp_session *s, const unsigned char *p, size_t n, int to_upstream);
 /* After upstream bytes were relayed: 1 when the session was ended. */
 int dp_lifetime_check(dp_session *s);
 /* The upstream closed: 1 when the client was told why and s is closing. */

@@ -48,10 +48,21 @@ static void connect_free(dp_connect *c)
     if (c->io)
         event_free(c->io);
     if (c->tls)
-        bufferevent_free(c->tls);
+        dp_upstream_free(c->tls);
     else if (c->fd >= 0)
         close(c->fd);
     free(c);
+}
+
+void dp_upstream_free(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+
+    bufferevent_free(bev); /* made without BEV_OPT_CLOSE_ON_FREE: we own both */
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
 }
 
 void dp_connect_abort(dp_connect *c)
@@ -76,7 +87,7 @@ static void fail(dp_connect *c, const char *fmt, const char *detail)
 
     snprintf(msg, sizeof msg, fmt, c->p->up.host, c->p->up.port, detail);
     if (c->tls) {
-        bufferevent_free(c->tls);
+        dp_upstream_free(c->tls);
         c->tls = NULL;
         c->fd = -1;
     }
@@ -128,12 +139,16 @@ static void start_tls(dp_connect *c)
     }
     event_free(c->io);
     c->io = NULL;
-    c->tls = pgs_tls_bufferevent(c->p->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING);
+    /* no BEV_OPT_CLOSE_ON_FREE: the relay (relay.c) takes the SSL and the
+     * socket out of the bufferevent after the login; dp_upstream_free
+     * frees all three (on failure ssl is freed, the socket is not) */
+    c->tls = pgs_tls_bufferevent_opts(c->p->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                      BEV_OPT_DEFER_CALLBACKS);
     if (!c->tls) {
         fail(c, "cannot connect to %s port %s: %s", "out of memory");
         return;
     }
-    c->fd = -1; /* the bufferevent owns it */
+    c->fd = -1; /* freed with c->tls */
     bufferevent_setcb(c->tls, NULL, NULL, tls_event_cb, c);
     if (bufferevent_enable(c->tls, EV_READ | EV_WRITE) != 0)
         fail(c, "cannot connect to %s port %s: %s", "out of memory");
