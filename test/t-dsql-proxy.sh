@@ -528,6 +528,19 @@ kill $cp
 start_proxy pol --listen "unix:$tmp/p" --allow-user admin --max-connections 1 || bad "proxy (policy) did not start"
 out=$(psql -h "$tmp/p" -U app -Atc 'select 1' 2>&1)
 check "--allow-user refuses others ($out)" has "$out" 'user "app" is not allowed through this proxy'
+# connections that never send a startup packet do not count against the cap
+python3 -c '
+import socket, sys, time
+held = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+for s in held:
+    s.connect(sys.argv[1])
+print("held", flush=True)
+time.sleep(30)' "$tmp/p/.s.PGSQL.5432" >"$tmp/silent.out" 2>&1 &
+sp=$!
+wait_line "$tmp/silent.out" held || bad "silent connections not made ($(cat "$tmp/silent.out"))"
+out=$(psql -h "$tmp/p" -Atc 'select 1' 2>&1)
+check "--max-connections 1 with 3 silent connections open: a client gets in ($out)" test "$out" = 1
+kill $sp
 psql -h "$tmp/p" -Atc 'select pg_sleep(5)' >/dev/null 2>&1 &
 hp=$!
 check "the holding query runs" wait_running "select pg_sleep(5)"
@@ -577,6 +590,17 @@ out=$(PGPASSWORD=s3cret-local psql -h 127.0.0.1 -p "$port" -U app -Atc 'select 1
 check "TCP as a user with no verifier: the same refusal ($out)" has "$out" 'password authentication failed for user "app"'
 stop_proxy scram
 check "the local password is not logged" sh -c "! grep -q s3cret-local '$tmp/scram.err'"
+# with --allow-user, a TCP client learns it is not allowed only after its password
+start_proxy scram2 --listen tcp:127.0.0.1:0 --client-password-file "$tmp/pw" --allow-user app ||
+    bad "proxy (scram, allow-user) did not start"
+port=$(sed -n 's/^dsql-proxy: ready on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/scram2.err")
+out=$(PGPASSWORD=wrong psql -h 127.0.0.1 -p "$port" -Atc 'select 1' 2>&1)
+check "--allow-user with a wrong local password: only the password refusal ($out)" \
+    has "$out" 'password authentication failed for user "admin"'
+out=$(PGPASSWORD=s3cret-local psql -h 127.0.0.1 -p "$port" -Atc 'select 1' 2>&1)
+check "--allow-user with the right local password: not allowed ($out)" \
+    has "$out" 'user "admin" is not allowed through this proxy'
+stop_proxy scram2
 echo 'admin:md5abcdef' >"$tmp/badpw"
 chmod 600 "$tmp/badpw"
 out=$("$P" --listen tcp:127.0.0.1:0 --client-password-file "$tmp/badpw" 2>&1)

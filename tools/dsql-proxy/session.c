@@ -393,18 +393,32 @@ static int check_startup(dp_session *s)
         dp_session_refuse(s, DP_FAIL_USER, "28000", "dsql-proxy: the user name is too long");
         return -1;
     }
-    if (!user_allowed(s->p->opt, user)) {
-        snprintf(msg, sizeof msg, "dsql-proxy: user \"%s\" is not allowed through this proxy "
-                 "(--allow-user)", s->user_shown);
-        dp_session_refuse(s, DP_FAIL_USER, "28000", msg);
-        return -1;
-    }
     return 0;
 }
 
+/* After the local password, if one is asked: the allow-list answer must
+ * not tell a client without the password which user names exist. The cap
+ * counts sessions past this point only (those still in pre-auth are
+ * capped by the pre-auth limit), so silent connections cannot lock out
+ * logins. */
 void dp_session_begin_login(dp_session *s)
 {
-    pgs_preauth_remove(&s->p->preauth, &s->preauth); /* a real client: not evictable */
+    dp_proxy *p = s->p;
+
+    if (!user_allowed(p->opt, s->user)) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "dsql-proxy: user \"%s\" is not allowed through this proxy "
+                 "(--allow-user)", s->user_shown);
+        dp_session_refuse(s, DP_FAIL_USER, "28000", msg);
+        return;
+    }
+    pgs_preauth_remove(&p->preauth, &s->preauth); /* a real client: not evictable */
+    if (p->opt->max_connections > 0 &&
+        p->nsessions - p->preauth.count > (size_t)p->opt->max_connections) {
+        dp_session_refuse(s, DP_FAIL_CAP, "53300",
+                          "dsql-proxy: too many connections (--max-connections)");
+        return;
+    }
     s->state = DP_CONNECTING;
     dp_lifetime_born(s); /* before the upstream's clock starts */
     bufferevent_disable(s->client, EV_READ); /* pipelined bytes wait for the relay */
@@ -445,11 +459,6 @@ static int pre_step(dp_session *s, struct evbuffer *in)
     if (kind != PGS_PACKET_STARTUP) {
         dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01",
                           "unsupported frontend protocol or request code");
-        return -1;
-    }
-    if (s->p->opt->max_connections > 0 && s->p->nsessions > (size_t)s->p->opt->max_connections) {
-        dp_session_refuse(s, DP_FAIL_CAP, "53300",
-                          "dsql-proxy: too many connections (--max-connections)");
         return -1;
     }
     s->startup = malloc(len);
