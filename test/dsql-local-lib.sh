@@ -3,7 +3,7 @@
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
 # pass, bad, check, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
-# until_file, until_sql and await.
+# until_file, until_sql, until_line and await.
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -79,12 +79,23 @@ until_file() {
 }
 
 # until_sql WANT SQL: run SQL (psql -X -At -c) until it prints WANT (a
-# session got there), 30 s at the most; the check that follows tells
-# whether it did.
+# session got there), 60 s at the most (psql starts slowly on a loaded
+# machine); the check that follows tells whether it did.
 until_sql() {
     lib_i=0
-    while [ "$(psql -X -At -c "$2" 2>&1)" != "$1" ] && [ $lib_i -lt 300 ]; do
+    while [ "$(psql -X -At -c "$2" 2>&1)" != "$1" ] && [ $lib_i -lt 600 ]; do
         sleep 0.1
+        lib_i=$((lib_i + 1))
+    done
+}
+
+# until_line FILE PATTERN: wait until FILE has a line matching PATTERN
+# (grep), 30 s at the most; fails when it never did.
+until_line() {
+    lib_i=0
+    while ! grep -q -- "$2" "$1" 2>/dev/null; do
+        [ $lib_i -lt 600 ] || return 1
+        sleep 0.05
         lib_i=$((lib_i + 1))
     done
 }

@@ -307,11 +307,11 @@ psql -X -q -c "insert into occ values (1, 0)" 2>&1
 # the first transaction takes its snapshot, then waits (by files, not by
 # sleeping, so a loaded machine cannot reorder the two) until the second
 # writer has committed
-printf 'begin;\nselect v from occ;\n\\! touch %s/occ.snap; while [ ! -e %s/occ.done ]; do sleep 0.05; done\nupdate occ set v = v + 1 where id = 1;\ncommit;\n' \
-    "$tmp" "$tmp" | psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
+{ printf 'begin;\nselect v from occ;\n\\! touch %s/occ.snap\n' "$tmp"; await occ.done
+  printf 'update occ set v = v + 1 where id = 1;\ncommit;\n'; } |
+    psql -X -q -v VERBOSITY=verbose >"$tmp/occ.out" 2>&1 &
 occ=$!
-n=0
-while [ ! -e "$tmp/occ.snap" ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n + 1)); done
+until_file occ.snap
 psql -X -q -c "update occ set v = v + 10 where id = 1"
 touch "$tmp/occ.done"
 wait $occ
@@ -325,12 +325,7 @@ unset PGPASSWORD
 export PGPASSWORD="$("$T" --hostname "$H1")"
 psql -X -v VERBOSITY=verbose -c "select pg_sleep(60)" >"$tmp/cancel.out" 2>&1 &
 cancel=$!
-n=0
-until [ "$(psql -X -At -c "select count(*) from pg_stat_activity
-                          where state = 'active' and query = 'select pg_sleep(60)'")" = 1 ] ||
-      [ $n -ge 600 ]; do
-    sleep 0.1; n=$((n + 1))
-done
+until_sql 1 "select count(*) from pg_stat_activity where state = 'active' and query = 'select pg_sleep(60)'"
 kill -INT $cancel
 wait $cancel
 grep -q "ERROR:  57014: canceling statement due to user request" "$tmp/cancel.out" &&
@@ -383,7 +378,7 @@ echo "$out" | grep -q "terminating connection due to administrator command" &&
 PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select pg_backend_pid()" -c "select pg_sleep(20)" \
     >"$tmp/victim.out" 2>&1 &
 victim=$!
-n=0; while [ ! -s "$tmp/victim.out" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+until_line "$tmp/victim.out" .
 kill -KILL "$(head -1 "$tmp/victim.out")" 2>/dev/null
 wait $victim
 grep -q "server closed the connection\|connection to server was lost\|terminating connection" "$tmp/victim.out" &&
