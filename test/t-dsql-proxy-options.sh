@@ -136,6 +136,9 @@ cat >"$tmp/inner.sh" <<'SH'
 has() { printf '%s\n' "$1" | grep -qF -- "$2"; }
 start_proxy() {
     name=$1; shift
+    # emptied first: a name used before still holds its "ready on", which
+    # the wait below could read before the new proxy's redirection empties it
+    : >"$tmp/$name.err"
     "$P" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     echo $! >"$tmp/$name.pid"
     until_line "$tmp/$name.err" "ready on" || { cat "$tmp/$name.err"; return 1; }
