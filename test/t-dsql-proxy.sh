@@ -524,7 +524,7 @@ for s in held:
 print("held", flush=True)
 time.sleep(30)' "$tmp/p/.s.PGSQL.5432" >"$tmp/silent.out" 2>&1 &
 sp=$!
-wait_line "$tmp/silent.out" held || bad "silent connections not made ($(cat "$tmp/silent.out"))"
+until_line "$tmp/silent.out" held || bad "silent connections not made ($(cat "$tmp/silent.out"))"
 out=$(psql -h "$tmp/p" -Atc 'select 1' 2>&1)
 check "--max-connections 1 with 3 silent connections open: a client gets in ($out)" test "$out" = 1
 kill $sp
