@@ -197,6 +197,18 @@ void dp_relay_close_client(dp_relay *r)
     relay_close(r, 1);
 }
 
+/* All of b is written: its room is whole again, and a session that was
+ * closing after this write ends. 0, or -1 when s is gone. */
+static int flushed(dp_relay *r, relay_buf *b)
+{
+    b->head = b->tail = 0;
+    if (r->closing) {
+        dp_session_free(r->s);
+        return -1;
+    }
+    return 0;
+}
+
 /* What waits for the client, written now; the rest (a short write) waits
  * for a write event. 0, or -1 when s is gone or closing. */
 static int client_flush(dp_relay *r)
@@ -213,12 +225,7 @@ static int client_flush(dp_relay *r)
             return relay_close(r, 0); /* the client is gone */
         b->head += (size_t)n;
     }
-    b->head = b->tail = 0;
-    if (r->closing) {
-        dp_session_free(r->s);
-        return -1;
-    }
-    return 0;
+    return flushed(r, b);
 }
 
 /* What waits for the upstream, written now, as client_flush. A write
@@ -246,12 +253,7 @@ static int up_flush(dp_relay *r)
         }
         b->head += (size_t)n;
     }
-    b->head = b->tail = 0;
-    if (r->closing) {
-        dp_session_free(r->s);
-        return -1;
-    }
-    return 0;
+    return flushed(r, b);
 }
 
 static int upstream_closed(dp_relay *r)
