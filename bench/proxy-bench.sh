@@ -10,7 +10,8 @@
 # Select-only with persistent connections (-S), then a new connection per
 # transaction (-S -C). The machine is shared and noisy, so the three are
 # interleaved for ROUNDS rounds (the order rotates each round) and the
-# medians compared. Prints every run, the medians, the ratios and the load.
+# medians compared. Prints every run, the medians, the ratios, the load and
+# the CPU each part (client, relay, gateway, PostgreSQL) spent per transaction.
 # BASELINE=path/to/another/dsql-proxy adds a fourth way, that binary as a
 # second proxy, to compare two builds in the same run.
 # Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 [BASELINE=...] sh bench/proxy-bench.sh
@@ -86,17 +87,74 @@ stop_all() {
 }
 trap stop_all EXIT
 
-unset_gateway() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPASSWORD -u PGPORT "$@"; }
-one() { # where, pgbench options: prints tps
+# CPU per transaction, by part: the client (pgbench, from its shell's
+# children times), the relay (dsql-proxy or PgBouncer, by pid), the gateway
+# and PostgreSQL (every dsql-local and postgres process under dsql-local
+# run; reaped backends count through their parent's children times).
+# Clock ticks: 100 a second, so a 5 s run at 10,000 tps resolves ~0.2 us.
+cat >"$tmp/cpu.py" <<'PY'
+import os, sys
+root, relays = sys.argv[1], dict(a.split("=") for a in sys.argv[2:])
+procs = {}
+for pid in os.listdir("/proc"):
+    try:
+        s = open("/proc/%s/stat" % pid).read()
+    except OSError:
+        continue
+    i = s.rfind(")")
+    f = s[i + 2:].split()
+    procs[pid] = (s[s.find("(") + 1:i], f[1], [int(x) for x in f[11:15]])
+def under_root(pid):
+    while pid in procs and pid not in ("0", "1"):
+        if pid == root:
+            return True
+        pid = procs[pid][1]
+    return False
+ticks = {}
+for pid, (comm, _, t) in procs.items():
+    if pid in relays.values():
+        role = [k for k, v in relays.items() if v == pid][0]
+        ticks[role] = t[0] + t[1]
+    elif comm == "dsql-local" and under_root(pid):
+        ticks["gateway"] = ticks.get("gateway", 0) + t[0] + t[1]
+    elif comm == "postgres" and under_root(pid):
+        ticks["postgres"] = ticks.get("postgres", 0) + sum(t)
+print(" ".join("%s=%d" % kv for kv in sorted(ticks.items())))
+PY
+cpu_snapshot() {
+    python3 "$tmp/cpu.py" "$root" proxy=$pp ${bp:+baseline=$bp} \
+        pgbouncer="$(cat "$tmp/b/pgbouncer.pid")"
+}
+root=$PPID # dsql-local run
+unset_gateway="env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPASSWORD -u PGPORT"
+one() { # where, pgbench options: prints "tps client relay gateway postgres", us/txn
     where=$1; shift
     case $where in
         direct) set -- pgbench "$@" ;;
-        proxy) set -- unset_gateway env PGHOST="$tmp/p" pgbench "$@" ;;
-        baseline) set -- unset_gateway env PGHOST="$tmp/q" pgbench "$@" ;;
-        pgbouncer) set -- unset_gateway env PGHOST="$tmp/b" PGPORT=6432 pgbench "$@" ;;
+        proxy) set -- $unset_gateway PGHOST="$tmp/p" pgbench "$@" ;;
+        baseline) set -- $unset_gateway PGHOST="$tmp/q" pgbench "$@" ;;
+        pgbouncer) set -- $unset_gateway PGHOST="$tmp/b" PGPORT=6432 pgbench "$@" ;;
     esac
-    "$@" -n -c "$CLIENTS" -j 2 -T "$SECS" postgres 2>"$tmp/pgbench.err" | tps | grep . ||
+    before=$(cpu_snapshot)
+    sh -c '"$@" -n -c "$CLIENTS" -j 2 -T "$SECS" postgres >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"
+        s=$?; cat /proc/$$/stat >"$tmp/pgbench.stat"; exit $s' sh "$@" ||
         { echo "proxy-bench: $where failed:" >&2; cat "$tmp/pgbench.err" >&2; exit 1; }
+    sleep 0.3 # the backends' exits are reaped
+    python3 - "$where" "$before" "$(cpu_snapshot)" "$tmp/pgbench.out" "$tmp/pgbench.stat" <<'PY'
+import os, re, sys
+where, before, after, out, stat = sys.argv[1:]
+tps = float(re.search(r"^tps = ([0-9.]+) ", open(out).read(), re.M).group(1))
+f = open(stat).read()
+f = f[f.rfind(")") + 2:].split()
+b, a = (dict(kv.split("=") for kv in x.split()) for x in (before, after))
+relay = "pgbouncer" if where == "pgbouncer" else where if where in ("proxy", "baseline") else None
+parts = [int(f[13]) + int(f[14]),
+         int(a[relay]) - int(b[relay]) if relay else 0,
+         int(a["gateway"]) - int(b["gateway"]),
+         int(a["postgres"]) - int(b["postgres"])]
+txns = tps * float(os.environ["SECS"])
+print("%.0f %s" % (tps, " ".join("%.1f" % (t * 1e4 / txns) for t in parts)))
+PY
 }
 # a first connection each way, so no one pays for a cold start
 runsecs=$SECS SECS=1
@@ -115,8 +173,10 @@ for mode in S C; do
         order="$*"
         for w in $order; do
             if [ $mode = S ]; then t=$(one $w -S); else t=$(one $w -S -C); fi
-            echo "$mode $w $t $(cut -d' ' -f1 /proc/loadavg)" >>"$tmp/results"
-            echo "round $((r + 1)) -$mode $w: $t tps (load $(cut -d' ' -f1 /proc/loadavg))"
+            echo "$mode $w $t" >>"$tmp/results"
+            set -- $t
+            echo "round $((r + 1)) -$mode $w: $1 tps (load $(cut -d' ' -f1 /proc/loadavg));" \
+                "CPU us/txn: client $2, relay $3, gateway $4, postgres $5"
         done
         r=$((r + 1))
     done
@@ -126,20 +186,26 @@ python3 - "$tmp/results" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    mode, where, tps, _ = line.split()
-    runs.setdefault((mode, where), []).append(float(tps))
-med = {k: statistics.median(v) for k, v in runs.items()}
+    mode, where, *nums = line.split()
+    runs.setdefault((mode, where), []).append([float(x) for x in nums])
+def med(mode, where, i=0):
+    return statistics.median(r[i] for r in runs[(mode, where)])
 names = {"S": "select-only, persistent connections (-S)",
          "C": "select-only, a new connection per transaction (-S -C)"}
 for mode in "SC":
-    d, p, b = (med[(mode, w)] for w in ("direct", "proxy", "pgbouncer"))
+    d, p, b = (med(mode, w) for w in ("direct", "proxy", "pgbouncer"))
     print("%s: median tps direct %.0f, dsql-proxy %.0f, pgbouncer %.0f; "
           "proxy/direct %.2f, proxy/pgbouncer %.2f"
           % (names[mode], d, p, b, p / d, p / b))
-    if (mode, "baseline") in med:
-        q = med[(mode, "baseline")]
+    if (mode, "baseline") in runs:
+        q = med(mode, "baseline")
         print("  baseline dsql-proxy %.0f: baseline/direct %.2f, baseline/pgbouncer %.2f, "
               "proxy/baseline %.2f" % (q, q / d, q / b, p / q))
+    print("  median CPU us per transaction: client, relay, gateway, postgres = total")
+    for w in sorted({w for m, w in runs if m == mode}, key=["direct", "proxy", "pgbouncer", "baseline"].index):
+        parts = [med(mode, w, i) for i in range(1, 5)]
+        print("    %-9s %5.1f  %5.1f  %5.1f  %5.1f  = %5.1f"
+              % ((w,) + tuple(parts) + (sum(parts),)))
 PY
 SH
 # --postgres-compat: pgbench -i uses TRUNCATE, VACUUM and DDL with DML.
