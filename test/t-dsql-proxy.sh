@@ -66,6 +66,12 @@ if case == "ssl-gss":
     s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
     r = s.recv(1)
     print(a.decode(), b.decode(), "then", r.decode())
+elif case == "ssl-twice":
+    # each is answered once; a client repeating one (a flood it never
+    # reads the answers of) is refused
+    s = conn(); s.sendall(struct.pack("!II", 8, 80877104)); a = s.recv(1)
+    s.sendall(struct.pack("!II", 8, 80877103)); b = s.recv(1)
+    s.sendall(struct.pack("!II", 8, 80877103)); print(a.decode(), b.decode(), fields(read_all(s)))
 elif case == "duplicate":
     s = conn(); s.sendall(startup([(b"user", b"admin"), (b"user", b"app")])); print(fields(read_all(s)))
 elif case == "huge":
@@ -299,6 +305,8 @@ out=$(psql -h "$tmp/s" -U nosuchrole -Atc 'select 1' 2>&1)
 check "upstream's refusal reaches the client ($out)" has "$out" 'role "nosuchrole" does not exist'
 out=$(raw "$tmp/s/.s.PGSQL.5432" ssl-gss)
 check "GSSENCRequest and SSLRequest answered N, then a plaintext login ($out)" test "$out" = "N N then R"
+out=$(raw "$tmp/s/.s.PGSQL.5432" ssl-twice)
+check "a second SSLRequest is refused ($out)" test "$out" = "N N C08P01 Mdsql-proxy: a second SSLRequest"
 out=$(raw "$tmp/s/.s.PGSQL.5432" duplicate)
 check "duplicate startup keys refused ($out)" test "$out" = 'C08P01 Minvalid startup packet: parameter "user" appears more than once'
 out=$(raw "$tmp/s/.s.PGSQL.5432" huge)

@@ -443,6 +443,16 @@ static int pre_step(dp_session *s, struct evbuffer *in)
         return -1;
     }
     if (kind == PGS_PACKET_SSL || kind == PGS_PACKET_GSSENC) {
+        unsigned bit = kind == PGS_PACKET_SSL ? 1u : 2u;
+        /* one of each, as PostgreSQL: a client repeating them and never
+         * reading the answers would grow our output without bound */
+        if (s->negotiated & bit) {
+            dp_session_refuse(s, DP_FAIL_PROTOCOL, "08P01",
+                              kind == PGS_PACKET_SSL ? "dsql-proxy: a second SSLRequest"
+                                                     : "dsql-proxy: a second GSSENCRequest");
+            return -1;
+        }
+        s->negotiated |= bit;
         /* the proxy is a local endpoint: no TLS or GSS to it; libpq then
          * goes on in plaintext over the same connection */
         evbuffer_drain(in, 8);

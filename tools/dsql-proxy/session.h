@@ -40,6 +40,7 @@ typedef struct dp_session {
     int can_cancel;
     int relaying;              /* counted in stats.relaying */
     int is_tcp;
+    unsigned negotiated;       /* bits: SSLRequest, GSSENCRequest answered */
     pgs_scram *scram;          /* local password check, TCP only */
     /* lifetime.c: the connection-duration limit */
     int64_t born_ms;           /* the upstream connect began (monotonic) */
