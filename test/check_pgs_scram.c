@@ -36,6 +36,19 @@ static void rfc_verifier(char *out, size_t cap)
     snprintf(out, cap, "SCRAM-SHA-256$4096:%s$%s:%s", b_salt, b_stored, b_server);
 }
 
+/* A stand-in verifier for user, shaped like the RFC's (4096, 16 bytes). */
+static int mock(pgs_scram_verifier *v, const char *user)
+{
+    static const unsigned char key[PGS_SCRAM_MOCK_KEY] = "a server's secret";
+    pgs_scram_verifier like;
+    char text[256];
+
+    rfc_verifier(text, sizeof text);
+    if (pgs_scram_parse_verifier(text, &like) != 0)
+        return -1;
+    return pgs_scram_mock_verifier(v, &like, key, user);
+}
+
 /* A state after the RFC's first round: our nonce replaced by the RFC's. */
 static void rfc_first(pgs_scram *s)
 {
@@ -104,7 +117,7 @@ START_TEST(scram_channel_binding_refused)
     const char *err = NULL;
 
     memset(&s, 0, sizeof s);
-    ck_assert_int_eq(pgs_scram_mock_verifier(&s.v), 0);
+    ck_assert_int_eq(mock(&s.v, "user"), 0);
     ck_assert_int_eq(pgs_scram_first(&s, first, strlen(first), out, sizeof out, &err), -1);
     ck_assert_str_eq(err, "SCRAM channel binding is not supported here");
     rfc_first(&s);
@@ -120,9 +133,26 @@ START_TEST(scram_mock_verifier_never_accepts)
     const char *err = NULL;
 
     rfc_first(&s);
-    ck_assert_int_eq(pgs_scram_mock_verifier(&s.v), 0);
+    ck_assert_int_eq(mock(&s.v, "user"), 0);
     ck_assert_int_eq(pgs_scram_final(&s, CLIENT_FINAL, strlen(CLIENT_FINAL), out, sizeof out,
                                      &err), -1);
+}
+END_TEST
+
+/* Two tries for one unknown name offer the same salt (a new random one
+ * each time would tell that the name is unknown); other names, others. */
+START_TEST(scram_mock_salt_follows_the_name)
+{
+    pgs_scram_verifier a, b, c;
+
+    ck_assert_int_eq(mock(&a, "nobody"), 0);
+    ck_assert_int_eq(mock(&b, "nobody"), 0);
+    ck_assert_int_eq(mock(&c, "somebody"), 0);
+    ck_assert_int_eq(a.iterations, 4096);
+    ck_assert_uint_eq(a.salt_len, 16);
+    ck_assert_msg(memcmp(a.salt, b.salt, 16) == 0, "one name, two salts");
+    ck_assert_msg(memcmp(a.salt, c.salt, 16) != 0, "two names, one salt");
+    ck_assert_msg(memcmp(a.stored_key, b.stored_key, 32) != 0, "the stand-in's keys repeat");
 }
 END_TEST
 
@@ -136,7 +166,7 @@ START_TEST(scram_malformed_messages)
 
     for (i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
         memset(&s, 0, sizeof s);
-        ck_assert_int_eq(pgs_scram_mock_verifier(&s.v), 0);
+        ck_assert_int_eq(mock(&s.v, "user"), 0);
         ck_assert_msg(pgs_scram_first(&s, firsts[i], strlen(firsts[i]), out, sizeof out, &err)
                           == -1, "accepted client-first '%s'", firsts[i]);
     }
@@ -174,6 +204,7 @@ static Suite *scram_suite(void)
     tcase_add_test(t, scram_other_nonce_fails);
     tcase_add_test(t, scram_channel_binding_refused);
     tcase_add_test(t, scram_mock_verifier_never_accepts);
+    tcase_add_test(t, scram_mock_salt_follows_the_name);
     tcase_add_test(t, scram_malformed_messages);
     tcase_add_test(t, scram_verifier_format);
     suite_add_tcase(s, t);

@@ -63,6 +63,18 @@ if case == "authreq":    # the proxy's first answer to a startup: which password
         if not b: break
         d += b
     print(d[:1].decode(), struct.unpack("!I", d[5:9])[0], d[9:].split(b"\0\0")[0].split(b"\0"))
+elif case == "salt":     # the salt and iterations the SCRAM exchange offers user argv[3]
+    s.sendall(startup([(b"user", sys.argv[3].encode()), (b"database", b"postgres")]))
+    def message():
+        d = b""
+        while len(d) < 5 or len(d) < 1 + struct.unpack("!I", d[1:5])[0]:
+            d += s.recv(65536)
+        return d
+    message()  # AuthenticationSASL
+    first = b"n,,n=,r=fyko+d2lbbFgONRv9qkxdawL"
+    body = b"SCRAM-SHA-256\0" + struct.pack("!I", len(first)) + first
+    s.sendall(b"p" + struct.pack("!I", len(body) + 4) + body)
+    print(message()[9:].split(b",", 1)[1].decode())  # "s=...,i=..."
 elif case == "cancel":   # libpq's way: the BackendKeyData key, on a new connection
     s.sendall(startup([(b"user", b"admin"), (b"database", b"postgres")]))
     d = b""; key = None; done = False
@@ -181,7 +193,9 @@ printf 'admin:%s\napp:%s\nadmin:%s\n' "$v" "$v" "$v" >"$tmp/dup.pw"
 chmod 600 "$tmp/dup.pw"
 no_start "a user twice in the password file" "dup.pw: line 3: user admin has a line already" \
     --listen tcp:127.0.0.1:0 --client-password-file "$tmp/dup.pw"
-printf 'admin:%s\n' "$v" >"$tmp/one.pw"
+# 8192 iterations, not the 4096 most verifiers have, so that a stand-in
+# for unknown users with fixed parameters would show
+printf 'admin:%s\n' "$(echo "$v" | sed 's/\$4096:/$8192:/')" >"$tmp/one.pw"
 chmod 600 "$tmp/one.pw"
 start_proxy scram --listen tcp:127.0.0.1:0 --client-password-file "$tmp/one.pw" ||
     bad "proxy (client password file) did not start"
@@ -189,6 +203,16 @@ port=$(sed -n 's/^dsql-proxy: ready on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/scr
 out=$(raw "tcp:$port" authreq)
 check "a TCP client is asked for SCRAM-SHA-256 only, never a cleartext password ($out)" \
     test "$out" = "R 10 [b'SCRAM-SHA-256']"
+# an unknown user's exchange must not give it away: the same salt on every
+# try, of the known verifiers' length, with their iteration count
+known=$(raw "tcp:$port" salt admin)
+u1=$(raw "tcp:$port" salt nosuchuser)
+u2=$(raw "tcp:$port" salt nosuchuser)
+o=$(raw "tcp:$port" salt otheruser)
+check "an unknown user's SCRAM salt is the same on every try ($u1, $u2)" test "$u1" = "$u2"
+check "... differs from another unknown user's ($o)" test "$u1" != "$o"
+check "... and looks like a known user's ($known)" \
+    test "${#u1}" = "${#known}" -a "${u1##*,}" = "${known##*,}"
 stop_proxy scram
 no_start "a directory as the password file" "cannot read $tmp: it is a directory" \
     --listen tcp:127.0.0.1:0 --client-password-file "$tmp"

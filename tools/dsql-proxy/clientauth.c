@@ -10,6 +10,7 @@
 
 #include <event2/buffer.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "session.h"
 #include "wire.h"
@@ -97,6 +98,10 @@ int dp_passwords_load(dp_proxy *p, const char *path, char *err, size_t errcap)
         snprintf(err, errcap, "%s: no user:verifier lines", path);
         rc = -1;
     }
+    if (rc == 0 && RAND_bytes(p->mock_key, sizeof p->mock_key) != 1) {
+        snprintf(err, errcap, "no randomness for the unknown users' SCRAM salts");
+        rc = -1;
+    }
     return rc;
 }
 
@@ -104,6 +109,7 @@ void dp_passwords_free(dp_proxy *p)
 {
     if (p->passwords)
         OPENSSL_cleanse(p->passwords, p->npasswords * sizeof *p->passwords);
+    OPENSSL_cleanse(p->mock_key, sizeof p->mock_key);
     free(p->passwords);
     p->passwords = NULL;
     p->npasswords = 0;
@@ -134,9 +140,10 @@ int dp_clientauth_start(dp_session *s)
     for (i = 0; i < p->npasswords; i++)
         if (strcmp(p->passwords[i].user, s->user) == 0)
             break;
+    /* an unknown user gets a stand-in shaped like the file's first verifier */
     if (i < p->npasswords)
         s->scram->v = p->passwords[i].v;
-    else if (pgs_scram_mock_verifier(&s->scram->v) != 0)
+    else if (pgs_scram_mock_verifier(&s->scram->v, &p->passwords[0].v, p->mock_key, s->user) != 0)
         return -1;
     s->state = DP_SASL_INIT;
     return send_auth(s, 10, mechs, sizeof mechs); /* AuthenticationSASL */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "preauth.h"
 #include "ratelimit.h"
+#include "scram.h"
 
 #define DP_MAX_LISTEN 8
 #define DP_MAX_ALLOW 32
@@ -117,6 +118,7 @@ typedef struct dp_proxy {
     pgs_ratelimit log_rl, cancel_rl;
     struct dp_password *passwords; /* --client-password-file */
     size_t npasswords;
+    unsigned char mock_key[PGS_SCRAM_MOCK_KEY]; /* unknown users' salts come from it */
     struct dp_cancel_job *cancel_jobs; /* forwards in flight */
     int cancels_in_flight;
     int draining;

@@ -78,15 +78,21 @@ int pgs_scram_parse_verifier(const char *text, pgs_scram_verifier *v)
     return 0;
 }
 
-int pgs_scram_mock_verifier(pgs_scram_verifier *v)
+int pgs_scram_mock_verifier(pgs_scram_verifier *v, const pgs_scram_verifier *like,
+                            const unsigned char *key, const char *user)
 {
+    unsigned char mac[64]; /* SHA-512: as long as the longest salt */
+    unsigned int n = sizeof mac;
+
     memset(v, 0, sizeof *v);
-    v->iterations = 4096;
-    v->salt_len = 16;
-    return RAND_bytes(v->salt, 16) == 1 && RAND_bytes(v->stored_key, 32) == 1 &&
-                   RAND_bytes(v->server_key, 32) == 1
-               ? 0
-               : -1;
+    v->iterations = like->iterations;
+    v->salt_len = like->salt_len <= sizeof mac ? like->salt_len : sizeof mac;
+    if (!HMAC(EVP_sha512(), key, PGS_SCRAM_MOCK_KEY, (const unsigned char *)user, strlen(user),
+              mac, &n))
+        return -1;
+    memcpy(v->salt, mac, v->salt_len);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return RAND_bytes(v->stored_key, 32) == 1 && RAND_bytes(v->server_key, 32) == 1 ? 0 : -1;
 }
 
 /* The value of attribute `a` ("r=...") in a comma list, its length in *n. */

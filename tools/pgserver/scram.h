@@ -28,10 +28,16 @@ typedef struct pgs_scram {
 /* 0 and *v filled, or -1 (malformed: wrong prefix, iterations, base64 or
  * key sizes). */
 int pgs_scram_parse_verifier(const char *text, pgs_scram_verifier *v);
-/* A verifier with random keys: an unknown user goes through the same
- * exchange and fails at the proof, so names cannot be probed. -1: no
- * randomness. */
-int pgs_scram_mock_verifier(pgs_scram_verifier *v);
+#define PGS_SCRAM_MOCK_KEY 32 /* bytes of the server's secret for mock salts */
+
+/* A stand-in for a user with no verifier: the exchange goes the same way
+ * and fails at the proof, so names cannot be probed. Its salt is derived
+ * from key (random, made once per server, kept secret) and the user name:
+ * the same on every try, where a random one would differ between two tries
+ * and give the name away; its salt length and iterations are like's (a
+ * real verifier's); its keys are random. -1: no randomness. */
+int pgs_scram_mock_verifier(pgs_scram_verifier *v, const pgs_scram_verifier *like,
+                            const unsigned char *key, const char *user);
 /* From the client-first-message (len bytes), the server-first-message into
  * out. 0 ok; -1 with *err naming what is wrong. */
 int pgs_scram_first(pgs_scram *s, const char *msg, size_t len, char *out, size_t cap,
