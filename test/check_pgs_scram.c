@@ -177,6 +177,24 @@ START_TEST(scram_malformed_messages)
 }
 END_TEST
 
+/* An empty client-first-message (a SASLInitialResponse whose data length
+ * is 0) is refused without a look past its end: here the message ends
+ * where its buffer does, so ASan sees any byte read beyond it. */
+START_TEST(scram_empty_first_message)
+{
+    pgs_scram s;
+    char out[256], *end = malloc(1);
+    const char *err = NULL;
+
+    ck_assert_ptr_nonnull(end);
+    memset(&s, 0, sizeof s);
+    ck_assert_int_eq(mock(&s.v, "user"), 0);
+    ck_assert_int_eq(pgs_scram_first(&s, end + 1, 0, out, sizeof out, &err), -1);
+    ck_assert_str_eq(err, "malformed SCRAM client-first-message");
+    free(end);
+}
+END_TEST
+
 START_TEST(scram_verifier_format)
 {
     pgs_scram_verifier v;
@@ -206,6 +224,7 @@ static Suite *scram_suite(void)
     tcase_add_test(t, scram_mock_verifier_never_accepts);
     tcase_add_test(t, scram_mock_salt_follows_the_name);
     tcase_add_test(t, scram_malformed_messages);
+    tcase_add_test(t, scram_empty_first_message);
     tcase_add_test(t, scram_verifier_format);
     suite_add_tcase(s, t);
     return s;

@@ -138,8 +138,8 @@ int pgs_scram_first(pgs_scram *s, const char *msg, size_t len, char *out, size_t
     /* gs2 header: "n,," (no channel binding) or "y,," (client could, we
      * do not offer it); "p=" asks for binding we cannot do */
     if (len < 3 || (msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',') {
-        *err = msg[0] == 'p' ? "SCRAM channel binding is not supported here"
-                             : "malformed SCRAM client-first-message";
+        *err = len > 0 && msg[0] == 'p' ? "SCRAM channel binding is not supported here"
+                                        : "malformed SCRAM client-first-message";
         return -1;
     }
     /* then an empty authzid or "a=...", and a bare message "n=...,r=..." */
@@ -217,7 +217,9 @@ int pgs_scram_final(pgs_scram *s, const char *msg, size_t len, char *out, size_t
         client_key[i] = proof[i] ^ sig[i];
     SHA256(client_key, 32, check);
     ok = CRYPTO_memcmp(check, s->v.stored_key, 32) == 0;
+    /* the proof is on the wire: with the signature it gives ClientKey */
     OPENSSL_cleanse(client_key, sizeof client_key);
+    OPENSSL_cleanse(sig, sizeof sig);
     if (!ok) {
         *err = "password authentication failed";
         return -1;
