@@ -3,7 +3,7 @@
 # (test/run-tests runs only test/t-*.sh, so this file is not a test.)
 # Sets B (made absolute), L (dsql-local), T (dsql-token) and fail; defines
 # pass, bad, check, need_pg15, make_tmp, stop_on_exit, start_local, use_local,
-# until_file, until_sql, until_line and await.
+# until_file, until_sql, until_line, until_true, holds_for, alive and await.
 set -u
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
@@ -99,6 +99,38 @@ until_line() {
         lib_i=$((lib_i + 1))
     done
 }
+
+# until_true COMMAND...: run COMMAND until it succeeds, 60 s at the most;
+# fails when it never did. For state another process reaches in its own
+# time (a count in /proc, a metric, a file): one look can come too early
+# on a loaded machine, and a broken feature still fails, only later.
+until_true() {
+    lib_t=0
+    until "$@"; do
+        [ $lib_t -lt 600 ] || return 1
+        sleep 0.1
+        lib_t=$((lib_t + 1))
+    done
+}
+
+# holds_for SECONDS COMMAND...: COMMAND keeps succeeding for SECONDS (whole);
+# fails at its first failure. For "this did not happen": a signal sent
+# takes effect when the target is next scheduled, so one look right after
+# can pass on a loaded machine although the thing did happen.
+holds_for() {
+    lib_h=$(($1 * 10))
+    shift
+    while [ $lib_h -gt 0 ]; do
+        "$@" || return 1
+        sleep 0.1
+        lib_h=$((lib_h - 1))
+    done
+    "$@"
+}
+
+# alive PID: PID runs (a killed child of ours stays a zombie until reaped,
+# so kill -0 is not enough)
+alive() { [ -e /proc/"$1" ] && ! grep -q '^State:.*Z' /proc/"$1"/status 2>/dev/null; }
 
 # await NAME: prints the psql meta-command (\!) that waits the same way, so
 # a session's script can hold until the test says go.
