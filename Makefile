@@ -231,7 +231,7 @@ BENCH_LIBS = $(PQ_LINK)
 $(B)/bench/%: bench/%.c $(ALL_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O2 -g -Ilib $(LIBPQ_CFLAGS) $(BENCH_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIBS)
-$(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench: BENCH_LIBS = $(CORE_LINK)
+$(B)/bench/token-bench $(B)/bench/provider-bench $(B)/bench/profile-bench $(B)/bench/hop-bench: BENCH_LIBS = $(CORE_LINK)
 $(B)/bench/storm-bench $(B)/bench/nonblocking-bench: BENCH_CFLAGS = $(CJSON_CFLAGS)
 $(B)/bench/storm-bench $(B)/bench/nonblocking-bench: BENCH_LIBS = $(PQ_LINK) $(CJSON_LIBS)
 
@@ -404,7 +404,7 @@ bench-gateway: $(B)/bench/gateway-bench $(B)/dsql-local $(B)/dsql-token
 	B=$(B) sh bench/gateway-bench.sh
 # pgbench straight to dsql-local's gateway vs through dsql-proxy vs PgBouncer
 .PHONY: bench-proxy
-bench-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token
+bench-proxy: $(B)/dsql-proxy $(B)/dsql-local $(B)/dsql-token $(B)/bench/hop-bench
 	B=$(B) sh bench/proxy-bench.sh
 # where dsql-proxy's time goes: perf samples, callgrind call counts
 .PHONY: profile-proxy

@@ -163,6 +163,7 @@ SECS=$runsecs
 
 echo "== pgbench, $CLIENTS clients, -j 2, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
 echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== before: $("$B/bench/hop-bench")"
 for mode in S C; do
     r=0
     while [ $r -lt "$ROUNDS" ]; do
@@ -181,9 +182,11 @@ for mode in S C; do
         r=$((r + 1))
     done
 done
+echo "== after: $("$B/bench/hop-bench")"
 echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$tmp/results" <<'PY'
-import statistics, sys
+import os, statistics, sys
+clients = int(os.environ["CLIENTS"])
 runs = {}
 for line in open(sys.argv[1]):
     mode, where, *nums = line.split()
@@ -197,6 +200,12 @@ for mode in "SC":
     print("%s: median tps direct %.0f, dsql-proxy %.0f, pgbouncer %.0f; "
           "proxy/direct %.2f, proxy/pgbouncer %.2f"
           % (names[mode], d, p, b, p / d, p / b))
+    if mode == "S":
+        # each client waits for its answer: latency = clients / tps
+        lat = {w: clients / med(mode, w) * 1e6 for w in ("direct", "proxy", "pgbouncer")}
+        print("  latency per transaction (clients / tps): direct %.0f us; the proxy adds %.0f us,"
+              " PgBouncer %.0f us (compare one process hop above)"
+              % (lat["direct"], lat["proxy"] - lat["direct"], lat["pgbouncer"] - lat["direct"]))
     if (mode, "baseline") in runs:
         q = med(mode, "baseline")
         print("  baseline dsql-proxy %.0f: baseline/direct %.2f, baseline/pgbouncer %.2f, "
