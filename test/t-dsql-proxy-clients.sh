@@ -77,7 +77,7 @@ watcher = psycopg2.connect(dsn)
 watcher.autocommit = True
 def cancel_when_running():
     w = watcher.cursor()
-    for _ in range(100):
+    for _ in range(600):
         w.execute("select count(*) from pg_stat_activity where query = 'select pg_sleep(30)'")
         if w.fetchone()[0] == 1:
             break
@@ -141,7 +141,7 @@ async function main() {
     q.on('error', (e) => resolve(`${e.code} ${e.message}`));
     q.on('end', () => resolve('finished'));
   });
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 600; i++) {
     r = await watcher.query("select count(*)::int as n from pg_stat_activity where query = 'select pg_sleep(30)'");
     if (r.rows[0].n === 1) break;
     await new Promise((res) => setTimeout(res, 100));

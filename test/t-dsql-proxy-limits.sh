@@ -79,11 +79,9 @@ c0=$(cpu $pp)
 # clients are queued, not accepted: on a busy machine the proxy may still
 # be working through the queue, one eviction and accept at a time, so
 # the count is polled (a single look once saw 47 on CI).
-i=0
-while fds=$(ls /proc/$pp/fd | wc -l); [ "$fds" -lt 48 ] && [ $i -lt 200 ]; do
-    sleep 0.05
-    i=$((i + 1))
-done
+open_fds() { ls /proc/$pp/fd | wc -l; }
+until_true eval '[ "$(open_fds)" -ge 48 ]'
+fds=$(open_fds)
 check "the flood ran the proxy out of descriptors ($fds of 48 open)" test "$fds" -ge 48
 got=
 for i in 1 2 3; do

@@ -30,8 +30,15 @@ usage "--listen tcp:127.0.0.1:+80: expected tcp:127.0.0.1:PORT" --listen tcp:127
 usage "--metrics tcp:127.0.0.1:99999: expected tcp:127.0.0.1:PORT" --metrics tcp:127.0.0.1:99999
 
 cat >"$tmp/raw.py" <<'PY'
-import socket, struct, sys, time
+import os, socket, struct, subprocess, sys, time
 path = sys.argv[1]; case = sys.argv[2]
+def running(sql):
+    # pg_stat_activity, asked straight at the gateway (this environment's
+    # PGHOST, a fresh token), shows sql running
+    q = "select count(*) from pg_stat_activity where state = 'active' and query = '%s'" % sql
+    env = dict(os.environ, PGPASSWORD=subprocess.run([os.environ["B"] + "/dsql-token"],
+                                                     capture_output=True, text=True).stdout.strip())
+    return subprocess.run(["psql", "-X", "-Atc", q], env=env, capture_output=True, text=True).stdout.strip() == "1"
 def startup(params):
     body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
     return struct.pack("!I", len(body) + 4) + body
@@ -93,7 +100,11 @@ elif case == "cancel":   # libpq's way: the BackendKeyData key, on a new connect
         if m[:1] == b"Z": break
     q = b"select pg_sleep(30)\0"
     s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
-    time.sleep(2)
+    # cancel once the query runs upstream, not after a fixed sleep: a
+    # cancel that comes first is ignored and the query runs its 30 s
+    for i in range(600):
+        if running(q[:-1].decode()): break
+        time.sleep(0.1)
     c = socket.socket(socket.AF_UNIX); c.connect(path)
     c.sendall(struct.pack("!II", 16, 80877102) + key); c.close()
     err = b""
@@ -164,13 +175,8 @@ no_start() { # description, fragment, args...
 }
 raw() { python3 "$tmp/raw.py" "$@"; }
 psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
-wait_running() {
-    i=0
-    while [ "$(PGPASSWORD=$("$B/dsql-token") command psql -X -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" != 1 ] && [ $i -lt 50 ]; do
-        sleep 0.2; i=$((i + 1))
-    done
-    [ $i -lt 50 ]
-}
+running() { [ "$(PGPASSWORD=$("$B/dsql-token") command psql -X -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" = 1 ]; }
+wait_running() { until_true running "$1"; }
 # until process $1 is gone (at most $2 s)
 gone_within() {
     i=0

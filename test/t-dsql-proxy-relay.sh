@@ -182,30 +182,23 @@ start_proxy() { # name, options...
     name=$1; shift
     "$P" "$@" --metrics tcp:127.0.0.1:0 2>"$tmp/$name.err" &
     echo $! >"$tmp/$name.pid"
-    i=0
-    until grep -q "ready on" "$tmp/$name.err" 2>/dev/null; do
-        i=$((i + 1)); [ $i -gt 200 ] && { cat "$tmp/$name.err"; return 1; }
-        sleep 0.1
-    done
+    until_line "$tmp/$name.err" "ready on" || { cat "$tmp/$name.err"; return 1; }
     sed -n 's/.*metrics on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/$name.err" >"$tmp/$name.mport"
 }
 stop_proxy() { kill "$(cat "$tmp/$1.pid")"; wait "$(cat "$tmp/$1.pid")"; }
 client() { python3 "$tmp/client.py" "$@"; }
-# until the proxy $1 has no session open (at most 10 s)
-no_sessions() {
-    i=0
-    until curl -sf --max-time 5 "http://127.0.0.1:$(cat "$tmp/$1.mport")/metrics" |
-            grep -qx 'dsql_proxy_connections 0'; do
-        i=$((i + 1)); [ $i -gt 100 ] && return 1
-        sleep 0.1
-    done
+# until the proxy $1 has no session open (the lib's 60 s: closing a cut
+# session may take a loaded machine under ASan more than the 10 s it had)
+none_open() {
+    curl -sf --max-time 10 "http://127.0.0.1:$(cat "$tmp/$1.mport")/metrics" |
+        grep -qx 'dsql_proxy_connections 0'
 }
+no_sessions() { until_true none_open "$1"; }
 forwarder() { # name, mode, limit: its port in $tmp/name.port
     name=$1; shift
     python3 "$tmp/fwd.py" "$@" >"$tmp/$name.port" &
     echo $! >"$tmp/$name.fpid"
-    i=0
-    while [ ! -s "$tmp/$name.port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    until_line "$tmp/$name.port" .
 }
 
 mkdir -m 755 "$tmp/s" "$tmp/w" "$tmp/c"
