@@ -14,12 +14,14 @@
 # the CPU each part (client, relay, gateway, PostgreSQL) spent per transaction.
 # BASELINE=path/to/another/dsql-proxy adds a fourth way, that binary as a
 # second proxy, to compare two builds in the same run.
-# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 [BASELINE=...] sh bench/proxy-bench.sh
+# MODES="S" runs only the persistent-connection runs.
+# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 MODES="S C" [BASELINE=...] sh bench/proxy-bench.sh
 set -eu
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
 export B
 export SECS=${SECONDS_PER_RUN:-5} CLIENTS=${CLIENTS:-4} ROUNDS=${ROUNDS:-5} BASELINE=${BASELINE:-}
+export MODES=${MODES:-S C}
 command -v pgbouncer >/dev/null || { echo "proxy-bench: pgbouncer not installed (scripts/install-deps)" >&2; exit 1; }
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
@@ -164,7 +166,7 @@ SECS=$runsecs
 echo "== pgbench, $CLIENTS clients, -j 2, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
 echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== before: $("$B/bench/hop-bench")"
-for mode in S C; do
+for mode in $MODES; do
     r=0
     while [ $r -lt "$ROUNDS" ]; do
         # the order rotates by one each round
@@ -195,7 +197,7 @@ def med(mode, where, i=0):
     return statistics.median(r[i] for r in runs[(mode, where)])
 names = {"S": "select-only, persistent connections (-S)",
          "C": "select-only, a new connection per transaction (-S -C)"}
-for mode in "SC":
+for mode in os.environ["MODES"].split():
     d, p, b = (med(mode, w) for w in ("direct", "proxy", "pgbouncer"))
     print("%s: median tps direct %.0f, dsql-proxy %.0f, pgbouncer %.0f; "
           "proxy/direct %.2f, proxy/pgbouncer %.2f"
