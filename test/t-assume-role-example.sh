@@ -17,7 +17,8 @@ trap cleanup EXIT
 printf '%s\n' "ASIATESTACCESSKEY test/secret+access/key test-session-token" >"$tmp/keys"
 python3 test/aws_test_server.py --host 127.0.0.1 --port 0 >"$tmp/port" &
 srv_pid=$!
-for _ in $(seq 50); do grep -q '^PORT' "$tmp/port" 2>/dev/null && break; sleep 0.1; done
+# up to 30 s: Python starts slowly on a loaded machine
+for _ in $(seq 300); do grep -q '^PORT' "$tmp/port" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/^PORT \([0-9]*\).*/\1/p' "$tmp/port")
 [ -n "$port" ] || { echo "FAIL the STS double did not start"; exit 1; }
 export B port

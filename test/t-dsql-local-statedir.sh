@@ -39,8 +39,6 @@ victim() { printf 'precious %s\n' "$1" >"$tmp/victim-$1"; chmod 644 "$tmp/victim
 intact() { [ "$(cat "$tmp/victim-$1" 2>/dev/null)" = "precious $1" ]; }
 # what became of a victim, without printing what was written into it
 fate() { [ -e "$tmp/victim-$1" ] && echo "now $(wc -c <"$tmp/victim-$1") bytes" || echo "gone"; }
-# a killed child of ours stays a zombie until reaped: kill -0 is not enough
-alive() { [ -e /proc/"$1" ] && ! grep -q '^State:.*Z' /proc/"$1"/status 2>/dev/null; }
 
 # ---- directories we must not use ----
 mkdir "$tmp/open"
@@ -109,8 +107,8 @@ k=$tmp/k
 started="$started $k"
 if timeout 60 "$L" start --state-dir "$k" >"$tmp/k1.env" 2>"$tmp/k1.err"; then
     kill -KILL "$(head -1 "$k/dsql-local.pid")"
-    n=0 # PostgreSQL follows its parent (parent-death signal)
-    while ps -eo args | grep -v grep | grep -qF "$k/pg" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+    # PostgreSQL follows its parent (parent-death signal), in its own time
+    until_true eval '! ps -eo args | grep -v grep | grep -qF "$k/pg"'
     victim k
     rm -f "$k/keys"
     ln -s "$tmp/victim-k" "$k/keys"
@@ -151,8 +149,8 @@ sleep 300 &
 sleeper=$!
 echo "$sleeper" >"$tmp/fake/dsql-local.pid"
 out=$("$L" stop --state-dir "$tmp/fake" 2>&1); st=$?
-sleep 0.2
-alive "$sleeper" && [ $st -eq 1 ] && echo "$out" | grep -q "is not the dsql-local server" &&
+# a signal sent takes effect when the target next runs: give it 1 s
+holds_for 1 alive "$sleeper" && [ $st -eq 1 ] && echo "$out" | grep -q "is not the dsql-local server" &&
     pass "stop leaves a process named in a forged pid file alone: $out" ||
     bad "forged pid file: status $st, sleep $(alive "$sleeper" && echo alive || echo killed): $out"
 if [ -s "$k/dsql-local.pid" ]; then
@@ -163,8 +161,7 @@ if [ -s "$k/dsql-local.pid" ]; then
     echo "$server" >"$tmp/fake2/dsql-local.pid"
     : >"$tmp/fake2/dsql-local.lock"
     out=$("$L" stop --state-dir "$tmp/fake2" 2>&1); st=$?
-    sleep 0.2
-    alive "$server" && [ $st -eq 1 ] && echo "$out" | grep -q "is not the dsql-local server" &&
+    holds_for 1 alive "$server" && [ $st -eq 1 ] && echo "$out" | grep -q "is not the dsql-local server" &&
         pass "stop leaves the dsql-local of another directory alone" ||
         bad "another directory's server: status $st: $out"
     "$L" stop --state-dir "$k" && [ ! -e "$k" ] && ! alive "$server" &&
@@ -175,8 +172,7 @@ if [ $root -eq 1 ]; then
     echo "$sleeper" >"$tmp/theirs-stop/dsql-local.pid"
     chown -R nobody "$tmp/theirs-stop"
     out=$("$L" stop --state-dir "$tmp/theirs-stop" 2>&1); st=$?
-    sleep 0.2
-    alive "$sleeper" && [ $st -eq 1 ] && echo "$out" | grep -q "belongs to uid $nobody" &&
+    holds_for 1 alive "$sleeper" && [ $st -eq 1 ] && echo "$out" | grep -q "belongs to uid $nobody" &&
         pass "stop refuses another user's directory: $out" || bad "stop in nobody's dir: $st $out"
 fi
 

@@ -35,7 +35,7 @@ port = int(os.environ["PGPORT"]); host = os.environ["PGHOST"]
 ca = os.environ["PGSSLROOTCERT"]
 
 def conn():
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libpq does
     return s
 
@@ -75,10 +75,10 @@ def backend_running(sql):
 
 def closed_by_auth_timeout(t0):
     # the 2 s auth timeout closed it: not sooner (the server's clock started
-    # a little before t0), and before our own 10 s socket timeout gave up;
+    # a little before t0), and before our own 30 s socket timeout gave up;
     # a loaded machine may only make it later
     dt = time.time() - t0
-    return ("closed by the server after %.1f s" if 1.5 <= dt < 9.5 else "closed after %.1f s") % dt
+    return ("closed by the server after %.1f s" if 1.5 <= dt < 29.5 else "closed after %.1f s") % dt
 
 def error_text(data):
     if not data.startswith(b"E"):
@@ -360,8 +360,10 @@ expect_raw "bogus cancel request: closed" cancel-garbage "closed"
     echo "$out" | grep -q "^42" && echo "$out" | grep -q "maximum connection duration of 3 s reached" &&
         pass "connection-duration limit ends the session with a FATAL notice" || bad "duration limit: $out"
     # the whole PostgreSQL gone: the gateway answers, stop still cleans up
-    kill -KILL "$(head -1 "$tmp/b/pg/data/postmaster.pid")"
-    sleep 0.5
+    pm=$(head -1 "$tmp/b/pg/data/postmaster.pid")
+    kill -KILL "$pm"
+    # gone (its socket with it) when next scheduled, not when kill returns
+    until_true eval '! alive "$pm"'
     out=$(PGPASSWORD=$("$T" --hostname "$PGHOST") psql -X -At -c "select 1" 2>&1)
     echo "$out" | grep -q "the database is not available" &&
         pass "PostgreSQL killed: logins get a clear error" || bad "postmaster killed: $out"
@@ -383,11 +385,8 @@ kill -KILL "$(head -1 "$tmp/victim.out")" 2>/dev/null
 wait $victim
 grep -q "server closed the connection\|connection to server was lost\|terminating connection" "$tmp/victim.out" &&
     pass "client of a killed backend sees the connection end" || bad "killed backend: $(cat "$tmp/victim.out")"
-n=0
-until PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select 1" >/dev/null 2>&1 || [ $n -ge 50 ]; do
-    sleep 0.2; n=$((n + 1))
-done
-[ $n -lt 50 ] && pass "logins work again after PostgreSQL's crash recovery" || bad "no login after the backend crash"
+logs_in() { PGPASSWORD=$("$T" --hostname "$H1") psql -X -At -c "select 1" >/dev/null 2>&1; }
+until_true logs_in && pass "logins work again after PostgreSQL's crash recovery" || bad "no login after the backend crash"
 try "gateway still serves after all of that" admin -- --hostname "$H1"
 
 # ---- load: 200 concurrent logins + queries ----
@@ -428,15 +427,15 @@ fi
 # ---- stop ----
 "$L" stop --state-dir "$tmp/a" && [ ! -e "$tmp/a" ] && pass "stop removed the state directory" ||
     bad "stop left $tmp/a"
-alive() { [ -e /proc/"$1" ] && ! grep -q '^State:.*Z' /proc/"$1"/status 2>/dev/null; }
-n=0; while alive "$DAEMON" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+until_true eval '! alive "$DAEMON"'
 alive "$DAEMON" && bad "daemon still running after stop" || pass "daemon exited"
 ps -eo args | grep -v grep | grep -qF "$tmp/a/pg" && bad "PostgreSQL still running" || pass "no PostgreSQL left"
 
 # ---- a killed server: stop removes what it left; start reuses the dir ----
 "$L" start --state-dir "$tmp/c" >/dev/null 2>&1 || bad "start C"
-kill -KILL "$(head -1 "$tmp/c/dsql-local.pid")"
-sleep 1
+cpid=$(head -1 "$tmp/c/dsql-local.pid")
+kill -KILL "$cpid"
+until_true eval '! alive "$cpid"'
 "$L" stop --state-dir "$tmp/c" 2>/dev/null
 [ ! -e "$tmp/c" ] && pass "stop after a killed server removes its state" || bad "left: $(ls -A "$tmp/c")"
 
@@ -460,7 +459,8 @@ st=$?
 [ $st -eq 137 ] && pass "run reports a killed command as 128+9" || bad "run returned $st for a killed command"
 # a sleep no other process on the machine runs, to find ours
 nap="sleep 60.$$"
-waitfor() { n=0; while [ ! -e "$1" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done; }
+# (run starts PostgreSQL first: initdb alone can take 10 s on a loaded machine)
+waitfor() { until_true test -e "$1"; }
 TMPDIR=$tmp/t "$L" run -- sh -c "touch $tmp/started2; exec $nap" &
 rp=$!; waitfor "$tmp/started2"; kill -TERM $rp; wait $rp
 st=$?

@@ -48,10 +48,13 @@ evicted=$(tail -c +"$((before + 1))" "$log" | grep -c "closed before login")
     bad "burst: $r; $evicted evicted; $(grep 'first login error' "$tmp/flood.out")"
 
 # ---- item 2: 1,100 idle connections against 1024 descriptors ----
+# "slowest" is bounded by 15 s: a gateway that starved logins behind the
+# idle ones would hold them until the 30 s auth timeout freed room, while
+# a loaded machine under ASan may take seconds for a login it serves at once
 r=$(flood idle 1100 --logins 5 --hold 2)
 echo "     $r"
 ok=$(field logins_ok "$r"); max=$(field latency_max_ms "$r"); grew=$(field log_growth "$r")
-[ "$(field held "$r")" = 1100 ] && [ "$ok" = 5 ] && [ "${max:-99999}" -lt 5000 ] &&
+[ "$(field held "$r")" = 1100 ] && [ "$ok" = 5 ] && [ "${max:-99999}" -lt 15000 ] &&
     pass "1,100 idle connections held open: 5 of 5 logins, slowest ${max} ms (gateway CPU $(field cpu_pct "$r")%)" ||
     bad "idle flood: $r; $(grep 'first login error' "$tmp/flood.out")"
 [ -n "$grew" ] && [ "$grew" -lt 102400 ] && pass "idle flood: log grew by $grew bytes" ||
@@ -81,7 +84,7 @@ if prlimit --nofile=1024:1024 -- "$L" start --state-dir "$tmp/big" --max-preauth
         r=$(flood idle 1100 --logins 5 --hold 2)
         echo "     $r"
         max=$(field latency_max_ms "$r"); grew=$(field log_growth "$r")
-        [ "$(field logins_ok "$r")" = 5 ] && [ "${max:-99999}" -lt 5000 ] && [ "${grew:-999999}" -lt 102400 ] &&
+        [ "$(field logins_ok "$r")" = 5 ] && [ "${max:-99999}" -lt 15000 ] && [ "${grew:-999999}" -lt 102400 ] &&
             grep -q "closed before login" "$log" &&
             pass "out of descriptors (--max-preauth 5000): 5 of 5 logins, slowest ${max} ms, log +$grew bytes (gateway CPU $(field cpu_pct "$r")%)" ||
             bad "out of descriptors: $r; $(grep 'first login error' "$tmp/flood.out"); $(grep -c 'closed before login' "$log") evictions logged"

@@ -27,7 +27,7 @@ body = struct.pack("!I", 196608)
 for k, v in pairs:
     body += unescape(k) + b"\0" + unescape(v) + b"\0"
 body += b"\0"
-s = socket.create_connection(("127.0.0.1", int(os.environ["PGPORT"])), timeout=10)
+s = socket.create_connection(("127.0.0.1", int(os.environ["PGPORT"])), timeout=30)
 s.sendall(struct.pack("!II", 8, 80877103))
 assert s.recv(1) == b"S"
 ctx = ssl.create_default_context(cafile=os.environ["PGSSLROOTCERT"])
@@ -77,7 +77,7 @@ PY
 start_local s
 . "$tmp/s.env"
 log=$tmp/s/dsql-local.log
-# timeout: a guard against a hang (the socket itself gives up after 10 s);
+# timeout: a guard against a hang (the socket itself gives up after 30 s);
 # 20 s killed one client silently on a machine at load 55
 client() { timeout 120 python3 "$tmp/client.py" "$@" 2>&1; }
 

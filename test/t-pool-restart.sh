@@ -5,7 +5,8 @@
 # it is new: libpq reads the file on every connect) while worker threads
 # keep running dsql_pq_pool_run_transaction. test/pool_restart.c does the
 # restart and the checks. Loopback only; each step bounded by `timeout`
-# (15 + 38 + 5 s at worst; typically 10-15 s, most of it dsql-local's initdb).
+# against a hang, wide enough for a loaded machine under ASan (60 + 150 +
+# 30 s at worst; typically 10-15 s, most of it dsql-local's initdb).
 set -u
 B=${B:-build}
 if [ ! -x "$B/dsql-local" ] || [ ! -x "$B/test/pool_restart" ]; then
@@ -18,7 +19,7 @@ chmod 711 "$dir" # run as root, PostgreSQL (user postgres) must reach state/pg
 state=$dir/state
 host=poolrestarttest0123456789a.dsql.us-east-1.on.aws
 local_bin=$B/dsql-local
-trap 'timeout 5 "$local_bin" stop --state-dir "$state" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap 'timeout 30 "$local_bin" stop --state-dir "$state" >/dev/null 2>&1; rm -rf "$dir"' EXIT
 trap 'exit 1' INT TERM HUP
 # our own key table, so the restarted gateway accepts the same credentials
 printf 'AKIAPOOLRESTART00001 %s\n' "$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')" >"$dir/keys"
@@ -28,7 +29,7 @@ printf 'AKIAPOOLRESTART00001 %s\n' "$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n
 started=0
 for try in 1 2 3 4 5; do
     port=$((20000 + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % 10000))
-    if timeout 15 "$local_bin" start --state-dir "$state" --port "$port" --keys "$dir/keys" \
+    if timeout 60 "$local_bin" start --state-dir "$state" --port "$port" --keys "$dir/keys" \
             --hostname "$host" >"$dir/env"; then
         started=1
         break
@@ -40,9 +41,9 @@ if [ $started -ne 1 ]; then
 fi
 . "$dir/env"
 ca1=$(cksum <"$PGSSLROOTCERT")
-stop_cmd="timeout 5 '$local_bin' stop --state-dir '$state' >/dev/null"
-start_cmd="timeout 20 '$local_bin' start --state-dir '$state' --port $PGPORT --keys '$dir/keys' --hostname $host >'$dir/env2'"
-timeout 38 "$B/test/pool_restart" "$stop_cmd" "$start_cmd"
+stop_cmd="timeout 30 '$local_bin' stop --state-dir '$state' >/dev/null"
+start_cmd="timeout 60 '$local_bin' start --state-dir '$state' --port $PGPORT --keys '$dir/keys' --hostname $host >'$dir/env2'"
+timeout 150 "$B/test/pool_restart" "$stop_cmd" "$start_cmd"
 status=$?
 if [ -s "$dir/env2" ]; then
     # the restart must give the same environment (port, hostname, CA path, keys)
