@@ -37,6 +37,7 @@ typedef struct fake_pg {
                                   postmaster that cannot fork does) */
     /* observations */
     int connections;
+    int last_peer_port; /* the client port of the last connection accepted */
     int authenticated;
     char last_password[8192];
     char last_user[128];
@@ -205,12 +206,15 @@ static void *fake_accept_main(void *arg)
         struct pollfd p = {f->listen_fd, POLLIN, 0};
         if (poll(&p, 1, 50) <= 0)
             continue;
-        int fd = accept(f->listen_fd, NULL, NULL);
+        struct sockaddr_in peer = {0};
+        socklen_t pl = sizeof peer;
+        int fd = accept(f->listen_fd, (struct sockaddr *)&peer, &pl);
         if (fd < 0)
             continue;
         fake_conn *fc = malloc(sizeof *fc);
         pthread_mutex_lock(&f->mu);
         fc->n = ++f->connections;
+        f->last_peer_port = ntohs(peer.sin_port);
         pthread_mutex_unlock(&f->mu);
         fc->f = f;
         fc->fd = fd;
@@ -242,6 +246,40 @@ static void fake_pg_stop(fake_pg *f)
     f->stop = 1;
     pthread_join(f->thread, NULL);
     close(f->listen_fd);
+}
+
+/* The connections made so far, counted once the accept thread has taken
+ * every one of them: a connection of our own (the sentinel) goes to the
+ * back of the listen queue, and the one accept thread takes the queue in
+ * order, so once the sentinel is accepted every connection made before it
+ * is counted. A "no connection was made" check then cannot pass just
+ * because the accept thread had not run yet on a loaded machine. -1 if
+ * the sentinel is not accepted within 30 s. */
+static inline int fake_pg_settled_connections(fake_pg *f)
+{
+    struct sockaddr_in a = {0};
+    socklen_t al = sizeof a;
+    int n = -1;
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)f->port);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &al) != 0)
+        goto out;
+    for (int i = 0; i < 3000 && n < 0; i++) {
+        pthread_mutex_lock(&f->mu);
+        if (f->last_peer_port == ntohs(a.sin_port))
+            n = f->connections - 1;
+        pthread_mutex_unlock(&f->mu);
+        if (n < 0)
+            poll(NULL, 0, 10);
+    }
+out:
+    if (s >= 0)
+        close(s); /* its thread reads EOF and ends */
+    return n;
 }
 
 /* A port nothing listens on (bound, then closed). */
