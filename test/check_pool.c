@@ -165,6 +165,28 @@ static int acquire_release_pid(dsql_pq_pool *p)
     return pid;
 }
 
+/* A connection acquired and released: now idle in p (for the pid and the
+ * socket of a connection the pool holds). */
+static PGconn *acquire_release(dsql_pq_pool *p)
+{
+    PGconn *c = acquire_ok(p);
+    ck_assert_int_eq(dsql_pq_pool_release(p, c), DSQL_OK);
+    return c;
+}
+
+/* Terminate the backend of c and wait (30 s at most) until its end has
+ * reached c's socket, which is what the pool's checks look at. Through
+ * dsql-local the gateway relays it a moment after the backend left
+ * pg_stat_activity, and kill_backend's fixed 20 ms for that can run out on
+ * a loaded machine. c may be idle in a pool with no background thread:
+ * poll() reads nothing, so the pool's own check still sees the input. */
+static void kill_backend_of(PGconn *c)
+{
+    struct pollfd pf = {PQsocket(c), POLLIN, 0};
+    kill_backend(backend_pid(c));
+    ck_assert_msg(poll(&pf, 1, 30000) == 1, "the killed backend's end never reached its client");
+}
+
 /* Transaction options with conflict retries off. */
 static dsql_pq_txn_options retry_off(void)
 {
@@ -272,6 +294,14 @@ typedef struct waiter_arg {
     double waited;
 } waiter_arg;
 
+/* Until a thread waits in p's acquire (30 s at most): a thread started is
+ * not yet waiting, and a fixed pause can end first on a loaded machine. */
+static void until_waiting(dsql_pq_pool *p)
+{
+    for (int i = 0; i < 3000 && stats(p).waiting == 0; i++)
+        sleep_ms(10);
+}
+
 static void *waiter_thread(void *arg)
 {
     waiter_arg *w = arg;
@@ -302,16 +332,17 @@ START_TEST(test_acquire_timeout_exhaustion)
     waiter_arg w = {p, NULL, {0}, 0};
     pthread_t th;
     pthread_create(&th, NULL, waiter_thread, &w);
-    sleep_ms(150);
+    until_waiting(p);
     EXPECT_STATS(p, "waiting=1");
+    sleep_ms(100); /* it has waited (>= 0.1 s below) */
     dsql_pq_pool_release(p, a);
     pthread_join(th, NULL);
     ck_assert_ptr_eq(w.got, a);
     ck_assert(w.waited >= 0.1 && w.waited < 2.0);
     /* a broken connection released to a waiter: the waiter opens a new one */
     pthread_create(&th, NULL, waiter_thread, &w);
-    sleep_ms(100);
-    kill_backend(backend_pid(b));
+    until_waiting(p);
+    kill_backend_of(b);
     dsql_pq_pool_release(p, b);
     pthread_join(th, NULL);
     ck_assert_ptr_nonnull(w.got);
@@ -338,7 +369,7 @@ START_TEST(test_close_wakes_waiters)
     waiter_arg w = {p, NULL, {0}, 0};
     pthread_t th;
     pthread_create(&th, NULL, close_waiter_thread, &w);
-    sleep_ms(100);
+    until_waiting(p); /* the close must wake it, not meet it first */
     double t0 = now_s();
     dsql_pq_pool_close(p);
     pthread_join(th, NULL);
@@ -392,7 +423,9 @@ START_TEST(test_idle_timeout_and_maintain)
     dsql_error err = {0};
     dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 1;
-    o.idle_timeout_ms = 200;
+    /* long enough that no pause of a loaded machine between the releases
+     * and the first maintain reaches it (200 ms once could) */
+    o.idle_timeout_ms = 2000;
     dsql_pq_pool *p = new_pool(o);
     PGconn *c[3];
     for (int i = 0; i < 3; i++)
@@ -403,15 +436,16 @@ START_TEST(test_idle_timeout_and_maintain)
     int next = 0;
     ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
     EXPECT_STATS(p, "idle=3");
-    ck_assert_msg(next > 0 && next <= 200, "next %d", next);
-    sleep_ms(300);
+    ck_assert_msg(next > 0 && next <= 2000, "next %d", next);
+    sleep_ms(2100);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, &next, &err), DSQL_OK);
     dsql_pq_pool_stats s = stats(p);
     ck_assert_uint_eq(s.idle, 1); /* min_size stays */
     ck_assert_uint_eq(s.closed_idle, 2);
     /* maintain replaces a killed idle connection up to min_size */
-    int pid = acquire_release_pid(p);
-    kill_backend(pid);
+    PGconn *idle = acquire_release(p);
+    int pid = backend_pid(idle);
+    kill_backend_of(idle);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
     EXPECT_STATS(p, "closed_broken=1 idle=1");
     ck_assert_int_ne(acquire_release_pid(p), pid);
@@ -447,8 +481,9 @@ END_TEST
 START_TEST(test_killed_while_idle)
 {
     dsql_pq_pool *p = new_pool(pool_opts(2));
-    int pid = acquire_release_pid(p);
-    kill_backend(pid);
+    PGconn *idle = acquire_release(p);
+    int pid = backend_pid(idle);
+    kill_backend_of(idle);
     /* never handed out: the socket check finds it closed */
     PGconn *c = acquire_ok(p);
     ck_assert_int_ne(backend_pid(c), pid);
@@ -1067,8 +1102,9 @@ START_TEST(test_maintain_closes_killed_without_acquire_check)
     dsql_pq_pool_options o = pool_opts(2);
     o.check_idle_ms = UINT32_MAX;
     dsql_pq_pool *p = new_pool(o);
-    int pid = acquire_release_pid(p);
-    kill_backend(pid);
+    PGconn *idle = acquire_release(p);
+    int pid = backend_pid(idle);
+    kill_backend_of(idle);
     ck_assert_int_eq(dsql_pq_pool_maintain(p, NULL, &err), DSQL_OK);
     EXPECT_STATS(p, "closed_broken=1 size=0 in_use=0");
     PGconn *c = acquire_ok(p);
@@ -1188,16 +1224,13 @@ START_TEST(test_all_backends_killed)
     dsql_pq_pool_options o = pool_opts(4);
     o.min_size = 4;
     dsql_pq_pool *p = new_pool(o);
-    int pids[4];
     PGconn *c[4];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++)
         c[i] = acquire_ok(p);
-        pids[i] = backend_pid(c[i]);
-    }
     for (int i = 0; i < 4; i++)
         dsql_pq_pool_release(p, c[i]);
     for (int i = 0; i < 4; i++)
-        kill_backend(pids[i]);
+        kill_backend_of(c[i]);
     pthread_t th[4];
     grab_arg g[4];
     for (int i = 0; i < 4; i++) {
