@@ -9,12 +9,9 @@
 # CI run cannot pass without running them. scripts/install-deps installs the
 # Debian packages; pg is installed here with npm ci from test/node's lock
 # file into $B/node.
-. "$(dirname "$0")/dsql-local-lib.sh"
-need_pg15 psql
-P=$B/dsql-proxy
-src=$(cd "$(dirname "$0")" && pwd)
-make_tmp
-stop_on_exit gw
+. "$(dirname "$0")/dsql-proxy-lib.sh"
+proxy_script psql
+src=$SRC/test
 # missing: a loud SKIP, or a failure under CI
 missing() {
     if [ "${CI:-}" = true ]; then
@@ -44,7 +41,7 @@ else
     missing "node pg: npm ci failed ($(grep -m2 'npm error' "$B/node/npm.log" | tr '\n' ' '))"
     rm -f "$B/node/package-lock.json"
 fi
-export B P PY src tmp have_py have_node
+export PY src have_py have_node
 export NODE_PATH="$B/node/node_modules"
 
 cat >"$tmp/client.py" <<'PY'
@@ -213,7 +210,5 @@ if [ "$have_py$have_node" = nono ]; then
     echo "no client to test"
     exit $fail
 fi
-start_local gw
-use_local gw
-(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
+run_inner
 exit $fail

@@ -8,13 +8,8 @@
 #   - 1,000 malformed startups in a row: the refusals are logged through
 #     the rate limit (a burst, then a line that says how many were held
 #     back), not once each.
-. "$(dirname "$0")/dsql-local-lib.sh"
-need_pg15 psql prlimit
-P=$B/dsql-proxy
-SRC=$(pwd)
-make_tmp
-stop_on_exit gw
-export B P SRC tmp
+. "$(dirname "$0")/dsql-proxy-lib.sh"
+proxy_script psql prlimit
 
 cat >"$tmp/flood.py" <<'PY'
 import socket, struct, sys, time
@@ -58,8 +53,7 @@ PY
 
 # the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-. "$SRC/test/dsql-local-lib.sh"
-psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
+. "$SRC/test/dsql-proxy-lib.sh"
 cpu() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 
 # ---- out of descriptors ----
@@ -114,14 +108,9 @@ out=$(psql -h "$tmp/b" -Atc 'select 4' 2>&1)
 check "still serving ($out)" test "$out" = 4
 kill $pp
 wait $pp
-# under SANITIZE builds, run alone: every proxy above exited without a
-# report (test/run-tests sends reports to files of its own and fails there)
-found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
-check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+no_sanitizer_reports
 exit $fail
 SH
 
-start_local gw
-use_local gw
-(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
+run_inner
 exit $fail

@@ -8,21 +8,10 @@
 # --auth-timeout before and during login, --drain-timeout, the default
 # directory with --allow-uid, and doc/dsql-proxy.service (systemd accepts
 # it; the proxy starts with its options).
-. "$(dirname "$0")/dsql-local-lib.sh"
-need_pg15 psql
-P=$B/dsql-proxy
-SRC=$(pwd)
-make_tmp
-stop_on_exit gw
-export B P SRC tmp
+. "$(dirname "$0")/dsql-proxy-lib.sh"
+proxy_script psql
 
 # usage errors (exit 2) need no upstream
-usage() { # want-fragment, args...
-    frag=$1; shift
-    err=$("$P" "$@" 2>&1 >/dev/null); st=$?
-    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then pass "usage: $frag"
-    else bad "usage $*: exit $st, '$err'"; fi
-}
 long=$(printf 'd%.0s' $(seq 1 300))
 usage "the directory name is too long (301 bytes" --listen "unix:/$long"
 usage "127.example.com is not an IP address" --listen tcp:127.example.com:5432 --trust-loopback
@@ -155,28 +144,13 @@ PY
 
 # the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-. "$SRC/test/dsql-local-lib.sh"
-has() { printf '%s\n' "$1" | grep -qF -- "$2"; }
-start_proxy() {
-    name=$1; shift
-    # emptied first: a name used before still holds its "ready on", which
-    # the wait below could read before the new proxy's redirection empties it
-    : >"$tmp/$name.err"
-    "$P" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    echo $! >"$tmp/$name.pid"
-    until_line "$tmp/$name.err" "ready on" || { cat "$tmp/$name.err"; return 1; }
-}
-stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid")"; }
+. "$SRC/test/dsql-proxy-lib.sh"
 # a start that must fail: exit 1 and a message with the fragment
 no_start() { # description, fragment, args...
     d=$1; frag=$2; shift 2
     err=$(timeout 20 "$P" "$@" 2>&1); st=$?
-    if [ $st -eq 1 ] && has "$err" "$frag"; then pass "$d ($err)"; else bad "$d: exit $st, '$err'"; fi
+    if [ $st -eq 1 ] && has_text "$err" "$frag"; then pass "$d ($err)"; else bad "$d: exit $st, '$err'"; fi
 }
-raw() { python3 "$tmp/raw.py" "$@"; }
-psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql -X "$@"; }
-running() { [ "$(PGPASSWORD=$("$B/dsql-token") command psql -X -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" = 1 ]; }
-wait_running() { until_true running "$1"; }
 # until process $1 is gone (at most $2 s)
 gone_within() {
     i=0
@@ -290,7 +264,7 @@ for mode in postgres direct; do
     esac
     check "--sslnegotiation $mode on the wire ($seen)" sh -c 'case "$1" in "$2"*) exit 0;; esac; exit 1' - "$seen" "$want"
 done
-check "direct TLS: SNI is the signing host, ALPN postgresql ($seen)" has "$seen" "sni=True alpn=True"
+check "direct TLS: SNI is the signing host, ALPN postgresql ($seen)" has_text "$seen" "sni=True alpn=True"
 # a cancel goes upstream over a new TLS connection, never as a plaintext CancelRequest
 : >"$tmp/spy.log"
 start_proxy neg --listen "unix:$tmp/n" --hostaddr 127.0.0.1 --port "$spyport" ||
@@ -322,7 +296,7 @@ until_line "$tmp/mport" . || bad "the mute upstream did not start"
 start_proxy mute --listen "unix:$tmp/m" --hostaddr 127.0.0.1 --port "$(cat "$tmp/mport")" \
     --auth-timeout 2 || bad "proxy (mute upstream) did not start"
 out=$(psql -h "$tmp/m" -Atc 'select 1' 2>&1)
-check "an upstream that never answers: the login times out ($out)" has "$out" \
+check "an upstream that never answers: the login times out ($out)" has_text "$out" \
     "dsql-proxy: login did not finish in time"
 stop_proxy mute
 kill $mp
@@ -338,7 +312,7 @@ wait "$(cat "$tmp/drain.pid")"
 check "exit 0 after the drain timeout" test $? -eq 0
 check "the drain timeout is logged" grep -q "1 sessions still open after 2 s; closing them" "$tmp/drain.err"
 wait $qp
-check "the session was closed, not answered ($(cat "$tmp/drain.out"))" has "$(cat "$tmp/drain.out")" "server closed the connection"
+check "the session was closed, not answered ($(cat "$tmp/drain.out"))" has_text "$(cat "$tmp/drain.out")" "server closed the connection"
 
 # ---- the default directory with --allow-uid: reachable, not listable ----
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
@@ -367,14 +341,9 @@ if command -v systemd-analyze >/dev/null; then
 else
     echo "skip systemd-analyze verify (not installed)"
 fi
-# under SANITIZE builds, run alone: every proxy above exited without a
-# report (test/run-tests sends reports to files of its own and fails there)
-found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
-check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+no_sanitizer_reports
 exit $fail
 SH
 
-start_local gw
-use_local gw
-(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
+run_inner
 exit $fail

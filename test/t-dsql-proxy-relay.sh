@@ -7,13 +7,8 @@
 # pipelined in one burst; a client that closes in the middle of its
 # message or of the answer; an upstream that closes in the middle of an
 # answer. The proxy must keep serving and end every such session.
-. "$(dirname "$0")/dsql-local-lib.sh"
-need_pg15 psql curl
-P=$B/dsql-proxy
-SRC=$(pwd)
-make_tmp
-stop_on_exit gw
-export B P SRC tmp
+. "$(dirname "$0")/dsql-proxy-lib.sh"
+proxy_script psql curl
 
 cat >"$tmp/client.py" <<'PY'
 # a raw protocol-3 client on the proxy's Unix socket
@@ -177,15 +172,12 @@ while True:
 PY
 
 cat >"$tmp/inner.sh" <<'SH'
-. "$SRC/test/dsql-local-lib.sh"
-start_proxy() { # name, options...
-    name=$1; shift
-    "$P" "$@" --metrics tcp:127.0.0.1:0 2>"$tmp/$name.err" &
-    echo $! >"$tmp/$name.pid"
-    until_line "$tmp/$name.err" "ready on" || { cat "$tmp/$name.err"; return 1; }
-    sed -n 's/.*metrics on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/$name.err" >"$tmp/$name.mport"
+. "$SRC/test/dsql-proxy-lib.sh"
+# start_proxy with --metrics on a free port, that port in $tmp/NAME.mport
+metrics_proxy() { # name, options...
+    start_proxy "$@" --metrics tcp:127.0.0.1:0 || return 1
+    sed -n 's/.*metrics on tcp:127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/$1.err" >"$tmp/$1.mport"
 }
-stop_proxy() { kill "$(cat "$tmp/$1.pid")"; wait "$(cat "$tmp/$1.pid")"; }
 client() { python3 "$tmp/client.py" "$@"; }
 # until the proxy $1 has no session open (the lib's 60 s: closing a cut
 # session may take a loaded machine under ASan more than the 10 s it had)
@@ -202,7 +194,7 @@ forwarder() { # name, mode, limit: its port in $tmp/name.port
 }
 
 mkdir -m 755 "$tmp/s" "$tmp/w" "$tmp/c"
-start_proxy main --listen "unix:$tmp/s" || { echo "FAIL proxy did not start"; exit 1; }
+metrics_proxy main --listen "unix:$tmp/s" || { echo "FAIL proxy did not start"; exit 1; }
 sock=$tmp/s/.s.PGSQL.5432
 out=$(client "$sock" big-answer)
 check "a 4.8 MB answer to a slow reader arrives whole ($out)" test "$out" = "4800000 bytes, md5 matches"
@@ -219,7 +211,7 @@ check "exit 0 after SIGTERM" test $? -eq 0
 
 # the upstream reads slowly: the proxy's writes to it wait
 forwarder slow slow
-start_proxy slow --listen "unix:$tmp/w" --hostaddr 127.0.0.1 --port "$(cat "$tmp/slow.port")" ||
+metrics_proxy slow --listen "unix:$tmp/w" --hostaddr 127.0.0.1 --port "$(cat "$tmp/slow.port")" ||
     bad "proxy (slow upstream) did not start"
 out=$(client "$tmp/w/.s.PGSQL.5432" big-query)
 check "a 2 MB query to a slow upstream arrives whole ($out)" test "$out" = "2000000 bytes, md5 matches"
@@ -230,7 +222,7 @@ kill "$(cat "$tmp/slow.fpid")"
 
 # the upstream closes 1 MB into the answer
 forwarder cut cut 1000000
-start_proxy cut --listen "unix:$tmp/c" --hostaddr 127.0.0.1 --port "$(cat "$tmp/cut.port")" ||
+metrics_proxy cut --listen "unix:$tmp/c" --hostaddr 127.0.0.1 --port "$(cat "$tmp/cut.port")" ||
     bad "proxy (cut upstream) did not start"
 out=$(client "$tmp/c/.s.PGSQL.5432" upstream-cut)
 check "an upstream gone in the middle of the answer: the client sees the close ($out)" \
@@ -239,12 +231,9 @@ check "... and its session ends" no_sessions cut
 stop_proxy cut
 kill "$(cat "$tmp/cut.fpid")"
 
-found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
-check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+no_sanitizer_reports
 exit $fail
 SH
 
-start_local gw
-use_local gw
-(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
+run_inner
 exit $fail

@@ -2,21 +2,10 @@
 # dsql-proxy against a real dsql-local: psql and pg_dump with no password,
 # upstream errors as PostgreSQL errors, the uid and user rules, bad input
 # from clients, cancel, token expiry, the connection cap, SIGTERM drain.
-. "$(dirname "$0")/dsql-local-lib.sh"
-need_pg15 psql
-P=$B/dsql-proxy
-SRC=$(pwd)
-make_tmp
-stop_on_exit gw
-export B P SRC tmp
+. "$(dirname "$0")/dsql-proxy-lib.sh"
+proxy_script psql
 
-# usage errors need no upstream
-usage() { # want-fragment, args...
-    frag=$1; shift
-    err=$("$P" "$@" 2>&1 >/dev/null); st=$?
-    if [ "$st" -eq 2 ] && echo "$err" | grep -qF -- "$frag"; then pass "usage: $frag"
-    else bad "usage $*: exit $st, '$err'"; fi
-}
+# usage errors (exit 2) need no upstream
 usage "give --client-password-file, or --trust-loopback" --listen tcp:127.0.0.1:0 --hostname a.dsql.us-east-1.on.aws
 usage "only loopback addresses" --listen tcp:0.0.0.0:5432 --trust-loopback
 usage "expected unix:DIR or tcp:127.0.0.1:PORT" --listen http://x
@@ -264,20 +253,7 @@ PY
 
 # the checks, run under one time limit against the gateway started below
 cat >"$tmp/inner.sh" <<'SH'
-. "$SRC/test/dsql-local-lib.sh"
-has() { printf '%s\n' "$1" | grep -q -- "$2"; }
-start_proxy() {
-    name=$1; shift
-    "$P" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    echo $! >"$tmp/$name.pid"
-    until_line "$tmp/$name.err" "ready on" || { cat "$tmp/$name.err"; return 1; }
-}
-stop_proxy() { kill "$(cat "$tmp/$1.pid")" 2>/dev/null; wait "$(cat "$tmp/$1.pid")"; }
-raw() { python3 "$tmp/raw.py" "$@"; }
-# until a query that starts with $1 runs, asked straight at the gateway (a
-# loaded machine starts psql slowly)
-running() { [ "$(command psql -Atc "select count(*) from pg_stat_activity where query like '$1%'" 2>/dev/null)" = 1 ]; }
-wait_running() { until_true running "$1"; }
+. "$SRC/test/dsql-proxy-lib.sh"
 # forward NAME PORT [CUT]: fwd.py on PORT, its pid in $fwd, its port in
 # $tmp/NAME.port once it listens
 forward() {
@@ -285,11 +261,6 @@ forward() {
     fwd=$!
     until_line "$tmp/$1.port" .
 }
-# a client as in a plain shell: not pointed at dsql-local's gateway
-psql() { env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql "$@"; }
-# the same as a command, so `plain_psql ... &` leaves psql's own pid in $!
-# (a function in the background is a subshell: killing it leaves psql)
-plain_psql="env -u PGHOSTADDR -u PGSSLMODE -u PGSSLROOTCERT -u PGPORT psql"
 
 mkdir -m 755 "$tmp/s" "$tmp/u"
 start_proxy main --listen "unix:$tmp/s" --print-env || { echo "FAIL proxy did not start"; exit 1; }
@@ -649,14 +620,9 @@ wait $qp
 check "the running session finished ($(cat "$tmp/drain.out"))" test "$(cat "$tmp/drain.out")" = "|4"
 wait "$(cat "$tmp/drain.pid")"
 check "exit 0 after the drain" test $? -eq 0
-# under SANITIZE builds, run alone: every proxy above exited without a
-# report (test/run-tests sends reports to files of its own and fails there)
-found=$(grep -l 'Sanitizer\|runtime error:' "$tmp"/*.err)
-check "no sanitizer report in any proxy's log ($found)" test -z "$found"
+no_sanitizer_reports
 exit $fail
 SH
 
-start_local gw
-use_local gw
-(cd "$tmp" && timeout 300 sh "$tmp/inner.sh" 2>&1) || bad "inner tests (exit $?, 124 if they ran over 300 s)"
+run_inner
 exit $fail
