@@ -368,10 +368,11 @@ static void backend_dialed(int fd, int err, void *arg)
         backend_ready(c, fd);
 }
 
+/* The dial's shortage callback: its arg is the dial's, the conn. */
 static int free_a_descriptor(void *arg)
 {
-    struct dl_gateway *gw = arg;
-    return pgs_preauth_evict_one(&gw->preauth);
+    conn *c = arg;
+    return pgs_preauth_evict_one(&c->gw->preauth);
 }
 
 /* The token checked out: the client no longer counts against the pre-login
