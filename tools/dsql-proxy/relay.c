@@ -122,22 +122,30 @@ static int settle(dp_relay *r)
     return 0;
 }
 
+/* Stops watching one side; its events may not be made yet (relay_new). */
+static void unwatch(dp_relay *r, int read_ev, int write_ev)
+{
+    if (r->ev[read_ev])
+        event_del(r->ev[read_ev]);
+    if (r->ev[write_ev])
+        event_del(r->ev[write_ev]);
+    r->on &= ~(1u << read_ev | 1u << write_ev);
+}
+
+/* Closes the client's side, what waits for it dropped; again: nothing. */
 static void drop_client(dp_relay *r)
 {
-    event_del(r->ev[CLIENT_READ]);
-    event_del(r->ev[CLIENT_WRITE]);
-    r->on &= ~(1u << CLIENT_READ | 1u << CLIENT_WRITE);
+    unwatch(r, CLIENT_READ, CLIENT_WRITE);
     if (r->client_fd >= 0)
         close(r->client_fd);
     r->client_fd = -1;
     r->to_client.head = r->to_client.tail = 0;
 }
 
+/* Closes the upstream's side, as drop_client. */
 static void drop_upstream(dp_relay *r)
 {
-    event_del(r->ev[UP_READ]);
-    event_del(r->ev[UP_WRITE]);
-    r->on &= ~(1u << UP_READ | 1u << UP_WRITE);
+    unwatch(r, UP_READ, UP_WRITE);
     SSL_free(r->ssl);
     r->ssl = NULL;
     if (r->up_fd >= 0)
@@ -363,15 +371,11 @@ void dp_relay_free(dp_relay *r)
 {
     int i;
 
+    drop_client(r);
+    drop_upstream(r);
     for (i = 0; i < N_EVENTS; i++)
         if (r->ev[i])
             event_free(r->ev[i]);
-    if (r->ssl)
-        SSL_free(r->ssl);
-    if (r->up_fd >= 0)
-        close(r->up_fd);
-    if (r->client_fd >= 0)
-        close(r->client_fd);
     free(r->to_up.data);
     free(r->to_client.data);
     free(r);
