@@ -177,12 +177,20 @@ static void start_relay(dp_session *s)
 
 /* ---- login upstream ---- */
 
+/* The output buffer lets go of the token (written, or the connection
+ * freed): wiped, so no copy of it stays behind in freed memory. */
+static void wipe_token(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    dsql_token_free((char *)data);
+}
+
 /* The worker made the token (or could not): it is the password. */
 static void token_ready(char *token, size_t len, const char *err, void *arg)
 {
     dp_session *s = arg;
     unsigned char hdr[5];
-    int rc;
 
     s->token_job = NULL;
     if (token)
@@ -197,11 +205,13 @@ static void token_ready(char *token, size_t len, const char *err, void *arg)
     }
     hdr[0] = 'p';
     pgs_put_be32(hdr + 1, (uint32_t)(len + 5));
-    rc = bufferevent_write(s->upstream, hdr, 5) != 0 ||
-         bufferevent_write(s->upstream, token, len + 1) != 0;
-    dsql_token_free(token);
-    if (rc)
+    /* sent from where it is, not copied into the buffer's own memory */
+    if (bufferevent_write(s->upstream, hdr, 5) != 0 ||
+        evbuffer_add_reference(bufferevent_get_output(s->upstream), token, len + 1, wipe_token,
+                               NULL) != 0) {
+        dsql_token_free(token);
         dp_session_refuse(s, DP_FAIL_MEMORY, "53200", "dsql-proxy: out of memory");
+    }
 }
 
 /* Made on the worker thread (tokens.c): a credentials fetch it needs
