@@ -12,21 +12,10 @@
 proxy_script psql prlimit
 
 cat >"$tmp/flood.py" <<'PY'
-import socket, struct, sys, time
+import os, socket, struct, sys, time
+sys.path.insert(0, os.path.join(os.environ["SRC"], "test"))
+from proxy_wire import startup, until_z
 path = sys.argv[1]; case = sys.argv[2]
-def startup(params):
-    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
-    return struct.pack("!I", len(body) + 4) + body
-def until_z(c):
-    d = b""
-    while True:
-        while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
-            n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
-            if m[:1] == b"E": return False
-            if m[:1] == b"Z": return True
-        b = c.recv(65536)
-        if not b: return False
-        d += b
 def conn():
     s = socket.socket(socket.AF_UNIX); s.settimeout(30); s.connect(path); return s
 if case == "hold":

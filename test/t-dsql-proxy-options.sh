@@ -19,28 +19,10 @@ usage "--listen tcp:127.0.0.1:+80: expected tcp:127.0.0.1:PORT" --listen tcp:127
 usage "--metrics tcp:127.0.0.1:99999: expected tcp:127.0.0.1:PORT" --metrics tcp:127.0.0.1:99999
 
 cat >"$tmp/raw.py" <<'PY'
-import os, socket, struct, subprocess, sys, time
+import os, socket, struct, sys, time
+sys.path.insert(0, os.path.join(os.environ["SRC"], "test"))
+from proxy_wire import startup, read_all, running
 path = sys.argv[1]; case = sys.argv[2]
-def running(sql):
-    # pg_stat_activity, asked straight at the gateway (this environment's
-    # PGHOST, a fresh token), shows sql running
-    q = "select count(*) from pg_stat_activity where state = 'active' and query = '%s'" % sql
-    env = dict(os.environ, PGPASSWORD=subprocess.run([os.environ["B"] + "/dsql-token"],
-                                                     capture_output=True, text=True).stdout.strip())
-    return subprocess.run(["psql", "-X", "-Atc", q], env=env, capture_output=True, text=True).stdout.strip() == "1"
-def startup(params):
-    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
-    return struct.pack("!I", len(body) + 4) + body
-def read_all(s):
-    d = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b: break
-            d += b
-    except OSError:
-        pass
-    return d
 def fields(d):
     # the ErrorResponse among the messages (an AuthenticationOk may come first)
     while len(d) >= 5 and d[:1] != b"E":

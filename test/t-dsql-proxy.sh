@@ -18,39 +18,12 @@ usage "--metrics tcp:0.0.0.0:9187: only loopback addresses" --metrics tcp:0.0.0.
 usage "--metrics unix:/x: expected tcp:127.0.0.1:PORT" --metrics unix:/x
 
 cat >"$tmp/raw.py" <<'PY'
-import os, socket, struct, subprocess, sys
+import os, socket, struct, sys
+sys.path.insert(0, os.path.join(os.environ["SRC"], "test"))
+from proxy_wire import startup, read_all, until_z, running
 path = sys.argv[1]; case = sys.argv[2]
-def running(sql):
-    # pg_stat_activity, asked straight at the gateway (this environment's
-    # PGHOST), shows sql running
-    q = "select count(*) from pg_stat_activity where state = 'active' and query = '%s'" % sql
-    return subprocess.run(["psql", "-X", "-Atc", q], capture_output=True, text=True).stdout.strip() == "1"
 def conn():
     s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path); return s
-def startup(params):
-    body = struct.pack("!I", 196608) + b"".join(k + b"\0" + v + b"\0" for k, v in params) + b"\0"
-    return struct.pack("!I", len(body) + 4) + body
-def read_all(s):
-    d = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b: break
-            d += b
-    except OSError:
-        pass
-    return d
-def until_z(c):
-    # True at the first ReadyForQuery, False at an error or a close
-    d = b""
-    while True:
-        while len(d) >= 5 and len(d) >= 1 + struct.unpack("!I", d[1:5])[0]:
-            n = 1 + struct.unpack("!I", d[1:5])[0]; m, d = d[:n], d[n:]
-            if m[:1] == b"E": return False
-            if m[:1] == b"Z": return True
-        b = c.recv(65536)
-        if not b: return False
-        d += b
 def fields(d):
     if not d.startswith(b"E"): return repr(d[:20])
     return " ".join(f.decode(errors="replace") for f in d[5:].split(b"\0") if f[:1] in (b"C", b"M"))
