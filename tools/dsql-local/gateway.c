@@ -368,11 +368,18 @@ static void backend_dialed(int fd, int err, void *arg)
         backend_ready(c, fd);
 }
 
-/* The dial's shortage callback: its arg is the dial's, the conn. */
+/* Out of descriptors: the listener's callback (arg: the gateway) and a
+ * backend dial's (arg: its conn) each close a connection not logged in. */
 static int free_a_descriptor(void *arg)
 {
+    struct dl_gateway *gw = arg;
+    return pgs_preauth_evict_one(&gw->preauth);
+}
+
+static int dial_free_a_descriptor(void *arg)
+{
     conn *c = arg;
-    return pgs_preauth_evict_one(&c->gw->preauth);
+    return free_a_descriptor(c->gw);
 }
 
 /* The token checked out: the client no longer counts against the pre-login
@@ -396,7 +403,7 @@ void conn_start_backend(conn *c)
     c->session = 1;
     c->state = S_BACKEND;
     c->dial.done = backend_dialed;
-    c->dial.shortage = free_a_descriptor;
+    c->dial.shortage = dial_free_a_descriptor;
     c->dial.arg = c;
     fd = pgs_dial_start(&c->dial, c->gw->base, c->gw->pg_socket, BACKEND_PATIENCE_MS);
     if (fd >= 0)
