@@ -21,7 +21,7 @@ B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
 export B
 export SECS=${SECONDS_PER_RUN:-5} CLIENTS=${CLIENTS:-4} ROUNDS=${ROUNDS:-5} BASELINE=${BASELINE:-}
-export MODES=${MODES:-S C}
+export MODES=${MODES:-S C} THREADS=$((CLIENTS < 2 ? CLIENTS : 2))
 command -v pgbouncer >/dev/null || { echo "proxy-bench: pgbouncer not installed (scripts/install-deps)" >&2; exit 1; }
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
@@ -138,7 +138,7 @@ one() { # where, pgbench options: prints "tps client relay gateway postgres", us
         pgbouncer) set -- $unset_gateway PGHOST="$tmp/b" PGPORT=6432 pgbench "$@" ;;
     esac
     before=$(cpu_snapshot)
-    sh -c '"$@" -n -c "$CLIENTS" -j 2 -T "$SECS" postgres >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"
+    sh -c '"$@" -n -c "$CLIENTS" -j "$THREADS" -T "$SECS" postgres >"$tmp/pgbench.out" 2>"$tmp/pgbench.err"
         s=$?; cat /proc/$$/stat >"$tmp/pgbench.stat"; exit $s' sh "$@" ||
         { echo "proxy-bench: $where failed:" >&2; cat "$tmp/pgbench.err" >&2; exit 1; }
     sleep 0.3 # the backends' exits are reaped
@@ -163,7 +163,7 @@ runsecs=$SECS SECS=1
 for w in $ways; do one $w -S >/dev/null; done
 SECS=$runsecs
 
-echo "== pgbench, $CLIENTS clients, -j 2, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
+echo "== pgbench, $CLIENTS clients, -j $THREADS, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
 echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== before: $("$B/bench/hop-bench")"
 for mode in $MODES; do
@@ -202,6 +202,12 @@ for mode in os.environ["MODES"].split():
     print("%s: median tps direct %.0f, dsql-proxy %.0f, pgbouncer %.0f; "
           "proxy/direct %.2f, proxy/pgbouncer %.2f"
           % (names[mode], d, p, b, p / d, p / b))
+    # the three of a round ran within seconds of each other: their ratios
+    # cancel the machine's slower and faster spells
+    for other in ("direct", "pgbouncer"):
+        r = [x[0] / y[0] for x, y in zip(runs[(mode, "proxy")], runs[(mode, other)])]
+        print("  proxy/%s round by round: %s; median %.2f"
+              % (other, " ".join("%.2f" % x for x in r), statistics.median(r)))
     if mode == "S":
         # each client waits for its answer: latency = clients / tps
         lat = {w: clients / med(mode, w) * 1e6 for w in ("direct", "proxy", "pgbouncer")}
