@@ -29,7 +29,6 @@ trap 'rm -rf "$tmp"' EXIT
 export tmp
 cat >"$tmp/inner.sh" <<'SH'
 set -eu
-tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
 export PGPASSWORD=$("$B/dsql-token" --expires-in 3600)
 pgbench -i -q -s 1 >/dev/null 2>&1
 ready() { # log file: wait for the ready line
