@@ -34,6 +34,11 @@ if case == "hold":
     q = b"select 1\0"
     for s in sessions: s.sendall(b"Q" + struct.pack("!I", len(q) + 4) + q)
     print("%d logged in, %d answered after the flood" % (ok, sum(1 for s in sessions if until_z(s))))
+elif case == "one":
+    # one more client that is answered (an SSLRequest), held until argv[3]
+    s = conn(); s.sendall(struct.pack("!II", 8, 80877103))
+    print("answered %r" % s.recv(1), flush=True)
+    while not os.path.exists(sys.argv[3]): time.sleep(0.1)
 elif case == "bad":
     # startups that name no protocol the proxy speaks
     for i in range(int(sys.argv[3])):
@@ -62,10 +67,20 @@ c0=$(cpu $pp)
 # clients are queued, not accepted: on a busy machine the proxy may still
 # be working through the queue, one eviction and accept at a time, so
 # the count is polled (a single look once saw 47 on CI).
-open_fds() { ls /proc/$pp/fd | wc -l; }
+# Only descriptors below the limit count: one the proxy inherited above it
+# (a pipe at 251 from some parents) would hide a slot left empty.
+open_fds() { ls /proc/$pp/fd | awk '$1 < 48' | wc -l; }
 until_true eval '[ "$(open_fds)" -ge 48 ]'
 fds=$(open_fds)
 check "the flood ran the proxy out of descriptors ($fds of 48 open)" test "$fds" -ge 48
+# one more client while every descriptor is in use: exactly one idle
+# client makes room for it. Linux's accept() fails with EMFILE even when
+# nobody waits, so a proxy that evicted on every EMFILE closed a second
+# one after accepting it and sat at 47 (seen on CI).
+python3 "$tmp/flood.py" "$tmp/f/.s.PGSQL.5432" one "$tmp/done" >"$tmp/one.out" 2>&1 &
+until_line "$tmp/one.out" answered
+fds_full() { [ "$(open_fds)" -eq 48 ]; }
+check "one more client closed exactly one idle client ($(cat "$tmp/one.out"), $(open_fds) of 48 open)" holds_for 1 fds_full
 got=
 for i in 1 2 3; do
     got="$got$(PGCONNECT_TIMEOUT=20 psql -h "$tmp/f" -Atc "select $i" 2>&1)"

@@ -269,6 +269,11 @@ static int on_password(conn *c, struct evbuffer *in)
     vin.keys_file = c->gw->keys_file;
     vin.now = (int64_t)time(NULL);
     vin.clock_skew = c->gw->cfg->clock_skew;
+    /* a real login now: not evictable, and may evict an idle client when
+     * the key table cannot be opened for want of a descriptor */
+    pgs_preauth_remove(&c->gw->preauth, &c->preauth);
+    vin.make_room = conn_make_room;
+    vin.room_arg = c->gw;
     rc = dl_verify_token(&vin, reason, sizeof reason);
     OPENSSL_cleanse(token, len - 4);
     free(token);

@@ -370,16 +370,16 @@ static void backend_dialed(int fd, int err, void *arg)
 
 /* Out of descriptors: the listener's callback (arg: the gateway) and a
  * backend dial's (arg: its conn) each close a connection not logged in. */
-static int free_a_descriptor(void *arg)
+int conn_make_room(void *gateway)
 {
-    struct dl_gateway *gw = arg;
+    struct dl_gateway *gw = gateway;
     return pgs_preauth_evict_one(&gw->preauth);
 }
 
-static int dial_free_a_descriptor(void *arg)
+static int dial_make_room(void *arg)
 {
     conn *c = arg;
-    return free_a_descriptor(c->gw);
+    return conn_make_room(c->gw);
 }
 
 /* The token checked out: the client no longer counts against the pre-login
@@ -403,7 +403,7 @@ void conn_start_backend(conn *c)
     c->session = 1;
     c->state = S_BACKEND;
     c->dial.done = backend_dialed;
-    c->dial.shortage = dial_free_a_descriptor;
+    c->dial.shortage = dial_make_room;
     c->dial.arg = c;
     fd = pgs_dial_start(&c->dial, c->gw->base, c->gw->pg_socket, BACKEND_PATIENCE_MS);
     if (fd >= 0)
@@ -574,7 +574,7 @@ dl_gateway *dl_gateway_new(struct event_base *base, const dl_config *cfg,
         return NULL;
     }
     cbs.accepted = accepted_cb;
-    cbs.shortage = free_a_descriptor;
+    cbs.shortage = conn_make_room;
     cbs.arg = gw;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;

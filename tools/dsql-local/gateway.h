@@ -102,6 +102,8 @@ void conn_free(conn *c);
 void conn_fail(conn *c, const char *sqlstate, const char *message);
 int conn_start_tls(conn *c);
 void conn_start_backend(conn *c);
+/* Out of descriptors: closes one idle pre-login connection; 1 if one was. */
+int conn_make_room(void *gateway);
 /* The backend's ReadyForQuery status ('I', 'T', 'E'): times transactions. */
 void conn_txn_status(conn *c, char status);
 

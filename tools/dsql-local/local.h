@@ -89,6 +89,9 @@ typedef struct dl_verify_in {
     const char *keys_file;
     int64_t now;
     int clock_skew;
+    /* out of descriptors: frees one (1) or cannot (0); may be NULL */
+    int (*make_room)(void *arg);
+    void *room_arg;
 } dl_verify_in;
 int dl_verify_token(const dl_verify_in *in, char *reason, size_t cap);
 

@@ -3,6 +3,7 @@
  * the core's signer and compare signatures in constant time. Reasons never
  * quote the token, its signature or a secret. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,8 +248,11 @@ int dl_verify_token(const dl_verify_in *in, char *reason, size_t cap)
         goto out;
     }
     found = dl_keys_lookup(in->keys_file, scope[0], &key);
+    if (found < 0 && (errno == EMFILE || errno == ENFILE) && in->make_room &&
+        in->make_room(in->room_arg))
+        found = dl_keys_lookup(in->keys_file, scope[0], &key);
     if (found < 0) {
-        fail(reason, cap, "the key table cannot be read%s", NULL);
+        fail(reason, cap, "the key table cannot be read: %s", strerror(errno));
         goto out;
     }
     if (found == 0) {

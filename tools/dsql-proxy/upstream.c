@@ -209,6 +209,18 @@ static void connected_cb(evutil_socket_t fd, short what, void *arg)
         fail(c, "cannot connect to %s port %s: %s", "the SSLRequest could not be sent");
 }
 
+/* Out of descriptors, a login closes an idle pre-login client to make
+ * room, as an arrival does (safe here: try_next runs in this connection's
+ * own callbacks, never inside another session's). */
+static int upstream_socket(dp_proxy *p, int family)
+{
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && dp_session_evict_one(p))
+        fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd;
+}
+
 static void try_next(dp_connect *c)
 {
     int one = 1;
@@ -216,7 +228,7 @@ static void try_next(dp_connect *c)
     while (c->next) {
         struct evutil_addrinfo *a = c->next;
         c->next = a->ai_next;
-        c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        c->fd = upstream_socket(c->p, a->ai_family);
         if (c->fd < 0) {
             snprintf(c->last_err, sizeof c->last_err, "%s", strerror(errno));
             continue;

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,16 @@ static int out_of_resources(int err)
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+/* Linux's accept() takes a descriptor before it looks at the queue, so it
+ * fails with EMFILE when nobody waits too: make room only for a client
+ * that does (else every full accept loop closed one idle client more). */
+static int client_waiting(int lfd)
+{
+    struct pollfd p = {lfd, POLLIN, 0};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
 static void on_readable(evutil_socket_t lfd, short what, void *arg)
 {
     pgs_listener *l = arg;
@@ -61,6 +72,8 @@ static void on_readable(evutil_socket_t lfd, short what, void *arg)
             return;
         if (!out_of_resources(e))
             continue; /* EINTR, ECONNABORTED, a network error of that client */
+        if (!client_waiting((int)lfd))
+            return; /* the socket turns readable when one comes */
         /* a freed descriptor may close only in the loop's next pass
          * (deferred bufferevent frees), so pause briefly after a few */
         if (freed < SHORTAGE_RETRIES && l->cbs.shortage && l->cbs.shortage(l->cbs.arg)) {
