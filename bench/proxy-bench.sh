@@ -10,18 +10,33 @@
 # Select-only with persistent connections (-S), then a new connection per
 # transaction (-S -C). The machine is shared and noisy, so the three are
 # interleaved for ROUNDS rounds (the order rotates each round) and the
-# medians compared. Prints every run, the medians, the ratios, the load and
-# the CPU each part (client, relay, gateway, PostgreSQL) spent per transaction.
+# medians compared. Prints every run, the medians, the ratios, the load,
+# the CPU each part (client, relay, gateway, PostgreSQL) spent per
+# transaction, and per transaction the context switches of the relay and
+# the gateway and PostgreSQL's page faults.
 # BASELINE=path/to/another/dsql-proxy adds a fourth way, that binary as a
 # second proxy, to compare two builds in the same run.
 # MODES="S" runs only the persistent-connection runs.
-# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 MODES="S C" [BASELINE=...] sh bench/proxy-bench.sh
+# PgBouncer keeps its server connections after pgbench leaves, so its next
+# run would find warm PostgreSQL backends while the other ways start new
+# ones (which page-fault their way through shared memory: 0.4 faults per
+# transaction at 16 clients against 0.0, and PostgreSQL's CPU per
+# transaction half as much again). By default (PGBOUNCER_POOL=fresh) it
+# closes them after 1 s idle, so every way starts each run with new
+# backends; PGBOUNCER_POOL=keep gives it its default 600 s.
+# Usage: B=build ROUNDS=5 SECONDS_PER_RUN=5 CLIENTS=4 MODES="S C" [BASELINE=...]
+#        [PGBOUNCER_POOL=fresh|keep] sh bench/proxy-bench.sh
 set -eu
 B=${B:-build}
 case $B in /*) ;; *) B=$(pwd)/$B ;; esac
 export B
 export SECS=${SECONDS_PER_RUN:-5} CLIENTS=${CLIENTS:-4} ROUNDS=${ROUNDS:-5} BASELINE=${BASELINE:-}
 export MODES=${MODES:-S C} THREADS=$((CLIENTS < 2 ? CLIENTS : 2))
+case ${PGBOUNCER_POOL:=fresh} in
+    fresh) export PGBOUNCER_IDLE=1 ;;
+    keep) export PGBOUNCER_IDLE=600 ;;
+    *) echo "proxy-bench: PGBOUNCER_POOL is fresh or keep" >&2; exit 2 ;;
+esac
 command -v pgbouncer >/dev/null || { echo "proxy-bench: pgbouncer not installed (scripts/install-deps)" >&2; exit 1; }
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
@@ -67,6 +82,7 @@ auth_file = $tmp/b/users.txt
 pool_mode = session
 max_client_conn = 200
 default_pool_size = 20
+server_idle_timeout = $PGBOUNCER_IDLE
 server_tls_sslmode = verify-full
 server_tls_ca_file = $tmp/b/ca.pem
 logfile = $tmp/b/pgbouncer.log
@@ -104,22 +120,31 @@ for pid in os.listdir("/proc"):
         continue
     i = s.rfind(")")
     f = s[i + 2:].split()
-    procs[pid] = (s[s.find("(") + 1:i], f[1], [int(x) for x in f[11:15]])
+    procs[pid] = (s[s.find("(") + 1:i], f[1], [int(x) for x in f[11:15]], int(f[7]) + int(f[8]))
 def under_root(pid):
     while pid in procs and pid not in ("0", "1"):
         if pid == root:
             return True
         pid = procs[pid][1]
     return False
+def switches(pid): # context switches, voluntary and not
+    try:
+        return sum(int(l.split()[1]) for l in open("/proc/%s/status" % pid)
+                   if "ctxt_switches:" in l)
+    except OSError:
+        return 0
 ticks = {}
-for pid, (comm, _, t) in procs.items():
+for pid, (comm, _, t, faults) in procs.items():
     if pid in relays.values():
         role = [k for k, v in relays.items() if v == pid][0]
         ticks[role] = t[0] + t[1]
+        ticks[role + "_cs"] = switches(pid)
     elif comm == "dsql-local" and under_root(pid):
         ticks["gateway"] = ticks.get("gateway", 0) + t[0] + t[1]
+        ticks["gateway_cs"] = ticks.get("gateway_cs", 0) + switches(pid)
     elif comm == "postgres" and under_root(pid):
         ticks["postgres"] = ticks.get("postgres", 0) + sum(t)
+        ticks["postgres_faults"] = ticks.get("postgres_faults", 0) + faults
 print(" ".join("%s=%d" % kv for kv in sorted(ticks.items())))
 PY
 cpu_snapshot() {
@@ -153,8 +178,13 @@ parts = [int(f[13]) + int(f[14]),
          int(a[relay]) - int(b[relay]) if relay else 0,
          int(a["gateway"]) - int(b["gateway"]),
          int(a["postgres"]) - int(b["postgres"])]
+# context switches of the relay and the gateway (live processes only)
+cs = [int(a[relay + "_cs"]) - int(b[relay + "_cs"]) if relay else 0,
+      int(a["gateway_cs"]) - int(b["gateway_cs"]),
+      int(a["postgres_faults"]) - int(b["postgres_faults"])]
 txns = tps * float(os.environ["SECS"])
-print("%.0f %s" % (tps, " ".join("%.1f" % (t * 1e4 / txns) for t in parts)))
+print("%.0f %s %s" % (tps, " ".join("%.1f" % (t * 1e4 / txns) for t in parts),
+                      " ".join("%.2f" % (c / txns) for c in cs)))
 PY
 }
 # a first connection each way, so no one pays for a cold start
@@ -162,7 +192,8 @@ runsecs=$SECS SECS=1
 for w in $ways; do one $w -S >/dev/null; done
 SECS=$runsecs
 
-echo "== pgbench, $CLIENTS clients, -j $THREADS, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1"
+echo "== pgbench, $CLIENTS clients, -j $THREADS, $SECS s per run, $ROUNDS rounds, scale 1, all on 127.0.0.1;" \
+    "PgBouncer's server connections closed after $PGBOUNCER_IDLE s idle"
 echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== before: $("$B/bench/hop-bench")"
 for mode in $MODES; do
@@ -178,7 +209,8 @@ for mode in $MODES; do
             echo "$mode $w $t" >>"$tmp/results"
             set -- $t
             echo "round $((r + 1)) -$mode $w: $1 tps (load $(cut -d' ' -f1 /proc/loadavg));" \
-                "CPU us/txn: client $2, relay $3, gateway $4, postgres $5"
+                "CPU us/txn: client $2, relay $3, gateway $4, postgres $5;" \
+                "context switches/txn: relay $6, gateway $7; postgres page faults/txn $8"
         done
         r=$((r + 1))
     done
@@ -215,13 +247,16 @@ for mode in os.environ["MODES"].split():
               % (lat["direct"], lat["proxy"] - lat["direct"], lat["pgbouncer"] - lat["direct"]))
     if (mode, "baseline") in runs:
         q = med(mode, "baseline")
-        print("  baseline dsql-proxy %.0f: baseline/direct %.2f, baseline/pgbouncer %.2f, "
-              "proxy/baseline %.2f" % (q, q / d, q / b, p / q))
-    print("  median CPU us per transaction: client, relay, gateway, postgres = total")
+        r = [x[0] / y[0] for x, y in zip(runs[(mode, "proxy")], runs[(mode, "baseline")])]
+        print("  baseline dsql-proxy %.0f: baseline/direct %.2f, baseline/pgbouncer %.2f; "
+              "proxy/baseline round by round: %s; median %.2f"
+              % (q, q / d, q / b, " ".join("%.2f" % x for x in r), statistics.median(r)))
+    print("  medians per transaction: CPU us of client, relay, gateway, postgres = total;"
+          " context switches of relay, gateway; postgres page faults")
     for w in sorted({w for m, w in runs if m == mode}, key=["direct", "proxy", "pgbouncer", "baseline"].index):
         parts = [med(mode, w, i) for i in range(1, 5)]
-        print("    %-9s %5.1f  %5.1f  %5.1f  %5.1f  = %5.1f"
-              % ((w,) + tuple(parts) + (sum(parts),)))
+        print("    %-9s %5.1f  %5.1f  %5.1f  %5.1f  = %5.1f;  %4.2f  %4.2f;  %4.2f"
+              % ((w,) + tuple(parts) + (sum(parts),) + tuple(med(mode, w, i) for i in (5, 6, 7))))
 PY
 SH
 # --postgres-compat: pgbench -i uses TRUNCATE, VACUUM and DDL with DML.
