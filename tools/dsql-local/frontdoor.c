@@ -66,6 +66,19 @@ static void raw_discard(conn *c)
                "unable to accept connection, TLS is required (use sslmode=require or stronger)");
 }
 
+/* Closes c, then relays its CancelRequest pkt: c's descriptor is free
+ * again for the connection to PostgreSQL when every other one is in use. */
+static void forward_cancel(conn *c, const unsigned char *pkt)
+{
+    unsigned char copy[PGS_CANCEL_LEN];
+    struct dl_gateway *gw = c->gw;
+
+    memcpy(copy, pkt, sizeof copy);
+    conn_free(c);
+    pgs_cancel_forward(&gw->cancels, gw->pg_socket, copy);
+    OPENSSL_cleanse(copy, sizeof copy);
+}
+
 void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
 {
     conn *c = arg;
@@ -116,8 +129,9 @@ void frontdoor_raw_cb(evutil_socket_t fd, short what, void *arg)
         if (r == 0)
             return;
         if (r > 0)
-            pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, c->pre);
-        conn_free(c);
+            forward_cancel(c, c->pre);
+        else
+            conn_free(c);
         return;
     case PGS_PACKET_BAD_LENGTH:
         raw_refuse(c, "08P01", "invalid startup packet length");
@@ -174,8 +188,7 @@ static int on_startup(conn *c, struct evbuffer *in)
     if (kind == PGS_PACKET_CANCEL) {
         unsigned char pkt[PGS_CANCEL_LEN];
         evbuffer_remove(in, pkt, sizeof pkt);
-        pgs_cancel_forward(&c->gw->cancels, c->gw->pg_socket, pkt);
-        conn_free(c);
+        forward_cancel(c, pkt);
         return -1;
     }
     if (kind != PGS_PACKET_STARTUP) {
