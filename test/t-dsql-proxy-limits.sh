@@ -4,7 +4,9 @@
 #   - under a 48-descriptor limit, 10 sessions logged in and 40 clients
 #     that never speak: accept() fails with EMFILE, the proxy closes idle
 #     pre-login clients to make room, and real logins still get in (the
-#     proxy's CPU over the flood is printed: a measurement, not asserted);
+#     proxy's CPU over the flood is printed: a measurement, not asserted),
+#     one more arrival closes exactly one idle client, and a psql cancel
+#     (SIGINT) of a running pg_sleep(30) still gets through;
 #   - 1,000 malformed startups in a row: the refusals are logged through
 #     the rate limit (a burst, then a line that says how many were held
 #     back), not once each.
@@ -57,6 +59,10 @@ prlimit --nofile=48:48 "$P" --listen "unix:$tmp/f" --max-connections 100 --auth-
     2>"$tmp/f.err" &
 pp=$!
 until_line "$tmp/f.err" "ready on" || { cat "$tmp/f.err"; echo "FAIL proxy did not start"; exit 1; }
+# a query to cancel once descriptors are exhausted (psql cancels on SIGINT)
+$plain_psql -h "$tmp/f" -Atc "select pg_sleep(30)" >"$tmp/sleep.out" 2>&1 &
+sp=$!
+wait_running "select pg_sleep(30)" || bad "pg_sleep(30) never ran"
 python3 "$tmp/flood.py" "$tmp/f/.s.PGSQL.5432" hold 10 40 "$tmp/done" >"$tmp/hold.out" 2>&1 &
 hp=$!
 until_line "$tmp/hold.out" held
@@ -81,6 +87,11 @@ python3 "$tmp/flood.py" "$tmp/f/.s.PGSQL.5432" one "$tmp/done" >"$tmp/one.out" 2
 until_line "$tmp/one.out" answered
 fds_full() { [ "$(open_fds)" -eq 48 ]; }
 check "one more client closed exactly one idle client ($(cat "$tmp/one.out"), $(open_fds) of 48 open)" holds_for 1 fds_full
+kill -INT $sp
+t0=$(date +%s)
+wait $sp
+check "a cancel while descriptors are exhausted ($(tr '\n' ' ' <"$tmp/sleep.out")after $(($(date +%s) - t0)) s)" \
+    grep -q "canceling statement due to user request" "$tmp/sleep.out"
 got=
 for i in 1 2 3; do
     got="$got$(PGCONNECT_TIMEOUT=20 psql -h "$tmp/f" -Atc "select $i" 2>&1)"

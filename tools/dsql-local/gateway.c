@@ -368,8 +368,9 @@ static void backend_dialed(int fd, int err, void *arg)
         backend_ready(c, fd);
 }
 
-/* Out of descriptors: the listener's callback (arg: the gateway) and a
- * backend dial's (arg: its conn) each close a connection not logged in. */
+/* Out of descriptors: the listener's and the key table read's callback
+ * (arg: the gateway) and a backend dial's (arg: its conn) each close a
+ * connection not logged in. */
 int conn_make_room(void *gateway)
 {
     struct dl_gateway *gw = gateway;
