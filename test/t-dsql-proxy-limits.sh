@@ -72,7 +72,7 @@ c0=$(cpu $pp)
 # gets in and "accept failed" need not be logged.) "held" means the
 # clients are queued, not accepted: on a busy machine the proxy may still
 # be working through the queue, one eviction and accept at a time, so
-# the count is polled (a single look once saw 47 on CI).
+# the count is polled.
 # Only descriptors below the limit count: one the proxy inherited above it
 # (a pipe at 251 from some parents) would hide a slot left empty.
 open_fds() { ls /proc/$pp/fd | awk '$1 < 48' | wc -l; }
