@@ -209,7 +209,8 @@ chmod 600 "$tmp/keys"
 unset AWS_PROFILE AWS_DEFAULT_REGION AWS_SESSION_TOKEN PGPASSWORD PGSERVICE PGOPTIONS
 
 # ---- instance A: two names, the key table above, short auth timeout ----
-start_local a --hostname "$H1" --hostname "$H2" --keys "$tmp/keys"
+# (started with descriptor 7 open on a file: the server must not keep it)
+start_local a --hostname "$H1" --hostname "$H2" --keys "$tmp/keys" 7>"$tmp/inherited"
 # instance B: 2 s auth timeout, 3 s connection limit, for the stall tests
 start_local b --hostname "$H1" --auth-timeout 2 --max-connection-duration 3
 . "$tmp/a.env"
@@ -222,6 +223,11 @@ done
     [ "$AWS_ACCESS_KEY_ID" = AKIALOCALTEST0000001 ] && pass "exports name the first host and key" ||
     bad "unexpected exports"
 DAEMON=$(head -1 "$tmp/a/dsql-local.pid")
+# a descriptor the server inherited would stay open as long as it runs (a
+# pipe's reader waiting for its end would wait for the server to stop)
+kept=$(ls -l /proc/"$DAEMON"/fd | grep -c "$tmp/inherited")
+[ "$kept" = 0 ] && pass "the server keeps no descriptor it inherited" ||
+    bad "the server kept its parent's descriptor 7 ($kept)"
 out=$("$L" start --state-dir "$tmp/a" 2>&1); st=$?
 [ $st -eq 1 ] && echo "$out" | grep -q "already running in $tmp/a" && pass "a second start on the same state dir is refused" ||
     bad "second start: $st $out"

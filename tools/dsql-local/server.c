@@ -1,6 +1,7 @@
 /* dsql-local: the server process. Makes the state directory, keys,
  * certificates and the cluster, runs the gateway until told to stop, then
  * removes everything it made. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -277,6 +278,25 @@ static void build_report(server *s, const char *const *hosts, const char *region
     snprintf(buf + strlen(buf), cap - strlen(buf), "END\n");
 }
 
+/* Descriptors the server inherited from whoever started it (a shell's, a
+ * CI runner's pipe) would stay open, in it and in its PostgreSQL, for as
+ * long as it runs: a reader waiting for a pipe's end would wait for the
+ * server to stop. Only stdio and keep stay. */
+static void close_inherited(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+
+    if (!d)
+        return; /* no /proc: nothing to go by */
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != keep && fd != dirfd(d))
+            close(fd);
+    }
+    closedir(d);
+}
+
 static void quiet_stdio(void)
 {
     int fd = open("/dev/null", O_RDWR);
@@ -309,6 +329,7 @@ int dl_server_main(const dl_config *cfg, int report_fd)
     catch_stop_signals();
     signal(SIGUSR1, SIG_IGN); /* a `set` before the loop runs must not kill us */
     quiet_stdio();
+    close_inherited(report_fd);
     signal(SIGPIPE, SIG_IGN);
     if (make_state_dir(&s, err, sizeof err) != 0 || take_state_dir(&s, err, sizeof err) != 0)
         goto fail;
