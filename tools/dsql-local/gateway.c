@@ -383,14 +383,14 @@ static int dial_make_room(void *arg)
     return conn_make_room(c->gw);
 }
 
-/* The token checked out: the client no longer counts against the pre-login
- * cap. PostgreSQL's backlog may be full for a moment (each CancelRequest
- * costs it a fork), so a refused connect is retried for a while. */
+/* The token checked out (the client left the pre-login count when its
+ * password came: frontdoor.c). PostgreSQL's backlog may be full for a
+ * moment (each CancelRequest costs it a fork), so a refused connect is
+ * retried for a while. */
 void conn_start_backend(conn *c)
 {
     int fd;
 
-    pgs_preauth_remove(&c->gw->preauth, &c->preauth);
     if (dl_faults_roll(c->gw->faults.refuse_rate) ||
         (c->gw->cfg->conn_rate > 0 && !pgs_ratelimit_take(&c->gw->new_sessions))) {
         conn_fail(c, "53400", "Unable to accept connection, rate exceeded.");
