@@ -178,13 +178,14 @@ parts = [int(f[13]) + int(f[14]),
          int(a[relay]) - int(b[relay]) if relay else 0,
          int(a["gateway"]) - int(b["gateway"]),
          int(a["postgres"]) - int(b["postgres"])]
-# context switches of the relay and the gateway (live processes only)
-cs = [int(a[relay + "_cs"]) - int(b[relay + "_cs"]) if relay else 0,
-      int(a["gateway_cs"]) - int(b["gateway_cs"]),
-      int(a["postgres_faults"]) - int(b["postgres_faults"])]
+# context switches of the relay and the gateway (live processes only),
+# and PostgreSQL's page faults
+counts = [int(a[relay + "_cs"]) - int(b[relay + "_cs"]) if relay else 0,
+          int(a["gateway_cs"]) - int(b["gateway_cs"]),
+          int(a["postgres_faults"]) - int(b["postgres_faults"])]
 txns = tps * float(os.environ["SECS"])
 print("%.0f %s %s" % (tps, " ".join("%.1f" % (t * 1e4 / txns) for t in parts),
-                      " ".join("%.2f" % (c / txns) for c in cs)))
+                      " ".join("%.2f" % (c / txns) for c in counts)))
 PY
 }
 # a first connection each way, so no one pays for a cold start
