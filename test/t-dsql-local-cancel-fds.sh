@@ -51,18 +51,29 @@ def sleep30():
         outcome.append("%s %s" % (e.pgcode, e.pgerror.strip().splitlines()[0]))
 t = threading.Thread(target=sleep30)
 t.start()
-time.sleep(0.5) # the query is sent; the cancel finds it running or waiting
+# a cancel that comes before the query runs cancels nothing: wait for it
+# (asked on a second connection, closed before the descriptors are filled)
+watch = psycopg2.connect("")
+watch.autocommit = True
+def sleeping():
+    cur = watch.cursor()
+    cur.execute("select count(*) from pg_stat_activity"
+                " where query = 'select pg_sleep(30)' and state = 'active'")
+    return cur.fetchone()[0] == 1
+running = until(sleeping)
+watch.close()
 addr = (os.environ.get("PGHOSTADDR") or "127.0.0.1", int(os.environ["PGPORT"]))
 silent = [socket.create_connection(addr) for i in range(limit - used() + 5)]
 full = until(lambda: used() == limit)
 t0 = time.time()
 conn.cancel()
 t.join(40)
-print("full=%s outcome=%s seconds=%.1f" % (full, outcome[0] if outcome else "none", time.time() - t0))
+print("running=%s full=%s outcome=%s seconds=%.1f"
+      % (running, full, outcome[0] if outcome else "none", time.time() - t0))
 PY
 out=$($PY "$tmp/cancel.py" "$pid" 128 2>&1)
 case $out in
-    "full=True outcome=57014 "*) pass "a cancel gets through with every descriptor in use ($out)" ;;
+    "running=True full=True outcome=57014 "*) pass "a cancel gets through with every descriptor in use ($out)" ;;
     *) bad "cancel with every descriptor in use: $out; $(grep -i cancel "$tmp/s/dsql-local.log" | tail -2)" ;;
 esac
 "$L" stop --state-dir "$tmp/s" && pass "stop" || bad "stop"
